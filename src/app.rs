@@ -1,0 +1,80 @@
+//! The application object: everything a request or session needs, built once at start-up.
+//!
+//! Rules: no globals (bar the metrics facade); backends are `Arc<dyn Trait>` so that
+//! deployments swap them without touching handlers; handlers get [`AppState`].
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Auth, TokenKeys, tokens};
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+
+pub struct App {
+    /// Settings the process started with.
+    pub config: Config,
+    /// Durable storage of accounts, refresh tokens and samples.
+    pub store: Arc<dyn Store>,
+    /// Signup, login, refresh and access-token checks.
+    pub auth: Auth,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the server starts shutting down; every session watches it.
+    pub shutdown: CancellationToken,
+    /// Live WebSocket sessions and their writer tasks; shutdown waits for them, since axum's
+    /// graceful shutdown does not cover upgraded connections.
+    pub sessions: TaskTracker,
+}
+
+impl App {
+    /// Opens the embedded store in `config.data_dir` and builds the app on it.
+    pub async fn new(config: Config) -> anyhow::Result<App> {
+        let opts = SqliteOptions {
+            synchronous: config.sqlite_synchronous.clone(),
+            queue_depth: config.store_queue_depth,
+            timeout: config.store_timeout(),
+            ..SqliteOptions::default()
+        };
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??;
+        App::with_store(config, Arc::new(store)).await
+    }
+
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
+        let secret = tokens::load_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+        let keys = TokenKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience)?;
+        let access_ttl = Duration::from_secs(config.access_token_ttl_secs.max(1));
+        let refresh_ttl = Duration::from_secs(config.refresh_token_ttl_secs.max(1));
+        let auth = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || Auth::new(keys, store, access_ttl, refresh_ttl)
+        })
+        .await??;
+        Ok(App {
+            config,
+            store,
+            auth,
+            metrics: crate::metrics::handle(),
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        })
+    }
+}
+
+/// Cheap-to-clone handle given to every handler.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

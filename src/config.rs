@@ -1,0 +1,171 @@
+//! Command line and environment configuration.
+//!
+//! Rules: every setting is a flag with an `env = "CLARITY_..."` twin and a default that works
+//! on a laptop; secrets are `SecretString` and never printed (`Debug` redacts them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+#[derive(Debug, Parser)]
+#[command(name = "clarity", version, about = "Real-time server for wearable health data")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(Config),
+}
+
+impl Cli {
+    /// The serve settings, whether given after `serve` or bare.
+    pub fn into_config(self) -> Config {
+        match self.command {
+            Some(Command::Serve(c)) => c,
+            None => self.serve,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CLARITY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder for the embedded database and the generated signing key.
+    #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 signing key for access tokens, shared by all nodes of a deployment. When unset a
+    /// random key is generated once and kept in the data folder.
+    #[arg(long, env = "CLARITY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// `iss` claim put in and required of access tokens.
+    #[arg(long, env = "CLARITY_JWT_ISSUER", default_value = "clarity")]
+    pub jwt_issuer: String,
+
+    /// `aud` claim put in and required of access tokens.
+    #[arg(long, env = "CLARITY_JWT_AUDIENCE", default_value = "clarity-api")]
+    pub jwt_audience: String,
+
+    /// Access token lifetime, seconds.
+    #[arg(long, env = "CLARITY_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Refresh token lifetime, seconds.
+    #[arg(long, env = "CLARITY_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// How long before its token expires a WebSocket session gets a `token_expiring` frame.
+    #[arg(long, env = "CLARITY_TOKEN_EXPIRY_WARNING_SECS", default_value_t = 60)]
+    pub token_expiry_warning_secs: u64,
+
+    /// Interval of server WebSocket pings, milliseconds.
+    #[arg(long, env = "CLARITY_HEARTBEAT_INTERVAL_MS", default_value_t = 30_000)]
+    pub heartbeat_interval_ms: u64,
+
+    /// Missed heartbeat intervals after which a silent peer is dropped.
+    #[arg(long, env = "CLARITY_HEARTBEAT_MISSES", default_value_t = 3)]
+    pub heartbeat_misses: u32,
+
+    /// Largest accepted WebSocket message, bytes.
+    #[arg(long, env = "CLARITY_MAX_FRAME_BYTES", default_value_t = 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Most samples in one `samples` frame.
+    #[arg(long, env = "CLARITY_MAX_SAMPLES_PER_FRAME", default_value_t = 5000)]
+    pub max_samples_per_frame: usize,
+
+    /// Sustained frames per second a session may send.
+    #[arg(long, env = "CLARITY_MAX_FRAMES_PER_SEC", default_value_t = 50)]
+    pub max_frames_per_sec: u32,
+
+    /// Burst of frames above the sustained rate; also the number of consecutive rate-limited
+    /// frames after which the session is closed (4008).
+    #[arg(long, env = "CLARITY_FRAME_BURST", default_value_t = 100)]
+    pub frame_burst: u32,
+
+    /// Samples frames a session may have waiting for the store at once.
+    #[arg(long, env = "CLARITY_MAX_INFLIGHT_BATCHES", default_value_t = 8)]
+    pub max_inflight_batches: usize,
+
+    /// Frames queued to a session's socket before it counts as a slow consumer (4009).
+    #[arg(long, env = "CLARITY_OUTBOUND_QUEUE", default_value_t = 64)]
+    pub outbound_queue: usize,
+
+    /// Most samples in one REST upload.
+    #[arg(long, env = "CLARITY_MAX_SAMPLES_PER_REQUEST", default_value_t = 10_000)]
+    pub max_samples_per_request: usize,
+
+    /// Largest accepted HTTP request body, bytes.
+    #[arg(long, env = "CLARITY_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest wait for one store operation before answering 503, milliseconds.
+    #[arg(long, env = "CLARITY_STORE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub store_timeout_ms: u64,
+
+    /// Writes queued for the store before callers get 503 / `store_unavailable`.
+    #[arg(long, env = "CLARITY_STORE_QUEUE_DEPTH", default_value_t = 4096)]
+    pub store_queue_depth: usize,
+
+    /// SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
+    #[arg(long, env = "CLARITY_SQLITE_SYNCHRONOUS", default_value = "FULL")]
+    pub sqlite_synchronous: String,
+
+    /// Longest wait for sessions to finish on shutdown, seconds.
+    #[arg(long, env = "CLARITY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log output format.
+    #[arg(long, env = "CLARITY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "CLARITY_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// Defaults with a given data folder and an ephemeral port: what tests start from.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.listen = "127.0.0.1:0".parse().expect("valid address");
+        c.data_dir = data_dir.into();
+        c
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms.max(1))
+    }
+
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_interval() * self.heartbeat_misses.max(1)
+    }
+
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_timeout_ms.max(1))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}

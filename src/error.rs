@@ -1,0 +1,176 @@
+//! The one HTTP error type.
+//!
+//! Rules: every error body is `{"error":{"code","message"}}` with a stable `code`; internal
+//! causes are logged here and never sent; store overload and timeouts are 503 with
+//! `Retry-After`, so clients retry instead of giving up.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::{AuthError, TokenError};
+use crate::store::StoreError;
+
+/// Retry hint given with 503s caused by the store.
+pub const STORE_RETRY_AFTER_MS: u64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    UpgradeRequired { message: String },
+    #[error("service temporarily unavailable, retry later")]
+    Unavailable { retry_after_ms: u64 },
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UpgradeRequired { .. } => StatusCode::UPGRADE_REQUIRED,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::UpgradeRequired { .. } => "upgrade_required",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::Unavailable { retry_after_ms } => {
+                error["retry_after_ms"] = json!(retry_after_ms);
+            }
+            _ => {}
+        }
+        let mut resp = (status, axum::Json(json!({ "error": error }))).into_response();
+        let headers = resp.headers_mut();
+        match &self {
+            ApiError::Unauthorized { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable { retry_after_ms } => {
+                let secs = retry_after_ms.div_ceil(1000).max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with this email already exists".into(),
+            },
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "store unavailable");
+                metrics::counter!(crate::metrics::STORE_ERRORS, "kind" => "transient").increment(1);
+                ApiError::Unavailable {
+                    retry_after_ms: STORE_RETRY_AFTER_MS,
+                }
+            }
+            e => {
+                metrics::counter!(crate::metrics::STORE_ERRORS, "kind" => "failed").increment(1);
+                ApiError::Internal(e.into())
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AuthError::InvalidEmail => ApiError::unprocessable("invalid_email", msg),
+            AuthError::WeakPassword(_) => ApiError::unprocessable("weak_password", msg),
+            AuthError::InvalidInput(_) => ApiError::unprocessable("invalid_input", msg),
+            AuthError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with this email already exists".into(),
+            },
+            AuthError::InvalidCredentials => ApiError::unauthorized("invalid_credentials", msg),
+            AuthError::InvalidRefresh => ApiError::unauthorized("invalid_refresh_token", msg),
+            AuthError::RefreshReused => ApiError::unauthorized("refresh_token_reused", msg),
+            AuthError::Store(e) => e.into(),
+            AuthError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => ApiError::unauthorized("token_expired", "access token expired"),
+            TokenError::Invalid => ApiError::unauthorized("unauthorized", "invalid access token"),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The HTTP surface: each area owns its `router()`; this module merges them and holds the
+//! extractors they share.
+//!
+//! Rules:
+//! - Every response, errors included, is JSON (bar `/metrics`).
+//! - Request logs carry method, path and status, never the query string (it may hold an
+//!   `access_token`) nor bodies (health values, passwords).
+
+mod auth;
+mod health_data;
+mod ops;
+mod user;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::{Router, middleware};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::Verified;
+use crate::error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(auth::router())
+        .merge(user::router())
+        .merge(health_data::router())
+        .merge(ops::router())
+        .merge(crate::ws::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "status" => class).increment(1);
+    tracing::debug!(%method, %path, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// Parses a JSON body that may borrow from the request bytes (sample batches do, to avoid a
+/// copy per sample).
+pub fn json_body<'a, T: Deserialize<'a>>(headers: &HeaderMap, body: &'a Bytes) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::unprocessable("invalid_body", format!("request body does not match the schema: {e}"))
+        } else {
+            ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// The request body as bytes, with a JSON error when it is over the limit.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body is too large".into())
+            } else {
+                ApiError::bad_request("invalid_body", e.body_text())
+            }
+        })
+    }
+}
+
+/// The caller, proven by `Authorization: Bearer <access token>`.
+pub struct AuthUser(pub Verified);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
+        Ok(AuthUser(state.auth.verify_access(token)?))
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

@@ -1,0 +1,18 @@
+//! Clarity: a real-time server for wearable health data.
+//!
+//! Layout follows the architecture: `http` and `ws` are the interfaces, `ingest` the shared
+//! write path, `store` the durable state, `auth` accounts and tokens; `app` ties them
+//! together and `server` runs them.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod samples;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod ws;

@@ -1,0 +1,43 @@
+//! `clarity`: config → tracing → `App` → `server::run`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use clarity::app::App;
+use clarity::config::Cli;
+use clarity::{server, telemetry};
+
+fn main() -> ExitCode {
+    let config = Cli::parse().into_config();
+    telemetry::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
+    // Each WebSocket is a file descriptor; the default soft limit (1024) is far too low.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let app = Arc::new(App::new(config).await?);
+    tracing::info!(
+        data_dir = %app.config.data_dir.display(),
+        "listening on http://{}",
+        listener.local_addr()?
+    );
+    server::run(app, listener, server::shutdown_signal()).await
+}

@@ -1,0 +1,77 @@
+//! Prometheus metrics: names in one place, and the recorder.
+//!
+//! Rules:
+//! - Metric names are constants here; call sites never spell them.
+//! - Labels are low-cardinality enums (frame type, outcome, transport): never user ids.
+//! - The `metrics` facade is process-global by design, so the recorder is installed once per
+//!   process and every `App` in it (tests start many) shares it.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const WS_CONNECTIONS: &str = "clarity_ws_connections";
+pub const WS_SESSIONS_TOTAL: &str = "clarity_ws_sessions_total";
+pub const WS_FRAMES_IN: &str = "clarity_ws_frames_received_total";
+pub const WS_FRAMES_OUT: &str = "clarity_ws_frames_sent_total";
+pub const WS_CLOSES: &str = "clarity_ws_closes_total";
+pub const SAMPLES: &str = "clarity_samples_total";
+pub const ACK_LATENCY_SECONDS: &str = "clarity_ack_latency_seconds";
+pub const STORE_COMMIT_SECONDS: &str = "clarity_store_commit_seconds";
+pub const STORE_COMMIT_OPS: &str = "clarity_store_commit_ops";
+pub const STORE_SAMPLES_WRITTEN: &str = "clarity_store_samples_written_total";
+pub const STORE_ERRORS: &str = "clarity_store_errors_total";
+pub const HTTP_REQUESTS: &str = "clarity_http_requests_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+const OPS_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Installs the recorder on first use and returns the handle that renders `/metrics`.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_OPS.into()), OPS_BUCKETS)
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program's); then our
+            // metrics go there and `/metrics` renders an empty page rather than failing.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(WS_CONNECTIONS, "Open WebSocket sessions");
+    describe_counter!(WS_SESSIONS_TOTAL, "WebSocket sessions opened");
+    describe_counter!(WS_FRAMES_IN, "WebSocket frames received, by type");
+    describe_counter!(WS_FRAMES_OUT, "WebSocket frames sent, by type");
+    describe_counter!(WS_CLOSES, "WebSocket sessions closed by the server, by reason");
+    describe_counter!(SAMPLES, "Samples received, by outcome and transport");
+    describe_histogram!(
+        ACK_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Samples frame received to ack queued"
+    );
+    describe_histogram!(
+        STORE_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Duration of one group commit"
+    );
+    describe_histogram!(STORE_COMMIT_OPS, "Operations folded into one commit");
+    describe_counter!(STORE_SAMPLES_WRITTEN, "Samples committed (new or duplicate)");
+    describe_counter!(STORE_ERRORS, "Store operations that failed, by kind");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests, by status class");
+}

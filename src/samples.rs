@@ -1,0 +1,470 @@
+//! Health samples: the one shape shared by REST and WebSocket, and its validation.
+//!
+//! Rules:
+//! - A batch is validated sample by sample; one bad sample never rejects the others.
+//! - Every rejection carries a stable machine-readable `code` (documented in protocol/README.md).
+//! - Times keep the client's UTC offset and are stored at millisecond precision.
+//! - Units are normalised to one canonical unit per kind; aliases are accepted on input only.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Longest accepted client sample id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted `source` string, in bytes.
+pub const MAX_SOURCE_LEN: usize = 256;
+/// How far ahead of the server clock a sample may start (clock skew, time zones gone wrong).
+const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+/// 2000-01-01T00:00:00Z: older data is certainly a broken clock.
+const MIN_START_MS: i64 = 946_684_800_000;
+
+/// Sample kinds. The numeric discriminant is the stored code: never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Kind {
+    ActivityCount = 0,
+    StepCount = 1,
+    HeartRate = 2,
+    HeartRateVariability = 3,
+    RespiratoryRate = 4,
+    OxygenSaturation = 5,
+    BodyTemperature = 6,
+    SleepStage = 7,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::ActivityCount,
+        Kind::StepCount,
+        Kind::HeartRate,
+        Kind::HeartRateVariability,
+        Kind::RespiratoryRate,
+        Kind::OxygenSaturation,
+        Kind::BodyTemperature,
+        Kind::SleepStage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ActivityCount => "activity_count",
+            Kind::StepCount => "step_count",
+            Kind::HeartRate => "heart_rate",
+            Kind::HeartRateVariability => "heart_rate_variability",
+            Kind::RespiratoryRate => "respiratory_rate",
+            Kind::OxygenSaturation => "oxygen_saturation",
+            Kind::BodyTemperature => "body_temperature",
+            Kind::SleepStage => "sleep_stage",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: i64) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| i64::from(k.code()) == code)
+    }
+
+    /// Canonical unit (UCUM-like) that responses carry; `None` for categorical kinds.
+    pub fn unit(self) -> Option<&'static str> {
+        match self {
+            Kind::ActivityCount | Kind::HeartRate | Kind::RespiratoryRate => Some("count/min"),
+            Kind::StepCount => Some("count"),
+            Kind::HeartRateVariability => Some("ms"),
+            Kind::OxygenSaturation => Some("%"),
+            Kind::BodyTemperature => Some("degC"),
+            Kind::SleepStage => None,
+        }
+    }
+
+    fn unit_aliases(self) -> &'static [&'static str] {
+        match self {
+            Kind::ActivityCount => &["counts/min", "cpm"],
+            Kind::StepCount => &["steps"],
+            Kind::HeartRate => &["bpm", "beats/min"],
+            Kind::RespiratoryRate => &["breaths/min", "brpm"],
+            Kind::BodyTemperature => &["°C", "Cel", "C"],
+            Kind::HeartRateVariability | Kind::OxygenSaturation | Kind::SleepStage => &[],
+        }
+    }
+
+    /// Physiologically plausible range, inclusive.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Kind::ActivityCount => (0.0, 100_000.0),
+            Kind::StepCount => (0.0, 100_000.0),
+            Kind::HeartRate => (20.0, 300.0),
+            Kind::HeartRateVariability => (0.0, 1_000.0),
+            Kind::RespiratoryRate => (1.0, 100.0),
+            Kind::OxygenSaturation => (50.0, 100.0),
+            Kind::BodyTemperature => (25.0, 45.0),
+            Kind::SleepStage => (0.0, 4.0),
+        }
+    }
+}
+
+/// Sleep stages, stored by their discriminant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SleepStage {
+    Awake = 0,
+    Light = 1,
+    Deep = 2,
+    Rem = 3,
+    InBed = 4,
+}
+
+impl SleepStage {
+    const ALL: [SleepStage; 5] = [
+        SleepStage::Awake,
+        SleepStage::Light,
+        SleepStage::Deep,
+        SleepStage::Rem,
+        SleepStage::InBed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SleepStage::Awake => "awake",
+            SleepStage::Light => "light",
+            SleepStage::Deep => "deep",
+            SleepStage::Rem => "rem",
+            SleepStage::InBed => "in_bed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SleepStage> {
+        SleepStage::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn from_code(code: f64) -> Option<SleepStage> {
+        SleepStage::ALL
+            .into_iter()
+            .find(|s| f64::from(*s as u8) == code)
+    }
+}
+
+/// A point in time as the client sent it: UTC milliseconds plus the original offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    pub utc_ms: i64,
+    pub offset_secs: i32,
+}
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let t = DateTime::parse_from_rfc3339(s).ok()?;
+        Some(Timestamp {
+            utc_ms: t.timestamp_millis(),
+            offset_secs: t.offset().local_minus_utc(),
+        })
+    }
+
+    pub fn to_datetime(self) -> Option<DateTime<FixedOffset>> {
+        let offset = FixedOffset::east_opt(self.offset_secs)?;
+        offset.timestamp_millis_opt(self.utc_ms).single()
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        match self.to_datetime() {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            // Unreachable for values we parsed ourselves; keep the instant, lose the offset.
+            None => Utc
+                .timestamp_millis_opt(self.utc_ms)
+                .single()
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A validated sample, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub id: String,
+    pub kind: Kind,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    /// Numeric value; for `sleep_stage` the [`SleepStage`] discriminant.
+    pub value: f64,
+    pub source: Option<String>,
+}
+
+/// The wire shape of a sample in responses.
+#[derive(Debug, Serialize)]
+pub struct SampleOut<'a> {
+    pub id: &'a str,
+    pub kind: &'static str,
+    pub start: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    pub value: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'a str>,
+}
+
+impl Sample {
+    pub fn to_wire(&self) -> SampleOut<'_> {
+        let value = if self.kind == Kind::SleepStage {
+            SleepStage::from_code(self.value)
+                .map(|s| serde_json::Value::from(s.as_str()))
+                .unwrap_or(serde_json::Value::Null)
+        } else if self.value.fract() == 0.0 && self.value.abs() < 9.0e15 {
+            // Counts and whole readings go back out as integers, as clients sent them.
+            serde_json::Value::from(self.value as i64)
+        } else {
+            serde_json::Number::from_f64(self.value)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null)
+        };
+        SampleOut {
+            id: &self.id,
+            kind: self.kind.as_str(),
+            start: self.start.to_rfc3339(),
+            end: self.end.map(Timestamp::to_rfc3339),
+            value,
+            unit: self.kind.unit(),
+            source: self.source.as_deref(),
+        }
+    }
+}
+
+/// Why one sample of a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Lenient first pass: every field optional so that type errors become per-sample rejections.
+#[derive(Deserialize)]
+struct RawSample<'a> {
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    start: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    end: Option<std::borrow::Cow<'a, str>>,
+    value: Option<serde_json::Value>,
+    #[serde(borrow)]
+    unit: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<std::borrow::Cow<'a, str>>,
+}
+
+type Invalid = (&'static str, String);
+
+fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+    (code, message.into())
+}
+
+/// Parses and validates one sample. `now_ms` is the server clock, for plausibility of times.
+pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
+    let raw: RawSample<'_> = serde_json::from_str(raw.get())
+        .map_err(|e| invalid("invalid_sample", format!("not a valid sample object: {e}")))?;
+    let id = raw
+        .id
+        .ok_or_else(|| invalid("invalid_sample", "missing field `id`"))?;
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(invalid(
+            "invalid_id",
+            format!("id must be 1-{MAX_ID_LEN} bytes without control characters"),
+        ));
+    }
+    let kind_str = raw
+        .kind
+        .ok_or_else(|| invalid("invalid_sample", "missing field `kind`"))?;
+    let kind = Kind::parse(&kind_str)
+        .ok_or_else(|| invalid("unknown_kind", format!("unknown kind `{kind_str}`")))?;
+    let start_str = raw
+        .start
+        .ok_or_else(|| invalid("invalid_sample", "missing field `start`"))?;
+    let start = Timestamp::parse(&start_str).ok_or_else(|| {
+        invalid(
+            "invalid_time",
+            "start must be an RFC 3339 date-time with offset",
+        )
+    })?;
+    let end = match raw.end {
+        None => None,
+        Some(s) => Some(Timestamp::parse(&s).ok_or_else(|| {
+            invalid("invalid_time", "end must be an RFC 3339 date-time with offset")
+        })?),
+    };
+    if let Some(end) = end {
+        if end.utc_ms < start.utc_ms {
+            return Err(invalid("invalid_time", "end is before start"));
+        }
+    } else if kind == Kind::SleepStage {
+        return Err(invalid("invalid_time", "sleep_stage requires end"));
+    }
+    if start.utc_ms < MIN_START_MS || start.utc_ms > now_ms + MAX_FUTURE_MS {
+        return Err(invalid(
+            "time_out_of_range",
+            "start must be after 2000-01-01 and at most 24 h in the future",
+        ));
+    }
+    if let Some(unit) = raw.unit {
+        let canonical = kind.unit();
+        let ok = match canonical {
+            Some(c) => unit == c || kind.unit_aliases().contains(&unit.as_ref()),
+            None => unit.is_empty(),
+        };
+        if !ok {
+            return Err(invalid(
+                "unit_mismatch",
+                match canonical {
+                    Some(c) => format!("{} is measured in `{c}`", kind.as_str()),
+                    None => format!("{} has no unit", kind.as_str()),
+                },
+            ));
+        }
+    }
+    let value = raw
+        .value
+        .ok_or_else(|| invalid("invalid_sample", "missing field `value`"))?;
+    let value = if kind == Kind::SleepStage {
+        let stage = value.as_str().and_then(SleepStage::parse).ok_or_else(|| {
+            invalid(
+                "invalid_value",
+                "sleep_stage value must be one of awake, light, deep, rem, in_bed",
+            )
+        })?;
+        f64::from(stage as u8)
+    } else {
+        let v = value
+            .as_f64()
+            .ok_or_else(|| invalid("invalid_value", "value must be a number"))?;
+        let (lo, hi) = kind.range();
+        if !(lo..=hi).contains(&v) {
+            return Err(invalid(
+                "out_of_range",
+                format!("{} must be within {lo}..={hi}", kind.as_str()),
+            ));
+        }
+        v
+    };
+    let source = match raw.source {
+        None => None,
+        Some(s) if s.len() <= MAX_SOURCE_LEN => Some(s.into_owned()),
+        Some(_) => {
+            return Err(invalid(
+                "invalid_sample",
+                format!("source must be at most {MAX_SOURCE_LEN} bytes"),
+            ));
+        }
+    };
+    Ok(Sample {
+        id: id.into_owned(),
+        kind,
+        start,
+        end,
+        value,
+        source,
+    })
+}
+
+/// Validates a batch: the valid samples (with their batch index) and the rejections.
+pub fn parse_batch(raw: &[&RawValue], now_ms: i64) -> (Vec<(usize, Sample)>, Vec<Rejection>) {
+    let mut valid = Vec::with_capacity(raw.len());
+    let mut rejected = Vec::new();
+    for (index, r) in raw.iter().enumerate() {
+        match parse_sample(r, now_ms) {
+            Ok(s) => valid.push((index, s)),
+            Err((code, message)) => rejected.push(Rejection {
+                index,
+                code,
+                message,
+            }),
+        }
+    }
+    (valid, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn parse(json: &str) -> Result<Sample, Invalid> {
+        let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+        parse_sample(&raw, NOW)
+    }
+
+    #[test]
+    fn keeps_offset_and_round_trips() {
+        let s = parse(r#"{"id":"a","kind":"heart_rate","start":"2026-01-02T03:04:05.250+05:30","value":61}"#)
+            .unwrap();
+        assert_eq!(s.start.offset_secs, 19800);
+        assert_eq!(s.start.to_rfc3339(), "2026-01-02T03:04:05.250+05:30");
+        assert_eq!(s.to_wire().unit, Some("count/min"));
+    }
+
+    #[test]
+    fn rejection_codes() {
+        let cases = [
+            (r#"{"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_sample"),
+            (r#"{"id":"","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_id"),
+            (r#"{"id":"a","kind":"mood","start":"2026-01-01T00:00:00Z","value":60}"#, "unknown_kind"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01 00:00","value":60}"#, "invalid_time"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00","value":60}"#, "invalid_time"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:01:00Z","end":"2026-01-01T00:00:00Z","value":60}"#, "invalid_time"),
+            (r#"{"id":"a","kind":"heart_rate","start":"1999-01-01T00:00:00Z","value":60}"#, "time_out_of_range"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2099-01-01T00:00:00Z","value":60}"#, "time_out_of_range"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":900}"#, "out_of_range"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":"60"}"#, "invalid_value"),
+            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60,"unit":"ms"}"#, "unit_mismatch"),
+            (r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:30:00Z","value":"nap"}"#, "invalid_value"),
+            (r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","value":"rem"}"#, "invalid_time"),
+            (r#"[1,2]"#, "invalid_sample"),
+            (r#"{"id":7,"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_sample"),
+        ];
+        for (json, code) in cases {
+            assert_eq!(parse(json).unwrap_err().0, code, "{json}");
+        }
+    }
+
+    #[test]
+    fn sleep_stage_round_trip() {
+        let s = parse(r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:30:00Z","value":"in_bed"}"#).unwrap();
+        assert_eq!(s.to_wire().value, serde_json::json!("in_bed"));
+        assert_eq!(s.to_wire().unit, None);
+    }
+
+    proptest! {
+        // The parser must never panic, whatever the bytes.
+        #[test]
+        fn never_panics(json in "\\PC{0,200}") {
+            if let Ok(raw) = serde_json::from_str::<Box<RawValue>>(&json) {
+                let _ = parse_sample(&raw, NOW);
+            }
+        }
+
+        #[test]
+        fn any_offset_round_trips(ms in MIN_START_MS..NOW, off_min in -(14*60)..=(14*60i32)) {
+            let t = Timestamp { utc_ms: ms, offset_secs: off_min * 60 };
+            let back = Timestamp::parse(&t.to_rfc3339()).unwrap();
+            prop_assert_eq!(back, t);
+        }
+
+        #[test]
+        fn numeric_range_is_enforced(v in -1e6f64..1e6) {
+            let json = format!(r#"{{"id":"x","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":{v}}}"#);
+            let res = parse(&json);
+            prop_assert_eq!(res.is_ok(), (20.0..=300.0).contains(&v));
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Serving: the HTTP listener, then an orderly shutdown.
+//!
+//! Shutdown order: stop accepting → cancel sessions (each acks what it has in flight, sends
+//! `going_away`, closes with 1001) → wait for them, bounded by the grace period → close the
+//! store, which commits everything queued. Nothing acknowledged is lost on the way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::app::{App, AppState};
+
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState(app.clone());
+    let router = crate::http::router(state);
+    let cancel = app.shutdown.clone();
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = cancel.cancelled() => {}
+        }
+        tracing::info!("shutting down: no new connections");
+        cancel.cancel();
+    });
+    let result = serve.await;
+    app.shutdown.cancel();
+    app.sessions.close();
+    if tokio::time::timeout(app.config.shutdown_grace(), app.sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = app.sessions.len(),
+            "sessions still open after the grace period; closing the store anyway"
+        );
+    }
+    app.store.close().await;
+    tracing::info!("shutdown complete");
+    result.map_err(Into::into)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

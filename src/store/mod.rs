@@ -1,0 +1,140 @@
+//! Durable storage behind one trait, so that SQLite (embedded) and DynamoDB (scale-out) are
+//! interchangeable.
+//!
+//! Rules every backend keeps:
+//! - A write future resolves `Ok` only once the data survives a crash of this process
+//!   (callers ack on that basis).
+//! - Samples are idempotent per `(user, id)`: re-inserting reports a duplicate, never a second row.
+//! - Operations that must be atomic (refresh-token rotation) are one call here, so that a
+//!   key-value backend can implement them with one conditional/transactional write.
+//! - Overload and timeouts are reported as such ([`StoreError::Overloaded`],
+//!   [`StoreError::Timeout`]) so callers can answer 503 / `store_unavailable` instead of failing.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::samples::{Kind, Sample};
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    /// Normalised (lower-case) address; unique.
+    pub email: String,
+    pub display_name: Option<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refresh token as stored: only its SHA-256, never the token itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: [u8; 32],
+    pub user_id: Uuid,
+    /// All tokens descending from one login; reuse of any spent one revokes the whole family.
+    pub family_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Result of [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotateOutcome {
+    /// The old token was live and is now spent; the new one is stored.
+    Rotated { user_id: Uuid },
+    /// The old token had already been spent (a replay, maybe a stolen token): its family is
+    /// now revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Position in the time-ordered sample listing: the last returned `(start, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub start_ms: i64,
+    pub id: String,
+}
+
+/// A page request over one user's samples.
+#[derive(Debug, Clone)]
+pub struct SampleQuery {
+    pub kind: Option<Kind>,
+    /// Inclusive lower bound on `start` (UTC ms).
+    pub from_ms: Option<i64>,
+    /// Exclusive upper bound on `start` (UTC ms).
+    pub to_ms: Option<i64>,
+    /// Continue strictly after this position.
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+/// One page of samples ordered by `(start, id)`.
+#[derive(Debug, Clone)]
+pub struct SamplePage {
+    pub samples: Vec<Sample>,
+    /// Present when more samples may follow.
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The email address is already registered.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Too much queued work; retry later.
+    #[error("store overloaded")]
+    Overloaded,
+    /// The store did not answer in time; the write may or may not have happened.
+    #[error("store timed out")]
+    Timeout,
+    /// The store is shutting down or unreachable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// Whether the caller should tell the client to retry (503) rather than report a failure.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Overloaded | StoreError::Timeout | StoreError::Unavailable(_)
+        )
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap reachability check for `/api/ready`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Fails with [`StoreError::EmailTaken`] if the email exists.
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>>;
+
+    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()>;
+    /// Atomically spends `old_hash` and stores `new` (same family as the old one; the
+    /// backend overwrites `new.family_id` and `new.user_id` from the old record).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome>;
+
+    /// Stores samples for `user`; returns, per input sample, whether it was new (`true`) or a
+    /// duplicate of an id already stored (`false`). Durable when it returns.
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>>;
+    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage>;
+
+    /// Finishes queued writes and releases resources; later calls fail with `Unavailable`.
+    async fn close(&self);
+}

@@ -1,0 +1,360 @@
+//! Embedded store: one SQLite database file in WAL mode.
+//!
+//! Rules:
+//! - Writes go through the single writer thread ([`writer`]) and its bounded queue; a full
+//!   queue is [`StoreError::Overloaded`], never an unbounded backlog.
+//! - Reads run on a small pool of read-only connections on the blocking thread pool; WAL lets
+//!   them proceed while the writer commits.
+//! - `synchronous=FULL` by default: an acknowledged batch survives power loss, not only a
+//!   process crash. Group commit is what keeps that affordable.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{
+    Cursor, RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError,
+    StoreResult, UserRecord,
+};
+use crate::samples::{Kind, Sample, Timestamp};
+use writer::Op;
+
+/// Tuning for [`SqliteStore::open`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `FULL` (fsync every commit) or `NORMAL` (survives process crashes, not power loss).
+    pub synchronous: String,
+    /// Writes waiting for the writer thread before callers get `Overloaded`.
+    pub queue_depth: usize,
+    /// Most ops folded into one transaction.
+    pub max_batch_ops: usize,
+    /// Concurrent readers.
+    pub readers: usize,
+    /// Longest wait for any store operation.
+    pub timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: "FULL".into(),
+            queue_depth: 4096,
+            max_batch_ops: 512,
+            readers: 4,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writes: mpsc::Sender<Op>,
+    readers: Arc<ReadPool>,
+    read_permits: Semaphore,
+    timeout: Duration,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id BLOB PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id BLOB NOT NULL,
+    family_id BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE TABLE IF NOT EXISTS samples (
+    user_id BLOB NOT NULL,
+    id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    start_off INTEGER NOT NULL,
+    end_ms INTEGER,
+    end_off INTEGER,
+    value REAL NOT NULL,
+    source TEXT,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
+CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
+PRAGMA user_version = 1;
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/clarity.db` and starts the writer thread.
+    pub fn open(dir: &Path, opts: SqliteOptions) -> anyhow::Result<SqliteStore> {
+        let sync = opts.synchronous.to_ascii_uppercase();
+        anyhow::ensure!(
+            matches!(sync.as_str(), "FULL" | "NORMAL" | "EXTRA"),
+            "sqlite synchronous must be FULL, NORMAL or EXTRA, not {sync}"
+        );
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("clarity.db");
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", &sync)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        conn.set_prepared_statement_cache_capacity(32);
+
+        let (tx, rx) = mpsc::channel(opts.queue_depth.max(1));
+        let max_batch = opts.max_batch_ops.max(1);
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, max_batch))?;
+        Ok(SqliteStore {
+            writes: tx,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            read_permits: Semaphore::new(opts.readers.max(1)),
+            timeout: opts.timeout,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    async fn write<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Op) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.writes.try_send(make(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("store closed".into()),
+        })?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err(StoreError::Unavailable("writer stopped".into())),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let work = async {
+            let _permit = self
+                .read_permits
+                .acquire()
+                .await
+                .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+            let pool = self.readers.clone();
+            tokio::task::spawn_blocking(move || pool.with(f))
+                .await
+                .map_err(|e| StoreError::Other(e.into()))?
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout)?
+    }
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let conn = self.idle.lock().expect("read pool poisoned").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                c.busy_timeout(Duration::from_secs(5))
+                    .map_err(|e| StoreError::Other(e.into()))?;
+                c
+            }
+        };
+        let res = f(&conn).map_err(|e| StoreError::Other(e.into()));
+        self.idle.lock().expect("read pool poisoned").push(conn);
+        res
+    }
+}
+
+fn ms_to_utc(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(UserRecord {
+        id: Uuid::from_slice(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+        })?,
+        email: r.get(1)?,
+        display_name: r.get(2)?,
+        password_hash: r.get(3)?,
+        created_at: ms_to_utc(r.get(4)?),
+    })
+}
+
+fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
+    let kind: i64 = r.get(1)?;
+    let end_ms: Option<i64> = r.get(4)?;
+    let end_off: Option<i32> = r.get(5)?;
+    Ok(Sample {
+        id: r.get(0)?,
+        kind: Kind::from_code(kind).ok_or(rusqlite::Error::IntegralValueOutOfRange(1, kind))?,
+        start: Timestamp {
+            utc_ms: r.get(2)?,
+            offset_secs: r.get(3)?,
+        },
+        end: end_ms.map(|utc_ms| Timestamp {
+            utc_ms,
+            offset_secs: end_off.unwrap_or(0),
+        }),
+        value: r.get(6)?,
+        source: r.get(7)?,
+    })
+}
+
+const USER_COLUMNS: &str = "SELECT id, email, display_name, password_hash, created_at FROM users";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        if self.writes.is_closed() {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
+        self.write(|reply| Op::CreateUser(user, reply)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let email = email.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!("{USER_COLUMNS} WHERE email = ?1"))?
+                .query_row([email], user_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("{USER_COLUMNS} WHERE id = ?1"))?
+                .query_row([&id.as_bytes()[..]], user_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
+        self.write(|reply| Op::InsertRefresh(token, reply)).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        self.write(|reply| Op::Rotate {
+            old_hash,
+            new,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|reply| Op::InsertSamples {
+            user,
+            samples,
+            reply,
+        })
+        .await
+    }
+
+    async fn query_samples(&self, user: Uuid, q: SampleQuery) -> StoreResult<SamplePage> {
+        let limit = q.limit.max(1);
+        self.read(move |c| {
+            // The range seek starts at the later of `from` and the cursor; rows sharing the
+            // cursor's millisecond are then skipped by id.
+            let (after_ms, after_id) = match &q.after {
+                Some(cur) => (cur.start_ms, cur.id.as_str()),
+                None => (i64::MIN, ""),
+            };
+            let lower = q.from_ms.unwrap_or(i64::MIN).max(after_ms);
+            let upper = q.to_ms.unwrap_or(i64::MAX);
+            let fetch = (limit + 1) as i64;
+            let filter = "start_ms >= ?2 AND start_ms < ?3
+                 AND (start_ms > ?4 OR (start_ms = ?4 AND id > ?5))";
+            let cols = "id, kind, start_ms, start_off, end_ms, end_off, value, source";
+            let uid = &user.as_bytes()[..];
+            let mut samples: Vec<Sample> = match q.kind {
+                Some(kind) => c
+                    .prepare_cached(&format!(
+                        "SELECT {cols} FROM samples INDEXED BY samples_by_kind_time
+                         WHERE user_id = ?1 AND kind = ?7 AND {filter}
+                         ORDER BY start_ms, id LIMIT ?6"
+                    ))?
+                    .query_map(
+                        params![uid, lower, upper, after_ms, after_id, fetch, kind.code()],
+                        sample_from_row,
+                    )?
+                    .collect::<rusqlite::Result<_>>()?,
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {cols} FROM samples INDEXED BY samples_by_time
+                         WHERE user_id = ?1 AND {filter}
+                         ORDER BY start_ms, id LIMIT ?6"
+                    ))?
+                    .query_map(
+                        params![uid, lower, upper, after_ms, after_id, fetch],
+                        sample_from_row,
+                    )?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            let next = if samples.len() > limit {
+                samples.truncate(limit);
+                samples.last().map(|s| Cursor {
+                    start_ms: s.start.utc_ms,
+                    id: s.id.clone(),
+                })
+            } else {
+                None
+            };
+            Ok(SamplePage { samples, next })
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.writes.send(Op::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.writer.lock().expect("writer handle poisoned").take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}

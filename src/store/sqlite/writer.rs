@@ -1,0 +1,292 @@
+//! The single SQLite writer thread with group commit.
+//!
+//! Rules:
+//! - Exactly one connection writes; every write of the process is an [`Op`] on its queue.
+//! - The thread takes everything queued (up to a bound) into one transaction, so many sessions'
+//!   batches share one fsync. Each op runs in its own savepoint: one failing op never undoes
+//!   another.
+//! - Replies are sent only after `COMMIT` returned, which is what makes acks durable.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::samples::Sample;
+use crate::store::{RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord};
+
+pub(super) type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+pub(super) enum Op {
+    CreateUser(UserRecord, Reply<()>),
+    InsertRefresh(RefreshTokenRecord, Reply<()>),
+    Rotate {
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+        reply: Reply<RotateOutcome>,
+    },
+    InsertSamples {
+        user: Uuid,
+        samples: Vec<Sample>,
+        reply: Reply<Vec<bool>>,
+    },
+    /// Everything queued before it is committed; then the thread exits.
+    Close(oneshot::Sender<()>),
+}
+
+/// An executed op waiting for the transaction's fate.
+enum Done {
+    Unit(Reply<()>, StoreResult<()>),
+    Rotate(Reply<RotateOutcome>, StoreResult<RotateOutcome>),
+    Samples(Reply<Vec<bool>>, StoreResult<Vec<bool>>, usize),
+}
+
+impl Done {
+    fn finish(self, commit: &Result<(), String>) {
+        fn send<T>(reply: Reply<T>, res: StoreResult<T>, commit: &Result<(), String>) {
+            let res = match commit {
+                Ok(()) => res,
+                Err(e) => Err(StoreError::Other(anyhow::anyhow!("commit failed: {e}"))),
+            };
+            // The caller may have timed out and gone; nothing to do then.
+            let _ = reply.send(res);
+        }
+        match self {
+            Done::Unit(r, res) => send(r, res, commit),
+            Done::Rotate(r, res) => send(r, res, commit),
+            Done::Samples(r, res, n) => {
+                if commit.is_ok() {
+                    metrics::counter!(crate::metrics::STORE_SAMPLES_WRITTEN).increment(n as u64);
+                }
+                send(r, res, commit)
+            }
+        }
+    }
+}
+
+/// Runs until the queue is closed or an [`Op::Close`] arrives.
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_ops: usize) {
+    let mut ops = Vec::with_capacity(max_batch_ops);
+    while let Some(first) = rx.blocking_recv() {
+        ops.push(first);
+        while ops.len() < max_batch_ops {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut close = None;
+        let started = Instant::now();
+        let batch = ops.len();
+        let (done, commit) = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(mut tx) => {
+                let mut done = Vec::with_capacity(ops.len());
+                for op in ops.drain(..) {
+                    match op {
+                        Op::Close(ack) => close = Some(ack),
+                        op => done.push(exec(&mut tx, op)),
+                    }
+                }
+                let commit = tx.commit().map_err(|e| e.to_string());
+                (done, commit)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let done = ops
+                    .drain(..)
+                    .filter_map(|op| match op {
+                        Op::Close(ack) => {
+                            close = Some(ack);
+                            None
+                        }
+                        op => Some(fail(op, &msg)),
+                    })
+                    .collect();
+                (done, Err(msg))
+            }
+        };
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, ops = batch, "sqlite commit failed");
+        }
+        metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::STORE_COMMIT_OPS).record(batch as f64);
+        for d in done {
+            d.finish(&commit);
+        }
+        if let Some(ack) = close {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+fn fail(op: Op, msg: &str) -> Done {
+    fn err<T>(msg: &str) -> StoreResult<T> {
+        Err(StoreError::Other(anyhow::anyhow!("transaction failed: {msg}")))
+    }
+    match op {
+        Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
+        Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
+        Op::InsertSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
+        Op::Close(_) => unreachable!("close is handled by the caller"),
+    }
+}
+
+fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
+    match op {
+        Op::CreateUser(user, reply) => Done::Unit(reply, in_savepoint(tx, |c| create_user(c, &user))),
+        Op::InsertRefresh(rec, reply) => {
+            Done::Unit(reply, in_savepoint(tx, |c| insert_refresh(c, &rec)))
+        }
+        Op::Rotate {
+            old_hash,
+            new,
+            now,
+            reply,
+        } => Done::Rotate(reply, in_savepoint(tx, |c| rotate(c, &old_hash, new, now))),
+        Op::InsertSamples {
+            user,
+            samples,
+            reply,
+        } => {
+            let n = samples.len();
+            Done::Samples(reply, in_savepoint(tx, |c| insert_samples(c, user, &samples)), n)
+        }
+        Op::Close(_) => unreachable!("close is handled by the caller"),
+    }
+}
+
+fn in_savepoint<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let sp = tx.savepoint().map_err(other)?;
+    let res = f(&sp)?;
+    sp.commit().map_err(other)?;
+    Ok(res)
+}
+
+fn other(e: rusqlite::Error) -> StoreError {
+    StoreError::Other(e.into())
+}
+
+fn create_user(c: &Connection, u: &UserRecord) -> StoreResult<()> {
+    let res = c
+        .prepare_cached(
+            "INSERT INTO users (id, email, display_name, password_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                u.id.as_bytes(),
+                u.email,
+                u.display_name,
+                u.password_hash,
+                u.created_at.timestamp_millis()
+            ])
+        });
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::EmailTaken)
+        }
+        Err(e) => Err(other(e)),
+    }
+}
+
+fn insert_refresh(c: &Connection, r: &RefreshTokenRecord) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            &r.token_hash[..],
+            r.user_id.as_bytes(),
+            r.family_id.as_bytes(),
+            r.expires_at.timestamp_millis()
+        ])
+    })
+    .map(|_| ())
+    .map_err(other)
+}
+
+fn rotate(
+    c: &Connection,
+    old_hash: &[u8; 32],
+    mut new: RefreshTokenRecord,
+    now: DateTime<Utc>,
+) -> StoreResult<RotateOutcome> {
+    let row: Option<(Vec<u8>, Vec<u8>, i64, Option<i64>, bool)> = c
+        .prepare_cached(
+            "SELECT user_id, family_id, expires_at, used_at, revoked
+             FROM refresh_tokens WHERE token_hash = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row([&old_hash[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+        })
+        .map_err(other)?;
+    let Some((user, family, expires_at, used_at, revoked)) = row else {
+        return Ok(RotateOutcome::Invalid);
+    };
+    let family_id = Uuid::from_slice(&family).map_err(|e| StoreError::Other(e.into()))?;
+    let user_id = Uuid::from_slice(&user).map_err(|e| StoreError::Other(e.into()))?;
+    if revoked {
+        return Ok(RotateOutcome::Invalid);
+    }
+    if used_at.is_some() {
+        c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
+            .and_then(|mut st| st.execute([&family[..]]))
+            .map_err(other)?;
+        return Ok(RotateOutcome::Reused);
+    }
+    if expires_at <= now.timestamp_millis() {
+        return Ok(RotateOutcome::Invalid);
+    }
+    c.prepare_cached("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1")
+        .and_then(|mut st| st.execute(params![&old_hash[..], now.timestamp_millis()]))
+        .map_err(other)?;
+    new.family_id = family_id;
+    new.user_id = user_id;
+    insert_refresh(c, &new)?;
+    Ok(RotateOutcome::Rotated { user_id })
+}
+
+fn insert_samples(c: &Connection, user: Uuid, samples: &[Sample]) -> StoreResult<Vec<bool>> {
+    let mut st = c
+        .prepare_cached(
+            "INSERT INTO samples
+               (user_id, id, kind, start_ms, start_off, end_ms, end_off, value, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (user_id, id) DO NOTHING",
+        )
+        .map_err(other)?;
+    let user = user.as_bytes();
+    samples
+        .iter()
+        .map(|s| {
+            st.execute(params![
+                &user[..],
+                s.id,
+                s.kind.code(),
+                s.start.utc_ms,
+                s.start.offset_secs,
+                s.end.map(|e| e.utc_ms),
+                s.end.map(|e| e.offset_secs),
+                s.value,
+                s.source
+            ])
+            .map(|changed| changed == 1)
+            .map_err(other)
+        })
+        .collect()
+}

@@ -1,0 +1,72 @@
+//! `GET /api/v1/ws`: the device WebSocket.
+//!
+//! Rules:
+//! - Authentication happens before the upgrade: no valid token, no socket (HTTP 401 JSON).
+//! - The token comes from `Authorization: Bearer` or, for websocat and browsers, from
+//!   `?access_token=`; request logs never include the query string.
+//! - Buffers are small (4 KiB): tungstenite's defaults cost ~256 KiB per idle connection.
+
+mod frames;
+mod rate;
+pub mod session;
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::bearer;
+
+pub use frames::PROTOCOL_VERSION;
+pub use session::close;
+
+/// Socket read buffer; frames larger than this are still accepted, in several reads.
+const READ_BUFFER: usize = 4 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    access_token: Option<String>,
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let from_query = query.as_ref().ok().and_then(|q| q.access_token.as_deref());
+    let token = bearer(&headers)
+        .or(from_query)
+        .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing access token"))?;
+    let verified = state.auth.verify_access(token)?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable {
+            retry_after_ms: 1000,
+        });
+    }
+    let ws = ws.map_err(|e| ApiError::UpgradeRequired {
+        message: format!("WebSocket upgrade required: {}", e.body_text()),
+    })?;
+    let max = state.config.max_frame_bytes;
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        // Frames a little over the limit reach the session, which closes with 1009 and a
+        // reason; far larger ones are cut off by tungstenite without buffering them whole.
+        .max_message_size(max.saturating_mul(2).max(64 * 1024))
+        .max_frame_size(max.saturating_mul(2).max(64 * 1024))
+        .on_upgrade(move |socket| {
+            let tracker = state.sessions.clone();
+            tracker.track_future(session::run(state, socket, verified))
+        }))
+}

@@ -1,0 +1,64 @@
+//! Per-session frame rate limit: a token bucket on tokio's clock.
+//!
+//! Hand-written rather than `governor` because it must follow tokio's (pausable) clock, which
+//! the tests use to check limits and heartbeats without sleeping.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub struct TokenBucket {
+    per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(per_sec: u32, burst: u32) -> TokenBucket {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            per_sec: f64::from(per_sec.max(1)),
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn try_take(&mut self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn refills_at_the_configured_rate() {
+        let mut b = TokenBucket::new(10, 3);
+        for _ in 0..3 {
+            assert!(b.try_take().is_ok());
+        }
+        let wait = b.try_take().unwrap_err();
+        assert!(wait <= Duration::from_millis(100) && wait > Duration::ZERO);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(b.try_take().is_ok());
+        assert!(b.try_take().is_err());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..3 {
+            assert!(b.try_take().is_ok());
+        }
+        assert!(b.try_take().is_err());
+    }
+}

@@ -1,0 +1,600 @@
+//! One device session: read frames, store batches, ack in order, keep the peer honest.
+//!
+//! Rules:
+//! - Outbound frames go through a bounded queue to a writer task (`try_send`); a full queue
+//!   means the peer is not reading and the session is closed with 4009 rather than buffering
+//!   without bound. Nothing is lost: unacked batches are resent by the client.
+//! - Up to `max_inflight_batches` batches wait for the store at once; acks leave in frame
+//!   order. At the limit the session stops reading, which pushes back through TCP.
+//! - A recoverable problem gets an `error` frame; a protocol or auth violation gets an
+//!   `error` frame and then a close frame with a documented code (protocol/README.md).
+//! - On shutdown every batch already received is committed and acked before `going_away`.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{FuturesOrdered, SplitSink};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
+use super::rate::TokenBucket;
+use crate::app::AppState;
+use crate::auth::Verified;
+use crate::error::STORE_RETRY_AFTER_MS;
+use crate::ingest::{self, IngestReport};
+use crate::metrics;
+use crate::store::StoreError;
+
+/// Close codes (documented in protocol/README.md).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_BIG: u16 = 1009;
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    pub const AUTH_INVALID: u16 = 4003;
+    pub const RATE_LIMITED: u16 = 4008;
+    pub const SLOW_CONSUMER: u16 = 4009;
+}
+
+/// Longest a single socket write may take before the peer is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the session waits for its writer to flush the final frames.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Suggested reconnect delay in `going_away`.
+const RECONNECT_AFTER_MS: u64 = 1000;
+
+type Pending = Pin<Box<dyn std::future::Future<Output = Completed> + Send>>;
+
+struct Completed {
+    seq: u64,
+    received: Instant,
+    result: Result<IngestReport, StoreError>,
+}
+
+/// Why the read loop ended.
+enum End {
+    /// The peer closed or vanished: nothing more can be sent.
+    PeerGone,
+    /// The server is shutting down.
+    Shutdown,
+    /// Close with this code after an explanatory `error` frame.
+    Violation {
+        code: u16,
+        error: &'static str,
+        message: String,
+    },
+    /// The outbound queue is full; the writer has been told to close.
+    SlowConsumer,
+}
+
+/// The outbound queue overflowed.
+struct Overflow;
+
+struct Session {
+    state: AppState,
+    user: Uuid,
+    out: mpsc::Sender<Message>,
+    kill: Option<oneshot::Sender<CloseFrame>>,
+    limiter: TokenBucket,
+    /// Consecutive frames refused by the rate limiter.
+    strikes: u32,
+    inflight: FuturesOrdered<Pending>,
+    last_seen: Instant,
+    /// Access token expiry, Unix seconds.
+    token_exp: i64,
+    warned: bool,
+    expiry: Pin<Box<tokio::time::Sleep>>,
+}
+
+pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
+    let session_id = Uuid::new_v4();
+    let span = tracing::info_span!("ws", %session_id, user_id = %verified.user_id);
+    async move {
+        ::metrics::gauge!(metrics::WS_CONNECTIONS).increment(1.0);
+        ::metrics::counter!(metrics::WS_SESSIONS_TOTAL).increment(1);
+        tracing::debug!("session opened");
+        let end = serve(state, socket, verified, session_id).await;
+        ::metrics::gauge!(metrics::WS_CONNECTIONS).decrement(1.0);
+        tracing::debug!(reason = end, "session closed");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(state: AppState, socket: WebSocket, verified: Verified, session_id: Uuid) -> &'static str {
+    let cfg = &state.config;
+    let (sink, mut stream) = socket.split();
+    let (out_tx, out_rx) = mpsc::channel(cfg.outbound_queue.max(4));
+    let (kill_tx, kill_rx) = oneshot::channel();
+    let writer = state.sessions.spawn(write_loop(sink, out_rx, kill_rx));
+
+    let limits = Limits {
+        max_frame_bytes: cfg.max_frame_bytes,
+        max_samples_per_frame: cfg.max_samples_per_frame,
+        max_frames_per_sec: cfg.max_frames_per_sec,
+        frame_burst: cfg.frame_burst,
+        max_inflight_batches: cfg.max_inflight_batches.max(1),
+    };
+    let mut s = Session {
+        state: state.clone(),
+        user: verified.user_id,
+        out: out_tx,
+        kill: Some(kill_tx),
+        limiter: TokenBucket::new(cfg.max_frames_per_sec, cfg.frame_burst),
+        strikes: 0,
+        inflight: FuturesOrdered::new(),
+        last_seen: Instant::now(),
+        token_exp: verified.expires_at,
+        warned: false,
+        expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
+    };
+    s.schedule_expiry();
+    let welcome = ServerFrame::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        session_id,
+        user_id: verified.user_id,
+        server_time: frames::now_rfc3339(),
+        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+        token_expires_at: frames::unix_secs_rfc3339(verified.expires_at),
+        limits: &limits,
+    };
+    let end = match s.send(&welcome) {
+        Ok(()) => s.read_loop(&mut stream).await,
+        Err(Overflow) => End::SlowConsumer,
+    };
+    let reason = s.finish(end).await;
+    // Dropping the queue lets the writer drain it and stop.
+    drop(s);
+    if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+        tracing::debug!("writer did not finish flushing in time");
+    }
+    reason
+}
+
+impl Session {
+    async fn read_loop(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    ) -> End {
+        let cfg = self.state.config.clone();
+        let shutdown = self.state.shutdown.clone();
+        let interval = cfg.heartbeat_interval();
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let max_inflight = cfg.max_inflight_batches.max(1);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return End::Shutdown,
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    if self.complete(done).is_err() {
+                        return End::SlowConsumer;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_seen.elapsed() >= cfg.heartbeat_timeout() {
+                        return End::Violation {
+                            code: close::HEARTBEAT_TIMEOUT,
+                            error: "heartbeat_timeout",
+                            message: "no frame from the client within the heartbeat timeout".into(),
+                        };
+                    }
+                    if self.out.try_send(Message::Ping(Default::default())).is_err() {
+                        return End::SlowConsumer;
+                    }
+                }
+                () = &mut self.expiry => {
+                    if let Some(end) = self.on_expiry_timer() {
+                        return end;
+                    }
+                }
+                msg = stream.next(), if self.inflight.len() < max_inflight => {
+                    let msg = match msg {
+                        None => return End::PeerGone,
+                        Some(Err(e)) => return classify_read_error(e, cfg.max_frame_bytes),
+                        Some(Ok(m)) => m,
+                    };
+                    self.last_seen = Instant::now();
+                    match self.on_message(msg) {
+                        Ok(None) => {}
+                        Ok(Some(end)) => return end,
+                        Err(Overflow) => return End::SlowConsumer,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one incoming message; `Some` ends the session.
+    fn on_message(&mut self, msg: Message) -> Result<Option<End>, Overflow> {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                count_in("binary");
+                self.send(&ServerFrame::error(
+                    "unsupported_frame",
+                    "binary frames are not supported; send JSON text frames",
+                ))?;
+                return Ok(None);
+            }
+            Message::Close(_) => return Ok(Some(End::PeerGone)),
+            // Control frames only prove liveness; tungstenite answers pings itself.
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+        };
+        let max = self.state.config.max_frame_bytes;
+        if text.len() > max {
+            count_in("oversized");
+            return Ok(Some(too_big(text.len(), max)));
+        }
+        let frame: ClientFrame<'_> = match serde_json::from_str(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => {
+                count_in("invalid");
+                let code = if e.is_syntax() || e.is_eof() {
+                    "invalid_json"
+                } else {
+                    "invalid_frame"
+                };
+                self.send(&ServerFrame::error(code, format!("cannot read frame: {e}")))?;
+                return Ok(None);
+            }
+        };
+        if let Err(wait) = self.limiter.try_take() {
+            count_in("rate_limited");
+            self.strikes += 1;
+            if self.strikes > self.state.config.frame_burst {
+                return Ok(Some(End::Violation {
+                    code: close::RATE_LIMITED,
+                    error: "rate_limit_exceeded",
+                    message: "kept sending after rate_limited errors".into(),
+                }));
+            }
+            self.send(&ServerFrame::Error {
+                code: "rate_limited",
+                message: "too many frames; this one was not processed".into(),
+                seq: frame.seq,
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+            })?;
+            return Ok(None);
+        }
+        self.strikes = 0;
+        match frame.ty.as_deref() {
+            Some("samples") => {
+                count_in("samples");
+                self.on_samples(&frame)?;
+                Ok(None)
+            }
+            Some("ping") => {
+                count_in("ping");
+                self.send(&ServerFrame::Pong {
+                    server_time: frames::now_rfc3339(),
+                })?;
+                Ok(None)
+            }
+            Some("refresh") => {
+                count_in("refresh");
+                self.on_refresh(&frame)
+            }
+            Some(other) => {
+                count_in("unknown");
+                let message = format!("unknown frame type `{}`", truncate(other, 64));
+                self.send(&ServerFrame::Error {
+                    code: "unknown_type",
+                    message: message.into(),
+                    seq: frame.seq,
+                    retry_after_ms: None,
+                })?;
+                Ok(None)
+            }
+            None => {
+                count_in("invalid");
+                self.send(&ServerFrame::error("invalid_frame", "missing field `type`"))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn on_samples(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+        let invalid = |message: &str, seq: Option<u64>| ServerFrame::Error {
+            code: "invalid_frame",
+            message: message.to_owned().into(),
+            seq,
+            retry_after_ms: None,
+        };
+        let Some(seq) = frame.seq else {
+            return self.send(&invalid("samples frames need a non-negative integer `seq`", None));
+        };
+        let Some(raw) = frame.samples else {
+            return self.send(&invalid("missing field `samples`", Some(seq)));
+        };
+        let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+            return self.send(&invalid("`samples` must be an array", Some(seq)));
+        };
+        let max = self.state.config.max_samples_per_frame;
+        if list.len() > max {
+            return self.send(&ServerFrame::Error {
+                code: "too_many_samples",
+                message: format!("at most {max} samples per frame, got {}", list.len()).into(),
+                seq: Some(seq),
+                retry_after_ms: None,
+            });
+        }
+        let prepared = ingest::prepare(&list);
+        let store = self.state.store.clone();
+        let user = self.user;
+        let received = Instant::now();
+        self.inflight.push_back(
+            async move {
+                let result = ingest::commit(store, user, prepared, "ws").await;
+                Completed {
+                    seq,
+                    received,
+                    result,
+                }
+            }
+            .boxed(),
+        );
+        Ok(())
+    }
+
+    fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {
+        let Some(token) = frame.access_token.as_deref() else {
+            self.send(&ServerFrame::error("invalid_frame", "missing field `access_token`"))?;
+            return Ok(None);
+        };
+        match self.state.auth.verify_access(token) {
+            Ok(v) if v.user_id == self.user => {
+                self.token_exp = v.expires_at;
+                self.warned = false;
+                self.schedule_expiry();
+                self.send(&ServerFrame::Refreshed {
+                    expires_at: frames::unix_secs_rfc3339(v.expires_at),
+                })?;
+                Ok(None)
+            }
+            Ok(_) => Ok(Some(End::Violation {
+                code: close::AUTH_INVALID,
+                error: "auth_invalid",
+                message: "the refreshed token belongs to another user".into(),
+            })),
+            Err(e) => Ok(Some(End::Violation {
+                code: close::AUTH_INVALID,
+                error: "auth_invalid",
+                message: format!("refresh rejected: {e}"),
+            })),
+        }
+    }
+
+    /// Arms the timer for the next token event: the warning, then the expiry itself.
+    fn schedule_expiry(&mut self) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let exp_ms = self.token_exp.saturating_mul(1000);
+        let warning_ms = self.state.config.token_expiry_warning_secs as i64 * 1000;
+        let at_ms = if self.warned { exp_ms } else { exp_ms - warning_ms };
+        let wait = Duration::from_millis(at_ms.saturating_sub(now_ms).max(0) as u64);
+        self.expiry.as_mut().reset(Instant::now() + wait);
+    }
+
+    fn on_expiry_timer(&mut self) -> Option<End> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let exp_ms = self.token_exp.saturating_mul(1000);
+        if self.warned || now_ms >= exp_ms {
+            return Some(End::Violation {
+                code: close::TOKEN_EXPIRED,
+                error: "token_expired",
+                message: "access token expired; reconnect with a fresh token".into(),
+            });
+        }
+        self.warned = true;
+        let frame = ServerFrame::TokenExpiring {
+            expires_at: frames::unix_secs_rfc3339(self.token_exp),
+            expires_in_ms: (exp_ms - now_ms).max(0) as u64,
+        };
+        if self.send(&frame).is_err() {
+            return Some(End::SlowConsumer);
+        }
+        // Fire at the expiry itself, measured on the same clock as the wait just finished.
+        let wait = Duration::from_millis((exp_ms - now_ms).max(0) as u64);
+        self.expiry.as_mut().reset(Instant::now() + wait);
+        None
+    }
+
+    fn complete(&mut self, done: Completed) -> Result<(), Overflow> {
+        match done.result {
+            Ok(report) => {
+                ::metrics::histogram!(metrics::ACK_LATENCY_SECONDS)
+                    .record(done.received.elapsed().as_secs_f64());
+                self.send(&ServerFrame::Ack {
+                    seq: done.seq,
+                    accepted: report.accepted,
+                    duplicates: report.duplicates,
+                    rejected: &report.rejected,
+                })
+            }
+            Err(e) => {
+                let (code, retry) = if e.is_transient() {
+                    tracing::warn!(error = %e, seq = done.seq, "batch not stored: store unavailable");
+                    ("store_unavailable", Some(STORE_RETRY_AFTER_MS))
+                } else {
+                    tracing::error!(error = ?e, seq = done.seq, "batch not stored");
+                    ("internal", Some(STORE_RETRY_AFTER_MS))
+                };
+                self.send(&ServerFrame::Error {
+                    code,
+                    message: "samples were not stored; resend this batch later".into(),
+                    seq: Some(done.seq),
+                    retry_after_ms: retry,
+                })
+            }
+        }
+    }
+
+    /// Ends the session according to `end`; returns a label for the log.
+    async fn finish(&mut self, end: End) -> &'static str {
+        match end {
+            End::PeerGone => {
+                // Batches already handed to the store still complete there; the peer cannot
+                // hear the acks and will resend (idempotently).
+                "peer_gone"
+            }
+            End::SlowConsumer => {
+                self.kill_with(close::SLOW_CONSUMER, "slow consumer");
+                count_close("slow_consumer");
+                "slow_consumer"
+            }
+            End::Shutdown => {
+                if self.drain().await.is_err() {
+                    self.kill_with(close::SLOW_CONSUMER, "slow consumer");
+                    return "slow_consumer";
+                }
+                let frame = ServerFrame::GoingAway {
+                    reason: "server shutting down",
+                    reconnect_after_ms: RECONNECT_AFTER_MS,
+                };
+                self.send_final(&frame, close::GOING_AWAY, "server shutting down").await;
+                count_close("going_away");
+                "shutdown"
+            }
+            End::Violation {
+                code,
+                error,
+                message,
+            } => {
+                if self.drain().await.is_err() {
+                    self.kill_with(close::SLOW_CONSUMER, "slow consumer");
+                    return "slow_consumer";
+                }
+                tracing::info!(code, error, "closing session");
+                let frame = ServerFrame::Error {
+                    code: error,
+                    message: message.into(),
+                    seq: None,
+                    retry_after_ms: None,
+                };
+                self.send_final(&frame, code, error).await;
+                count_close(error);
+                error
+            }
+        }
+    }
+
+    /// Waits for every batch in flight and sends its ack.
+    async fn drain(&mut self) -> Result<(), Overflow> {
+        while let Some(done) = self.inflight.next().await {
+            self.complete(done)?;
+        }
+        Ok(())
+    }
+
+    async fn send_final(&mut self, frame: &ServerFrame<'_>, code: u16, reason: &'static str) {
+        count_out(frame.type_name());
+        let close = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        for msg in [Message::Text(frame.to_text().into()), close] {
+            if tokio::time::timeout(FLUSH_TIMEOUT, self.out.send(msg))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return;
+            }
+        }
+    }
+
+    fn kill_with(&mut self, code: u16, reason: &'static str) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            });
+        }
+    }
+
+    fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Overflow> {
+        count_out(frame.type_name());
+        self.out
+            .try_send(Message::Text(frame.to_text().into()))
+            .map_err(|_| Overflow)
+    }
+}
+
+fn too_big(len: usize, max: usize) -> End {
+    End::Violation {
+        code: close::TOO_BIG,
+        error: "frame_too_large",
+        message: format!("frame of {len} bytes exceeds max_frame_bytes {max}"),
+    }
+}
+
+fn classify_read_error(e: axum::Error, max: usize) -> End {
+    match e.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) => match *e {
+            tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+                size,
+                ..
+            }) => too_big(size, max),
+            e => {
+                tracing::debug!(error = %e, "read failed");
+                End::PeerGone
+            }
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "read failed");
+            End::PeerGone
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn count_in(kind: &'static str) {
+    ::metrics::counter!(metrics::WS_FRAMES_IN, "type" => kind).increment(1);
+}
+
+fn count_out(kind: &'static str) {
+    ::metrics::counter!(metrics::WS_FRAMES_OUT, "type" => kind).increment(1);
+}
+
+fn count_close(reason: &'static str) {
+    ::metrics::counter!(metrics::WS_CLOSES, "reason" => reason).increment(1);
+}
+
+/// Owns the socket's sending half: writes queued messages in order; a kill request jumps the
+/// queue (the queue is full or the peer is misbehaving).
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    mut kill: oneshot::Receiver<CloseFrame>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            Ok(frame) = &mut kill => {
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                break;
+            }
+            msg = queue.recv() => {
+                let Some(msg) = msg else { break };
+                let is_close = matches!(msg, Message::Close(_));
+                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
+                    Ok(Ok(())) if !is_close => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+}
