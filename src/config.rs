@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 #[derive(Debug, Parser)]
-#[command(name = "clarity", version, about = "Real-time server for wearable health data")]
+#[command(
+    name = "clarity",
+    version,
+    about = "Real-time server for wearable health data"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -112,7 +116,11 @@ pub struct Config {
     pub outbound_queue: usize,
 
     /// Most samples in one REST upload.
-    #[arg(long, env = "CLARITY_MAX_SAMPLES_PER_REQUEST", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "CLARITY_MAX_SAMPLES_PER_REQUEST",
+        default_value_t = 10_000
+    )]
     pub max_samples_per_request: usize,
 
     /// Largest accepted HTTP request body, bytes.

@@ -58,7 +58,10 @@ fn describe() {
     describe_counter!(WS_SESSIONS_TOTAL, "WebSocket sessions opened");
     describe_counter!(WS_FRAMES_IN, "WebSocket frames received, by type");
     describe_counter!(WS_FRAMES_OUT, "WebSocket frames sent, by type");
-    describe_counter!(WS_CLOSES, "WebSocket sessions closed by the server, by reason");
+    describe_counter!(
+        WS_CLOSES,
+        "WebSocket sessions closed by the server, by reason"
+    );
     describe_counter!(SAMPLES, "Samples received, by outcome and transport");
     describe_histogram!(
         ACK_LATENCY_SECONDS,
@@ -71,7 +74,10 @@ fn describe() {
         "Duration of one group commit"
     );
     describe_histogram!(STORE_COMMIT_OPS, "Operations folded into one commit");
-    describe_counter!(STORE_SAMPLES_WRITTEN, "Samples committed (new or duplicate)");
+    describe_counter!(
+        STORE_SAMPLES_WRITTEN,
+        "Samples committed (new or duplicate)"
+    );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by kind");
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by status class");
 }

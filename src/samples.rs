@@ -299,7 +299,10 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
     let end = match raw.end {
         None => None,
         Some(s) => Some(Timestamp::parse(&s).ok_or_else(|| {
-            invalid("invalid_time", "end must be an RFC 3339 date-time with offset")
+            invalid(
+                "invalid_time",
+                "end must be an RFC 3339 date-time with offset",
+            )
         })?),
     };
     if let Some(end) = end {
@@ -406,8 +409,10 @@ mod tests {
 
     #[test]
     fn keeps_offset_and_round_trips() {
-        let s = parse(r#"{"id":"a","kind":"heart_rate","start":"2026-01-02T03:04:05.250+05:30","value":61}"#)
-            .unwrap();
+        let s = parse(
+            r#"{"id":"a","kind":"heart_rate","start":"2026-01-02T03:04:05.250+05:30","value":61}"#,
+        )
+        .unwrap();
         assert_eq!(s.start.offset_secs, 19800);
         assert_eq!(s.start.to_rfc3339(), "2026-01-02T03:04:05.250+05:30");
         assert_eq!(s.to_wire().unit, Some("count/min"));
@@ -416,21 +421,63 @@ mod tests {
     #[test]
     fn rejection_codes() {
         let cases = [
-            (r#"{"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_sample"),
-            (r#"{"id":"","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_id"),
-            (r#"{"id":"a","kind":"mood","start":"2026-01-01T00:00:00Z","value":60}"#, "unknown_kind"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01 00:00","value":60}"#, "invalid_time"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00","value":60}"#, "invalid_time"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:01:00Z","end":"2026-01-01T00:00:00Z","value":60}"#, "invalid_time"),
-            (r#"{"id":"a","kind":"heart_rate","start":"1999-01-01T00:00:00Z","value":60}"#, "time_out_of_range"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2099-01-01T00:00:00Z","value":60}"#, "time_out_of_range"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":900}"#, "out_of_range"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":"60"}"#, "invalid_value"),
-            (r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60,"unit":"ms"}"#, "unit_mismatch"),
-            (r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:30:00Z","value":"nap"}"#, "invalid_value"),
-            (r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","value":"rem"}"#, "invalid_time"),
+            (
+                r#"{"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#,
+                "invalid_sample",
+            ),
+            (
+                r#"{"id":"","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#,
+                "invalid_id",
+            ),
+            (
+                r#"{"id":"a","kind":"mood","start":"2026-01-01T00:00:00Z","value":60}"#,
+                "unknown_kind",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01 00:00","value":60}"#,
+                "invalid_time",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00","value":60}"#,
+                "invalid_time",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:01:00Z","end":"2026-01-01T00:00:00Z","value":60}"#,
+                "invalid_time",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"1999-01-01T00:00:00Z","value":60}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2099-01-01T00:00:00Z","value":60}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":900}"#,
+                "out_of_range",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":"60"}"#,
+                "invalid_value",
+            ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60,"unit":"ms"}"#,
+                "unit_mismatch",
+            ),
+            (
+                r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:30:00Z","value":"nap"}"#,
+                "invalid_value",
+            ),
+            (
+                r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","value":"rem"}"#,
+                "invalid_time",
+            ),
             (r#"[1,2]"#, "invalid_sample"),
-            (r#"{"id":7,"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#, "invalid_sample"),
+            (
+                r#"{"id":7,"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#,
+                "invalid_sample",
+            ),
         ];
         for (json, code) in cases {
             assert_eq!(parse(json).unwrap_err().0, code, "{json}");

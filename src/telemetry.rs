@@ -3,6 +3,8 @@
 //! Rule: logs never carry passwords, tokens or health values; fields are ids, counts,
 //! codes and durations.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
@@ -14,6 +16,7 @@ pub fn init(config: &Config) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let res = match config.log_format {
         LogFormat::Text => builder.try_init(),

@@ -13,10 +13,34 @@ pub const MAX_LEN: usize = 128;
 
 /// The most common passwords that pass the length rule (from public breach corpora).
 const COMMON: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
-    "qwerty123", "iloveyou", "11111111", "00000000", "abcdefgh", "abc12345", "sunshine",
-    "princess", "football", "baseball", "welcome1", "letmein1", "passw0rd", "trustno1",
-    "superman", "starwars", "dragon12", "monkey12", "12341234", "87654321", "qwertyui",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abcdefgh",
+    "abc12345",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "letmein1",
+    "passw0rd",
+    "trustno1",
+    "superman",
+    "starwars",
+    "dragon12",
+    "monkey12",
+    "12341234",
+    "87654321",
+    "qwertyui",
 ];
 
 /// Why a password is refused; the message is safe to show.

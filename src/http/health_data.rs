@@ -86,7 +86,11 @@ async fn history(
                 })
             })
             .transpose()?,
-        from_ms: p.from.as_deref().map(|t| parse_time("from", t)).transpose()?,
+        from_ms: p
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
         to_ms: p.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit: match p.limit.as_deref() {

@@ -61,7 +61,10 @@ async fn log_request(req: Request, next: Next) -> Response {
 
 /// Parses a JSON body that may borrow from the request bytes (sample batches do, to avoid a
 /// copy per sample).
-pub fn json_body<'a, T: Deserialize<'a>>(headers: &HeaderMap, body: &'a Bytes) -> Result<T, ApiError> {
+pub fn json_body<'a, T: Deserialize<'a>>(
+    headers: &HeaderMap,
+    body: &'a Bytes,
+) -> Result<T, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -77,9 +80,15 @@ pub fn json_body<'a, T: Deserialize<'a>>(headers: &HeaderMap, body: &'a Bytes) -
     }
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
-            ApiError::unprocessable("invalid_body", format!("request body does not match the schema: {e}"))
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("request body does not match the schema: {e}"),
+            )
         } else {
-            ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+            ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {e}"),
+            )
         }
     })
 }
@@ -91,13 +100,16 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body is too large".into())
-            } else {
-                ApiError::bad_request("invalid_body", e.body_text())
-            }
-        })
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("request body is too large".into())
+                } else {
+                    ApiError::bad_request("invalid_body", e.body_text())
+                }
+            })
     }
 }
 

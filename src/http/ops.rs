@@ -16,22 +16,31 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/api/health",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/api/ready", get(ready))
         .route("/metrics", get(metrics))
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable { retry_after_ms: 1000 });
+        return Err(ApiError::Unavailable {
+            retry_after_ms: 1000,
+        });
     }
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({ "status": "ready", "store": "ok" }))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Unavailable { retry_after_ms: 1000 })
+            Err(ApiError::Unavailable {
+                retry_after_ms: 1000,
+            })
         }
-        Err(_) => Err(ApiError::Unavailable { retry_after_ms: 1000 }),
+        Err(_) => Err(ApiError::Unavailable {
+            retry_after_ms: 1000,
+        }),
     }
 }
 

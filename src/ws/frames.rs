@@ -67,7 +67,10 @@ pub enum ServerFrame<'a> {
 }
 
 impl ServerFrame<'_> {
-    pub fn error(code: &'static str, message: impl Into<Cow<'static, str>>) -> ServerFrame<'static> {
+    pub fn error(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> ServerFrame<'static> {
         ServerFrame::Error {
             code,
             message: message.into(),

@@ -47,6 +47,8 @@ pub mod close {
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the session waits for its writer to flush the final frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the peer's close reply after ours.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Suggested reconnect delay in `going_away`.
 const RECONNECT_AFTER_MS: u64 = 1000;
 
@@ -89,6 +91,8 @@ struct Session {
     last_seen: Instant,
     /// Access token expiry, Unix seconds.
     token_exp: i64,
+    /// The same expiry on tokio's clock, which the timers use.
+    expire_at: Instant,
     warned: bool,
     expiry: Pin<Box<tokio::time::Sleep>>,
 }
@@ -108,7 +112,12 @@ pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
     .await
 }
 
-async fn serve(state: AppState, socket: WebSocket, verified: Verified, session_id: Uuid) -> &'static str {
+async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    verified: Verified,
+    session_id: Uuid,
+) -> &'static str {
     let cfg = &state.config;
     let (sink, mut stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(cfg.outbound_queue.max(4));
@@ -132,6 +141,7 @@ async fn serve(state: AppState, socket: WebSocket, verified: Verified, session_i
         inflight: FuturesOrdered::new(),
         last_seen: Instant::now(),
         token_exp: verified.expires_at,
+        expire_at: Instant::now(),
         warned: false,
         expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
     };
@@ -149,9 +159,22 @@ async fn serve(state: AppState, socket: WebSocket, verified: Verified, session_i
         Ok(()) => s.read_loop(&mut stream).await,
         Err(Overflow) => End::SlowConsumer,
     };
+    let we_closed = matches!(end, End::Shutdown | End::Violation { .. });
     let reason = s.finish(end).await;
     // Dropping the queue lets the writer drain it and stop.
     drop(s);
+    if we_closed {
+        // Closing TCP while the peer's frames sit unread makes the kernel send a reset, which
+        // can destroy our close frame in flight; so read until the peer answers the close.
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
         tracing::debug!("writer did not finish flushing in time");
     }
@@ -309,7 +332,10 @@ impl Session {
             retry_after_ms: None,
         };
         let Some(seq) = frame.seq else {
-            return self.send(&invalid("samples frames need a non-negative integer `seq`", None));
+            return self.send(&invalid(
+                "samples frames need a non-negative integer `seq`",
+                None,
+            ));
         };
         let Some(raw) = frame.samples else {
             return self.send(&invalid("missing field `samples`", Some(seq)));
@@ -346,13 +372,15 @@ impl Session {
 
     fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {
         let Some(token) = frame.access_token.as_deref() else {
-            self.send(&ServerFrame::error("invalid_frame", "missing field `access_token`"))?;
+            self.send(&ServerFrame::error(
+                "invalid_frame",
+                "missing field `access_token`",
+            ))?;
             return Ok(None);
         };
         match self.state.auth.verify_access(token) {
             Ok(v) if v.user_id == self.user => {
                 self.token_exp = v.expires_at;
-                self.warned = false;
                 self.schedule_expiry();
                 self.send(&ServerFrame::Refreshed {
                     expires_at: frames::unix_secs_rfc3339(v.expires_at),
@@ -372,20 +400,25 @@ impl Session {
         }
     }
 
-    /// Arms the timer for the next token event: the warning, then the expiry itself.
+    /// Converts the token's wall-clock expiry to tokio's clock once and arms the warning.
     fn schedule_expiry(&mut self) {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let exp_ms = self.token_exp.saturating_mul(1000);
-        let warning_ms = self.state.config.token_expiry_warning_secs as i64 * 1000;
-        let at_ms = if self.warned { exp_ms } else { exp_ms - warning_ms };
-        let wait = Duration::from_millis(at_ms.saturating_sub(now_ms).max(0) as u64);
-        self.expiry.as_mut().reset(Instant::now() + wait);
+        let left = self
+            .token_exp
+            .saturating_mul(1000)
+            .saturating_sub(now_ms)
+            .max(0);
+        let now = Instant::now();
+        self.expire_at = now + Duration::from_millis(left as u64);
+        self.warned = false;
+        let warning = Duration::from_secs(self.state.config.token_expiry_warning_secs);
+        let warn_at = self.expire_at.checked_sub(warning).unwrap_or(now).max(now);
+        self.expiry.as_mut().reset(warn_at);
     }
 
     fn on_expiry_timer(&mut self) -> Option<End> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let exp_ms = self.token_exp.saturating_mul(1000);
-        if self.warned || now_ms >= exp_ms {
+        let now = Instant::now();
+        if self.warned || now >= self.expire_at {
             return Some(End::Violation {
                 code: close::TOKEN_EXPIRED,
                 error: "token_expired",
@@ -395,14 +428,12 @@ impl Session {
         self.warned = true;
         let frame = ServerFrame::TokenExpiring {
             expires_at: frames::unix_secs_rfc3339(self.token_exp),
-            expires_in_ms: (exp_ms - now_ms).max(0) as u64,
+            expires_in_ms: (self.expire_at - now).as_millis() as u64,
         };
         if self.send(&frame).is_err() {
             return Some(End::SlowConsumer);
         }
-        // Fire at the expiry itself, measured on the same clock as the wait just finished.
-        let wait = Duration::from_millis((exp_ms - now_ms).max(0) as u64);
-        self.expiry.as_mut().reset(Instant::now() + wait);
+        self.expiry.as_mut().reset(self.expire_at);
         None
     }
 
@@ -458,7 +489,8 @@ impl Session {
                     reason: "server shutting down",
                     reconnect_after_ms: RECONNECT_AFTER_MS,
                 };
-                self.send_final(&frame, close::GOING_AWAY, "server shutting down").await;
+                self.send_final(&frame, close::GOING_AWAY, "server shutting down")
+                    .await;
                 count_close("going_away");
                 "shutdown"
             }
@@ -579,12 +611,17 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Message>,
     mut kill: oneshot::Receiver<CloseFrame>,
 ) {
+    // A oneshot must not be polled again once it resolved (the session may drop its sender).
+    let mut kill_armed = true;
     loop {
         tokio::select! {
             biased;
-            Ok(frame) = &mut kill => {
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-                break;
+            res = &mut kill, if kill_armed => {
+                kill_armed = false;
+                if let Ok(frame) = res {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                    break;
+                }
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break };

@@ -126,7 +126,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_op
 
 fn fail(op: Op, msg: &str) -> Done {
     fn err<T>(msg: &str) -> StoreResult<T> {
-        Err(StoreError::Other(anyhow::anyhow!("transaction failed: {msg}")))
+        Err(StoreError::Other(anyhow::anyhow!(
+            "transaction failed: {msg}"
+        )))
     }
     match op {
         Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
@@ -138,7 +140,9 @@ fn fail(op: Op, msg: &str) -> Done {
 
 fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
     match op {
-        Op::CreateUser(user, reply) => Done::Unit(reply, in_savepoint(tx, |c| create_user(c, &user))),
+        Op::CreateUser(user, reply) => {
+            Done::Unit(reply, in_savepoint(tx, |c| create_user(c, &user)))
+        }
         Op::InsertRefresh(rec, reply) => {
             Done::Unit(reply, in_savepoint(tx, |c| insert_refresh(c, &rec)))
         }
@@ -154,7 +158,11 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
             reply,
         } => {
             let n = samples.len();
-            Done::Samples(reply, in_savepoint(tx, |c| insert_samples(c, user, &samples)), n)
+            Done::Samples(
+                reply,
+                in_savepoint(tx, |c| insert_samples(c, user, &samples)),
+                n,
+            )
         }
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
@@ -223,19 +231,39 @@ fn rotate(
     mut new: RefreshTokenRecord,
     now: DateTime<Utc>,
 ) -> StoreResult<RotateOutcome> {
-    let row: Option<(Vec<u8>, Vec<u8>, i64, Option<i64>, bool)> = c
+    struct Row {
+        user: Vec<u8>,
+        family: Vec<u8>,
+        expires_at: i64,
+        used: bool,
+        revoked: bool,
+    }
+    let row = c
         .prepare_cached(
-            "SELECT user_id, family_id, expires_at, used_at, revoked
+            "SELECT user_id, family_id, expires_at, used_at IS NOT NULL, revoked
              FROM refresh_tokens WHERE token_hash = ?1",
         )
         .and_then(|mut st| {
             st.query_row([&old_hash[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok(Row {
+                    user: r.get(0)?,
+                    family: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    used: r.get(3)?,
+                    revoked: r.get(4)?,
+                })
             })
             .optional()
         })
         .map_err(other)?;
-    let Some((user, family, expires_at, used_at, revoked)) = row else {
+    let Some(Row {
+        user,
+        family,
+        expires_at,
+        used,
+        revoked,
+    }) = row
+    else {
         return Ok(RotateOutcome::Invalid);
     };
     let family_id = Uuid::from_slice(&family).map_err(|e| StoreError::Other(e.into()))?;
@@ -243,7 +271,7 @@ fn rotate(
     if revoked {
         return Ok(RotateOutcome::Invalid);
     }
-    if used_at.is_some() {
+    if used {
         c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
             .and_then(|mut st| st.execute([&family[..]]))
             .map_err(other)?;

@@ -1,0 +1,193 @@
+//! Durability: the real binary is killed with SIGKILL while clients stream; after a restart
+//! every acknowledged sample is present exactly once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{JWT_SECRET, PASSWORD, hr, into_json};
+
+async fn start_server(dir: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clarity"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "info",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("CLARITY_JWT_SECRET", JWT_SECRET)
+        .env("CLARITY_LOG_FORMAT", "text")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start clarity");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        panic!("server exited before listening");
+    })
+    .await
+    .expect("server listens within 30 s");
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> String {
+    let resp = http
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = into_json(resp).await;
+    assert!(status.is_success(), "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Streams batches with a few in flight; returns the ids of every acknowledged sample.
+async fn stream_until_killed(
+    addr: SocketAddr,
+    token: String,
+    client: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<String> {
+    let url = format!("ws://{addr}/api/v1/ws?access_token={token}");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let (mut tx, mut rx) = ws.split();
+    let mut pending: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut acked = Vec::new();
+    let mut seq = 0u64;
+    // Stay under the default 50 frames/s per session.
+    let mut pace = tokio::time::interval(Duration::from_millis(25));
+    loop {
+        if pending.len() < 4 && !stop.load(Ordering::Relaxed) {
+            pace.tick().await;
+            let ids: Vec<String> = (0..60).map(|i| format!("c{client}-{seq}-{i}")).collect();
+            let samples: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| hr(id, (seq * 60) as i64 + i as i64, 65))
+                .collect();
+            if tx
+                .send(Message::text(
+                    json!({"type": "samples", "seq": seq, "samples": samples}).to_string(),
+                ))
+                .await
+                .is_err()
+            {
+                return acked;
+            }
+            pending.insert(seq, ids);
+            seq += 1;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                let Some(s) = v["seq"].as_u64() else { continue };
+                let ids = pending.remove(&s).expect("answer for a sent batch");
+                if v["type"] == "ack" {
+                    assert!(pending.keys().all(|p| *p > s), "acks in order");
+                    assert_eq!(v["accepted"].as_u64(), Some(60));
+                    acked.extend(ids);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return acked,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_samples_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let (mut child, addr) = start_server(dir.path()).await;
+    let email = "crash@example.com";
+    let resp = http
+        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let token = login(&http, addr, email).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| tokio::spawn(stream_until_killed(addr, token.clone(), c, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.unwrap();
+    let mut acked = Vec::new();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    assert!(
+        acked.len() >= 60 * 4,
+        "clients got acks before the kill: {}",
+        acked.len()
+    );
+
+    let (_child, addr) = start_server(dir.path()).await;
+    let token = login(&http, addr, email).await;
+    let mut stored = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("http://{addr}/api/v1/health-data?limit=10000");
+        if let Some(c) = &cursor {
+            url += &format!("&cursor={c}");
+        }
+        let (status, body) =
+            into_json(http.get(url).bearer_auth(&token).send().await.unwrap()).await;
+        assert!(status.is_success(), "{body}");
+        stored.extend(
+            body["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "no sample stored twice");
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acked samples lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!(
+        "SIGKILL test: {} samples acked before the kill, {} stored",
+        acked.len(),
+        stored.len()
+    );
+}

@@ -1,0 +1,10 @@
+//! Integration tests through the real HTTP and WebSocket interfaces.
+
+mod common;
+
+mod auth;
+mod crash;
+mod health_data;
+mod ops;
+mod ws_ingest;
+mod ws_session;
