@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::store::{RefreshTokenRecord, RotateOutcome, Store, StoreError, UserRecord};
@@ -68,8 +67,8 @@ pub struct Auth {
     store: Arc<dyn Store>,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    /// Bounds concurrent argon2 computations (each takes ~19 MiB and a core).
-    hashing: Semaphore,
+    /// Runs argon2 (each hash takes ~19 MiB and a core) on a few dedicated threads.
+    hashing: password::HashPool,
     /// Verified against when the email is unknown, so that path costs a real verification.
     dummy_hash: String,
 }
@@ -87,7 +86,7 @@ impl Auth {
             store,
             access_ttl,
             refresh_ttl,
-            hashing: Semaphore::new(cores * 2),
+            hashing: password::HashPool::new(cores)?,
             dummy_hash: password::hash("dummy password for timing equalisation")?,
         })
     }
@@ -197,14 +196,7 @@ impl Auth {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(e.into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AuthError::Internal(e.into()))
+        self.hashing.run(f).await.map_err(AuthError::Internal)
     }
 }
 

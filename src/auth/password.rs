@@ -1,11 +1,63 @@
 //! Password policy and argon2id hashing.
 //!
-//! Rules: hashing is CPU- and memory-heavy by design, so it runs on the blocking pool behind a
-//! semaphore (a login flood queues instead of exhausting memory); unknown emails are verified
-//! against a dummy hash so both failure paths cost the same.
+//! Rules: hashing is CPU- and memory-heavy by design, so it runs on a fixed pool of threads
+//! (a login flood queues instead of exhausting memory); unknown emails are verified against a
+//! dummy hash so both failure paths cost the same.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+
+/// A fixed set of threads for password hashing: at most one argon2 computation per core, each
+/// ~19 MiB, however many logins arrive; the rest wait in a short queue. (The allocator side of
+/// that memory is handled in `main`: see `release_large_allocations`.)
+pub struct HashPool {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl HashPool {
+    pub fn new(threads: usize) -> std::io::Result<HashPool> {
+        // A short queue: callers wait (asynchronously) rather than piling up work.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(threads.max(1) * 4);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(mut rx) => rx.blocking_recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Some(job) => job(),
+                            None => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(HashPool { jobs: tx })
+    }
+
+    /// Runs `f` on the pool and waits for it without blocking the async runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| anyhow::anyhow!("password hashing pool stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("password hashing job panicked"))
+    }
+}
 
 /// Shortest and longest accepted passwords, in characters.
 pub const MIN_LEN: usize = 8;

@@ -4,6 +4,7 @@ mod common;
 
 mod auth;
 mod crash;
+mod faults;
 mod health_data;
 mod ops;
 mod ws_ingest;

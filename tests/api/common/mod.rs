@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clarity::app::App;
 use clarity::config::Config;
+use clarity::store::Store;
+use clarity::store::sqlite::{SqliteOptions, SqliteStore};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -56,8 +58,31 @@ pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut Config)) -> Te
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");
-    let addr = listener.local_addr().unwrap();
     let app = Arc::new(App::new(config).await.expect("app starts"));
+    serve(app, listener, dir).await
+}
+
+/// Starts a server whose store is wrapped by `wrap` (fault injection).
+pub async fn spawn_with_store(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(dir.path());
+    config.jwt_secret = Some(JWT_SECRET.to_string().into());
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("store opens");
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .expect("bind");
+    let app = App::with_store(config, wrap(Arc::new(store)))
+        .await
+        .expect("app starts");
+    serve(Arc::new(app), listener, dir).await
+}
+
+async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    dir: tempfile::TempDir,
+) -> TestApp {
+    let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(clarity::server::run(app.clone(), listener, async {
         let _ = rx.await;

@@ -1,0 +1,249 @@
+//! `loadtest`: a load generator for the Clarity server.
+//!
+//! It drives a *real* server over loopback the way phones do: it signs up and
+//! logs in a set of user accounts over REST, then opens authenticated
+//! WebSocket sessions (spread over many 127.0.0.x source addresses so that
+//! more than ~28k connections fit through one listening port) and runs one
+//! scenario against them.
+//!
+//! Layout: `client` (REST + WebSocket helpers, protocol frames), `samples`
+//! (realistic sample generator), `report` (table / JSON output, RSS probes),
+//! and one module per scenario under `scenarios`.
+
+mod client;
+mod report;
+mod samples;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Report;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load generator for the Clarity server (real server, loopback only)",
+    long_about = "Load generator for the Clarity server.\n\n\
+        Drives a running server over loopback like real phones do: creates --users accounts \
+        (POST /api/v1/auth/signup, falling back to login when the account exists), logs them in, \
+        opens --connections authenticated WebSocket sessions to /api/v1/ws at --ramp-per-sec, \
+        then runs the chosen scenario for --duration seconds and prints a report \
+        (optionally also as JSON with --json).\n\n\
+        Client sockets are bound to source addresses 127.0.0.2..127.0.0.254 (round-robin) so a \
+        single run can exceed the ~28k ephemeral ports of one source address. RLIMIT_NOFILE is \
+        raised to the hard limit at start. Every phase is bounded by timeouts; the run always \
+        ends by itself (Ctrl-C ends the measurement early and still prints the report).\n\n\
+        Examples:\n  \
+        loadtest idle --connections 50000 --duration 30 --server-pid $(pidof clarity)\n  \
+        loadtest ingest --connections 500 --rate 1 --batch 60 --duration 60 --json ingest.json\n  \
+        loadtest ingest --connections 50 --rate 0 --inflight 8 --duration 30"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: ScenarioCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum ScenarioCmd {
+    /// Open and hold N authenticated WebSocket connections; measure server RSS per connection.
+    ///
+    /// Each connection reads the `welcome` frame and then keeps polling its stream (so server
+    /// Pings are answered) until the hold period ends. Reports connections established/failed,
+    /// closes by code, and with --server-pid the server RSS before connecting, with all
+    /// connections open, and (open - before) / established bytes per connection.
+    Idle(IdleArgs),
+    /// N sessions uploading batches of samples; measure throughput and ack latency.
+    ///
+    /// Each session sends `samples` frames of --batch realistic minute samples
+    /// (activity_count + heart_rate, consecutive minutes from a per-session start time, unique
+    /// ids) at --rate batches/s, or as fast as acks allow with --rate 0 (keeping up to
+    /// --inflight unacked batches). The server's per-session limits from `welcome` are
+    /// respected (frames/s, burst, max in-flight, max samples per frame). Ack latency is the
+    /// time from sending a frame to receiving its `ack`.
+    Ingest(IngestArgs),
+}
+
+/// Flags shared by every scenario.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Server base URL (http, loopback only); the WebSocket URL is ws://HOST:PORT/api/v1/ws.
+    #[arg(long, env = "LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+
+    /// Number of WebSocket sessions to open.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub connections: usize,
+
+    /// Measurement (hold / send) duration in seconds, after all sessions are connected.
+    #[arg(short = 'd', long, default_value_t = 30)]
+    pub duration: u64,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// PID of the server process; its VmRSS is read from /proc/PID/status to report memory.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// Number of distinct user accounts (default: min(connections, 100)); sessions are
+    /// spread over them round-robin.
+    #[arg(long)]
+    pub users: Option<usize>,
+
+    /// Connection open rate (new WebSocket sessions per second).
+    #[arg(long, default_value_t = 2000.0)]
+    pub ramp_per_sec: f64,
+
+    /// Timeout for one session to connect (TCP + upgrade + welcome), in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+
+    /// Maximum number of connection attempts in progress at once.
+    #[arg(long, default_value_t = 512)]
+    pub max_pending_connects: usize,
+
+    /// Number of client source addresses to spread sockets over (127.0.0.2 .. 127.0.0.(1+N)),
+    /// 1..=253. Only used when the server listens on an IPv4 loopback address.
+    #[arg(long, default_value_t = 253, value_parser = clap::value_parser!(u8).range(1..=253))]
+    pub source_ips: u8,
+
+    /// Run identifier used in account emails (lt-<run-id>-<i>@example.com) and sample ids.
+    /// Reuse one to reuse existing accounts (signup answers 409, then login). Default: random.
+    #[arg(long)]
+    pub run_id: Option<String>,
+
+    /// Password for the load-test accounts.
+    #[arg(long, default_value = "correct-horse-battery-staple")]
+    pub password: String,
+
+    /// Concurrent signup/login requests while creating accounts (argon2 is slow server-side).
+    #[arg(long, default_value_t = 8)]
+    pub signup_concurrency: usize,
+
+    /// Seconds between progress lines on stderr (0 = none).
+    #[arg(long, default_value_t = 5)]
+    pub progress_every: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Batches per second per session; 0 = as fast as acks (and the server's frame rate
+    /// limit) allow.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+
+    /// Samples per batch (capped at the server's limits.max_samples_per_frame).
+    #[arg(long, default_value_t = 60)]
+    pub batch: usize,
+
+    /// Maximum unacknowledged batches per session (capped at limits.max_inflight_batches).
+    #[arg(long, default_value_t = 1)]
+    pub inflight: usize,
+
+    /// Seconds to wait for outstanding acks after the measurement window.
+    #[arg(long, default_value_t = 5)]
+    pub drain_timeout: u64,
+}
+
+impl CommonArgs {
+    fn validate(&self) -> Result<()> {
+        if self.connections == 0 {
+            bail!("--connections must be at least 1");
+        }
+        if self.users == Some(0) {
+            bail!("--users must be at least 1");
+        }
+        if !(self.ramp_per_sec.is_finite() && self.ramp_per_sec > 0.0) {
+            bail!("--ramp-per-sec must be > 0");
+        }
+        if self.connect_timeout == 0 {
+            bail!("--connect-timeout must be at least 1 second");
+        }
+        if self.max_pending_connects == 0 || self.signup_concurrency == 0 {
+            bail!("--max-pending-connects and --signup-concurrency must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users
+            .unwrap_or_else(|| self.connections.min(100))
+            .min(self.connections)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
+    }
+}
+
+/// Exit codes: 0 = report produced, 1 = report produced but no session could be
+/// established, 2 = setup error (bad flags, server unreachable, no account).
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadtest: error: building tokio runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = rt.block_on(run(cli));
+    // Don't wait for stragglers (aborted tasks, idle pooled HTTP connections).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(report) if report.failed() => std::process::exit(1),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("loadtest: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<Report> {
+    let (common, scenario_name) = match &cli.scenario {
+        ScenarioCmd::Idle(a) => (a.common.clone(), "idle"),
+        ScenarioCmd::Ingest(a) => (a.common.clone(), "ingest"),
+    };
+    common.validate()?;
+    if let ScenarioCmd::Ingest(a) = &cli.scenario {
+        if !(a.rate.is_finite() && a.rate >= 0.0) {
+            bail!("--rate must be >= 0");
+        }
+        if a.batch == 0 || a.inflight == 0 {
+            bail!("--batch and --inflight must be at least 1");
+        }
+    }
+
+    let env = std::sync::Arc::new(scenarios::Env::prepare(&common, scenario_name).await?);
+
+    let mut report = match cli.scenario {
+        ScenarioCmd::Idle(a) => scenarios::idle::run(env, &a).await?,
+        ScenarioCmd::Ingest(a) => scenarios::ingest::run(env, &a).await?,
+    };
+    report.finish();
+    report.print_table();
+    if let Some(path) = &common.json {
+        report.write_json(path)?;
+        eprintln!("[loadtest] JSON report written to {}", path.display());
+    }
+    Ok(report)
+}

@@ -1,0 +1,198 @@
+//! Fault injection: the store becomes overloaded or fails, then recovers. Clients are told to
+//! retry (503 / `store_unavailable` / `internal`), never acked for data that was not stored,
+//! and their retries succeed once the store is back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clarity::samples::Sample;
+use clarity::store::{
+    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult,
+    UserRecord,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::{hr, spawn_with_store};
+
+const HEALTHY: u8 = 0;
+const OVERLOADED: u8 = 1;
+const BROKEN: u8 = 2;
+
+/// Delegates to a real store unless told to fail.
+struct Faulty {
+    inner: Arc<dyn Store>,
+    mode: Arc<AtomicU8>,
+}
+
+impl Faulty {
+    fn check(&self) -> StoreResult<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            OVERLOADED => Err(StoreError::Overloaded),
+            BROKEN => Err(StoreError::Other(anyhow::anyhow!("disk I/O error"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Faulty {
+    async fn ping(&self) -> StoreResult<()> {
+        self.check()?;
+        self.inner.ping().await
+    }
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
+        self.inner.create_user(user).await
+    }
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.inner.user_by_email(email).await
+    }
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        self.inner.user_by_id(id).await
+    }
+    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
+        self.inner.insert_refresh_token(token).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        self.inner.rotate_refresh_token(old_hash, new, now).await
+    }
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        self.check()?;
+        self.inner.insert_samples(user, samples).await
+    }
+    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
+        self.check()?;
+        self.inner.query_samples(user, query).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+#[tokio::test]
+async fn store_outage_is_reported_and_recovered_from() {
+    let mode = Arc::new(AtomicU8::new(HEALTHY));
+    let app = spawn_with_store({
+        let mode = mode.clone();
+        move |inner| Arc::new(Faulty { inner, mode })
+    })
+    .await;
+    let u = app.user().await;
+    let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
+    let batch = json!({"samples": [hr("f1", 1, 60), hr("f2", 2, 61)]});
+
+    mode.store(OVERLOADED, Ordering::SeqCst);
+    let resp = app
+        .http
+        .post(app.url("/api/v1/health-data"))
+        .bearer_auth(&u.access)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let (_, body) = crate::common::into_json(resp).await;
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(body["error"]["retry_after_ms"], 1000);
+    let (s, _) = app.get("/api/ready", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let (s, _) = app.get("/api/v1/health-data", Some(&u.access)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+
+    ws.send(&json!({"type": "samples", "seq": 1, "samples": batch["samples"]}))
+        .await;
+    let e = ws.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["seq"].as_u64()),
+        (Some("store_unavailable"), Some(1))
+    );
+    assert_eq!(e["retry_after_ms"], 1000);
+
+    mode.store(BROKEN, Ordering::SeqCst);
+    ws.send(&json!({"type": "samples", "seq": 2, "samples": batch["samples"]}))
+        .await;
+    let e = ws.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["seq"].as_u64()),
+        (Some("internal"), Some(2))
+    );
+    assert!(
+        !e["message"].as_str().unwrap().contains("disk"),
+        "internal causes stay internal"
+    );
+    let (s, b) = app
+        .post("/api/v1/health-data", &batch, Some(&u.access))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("internal"))
+    );
+    assert!(!b.to_string().contains("disk"));
+
+    // Recovery: the same session retries and the data lands once.
+    mode.store(HEALTHY, Ordering::SeqCst);
+    let (s, _) = app.get("/api/ready", None).await;
+    assert_eq!(s, StatusCode::OK);
+    ws.send(&json!({"type": "samples", "seq": 3, "samples": batch["samples"]}))
+        .await;
+    let ack = ws.recv_type("ack").await;
+    assert_eq!(
+        (ack["seq"].as_u64(), ack["accepted"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(app.all_samples(&u.access, "").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_full_write_queue_answers_503_not_an_ack() {
+    // A real SQLite store with a one-slot queue: concurrent uploads overflow it.
+    let app = crate::common::spawn_app_with(|c| c.store_queue_depth = 1).await;
+    let u = app.user().await;
+    let uploads = (0..64).map(|n| {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/health-data");
+        let token = u.access.clone();
+        let samples: Vec<_> = (0..200).map(|i| hr(&format!("q{n}-{i}"), i, 60)).collect();
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"samples": samples}))
+                .send()
+                .await
+                .unwrap();
+            (n, resp.status())
+        })
+    });
+    let mut ok = Vec::new();
+    let mut unavailable = 0;
+    for h in uploads {
+        let (n, status) = h.await.unwrap();
+        match status {
+            StatusCode::OK => ok.push(n),
+            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // Exactly the acknowledged uploads are stored.
+    let stored = app.all_samples(&u.access, "").await;
+    assert_eq!(
+        stored.len(),
+        ok.len() * 200,
+        "{} ok, {unavailable} refused",
+        ok.len()
+    );
+    for n in ok {
+        assert!(stored.iter().any(|s| s["id"] == format!("q{n}-0").as_str()));
+    }
+}
