@@ -38,6 +38,7 @@ impl App {
         let opts = SqliteOptions {
             synchronous: config.sqlite_synchronous.clone(),
             queue_depth: config.store_queue_depth,
+            max_pending_samples: config.store_max_pending_samples,
             timeout: config.store_timeout(),
             ..SqliteOptions::default()
         };

@@ -131,9 +131,17 @@ pub struct Config {
     #[arg(long, env = "CLARITY_STORE_TIMEOUT_MS", default_value_t = 5_000)]
     pub store_timeout_ms: u64,
 
-    /// Writes queued for the store before callers get 503 / `store_unavailable`.
-    #[arg(long, env = "CLARITY_STORE_QUEUE_DEPTH", default_value_t = 4096)]
+    /// Write operations queued for the store before callers get 503 / `store_unavailable`.
+    #[arg(long, env = "CLARITY_STORE_QUEUE_DEPTH", default_value_t = 65_536)]
     pub store_queue_depth: usize,
+
+    /// Samples queued for the store before callers get 503 / `store_unavailable`.
+    #[arg(
+        long,
+        env = "CLARITY_STORE_MAX_PENDING_SAMPLES",
+        default_value_t = 200_000
+    )]
+    pub store_max_pending_samples: usize,
 
     /// SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
     #[arg(long, env = "CLARITY_SQLITE_SYNCHRONOUS", default_value = "FULL")]

@@ -34,6 +34,9 @@ pub struct SqliteOptions {
     pub synchronous: String,
     /// Writes waiting for the writer thread before callers get `Overloaded`.
     pub queue_depth: usize,
+    /// Samples waiting for the writer thread before callers get `Overloaded`: bounds memory
+    /// and ack latency under overload whatever the batch sizes.
+    pub max_pending_samples: usize,
     /// Most ops folded into one transaction.
     pub max_batch_ops: usize,
     /// Concurrent readers.
@@ -46,7 +49,8 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             synchronous: "FULL".into(),
-            queue_depth: 4096,
+            queue_depth: 65_536,
+            max_pending_samples: 200_000,
             max_batch_ops: 512,
             readers: 4,
             timeout: Duration::from_secs(5),
@@ -56,6 +60,7 @@ impl Default for SqliteOptions {
 
 pub struct SqliteStore {
     writes: mpsc::Sender<Op>,
+    pending_samples: Arc<Semaphore>,
     readers: Arc<ReadPool>,
     read_permits: Semaphore,
     timeout: Duration,
@@ -109,6 +114,9 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", &sync)?;
+        // Every active user keeps a hot leaf in each of the three sample B-trees; SQLite's
+        // 2 MiB default cache thrashes at a few hundred users.
+        conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -120,6 +128,9 @@ impl SqliteStore {
             .spawn(move || writer::run(conn, rx, max_batch))?;
         Ok(SqliteStore {
             writes: tx,
+            pending_samples: Arc::new(Semaphore::new(
+                opts.max_pending_samples.clamp(1, Semaphore::MAX_PERMITS),
+            )),
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -285,10 +296,17 @@ impl Store for SqliteStore {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
+        let weight = u32::try_from(samples.len()).map_err(|_| StoreError::Overloaded)?;
+        let budget = self
+            .pending_samples
+            .clone()
+            .try_acquire_many_owned(weight)
+            .map_err(|_| StoreError::Overloaded)?;
         self.write(|reply| Op::InsertSamples {
             user,
             samples,
             reply,
+            budget,
         })
         .await
     }

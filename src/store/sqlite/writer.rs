@@ -32,6 +32,8 @@ pub(super) enum Op {
         user: Uuid,
         samples: Vec<Sample>,
         reply: Reply<Vec<bool>>,
+        /// This batch's share of the pending-samples budget, returned when the op is done.
+        budget: tokio::sync::OwnedSemaphorePermit,
     },
     /// Everything queued before it is committed; then the thread exits.
     Close(oneshot::Sender<()>),
@@ -156,6 +158,7 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
             user,
             samples,
             reply,
+            budget: _budget,
         } => {
             let n = samples.len();
             Done::Samples(
