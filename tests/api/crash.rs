@@ -18,17 +18,17 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common::{JWT_SECRET, PASSWORD, hr, into_json};
 
 async fn start_server(dir: &Path) -> (Child, SocketAddr) {
+    start_binary(&["serve"], dir, &[("CLARITY_JWT_SECRET", JWT_SECRET)]).await
+}
+
+/// Starts the real binary with `args`, an ephemeral port, `dir` as data folder and `envs`.
+async fn start_binary(args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clarity"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log",
-            "info",
-            "--data-dir",
-        ])
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--log", "info", "--data-dir"])
         .arg(dir)
-        .env("CLARITY_JWT_SECRET", JWT_SECRET)
+        .env_remove("CLARITY_JWT_SECRET")
+        .envs(envs.iter().copied())
         .env("CLARITY_LOG_FORMAT", "text")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -190,4 +190,60 @@ async fn acknowledged_samples_survive_sigkill() {
         acked.len(),
         stored.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_binary_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // No subcommand: `clarity` alone serves.
+    let (mut child, addr) = start_binary(&[], dir.path(), &[]).await;
+    let (url, token) = {
+        let http = reqwest::Client::new();
+        let resp = http
+            .get(format!("http://{addr}/api/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let resp = http
+            .post(format!("http://{addr}/api/v1/auth/signup"))
+            .json(&json!({"email": "term@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        (
+            format!("ws://{addr}/api/v1/ws"),
+            login(&http, addr, "term@example.com").await,
+        )
+    };
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={token}"))
+        .await
+        .unwrap();
+    let mut ws = crate::common::Ws { stream: ws };
+    ws.welcome().await;
+    ws.send(&json!({"type": "samples", "seq": 1, "samples": [hr("t1", 1, 60)]}))
+        .await;
+    assert_eq!(ws.recv_type("ack").await["seq"], 1);
+
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, frames) = ws.until_close().await;
+    assert_eq!(code, 1001);
+    assert_eq!(frames.last().unwrap()["type"], "going_away");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // The signing key generated on first start is kept: tokens survive a restart.
+    let (_child, addr) = start_binary(&[], dir.path(), &[]).await;
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/user/profile"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
