@@ -7,5 +7,6 @@ mod crash;
 mod faults;
 mod health_data;
 mod ops;
+mod ws_fuzz;
 mod ws_ingest;
 mod ws_session;

@@ -350,3 +350,20 @@ async fn slow_consumer_is_closed_with_4009() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn client_close_is_answered() {
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
+    ws.stream
+        .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    let (code, frames) = ws.until_close().await;
+    assert_eq!((code, frames.len()), (1000, 0));
+}
