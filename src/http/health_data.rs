@@ -40,16 +40,24 @@ async fn upload(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<IngestReport>, ApiError> {
-    let prepared = {
+    let max = state.config.max_samples_per_request;
+    let big = body.len() > ingest::OFFLOAD_BYTES;
+    let validate = move || -> Result<ingest::Prepared, ApiError> {
         let b: UploadBody<'_> = json_body(&headers, &body)?;
-        let max = state.config.max_samples_per_request;
         if b.samples.len() > max {
             return Err(ApiError::PayloadTooLarge(format!(
                 "at most {max} samples per request, got {}",
                 b.samples.len()
             )));
         }
-        ingest::prepare(&b.samples)
+        Ok(ingest::prepare(&b.samples))
+    };
+    let prepared = if big {
+        ingest::off_runtime(validate)
+            .await
+            .map_err(ApiError::Internal)??
+    } else {
+        validate()?
     };
     let report = ingest::commit(state.store.clone(), caller.user_id, prepared, "rest").await?;
     Ok(Json(report))

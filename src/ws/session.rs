@@ -291,7 +291,7 @@ impl Session {
         match frame.ty.as_deref() {
             Some("samples") => {
                 count_in("samples");
-                self.on_samples(&frame)?;
+                self.on_samples(&frame, &text)?;
                 Ok(None)
             }
             Some("ping") => {
@@ -324,7 +324,7 @@ impl Session {
         }
     }
 
-    fn on_samples(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+    fn on_samples(&mut self, frame: &ClientFrame<'_>, text: &Utf8Bytes) -> Result<(), Overflow> {
         let invalid = |message: &str, seq: Option<u64>| ServerFrame::Error {
             code: "invalid_frame",
             message: message.to_owned().into(),
@@ -352,13 +352,26 @@ impl Session {
                 retry_after_ms: None,
             });
         }
-        let prepared = ingest::prepare(&list);
+        // Small frames are validated here; big ones on the blocking pool (re-read there from
+        // the same bytes, which is cheap next to validating them).
+        let inline = (text.len() <= ingest::OFFLOAD_BYTES).then(|| ingest::prepare(&list));
+        let text = text.clone();
         let store = self.state.store.clone();
         let user = self.user;
         let received = Instant::now();
         self.inflight.push_back(
             async move {
-                let result = ingest::commit(store, user, prepared, "ws").await;
+                let prepared = match inline {
+                    Some(p) => Ok(p),
+                    None => ingest::off_runtime(move || prepare_frame(text.as_str()))
+                        .await
+                        .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
+                        .map_err(StoreError::Other),
+                };
+                let result = match prepared {
+                    Ok(p) => ingest::commit(store, user, p, "ws").await,
+                    Err(e) => Err(e),
+                };
                 Completed {
                     seq,
                     received,
@@ -556,6 +569,13 @@ impl Session {
             .try_send(Message::Text(frame.to_text().into()))
             .map_err(|_| Overflow)
     }
+}
+
+/// Validates the samples of an already checked `samples` frame.
+fn prepare_frame(text: &str) -> Option<ingest::Prepared> {
+    let frame: ClientFrame<'_> = serde_json::from_str(text).ok()?;
+    let list: Vec<&RawValue> = serde_json::from_str(frame.samples?.get()).ok()?;
+    Some(ingest::prepare(&list))
 }
 
 fn too_big(len: usize, max: usize) -> End {

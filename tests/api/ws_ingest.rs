@@ -367,3 +367,38 @@ async fn client_close_is_answered() {
     let (code, frames) = ws.until_close().await;
     assert_eq!((code, frames.len()), (1000, 0));
 }
+
+#[tokio::test]
+async fn big_batches_take_the_same_path() {
+    // Over 64 KiB, validation runs on the blocking pool; results must not differ.
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
+    let mut batch: Vec<Value> = (0..3000).map(|i| hr(&format!("big-{i}"), i, 60)).collect();
+    batch[1234]["value"] = json!(1000);
+    let text = json!({"type": "samples", "seq": 1, "samples": batch}).to_string();
+    assert!(text.len() > 64 * 1024);
+    ws.send_text(&text).await;
+    let ack = ws.recv_type("ack").await;
+    assert_eq!(
+        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(2999), Some(0))
+    );
+    assert_eq!(ack["rejected"][0]["index"], 1234);
+
+    let rest: Vec<Value> = (0..5000).map(|i| hr(&format!("big-{i}"), i, 60)).collect();
+    let (s, b) = app
+        .post(
+            "/api/v1/health-data",
+            &json!({"samples": rest}),
+            Some(&u.access),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (b["accepted"].as_u64(), b["duplicates"].as_u64()),
+        (Some(2001), Some(2999))
+    );
+    assert_eq!(app.all_samples(&u.access, "").await.len(), 5000);
+}
