@@ -186,8 +186,9 @@ impl Session {
         &mut self,
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
     ) -> End {
-        let cfg = self.state.config.clone();
-        let shutdown = self.state.shutdown.clone();
+        let state = self.state.clone();
+        let cfg = &state.config;
+        let shutdown = state.shutdown.clone();
         let interval = cfg.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
