@@ -164,17 +164,16 @@ async fn idle_conn(
     mut release: watch::Receiver<bool>,
 ) -> ConnResult {
     let mut res = ConnResult::default();
-    let connected = env.connect(i, client::ws_config(READ_BUFFER)).await;
-    drop(permit);
+    let connected = env
+        .connect_counted(i, client::ws_config(READ_BUFFER), &tracker, permit)
+        .await;
     let (mut ws, welcome) = match connected {
         Ok(v) => v,
-        Err(e) => {
-            tracker.failed.fetch_add(1, Ordering::Relaxed);
-            res.errors.inc(e.key());
+        Err(key) => {
+            res.errors.inc(key);
             return res;
         }
     };
-    tracker.established.fetch_add(1, Ordering::Relaxed);
     res.heartbeat_ms = welcome.heartbeat_interval_ms;
 
     // Keep polling the stream so Pings are answered, until released.

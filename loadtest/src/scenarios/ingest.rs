@@ -313,17 +313,16 @@ async fn session(
     mut phase_rx: watch::Receiver<Phase>,
 ) -> SessionResult {
     let mut res = SessionResult::default();
-    let connected = env.connect(i, client::ws_config(READ_BUFFER)).await;
-    drop(permit);
+    let connected = env
+        .connect_counted(i, client::ws_config(READ_BUFFER), &tracker, permit)
+        .await;
     let (mut ws, welcome) = match connected {
         Ok(v) => v,
-        Err(e) => {
-            tracker.failed.fetch_add(1, Ordering::Relaxed);
-            res.errors.inc(e.key());
+        Err(key) => {
+            res.errors.inc(key);
             return res;
         }
     };
-    tracker.established.fetch_add(1, Ordering::Relaxed);
 
     // Respect the server's limits.
     let limits = welcome.limits.clone();

@@ -174,6 +174,26 @@ impl Env {
         .await
     }
 
+    /// Connects session `i`, frees its connect-phase permit and counts the outcome in
+    /// `tracker`; on failure returns the error key to count.
+    pub async fn connect_counted(
+        &self,
+        i: usize,
+        config: WebSocketConfig,
+        tracker: &ConnTracker,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(Ws, Welcome), String> {
+        let connected = self.connect(i, config).await;
+        drop(permit);
+        let counter = if connected.is_ok() {
+            &tracker.established
+        } else {
+            &tracker.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        connected.map_err(|e| e.key())
+    }
+
     pub fn stopped(&self) -> bool {
         *self.stop.borrow()
     }
