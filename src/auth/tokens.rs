@@ -2,7 +2,8 @@
 //!
 //! Rules:
 //! - The algorithm is pinned: a token whose header names another algorithm is invalid.
-//! - `exp`, `iss`, `aud` and `sub` are required; no leeway beyond a few seconds of clock skew.
+//! - `exp`, `iat`, `iss`, `aud` and `sub` are required, `iat` not in the future; no leeway
+//!   beyond a few seconds of clock skew.
 //! - Refresh tokens are 256 random bits; only their SHA-256 is stored.
 
 use std::path::Path;
@@ -95,6 +96,11 @@ impl TokenKeys {
 
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            // jsonwebtoken does not look at `iat`; a token from the future is forged or from
+            // a badly wrong clock.
+            Ok(data) if data.claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECS as i64 => {
+                Err(TokenError::Invalid)
+            }
             Ok(data) => Ok(Verified {
                 user_id: data.claims.sub,
                 expires_at: data.claims.exp,
@@ -184,6 +190,28 @@ mod tests {
             URL_SAFE_NO_PAD.encode(payload.to_string())
         );
         assert_eq!(keys().verify(&t), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn issued_in_the_future_or_without_iat_is_refused() {
+        let now = chrono::Utc::now().timestamp();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(&[7u8; 32]).unwrap(),
+            )
+            .unwrap()
+        };
+        let base = serde_json::json!({"sub": Uuid::new_v4(), "exp": now + 600,
+            "iss": "clarity", "aud": "clarity-api", "jti": Uuid::new_v4()});
+        let mut future = base.clone();
+        future["iat"] = (now + 3600).into();
+        assert_eq!(keys().verify(&sign(future)), Err(TokenError::Invalid));
+        assert_eq!(keys().verify(&sign(base.clone())), Err(TokenError::Invalid));
+        let mut ok = base;
+        ok["iat"] = now.into();
+        assert!(keys().verify(&sign(ok)).is_ok());
     }
 
     #[test]
