@@ -402,3 +402,46 @@ async fn big_batches_take_the_same_path() {
     );
     assert_eq!(app.all_samples(&u.access, "").await.len(), 5000);
 }
+
+#[tokio::test]
+async fn concurrent_duplicates_are_stored_once() {
+    // Four sessions of one user race to send the same 20 batches; every id is accepted by
+    // exactly one of them and reported as a duplicate to the others.
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut ws = app.ws(&u.access).await;
+        ws.welcome().await;
+        clients.push(ws);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let (mut accepted, mut duplicates) = (0, 0);
+                for seq in 0..20u64 {
+                    let batch: Vec<Value> = (0..50)
+                        .map(|i| hr(&format!("race-{seq}-{i}"), (seq * 50 + i) as i64, 70))
+                        .collect();
+                    ws.send(&json!({"type": "samples", "seq": seq, "samples": batch}))
+                        .await;
+                }
+                for _ in 0..20 {
+                    let ack = ws.recv_type("ack").await;
+                    accepted += ack["accepted"].as_u64().unwrap();
+                    duplicates += ack["duplicates"].as_u64().unwrap();
+                }
+                (accepted, duplicates)
+            })
+        })
+        .collect();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for t in tasks {
+        let (a, d) = t.await.unwrap();
+        accepted += a;
+        duplicates += d;
+    }
+    assert_eq!((accepted, duplicates), (1000, 3000));
+    assert_eq!(app.all_samples(&u.access, "").await.len(), 1000);
+}
