@@ -355,16 +355,19 @@ impl Session {
         }
         // Small frames are validated here; big ones on the blocking pool (re-read there from
         // the same bytes, which is cheap next to validating them).
-        let inline = (text.len() <= ingest::OFFLOAD_BYTES).then(|| ingest::prepare(&list));
-        let text = text.clone();
+        let work = if text.len() <= ingest::OFFLOAD_BYTES {
+            Ok(ingest::prepare(&list))
+        } else {
+            Err(text.clone())
+        };
         let store = self.state.store.clone();
         let user = self.user;
         let received = Instant::now();
         self.inflight.push_back(
             async move {
-                let prepared = match inline {
-                    Some(p) => Ok(p),
-                    None => ingest::off_runtime(move || prepare_frame(text.as_str()))
+                let prepared = match work {
+                    Ok(p) => Ok(p),
+                    Err(text) => ingest::off_runtime(move || prepare_frame(text.as_str()))
                         .await
                         .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
                         .map_err(StoreError::Other),
