@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, TokenKeys, tokens};
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::store::Store;
+use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 
 pub struct App {
@@ -33,18 +34,10 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the embedded store in `config.data_dir` and builds the app on it.
+    /// Opens the configured store and builds the app on it.
     pub async fn new(config: Config) -> anyhow::Result<App> {
-        let opts = SqliteOptions {
-            synchronous: config.sqlite_synchronous.clone(),
-            queue_depth: config.store_queue_depth,
-            max_pending_samples: config.store_max_pending_samples,
-            timeout: config.store_timeout(),
-            ..SqliteOptions::default()
-        };
-        let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??;
-        App::with_store(config, Arc::new(store)).await
+        let store = open_store(&config).await?;
+        App::with_store(config, store).await
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
@@ -66,6 +59,50 @@ impl App {
             sessions: TaskTracker::new(),
         })
     }
+}
+
+/// Opens the store `config` names; the DynamoDB table must exist (`clarity migrate`).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.store {
+        StoreKind::Sqlite => {
+            let opts = SqliteOptions {
+                synchronous: config.sqlite_synchronous.clone(),
+                queue_depth: config.store_queue_depth,
+                max_pending_samples: config.store_max_pending_samples,
+                timeout: config.store_timeout(),
+                ..SqliteOptions::default()
+            };
+            let dir = config.data_dir.clone();
+            Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??)
+        }
+        StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&dynamo_options(config)).await?),
+    })
+}
+
+pub fn dynamo_options(config: &Config) -> DynamoOptions {
+    DynamoOptions {
+        table_prefix: config.dynamodb_table_prefix.clone(),
+        endpoint: config.dynamodb_endpoint.clone(),
+        max_attempts: config.dynamodb_max_attempts,
+        timeout: config.store_timeout(),
+        max_pending_samples: config.store_max_pending_samples,
+    }
+}
+
+/// `clarity migrate`: creates what the configured store needs, idempotently.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    match config.store {
+        StoreKind::Sqlite => {
+            // Opening creates the schema.
+            open_store(config).await?.close().await;
+        }
+        StoreKind::Dynamodb => {
+            let opts = dynamo_options(config);
+            let client = dynamo::client(&opts).await;
+            dynamo::schema::migrate(&client, &opts.table()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Cheap-to-clone handle given to every handler.

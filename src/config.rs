@@ -29,16 +29,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(Config),
+    /// Create the store's tables (idempotent) and exit. Production DynamoDB tables come from
+    /// the deploy template instead.
+    Migrate(Config),
 }
 
 impl Cli {
     /// The serve settings, whether given after `serve` or bare.
     pub fn into_config(self) -> Config {
         match self.command {
-            Some(Command::Serve(c)) => c,
+            Some(Command::Serve(c) | Command::Migrate(c)) => c,
             None => self.serve,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// Embedded SQLite database in the data folder: one node, zero setup.
+    Sqlite,
+    /// One DynamoDB table shared by every node.
+    Dynamodb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +67,25 @@ pub struct Config {
     /// Folder for the embedded database and the generated signing key.
     #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Storage backend.
+    #[arg(long, env = "CLARITY_STORE", value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+
+    /// Prefix of the DynamoDB table name (the table is `<prefix>clarity`), to keep several
+    /// deployments or test runs in one account.
+    #[arg(long, env = "CLARITY_DYNAMODB_TABLE_PREFIX", default_value = "")]
+    pub dynamodb_table_prefix: String,
+
+    /// DynamoDB endpoint override, e.g. `http://127.0.0.1:8000` for DynamoDB Local. Region
+    /// and credentials come from the standard AWS chain (`AWS_REGION`, `AWS_PROFILE`, task role).
+    #[arg(long, env = "CLARITY_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+
+    /// Attempts per DynamoDB request (SDK standard retry with jittered backoff) within the
+    /// store timeout.
+    #[arg(long, env = "CLARITY_DYNAMODB_MAX_ATTEMPTS", default_value_t = 4)]
+    pub dynamodb_max_attempts: u32,
 
     /// HS256 signing key for access tokens, shared by all nodes of a deployment. When unset a
     /// random key is generated once and kept in the data folder.

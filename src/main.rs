@@ -4,13 +4,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use clarity::app::App;
-use clarity::config::Cli;
+use clarity::app::{self, App};
+use clarity::config::{Cli, Command};
 use clarity::{server, telemetry};
 
 fn main() -> ExitCode {
     release_large_allocations();
-    let config = Cli::parse().into_config();
+    let cli = Cli::parse();
+    let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
+    let config = cli.into_config();
     telemetry::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -22,10 +24,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    let (what, res) = if migrate_only {
+        ("migration", runtime.block_on(app::migrate(&config)))
+    } else {
+        ("server", runtime.block_on(serve(config)))
+    };
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "server failed");
+            tracing::error!(error = format!("{e:#}"), "{what} failed");
             ExitCode::FAILURE
         }
     }
@@ -39,6 +46,7 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let app = Arc::new(App::new(config).await?);
     tracing::info!(
+        store = ?app.config.store,
         data_dir = %app.config.data_dir.display(),
         "listening on http://{}",
         listener.local_addr()?

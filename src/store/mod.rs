@@ -10,6 +10,7 @@
 //! - Overload and timeouts are reported as such ([`StoreError::Overloaded`],
 //!   [`StoreError::Timeout`]) so callers can answer 503 / `store_unavailable` instead of failing.
 
+pub mod dynamo;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -3,6 +3,8 @@
 mod common;
 
 mod auth;
+mod conformance;
+mod conformance_nodes;
 mod crash;
 mod faults;
 mod health_data;

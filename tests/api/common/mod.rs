@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod process;
+
+pub use backend::Backend;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -55,6 +60,19 @@ pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut Config)) -> Te
     config.jwt_secret = Some(JWT_SECRET.to_string().into());
     config.log = "warn".into();
     f(&mut config);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .expect("bind");
+    let app = Arc::new(App::new(config).await.expect("app starts"));
+    serve(app, listener, dir).await
+}
+
+/// Starts a server on `backend` (a fresh table for DynamoDB).
+pub async fn spawn_on(backend: &Backend, f: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = backend.config(dir.path());
+    f(&mut config);
+    backend.migrate(&config).await;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");

@@ -1,0 +1,348 @@
+//! Scale-out store: one DynamoDB table shared by every node (layout in [`schema`]).
+//!
+//! Rules:
+//! - A write resolves `Ok` only after DynamoDB answered 200 for every item it touches:
+//!   DynamoDB's own acknowledgement is the durability we ack on.
+//! - No read-modify-write on shared data: idempotency and uniqueness come from conditional
+//!   writes and transactions, so two nodes racing on the same batch or the same email agree.
+//! - Throttling, 5xx and timeouts are retried by the SDK's standard retry (bounded attempts),
+//!   and the whole call is bounded by the store timeout. What is left is reported as
+//!   `Overloaded` / `Timeout` / `Unavailable`, which callers turn into 503 or a
+//!   `store_unavailable` frame, never an ack.
+//! - Recent throttling makes [`Store::ping`] fail, so `/api/ready` takes the node out of the
+//!   load balancer while the table is saturated.
+
+mod accounts;
+mod chunks;
+mod codec;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::{
+    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult,
+    UserRecord,
+};
+use crate::samples::Sample;
+use codec::{n, s};
+
+/// Settings for [`DynamoStore::connect`].
+#[derive(Debug, Clone)]
+pub struct DynamoOptions {
+    /// Prepended to the table name `clarity`.
+    pub table_prefix: String,
+    /// Endpoint override (DynamoDB Local, moto); `None` uses AWS's regional endpoint.
+    pub endpoint: Option<String>,
+    /// Attempts per request, first included (SDK standard retry with jittered backoff).
+    pub max_attempts: u32,
+    /// Bound on one store call, retries included.
+    pub timeout: Duration,
+    /// Samples being written at once before callers get `Overloaded`.
+    pub max_pending_samples: usize,
+}
+
+impl DynamoOptions {
+    pub fn table(&self) -> String {
+        format!("{}clarity", self.table_prefix)
+    }
+}
+
+/// How long a throttled request keeps `/api/ready` failing.
+const THROTTLE_MEMORY_MS: i64 = 5_000;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    timeout: Duration,
+    pending_samples: Arc<Semaphore>,
+    /// Wall-clock ms of the last throttling answer that survived the SDK's retries.
+    throttled_at: AtomicI64,
+}
+
+/// Builds an SDK client: region and credentials from the standard AWS chain, with our retry
+/// and timeout bounds.
+pub async fn client(opts: &DynamoOptions) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(opts.timeout.min(Duration::from_secs(3)))
+                .operation_timeout(opts.timeout)
+                .build(),
+        );
+    if let Some(url) = &opts.endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    let mut conf = loader.load().await;
+    if conf.region().is_none() {
+        // A local emulator ignores the region, but the SDK refuses to sign without one.
+        tracing::info!("no AWS region configured; using us-east-1");
+        conf = conf
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+    }
+    Client::new(&conf)
+}
+
+impl DynamoStore {
+    /// Connects and checks that the table exists (run `clarity migrate` first).
+    pub async fn connect(opts: &DynamoOptions) -> anyhow::Result<DynamoStore> {
+        let client = client(opts).await;
+        let table = opts.table();
+        anyhow::ensure!(
+            schema::exists(&client, &table).await?,
+            "DynamoDB table {table} does not exist: run `clarity migrate --store dynamodb` \
+             with the same flags, or deploy the stack in deploy/"
+        );
+        Ok(DynamoStore::with_client(client, opts))
+    }
+
+    pub fn with_client(client: Client, opts: &DynamoOptions) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: opts.table(),
+            timeout: opts.timeout,
+            pending_samples: Arc::new(Semaphore::new(
+                opts.max_pending_samples.clamp(1, Semaphore::MAX_PERMITS),
+            )),
+            throttled_at: AtomicI64::new(i64::MIN / 2),
+        }
+    }
+
+    /// Bounds a call by the store timeout and records throttling for readiness.
+    async fn bounded<T>(&self, f: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        let res = tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or(Err(StoreError::Timeout));
+        if matches!(res, Err(StoreError::Overloaded)) {
+            self.throttled_at
+                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
+        res
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(out.item)
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Sorts an SDK failure into the store's error kinds.
+fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::TimeoutError(_) => return StoreError::Timeout,
+        SdkError::DispatchFailure(f) if f.is_timeout() => return StoreError::Timeout,
+        SdkError::DispatchFailure(_) => {
+            return StoreError::Unavailable(format!("{}", schema::sdk_err(&e)));
+        }
+        SdkError::ResponseError(_) => {
+            return StoreError::Unavailable(format!("{}", schema::sdk_err(&e)));
+        }
+        _ => {}
+    }
+    match e.code() {
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException",
+        ) => StoreError::Overloaded,
+        Some("InternalServerError" | "ServiceUnavailable" | "InternalFailure") => {
+            StoreError::Unavailable(format!("{}", schema::sdk_err(&e)))
+        }
+        Some("ResourceNotFoundException") => StoreError::Unavailable(format!(
+            "table missing (run `clarity migrate`): {}",
+            schema::sdk_err(&e)
+        )),
+        _ => StoreError::Other(schema::sdk_err(e)),
+    }
+}
+
+fn ms_to_utc(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn attr_s<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Other(anyhow::anyhow!(
+            "stored item lacks string attribute {name}"
+        ))),
+    }
+}
+
+fn attr_i64(item: &Item, name: &str) -> StoreResult<Option<i64>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| {
+            StoreError::Other(anyhow::anyhow!("stored attribute {name} is not an integer"))
+        }),
+        Some(_) => Err(StoreError::Other(anyhow::anyhow!(
+            "stored attribute {name} is not a number"
+        ))),
+    }
+}
+
+fn attr_uuid(item: &Item, name: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(attr_s(item, name)?).map_err(|e| StoreError::Other(e.into()))
+}
+
+fn user_item(u: &UserRecord, pk: String, sk: &str) -> Item {
+    let mut item = Item::from([
+        ("pk".to_owned(), s(pk)),
+        ("sk".to_owned(), s(sk)),
+        ("uid".to_owned(), s(u.id.to_string())),
+        ("email".to_owned(), s(&u.email)),
+        ("pw".to_owned(), s(&u.password_hash)),
+        ("created".to_owned(), n(u.created_at.timestamp_millis())),
+    ]);
+    if let Some(name) = &u.display_name {
+        item.insert("name".into(), s(name));
+    }
+    item
+}
+
+fn user_from_item(item: &Item) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: attr_uuid(item, "uid")?,
+        email: attr_s(item, "email")?.to_owned(),
+        display_name: match item.get("name") {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        },
+        password_hash: attr_s(item, "pw")?.to_owned(),
+        created_at: ms_to_utc(attr_i64(item, "created")?.unwrap_or(0)),
+    })
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn ping(&self) -> StoreResult<()> {
+        let since = Utc::now().timestamp_millis() - self.throttled_at.load(Ordering::Relaxed);
+        if since < THROTTLE_MEMORY_MS {
+            return Err(StoreError::Overloaded);
+        }
+        self.bounded(async {
+            self.get("PING".into(), "PING").await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
+        self.bounded(self.create_user_tx(&user)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.bounded(async {
+            match self.get(codec::email_pk(email), "EMAIL").await? {
+                Some(item) => user_from_item(&item).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        self.bounded(async {
+            match self.get(codec::user_pk(id), "PROFILE").await? {
+                Some(item) => user_from_item(&item).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
+        self.bounded(async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(refresh_item(&token)))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        self.bounded(self.rotate(old_hash, new, now)).await
+    }
+
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let weight = u32::try_from(samples.len()).map_err(|_| StoreError::Overloaded)?;
+        let _budget = self
+            .pending_samples
+            .clone()
+            .try_acquire_many_owned(weight)
+            .map_err(|_| StoreError::Overloaded)?;
+        self.bounded(self.put_samples(user, samples)).await
+    }
+
+    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
+        self.bounded(self.read_samples(user, query)).await
+    }
+
+    async fn close(&self) {
+        // Every write is awaited by its caller; there is no queue to flush.
+    }
+}
+
+/// Seconds past a refresh token's expiry after which DynamoDB may delete it (and its family
+/// marker): long enough that a replay of a spent token is still recognised as one.
+const REFRESH_TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
+
+fn refresh_item(t: &RefreshTokenRecord) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(codec::refresh_pk(&t.token_hash))),
+        ("sk".to_owned(), s("RT")),
+        ("uid".to_owned(), s(t.user_id.to_string())),
+        ("fam".to_owned(), s(t.family_id.to_string())),
+        ("exp".to_owned(), n(t.expires_at.timestamp_millis())),
+        (
+            schema::TTL_ATTR.to_owned(),
+            n(t.expires_at.timestamp() + REFRESH_TTL_GRACE_SECS),
+        ),
+    ])
+}

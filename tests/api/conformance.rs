@@ -1,0 +1,480 @@
+//! One suite for every `Store` backend: the same tests run on SQLite and on a real DynamoDB
+//! server (`conformance::sqlite::*`, `conformance::dynamodb::*`). Every store operation is
+//! covered here; a new operation gets its tests here for both backends.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use clarity::samples::{Kind, Sample, Timestamp};
+use clarity::store::{
+    Cursor, RefreshTokenRecord, RotateOutcome, SampleQuery, Store, StoreError, UserRecord,
+};
+use futures_util::future::join_all;
+use uuid::Uuid;
+
+use crate::common::Backend;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(b) = crate::common::Backend::dynamodb() {
+                        super::$name(b).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ping_answers,
+    accounts_are_unique_by_email,
+    concurrent_signups_with_one_email_create_one_account,
+    refresh_tokens_rotate_once_and_replays_revoke_the_family,
+    concurrent_rotations_of_one_token_succeed_once,
+    sample_writes_are_idempotent,
+    samples_round_trip_every_field,
+    queries_order_filter_and_page,
+    concurrent_duplicate_batches_from_two_handles_store_once,
+    users_never_see_each_others_samples,
+    two_server_processes_share_one_store,
+);
+
+async fn open(backend: &Backend) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = backend.open(dir.path()).await;
+    (dir, store)
+}
+
+fn user(email: &str) -> UserRecord {
+    UserRecord {
+        id: Uuid::new_v4(),
+        email: email.to_owned(),
+        display_name: None,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        // Stores keep milliseconds.
+        created_at: Utc.timestamp_millis_opt(1_780_000_000_123).unwrap(),
+    }
+}
+
+fn token(user: Uuid, ttl_secs: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: rand::random(),
+        user_id: user,
+        family_id: Uuid::new_v4(),
+        expires_at: Utc
+            .timestamp_millis_opt(Utc::now().timestamp_millis() + ttl_secs * 1000)
+            .unwrap(),
+    }
+}
+
+/// 2026-11-01T00:00:00Z plus `minute` minutes.
+fn at(minute: i64) -> Timestamp {
+    Timestamp {
+        utc_ms: 1_793_491_200_000 + minute * 60_000,
+        offset_secs: 3600,
+    }
+}
+
+fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
+    Sample {
+        id: id.to_owned(),
+        kind,
+        start: at(minute),
+        end: None,
+        value,
+        source: None,
+    }
+}
+
+fn query(kind: Option<Kind>, limit: usize) -> SampleQuery {
+    SampleQuery {
+        kind,
+        from_ms: None,
+        to_ms: None,
+        after: None,
+        limit,
+    }
+}
+
+/// Every page of `q`, following cursors.
+async fn all(store: &dyn Store, user: Uuid, mut q: SampleQuery) -> Vec<Sample> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.query_samples(user, q.clone()).await.unwrap();
+        assert!(page.samples.len() <= q.limit);
+        out.extend(page.samples);
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => return out,
+        }
+    }
+}
+
+async fn ping_answers(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    store.ping().await.expect("ping");
+}
+
+async fn accounts_are_unique_by_email(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let mut a = user("a@example.com");
+    a.display_name = Some("Ada Ü".into());
+    store.create_user(a.clone()).await.unwrap();
+    let clash = user("a@example.com");
+    assert!(matches!(
+        store.create_user(clash.clone()).await,
+        Err(StoreError::EmailTaken)
+    ));
+    assert_eq!(
+        store.user_by_id(clash.id).await.unwrap(),
+        None,
+        "no half account"
+    );
+    assert_eq!(
+        store.user_by_email("a@example.com").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.user_by_id(a.id).await.unwrap(), Some(a));
+    assert_eq!(store.user_by_email("b@example.com").await.unwrap(), None);
+    assert_eq!(store.user_by_id(Uuid::new_v4()).await.unwrap(), None);
+    let b = user("b@example.com");
+    store.create_user(b.clone()).await.unwrap();
+    assert_eq!(store.user_by_email("b@example.com").await.unwrap(), Some(b));
+}
+
+async fn concurrent_signups_with_one_email_create_one_account(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let attempts: Vec<UserRecord> = (0..8).map(|_| user("race@example.com")).collect();
+    let results = join_all(attempts.iter().map(|u| store.create_user(u.clone()))).await;
+    let winners: Vec<&UserRecord> = attempts
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::EmailTaken)))
+    );
+    let stored = store.user_by_email("race@example.com").await.unwrap();
+    assert_eq!(stored.as_ref(), Some(winners[0]));
+}
+
+async fn refresh_tokens_rotate_once_and_replays_revoke_the_family(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = user("t@example.com");
+    store.create_user(u.clone()).await.unwrap();
+    let first = token(u.id, 3600);
+    store.insert_refresh_token(first.clone()).await.unwrap();
+    let now = Utc::now();
+
+    // The backend takes user and family from the old token, whatever the caller put.
+    let mut second = token(Uuid::new_v4(), 3600);
+    second.family_id = Uuid::new_v4();
+    let out = store
+        .rotate_refresh_token(first.token_hash, second.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+
+    let third = token(u.id, 3600);
+    let out = store
+        .rotate_refresh_token(second.token_hash, third.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+
+    // Replaying a spent token revokes the whole family, the live `third` included.
+    let out = store
+        .rotate_refresh_token(first.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Reused);
+    let out = store
+        .rotate_refresh_token(third.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+
+    let unknown = store
+        .rotate_refresh_token(rand::random(), token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(unknown, RotateOutcome::Invalid);
+
+    let expired = token(u.id, -1);
+    store.insert_refresh_token(expired.clone()).await.unwrap();
+    let out = store
+        .rotate_refresh_token(expired.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+
+    // Another login's family is untouched by the revocation.
+    let other = token(u.id, 3600);
+    store.insert_refresh_token(other.clone()).await.unwrap();
+    let out = store
+        .rotate_refresh_token(other.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+}
+
+async fn concurrent_rotations_of_one_token_succeed_once(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = user("r@example.com");
+    store.create_user(u.clone()).await.unwrap();
+    let t = token(u.id, 3600);
+    store.insert_refresh_token(t.clone()).await.unwrap();
+    let news: Vec<RefreshTokenRecord> = (0..6).map(|_| token(u.id, 3600)).collect();
+    let now = Utc::now();
+    let outs = join_all(
+        news.iter()
+            .map(|n| store.rotate_refresh_token(t.token_hash, n.clone(), now)),
+    )
+    .await;
+    let outs: Vec<RotateOutcome> = outs.into_iter().map(Result::unwrap).collect();
+    let won: Vec<usize> = (0..outs.len())
+        .filter(|i| matches!(outs[*i], RotateOutcome::Rotated { .. }))
+        .collect();
+    assert_eq!(won.len(), 1, "{outs:?}");
+    assert!(outs.contains(&RotateOutcome::Reused), "{outs:?}");
+    // The race was a replay: the winner's token belongs to a revoked family.
+    let out = store
+        .rotate_refresh_token(news[won[0]].token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+}
+
+async fn sample_writes_are_idempotent(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = Uuid::new_v4();
+    // Three hours of heart rate and steps: several chunks on a chunked backend.
+    let batch: Vec<Sample> = (0..180)
+        .flat_map(|m| {
+            [
+                sample(
+                    &format!("hr-{m}"),
+                    Kind::HeartRate,
+                    m,
+                    60.0 + (m % 7) as f64,
+                ),
+                sample(&format!("st-{m}"), Kind::StepCount, m, m as f64),
+            ]
+        })
+        .collect();
+    let new = store.insert_samples(u, batch.clone()).await.unwrap();
+    assert_eq!(new, vec![true; batch.len()]);
+    let again = store.insert_samples(u, batch.clone()).await.unwrap();
+    assert_eq!(
+        again,
+        vec![false; batch.len()],
+        "a retried batch is all duplicates"
+    );
+
+    // Overlap: half old, half new, and an id twice within the batch (first one wins).
+    let mut mixed: Vec<Sample> = batch[..10].to_vec();
+    mixed.extend((200..210).map(|m| sample(&format!("hr-{m}"), Kind::HeartRate, m, 70.0)));
+    mixed.push(sample("hr-205", Kind::HeartRate, 205, 99.0));
+    let new = store.insert_samples(u, mixed).await.unwrap();
+    let mut want = vec![false; 10];
+    want.extend(vec![true; 10]);
+    want.push(false);
+    assert_eq!(new, want);
+
+    let stored = all(&*store, u, query(None, 1000)).await;
+    assert_eq!(stored.len(), batch.len() + 10);
+    let hr205 = stored.iter().find(|s| s.id == "hr-205").unwrap();
+    assert_eq!(
+        hr205.value, 70.0,
+        "the first of two same-id samples is kept"
+    );
+    assert_eq!(
+        store.insert_samples(u, Vec::new()).await.unwrap(),
+        Vec::<bool>::new()
+    );
+}
+
+async fn samples_round_trip_every_field(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = Uuid::new_v4();
+    let samples = vec![
+        Sample {
+            id: "steps-interval".into(),
+            kind: Kind::StepCount,
+            start: at(10),
+            end: Some(Timestamp {
+                utc_ms: at(25).utc_ms,
+                offset_secs: -5 * 3600,
+            }),
+            value: 1234.0,
+            source: Some("com.apple.health.Ünïcode/iPhone".into()),
+        },
+        Sample {
+            start: Timestamp {
+                utc_ms: at(11).utc_ms + 123,
+                offset_secs: 19800,
+            },
+            ..sample("hrv-1", Kind::HeartRateVariability, 0, 42.125)
+        },
+        sample("sleep-1", Kind::SleepStage, 12, 3.0),
+        Sample {
+            source: Some(String::new()),
+            ..sample("act-1", Kind::ActivityCount, 13, 0.0)
+        },
+    ];
+    store.insert_samples(u, samples.clone()).await.unwrap();
+    let stored = all(&*store, u, query(None, 10)).await;
+    assert_eq!(stored, samples);
+}
+
+async fn queries_order_filter_and_page(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = Uuid::new_v4();
+    let mut samples = Vec::new();
+    for m in 0..150i64 {
+        // Two kinds at the same instant: order falls back to the id.
+        samples.push(sample(&format!("b{m:03}"), Kind::HeartRate, m * 3, 60.0));
+        samples.push(sample(
+            &format!("a{m:03}"),
+            Kind::ActivityCount,
+            m * 3,
+            m as f64,
+        ));
+        if m % 10 == 0 {
+            samples.push(sample(
+                &format!("c{m:03}"),
+                Kind::SleepStage,
+                m * 3 + 1,
+                2.0,
+            ));
+        }
+    }
+    store.insert_samples(u, samples.clone()).await.unwrap();
+    let mut sorted = samples.clone();
+    sorted.sort_by(|a, b| (a.start.utc_ms, &a.id).cmp(&(b.start.utc_ms, &b.id)));
+
+    for limit in [1, 7, 100, 1000] {
+        let got = all(&*store, u, query(None, limit)).await;
+        assert_eq!(
+            got.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            sorted.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+    let hr = all(&*store, u, query(Some(Kind::HeartRate), 13)).await;
+    assert_eq!(hr.len(), 150);
+    assert!(hr.iter().all(|s| s.kind == Kind::HeartRate));
+    assert!(
+        all(&*store, u, query(Some(Kind::HeartRateVariability), 5))
+            .await
+            .is_empty()
+    );
+
+    let mut window = query(None, 1000);
+    window.from_ms = Some(at(30).utc_ms);
+    window.to_ms = Some(at(90).utc_ms);
+    let got = all(&*store, u, window).await;
+    let want: Vec<&Sample> = sorted
+        .iter()
+        .filter(|s| s.start.utc_ms >= at(30).utc_ms && s.start.utc_ms < at(90).utc_ms)
+        .collect();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+
+    // A cursor continues strictly after its position, across a same-instant tie.
+    let mut after = query(None, 3);
+    after.after = Some(Cursor {
+        start_ms: at(30).utc_ms,
+        id: "a010".into(),
+    });
+    let page = store.query_samples(u, after).await.unwrap();
+    let ids: Vec<&str> = page.samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["b010", "c010", "a011"]);
+    assert!(page.next.is_some());
+
+    let mut empty = query(None, 10);
+    empty.from_ms = Some(at(1000).utc_ms);
+    let page = store.query_samples(u, empty).await.unwrap();
+    assert!(page.samples.is_empty() && page.next.is_none());
+}
+
+async fn concurrent_duplicate_batches_from_two_handles_store_once(backend: Backend) {
+    let (dir, one) = open(&backend).await;
+    // A second, independent handle on the same data, as a second node would have.
+    let config = backend.config(dir.path());
+    let two = clarity::app::open_store(&config).await.unwrap();
+    let u = Uuid::new_v4();
+    let batches: Vec<Vec<Sample>> = (0..6)
+        .map(|b| {
+            (0..60)
+                .map(|i| sample(&format!("d{b}-{i}"), Kind::HeartRate, b * 45 + i, 61.0))
+                .collect()
+        })
+        .collect();
+    let writes = batches.iter().flat_map(|batch| {
+        [
+            one.insert_samples(u, batch.clone()),
+            two.insert_samples(u, batch.clone()),
+        ]
+    });
+    let results = join_all(writes).await;
+    let mut new_count: HashMap<String, usize> = HashMap::new();
+    for (k, res) in results.into_iter().enumerate() {
+        let flags = res.unwrap();
+        for (s, is_new) in batches[k / 2].iter().zip(flags) {
+            *new_count.entry(s.id.clone()).or_default() += usize::from(is_new);
+        }
+    }
+    assert_eq!(new_count.len(), 360);
+    assert!(
+        new_count.values().all(|n| *n == 1),
+        "each sample reported new exactly once across both handles"
+    );
+    let stored = all(&*one, u, query(None, 1000)).await;
+    let ids: HashSet<&str> = stored.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!((stored.len(), ids.len()), (360, 360));
+}
+
+async fn users_never_see_each_others_samples(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    store
+        .insert_samples(a, vec![sample("same-id", Kind::HeartRate, 1, 50.0)])
+        .await
+        .unwrap();
+    // The same id for another user is another sample.
+    let new = store
+        .insert_samples(b, vec![sample("same-id", Kind::HeartRate, 1, 90.0)])
+        .await
+        .unwrap();
+    assert_eq!(new, [true]);
+    let seen_by_a = all(&*store, a, query(None, 10)).await;
+    assert_eq!(seen_by_a.len(), 1);
+    assert_eq!(seen_by_a[0].value, 50.0);
+    assert!(
+        all(&*store, Uuid::new_v4(), query(None, 10))
+            .await
+            .is_empty()
+    );
+}
+
+/// Two real `clarity` processes on one store; a device's batches reach both at once.
+async fn two_server_processes_share_one_store(backend: Backend) {
+    crate::conformance_nodes::two_nodes_store_each_sample_once(backend).await;
+}
