@@ -76,7 +76,14 @@ pub struct DynamoStore {
 /// and timeout bounds.
 pub async fn client(opts: &DynamoOptions) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)))
+        .retry_config(
+            // Short backoffs: the whole call must fit in the store timeout, and a client told
+            // to retry is better off than one kept waiting.
+            RetryConfig::standard()
+                .with_max_attempts(opts.max_attempts.max(1))
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
