@@ -16,6 +16,9 @@ use crate::config::{Config, StoreKind};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::window::Windows;
+use crate::ws::hub::Hub;
+use tokio::sync::Semaphore;
 
 pub struct App {
     /// Settings the process started with.
@@ -28,9 +31,15 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down; every session watches it.
     pub shutdown: CancellationToken,
-    /// Live WebSocket sessions and their writer tasks; shutdown waits for them, since axum's
-    /// graceful shutdown does not cover upgraded connections.
+    /// Live WebSocket sessions, their writer tasks and background analyses; shutdown waits
+    /// for them, since axum's graceful shutdown does not cover upgraded connections.
     pub sessions: TaskTracker,
+    /// Every active user's last week of minute bins on this node.
+    pub windows: Windows,
+    /// Live sessions by user, for frames the server initiates (analyses).
+    pub hub: Arc<Hub>,
+    /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
+    pub analysis_permits: Semaphore,
 }
 
 impl App {
@@ -57,6 +66,11 @@ impl App {
             metrics: crate::metrics::handle(),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            windows: Windows::default(),
+            hub: Arc::new(Hub::default()),
+            analysis_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 }

@@ -32,6 +32,23 @@ pub enum Command {
     /// Create the store's tables (idempotent) and exit. Production DynamoDB tables come from
     /// the deploy template instead.
     Migrate(Config),
+    /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute)
+    /// with the server's own analytics and print one JSON document.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// Input CSV; an empty count is a missing minute.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Also write `timestamp_utc_iso8601,cole_kripke,sadeh` per minute (1 sleep, 0 wake,
+    /// empty missing) to this file.
+    #[arg(long)]
+    pub per_minute: Option<PathBuf>,
+    /// Local clock for clock times and nights, minutes east of UTC.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub utc_offset_minutes: i32,
 }
 
 impl Cli {
@@ -39,7 +56,7 @@ impl Cli {
     pub fn into_config(self) -> Config {
         match self.command {
             Some(Command::Serve(c) | Command::Migrate(c)) => c,
-            None => self.serve,
+            Some(Command::Analyze(_)) | None => self.serve,
         }
     }
 }
@@ -177,6 +194,11 @@ pub struct Config {
     #[arg(long, env = "CLARITY_SQLITE_SYNCHRONOUS", default_value = "FULL")]
     pub sqlite_synchronous: String,
 
+    /// A user's live window is dropped after this long without new data or a session
+    /// (it is rebuilt from the store when they come back), seconds.
+    #[arg(long, env = "CLARITY_WINDOW_IDLE_SECS", default_value_t = 900)]
+    pub window_idle_secs: u64,
+
     /// Longest wait for sessions to finish on shutdown, seconds.
     #[arg(long, env = "CLARITY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -209,6 +231,10 @@ impl Config {
 
     pub fn store_timeout(&self) -> Duration {
         Duration::from_millis(self.store_timeout_ms.max(1))
+    }
+
+    pub fn window_idle(&self) -> Duration {
+        Duration::from_secs(self.window_idle_secs.max(1))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

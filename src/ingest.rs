@@ -10,9 +10,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::app::App;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::window::WINDOW_KINDS;
+use crate::window::analysis::{self, Trigger};
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
 /// microsecond a sample, and a 1 MiB frame would otherwise hold one of the runtime's workers
@@ -33,6 +36,21 @@ pub struct IngestReport {
     pub rejected: Vec<Rejection>,
 }
 
+fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
+    let applied = app.windows.apply(user, fresh);
+    if let Some(day) = applied.completed_days.last() {
+        let offset = app
+            .windows
+            .get(user)
+            .map(|w| w.with(|s, _| s.offset_secs()))
+            .unwrap_or(0);
+        let midnight = day
+            .and_hms_opt(0, 0, 0)
+            .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
+        analysis::spawn(app, user, Trigger::DayComplete, midnight, None);
+    }
+}
+
 pub fn prepare(raw: &[&RawValue]) -> Prepared {
     let (valid, rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
     Prepared {
@@ -50,15 +68,31 @@ pub async fn off_runtime<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("validation task failed: {e}"))
 }
 
-/// Stores the valid part of a batch; resolves once it is durable.
+/// Stores the valid part of a batch; resolves once it is durable. The new samples then go
+/// into the user's live window; a completed local day starts the daily analysis.
 pub async fn commit(
-    store: Arc<dyn Store>,
+    app: &Arc<App>,
     user: Uuid,
     prepared: Prepared,
     transport: &'static str,
 ) -> Result<IngestReport, StoreError> {
     let Prepared { samples, rejected } = prepared;
-    let new = store.insert_samples(user, samples).await?;
+    let windowed: Vec<(usize, Sample)> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
+        .map(|(i, s)| (i, s.clone()))
+        .collect();
+    let new = app.store.insert_samples(user, samples).await?;
+    // Duplicates are already in the window (or older than it): only new samples count.
+    let fresh: Vec<Sample> = windowed
+        .into_iter()
+        .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
+        .map(|(_, s)| s)
+        .collect();
+    if !fresh.is_empty() {
+        feed_window(app, user, &fresh);
+    }
     let accepted = new.iter().filter(|n| **n).count();
     let duplicates = new.len() - accepted;
     let count = |outcome: &'static str, n: usize| {

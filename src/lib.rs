@@ -4,8 +4,10 @@
 //! write path, `store` the durable state, `auth` accounts and tokens; `app` ties them
 //! together and `server` runs them.
 
+pub mod analytics;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -15,4 +17,5 @@ pub mod samples;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod window;
 pub mod ws;

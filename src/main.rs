@@ -11,6 +11,9 @@ use clarity::{server, telemetry};
 fn main() -> ExitCode {
     release_large_allocations();
     let cli = Cli::parse();
+    if let Some(Command::Analyze(args)) = &cli.command {
+        return clarity::cli::analyze(args);
+    }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
     telemetry::init(&config);

@@ -22,6 +22,9 @@ pub const STORE_COMMIT_OPS: &str = "clarity_store_commit_ops";
 pub const STORE_SAMPLES_WRITTEN: &str = "clarity_store_samples_written_total";
 pub const STORE_ERRORS: &str = "clarity_store_errors_total";
 pub const HTTP_REQUESTS: &str = "clarity_http_requests_total";
+pub const WINDOWS: &str = "clarity_windows";
+pub const ANALYSES: &str = "clarity_analyses_total";
+pub const ANALYSIS_SECONDS: &str = "clarity_analysis_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -80,4 +83,17 @@ fn describe() {
     );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by kind");
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by status class");
+    describe_gauge!(
+        WINDOWS,
+        "Live per-user windows on this node (about 60 KB each)"
+    );
+    describe_counter!(
+        ANALYSES,
+        "Analyses computed, by trigger and outcome (new or existing)"
+    );
+    describe_histogram!(
+        ANALYSIS_SECONDS,
+        Unit::Seconds,
+        "CPU time of one analysis (analytics over a week)"
+    );
 }

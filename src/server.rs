@@ -19,6 +19,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = AppState(app.clone());
     let router = crate::http::router(state);
+    tokio::spawn(sweep_windows(app.clone()));
     let cancel = app.shutdown.clone();
     let serve = axum::serve(
         listener,
@@ -47,6 +48,24 @@ pub async fn run(
     app.store.close().await;
     tracing::info!("shutdown complete");
     result.map_err(Into::into)
+}
+
+/// Drops the windows of users gone quiet, so memory follows the active users.
+async fn sweep_windows(app: Arc<App>) {
+    let idle = app.config.window_idle();
+    let mut tick = tokio::time::interval(idle.min(std::time::Duration::from_secs(60)));
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let dropped = app.windows.sweep(idle, |user| app.hub.has_sessions(user));
+                metrics::gauge!(crate::metrics::WINDOWS).set(app.windows.len() as f64);
+                if dropped > 0 {
+                    tracing::debug!(dropped, "idle windows dropped");
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -59,7 +59,7 @@ async fn upload(
     } else {
         validate()?
     };
-    let report = ingest::commit(state.store.clone(), caller.user_id, prepared, "rest").await?;
+    let report = ingest::commit(&state.0, caller.user_id, prepared, "rest").await?;
     Ok(Json(report))
 }
 

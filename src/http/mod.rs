@@ -6,6 +6,7 @@
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
 
+mod analyses;
 mod auth;
 mod health_data;
 mod ops;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
+        .merge(analyses::router())
         .merge(ops::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })

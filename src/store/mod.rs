@@ -81,6 +81,44 @@ pub struct SamplePage {
     pub next: Option<Cursor>,
 }
 
+/// A stored analysis of one user's window. `body` is the JSON document pushed to clients;
+/// stores keep it opaque.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisRecord {
+    /// Digest of the input: the same data gives the same id.
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The analysed range, UTC ms, `[from, to)`.
+    pub window_from_ms: i64,
+    pub window_to_ms: i64,
+    pub body: String,
+}
+
+/// Position in the analysis listing: the last returned `(window end, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisCursor {
+    pub window_to_ms: i64,
+    pub id: Uuid,
+}
+
+/// A page request over one user's analyses, ordered by window end, then id.
+#[derive(Debug, Clone)]
+pub struct AnalysisQuery {
+    /// Inclusive lower bound on the window end (UTC ms).
+    pub from_ms: Option<i64>,
+    /// Exclusive upper bound on the window end (UTC ms).
+    pub to_ms: Option<i64>,
+    pub after: Option<AnalysisCursor>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnalysisPage {
+    pub analyses: Vec<AnalysisRecord>,
+    pub next: Option<AnalysisCursor>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The email address is already registered.
@@ -135,6 +173,11 @@ pub trait Store: Send + Sync + 'static {
     /// duplicate of an id already stored (`false`). Durable when it returns.
     async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>>;
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage>;
+
+    /// Stores an analysis unless one with its id exists; `true` when it was new.
+    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool>;
+    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>>;
+    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage>;
 
     /// Finishes queued writes and releases resources; later calls fail with `Unavailable`.
     async fn close(&self);

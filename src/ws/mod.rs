@@ -7,6 +7,7 @@
 //! - Buffers are small: tungstenite's defaults cost ~256 KiB per idle connection.
 
 mod frames;
+pub mod hub;
 mod rate;
 pub mod session;
 

@@ -30,6 +30,7 @@ use crate::error::STORE_RETRY_AFTER_MS;
 use crate::ingest::{self, IngestReport};
 use crate::metrics;
 use crate::store::StoreError;
+use crate::window::analysis::{self, Trigger};
 
 /// Close codes (documented in protocol/README.md).
 pub mod close {
@@ -83,6 +84,8 @@ struct Session {
     state: AppState,
     user: Uuid,
     out: mpsc::Sender<Message>,
+    /// This session in the hub, for pushed analyses; unregisters on drop.
+    hub: super::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
     limiter: TokenBucket,
     /// Consecutive frames refused by the rate limiter.
@@ -131,10 +134,25 @@ async fn serve(
         frame_burst: cfg.frame_burst,
         max_inflight_batches: cfg.max_inflight_batches.max(1),
     };
+    let hub = state
+        .hub
+        .register(verified.user_id, session_id, out_tx.clone());
+    // The user's window is rebuilt from the store if this node has none (restart, another
+    // node); the session does not wait for it.
+    {
+        let app = state.0.clone();
+        let user = verified.user_id;
+        state.sessions.spawn(async move {
+            if let Err(e) = app.windows.ensure(&*app.store, user).await {
+                tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+            }
+        });
+    }
     let mut s = Session {
         state: state.clone(),
         user: verified.user_id,
         out: out_tx,
+        hub,
         kill: Some(kill_tx),
         limiter: TokenBucket::new(cfg.max_frames_per_sec, cfg.frame_burst),
         strikes: 0,
@@ -193,10 +211,12 @@ impl Session {
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let max_inflight = cfg.max_inflight_batches.max(1);
+        let overflow = self.hub.overflow.clone();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return End::Shutdown,
+                () = overflow.cancelled() => return End::SlowConsumer,
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
                     if self.complete(done).is_err() {
                         return End::SlowConsumer;
@@ -306,6 +326,18 @@ impl Session {
                 count_in("refresh");
                 self.on_refresh(&frame)
             }
+            Some("analyze") => {
+                count_in("analyze");
+                // The result reaches every session of the user as an `analysis` frame.
+                analysis::spawn(
+                    &self.state.0,
+                    self.user,
+                    Trigger::Request,
+                    None,
+                    Some(self.out.clone()),
+                );
+                Ok(None)
+            }
             Some(other) => {
                 count_in("unknown");
                 let message = format!("unknown frame type `{}`", truncate(other, 64));
@@ -360,7 +392,7 @@ impl Session {
         } else {
             Err(text.clone())
         };
-        let store = self.state.store.clone();
+        let app = self.state.0.clone();
         let user = self.user;
         let received = Instant::now();
         self.inflight.push_back(
@@ -373,7 +405,7 @@ impl Session {
                         .map_err(StoreError::Other),
                 };
                 let result = match prepared {
-                    Ok(p) => ingest::commit(store, user, p, "ws").await,
+                    Ok(p) => ingest::commit(&app, user, p, "ws").await,
                     Err(e) => Err(e),
                 };
                 Completed {

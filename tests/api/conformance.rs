@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use clarity::samples::{Kind, Sample, Timestamp};
 use clarity::store::{
-    Cursor, RefreshTokenRecord, RotateOutcome, SampleQuery, Store, StoreError, UserRecord,
+    AnalysisQuery, AnalysisRecord, Cursor, RefreshTokenRecord, RotateOutcome, SampleQuery, Store,
+    StoreError, UserRecord,
 };
 use futures_util::future::join_all;
 use uuid::Uuid;
@@ -49,6 +50,7 @@ conformance!(
     queries_order_filter_and_page,
     concurrent_duplicate_batches_from_two_handles_store_once,
     users_never_see_each_others_samples,
+    analyses_are_stored_once_listed_in_order_and_private,
     two_server_processes_share_one_store,
 );
 
@@ -472,6 +474,77 @@ async fn users_never_see_each_others_samples(backend: Backend) {
             .await
             .is_empty()
     );
+}
+
+fn analysis(user: Uuid, to_minute: i64) -> AnalysisRecord {
+    AnalysisRecord {
+        id: Uuid::new_v4(),
+        user_id: user,
+        created_at: Utc
+            .timestamp_millis_opt(1_790_000_000_000 + to_minute)
+            .unwrap(),
+        window_from_ms: at(to_minute - 10_080).utc_ms,
+        window_to_ms: at(to_minute).utc_ms,
+        body: format!("{{\"to\":{to_minute},\"text\":\"Ünïcode ✓\"}}"),
+    }
+}
+
+async fn analyses_are_stored_once_listed_in_order_and_private(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let (u, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut records: Vec<AnalysisRecord> = [3000, 1000, 2000, 2000, 5000, 4000]
+        .iter()
+        .map(|m| analysis(u, *m))
+        .collect();
+    for r in &records {
+        assert!(store.put_analysis(r.clone()).await.unwrap(), "new");
+    }
+    // The same id again (the same data analysed twice) is not stored twice.
+    let mut again = records[0].clone();
+    again.body = "{\"changed\":true}".into();
+    assert!(!store.put_analysis(again).await.unwrap());
+    assert_eq!(
+        store.get_analysis(u, records[0].id).await.unwrap().as_ref(),
+        Some(&records[0])
+    );
+    assert_eq!(
+        store.get_analysis(other, records[0].id).await.unwrap(),
+        None,
+        "private"
+    );
+    assert_eq!(store.get_analysis(u, Uuid::new_v4()).await.unwrap(), None);
+    store.put_analysis(analysis(other, 2500)).await.unwrap();
+
+    records.sort_by_key(|r| (r.window_to_ms, r.id));
+    for limit in [1, 2, 100] {
+        let mut q = AnalysisQuery {
+            from_ms: None,
+            to_ms: None,
+            after: None,
+            limit,
+        };
+        let mut got = Vec::new();
+        loop {
+            let page = store.list_analyses(u, q.clone()).await.unwrap();
+            assert!(page.analyses.len() <= limit);
+            got.extend(page.analyses);
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, records, "limit {limit}");
+    }
+    let q = AnalysisQuery {
+        from_ms: Some(at(2000).utc_ms),
+        to_ms: Some(at(4000).utc_ms),
+        after: None,
+        limit: 10,
+    };
+    let page = store.list_analyses(u, q).await.unwrap();
+    let ends: Vec<i64> = page.analyses.iter().map(|a| a.window_to_ms).collect();
+    assert_eq!(ends, [at(2000).utc_ms, at(2000).utc_ms, at(3000).utc_ms]);
+    assert!(page.next.is_none());
 }
 
 /// Two real `clarity` processes on one store; a device's batches reach both at once.

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clarity::samples::Sample;
 use clarity::store::{
-    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult,
-    UserRecord,
+    AnalysisPage, AnalysisQuery, AnalysisRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
+    SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -71,6 +71,18 @@ impl Store for Faulty {
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
         self.check()?;
         self.inner.query_samples(user, query).await
+    }
+    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.put_analysis(analysis).await
+    }
+    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
+        self.check()?;
+        self.inner.get_analysis(user, id).await
+    }
+    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage> {
+        self.check()?;
+        self.inner.list_analyses(user, query).await
     }
     async fn close(&self) {
         self.inner.close().await

@@ -2,7 +2,9 @@
 
 mod common;
 
+mod analysis;
 mod auth;
+mod cli_analyze;
 mod conformance;
 mod conformance_nodes;
 mod crash;

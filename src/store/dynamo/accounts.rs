@@ -22,7 +22,7 @@ use crate::store::{RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, U
 const CONFLICT_RETRIES: usize = 4;
 
 /// Per item of a cancelled transaction: the reason code DynamoDB gave.
-enum TxOutcome {
+pub(super) enum TxOutcome {
     Done,
     Cancelled(Vec<String>),
 }
@@ -32,7 +32,7 @@ fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 }
 
 impl DynamoStore {
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<TxOutcome> {
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<TxOutcome> {
         for attempt in 0.. {
             let res = self
                 .client

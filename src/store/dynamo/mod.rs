@@ -13,6 +13,7 @@
 //!   load balancer while the table is saturated.
 
 mod accounts;
+mod analyses;
 mod chunks;
 mod codec;
 pub mod schema;
@@ -33,8 +34,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{
-    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult,
-    UserRecord,
+    AnalysisPage, AnalysisQuery, AnalysisRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
+    SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::samples::Sample;
 use codec::{n, s};
@@ -329,6 +330,18 @@ impl Store for DynamoStore {
 
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
         self.bounded(self.read_samples(user, query)).await
+    }
+
+    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
+        self.bounded(self.put_analysis_tx(&analysis)).await
+    }
+
+    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
+        self.bounded(self.get_analysis_item(user, id)).await
+    }
+
+    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage> {
+        self.bounded(self.list_analysis_items(user, query)).await
     }
 
     async fn close(&self) {

@@ -21,8 +21,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Cursor, RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, Store, StoreError,
-    StoreResult, UserRecord,
+    AnalysisCursor, AnalysisPage, AnalysisQuery, AnalysisRecord, Cursor, RefreshTokenRecord,
+    RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::samples::{Kind, Sample, Timestamp};
 use writer::Op;
@@ -98,7 +98,17 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
 CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS analyses (
+    user_id BLOB NOT NULL,
+    id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    window_from INTEGER NOT NULL,
+    window_to INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS analyses_by_window ON analyses (user_id, window_to, id);
+PRAGMA user_version = 2;
 ";
 
 impl SqliteStore {
@@ -239,6 +249,26 @@ fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
     })
 }
 
+const ANALYSIS_COLUMNS: &str =
+    "SELECT id, user_id, created_at, window_from, window_to, body FROM analyses";
+
+fn analysis_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AnalysisRecord> {
+    let uuid = |i: usize| -> rusqlite::Result<Uuid> {
+        let b: Vec<u8> = r.get(i)?;
+        Uuid::from_slice(&b).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, e.into())
+        })
+    };
+    Ok(AnalysisRecord {
+        id: uuid(0)?,
+        user_id: uuid(1)?,
+        created_at: ms_to_utc(r.get(2)?),
+        window_from_ms: r.get(3)?,
+        window_to_ms: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
 const USER_COLUMNS: &str = "SELECT id, email, display_name, password_hash, created_at FROM users";
 
 #[async_trait]
@@ -361,6 +391,65 @@ impl Store for SqliteStore {
                 None
             };
             Ok(SamplePage { samples, next })
+        })
+        .await
+    }
+
+    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
+        self.write(|reply| Op::InsertAnalysis(analysis, reply))
+            .await
+    }
+
+    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "{ANALYSIS_COLUMNS} WHERE user_id = ?1 AND id = ?2"
+            ))?
+            .query_row(
+                params![&user.as_bytes()[..], &id.as_bytes()[..]],
+                analysis_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_analyses(&self, user: Uuid, q: AnalysisQuery) -> StoreResult<AnalysisPage> {
+        let limit = q.limit.max(1);
+        self.read(move |c| {
+            let (after_to, after_id) = match &q.after {
+                Some(cur) => (cur.window_to_ms, cur.id.as_bytes().to_vec()),
+                None => (i64::MIN, Vec::new()),
+            };
+            let mut analyses: Vec<AnalysisRecord> = c
+                .prepare_cached(&format!(
+                    "{ANALYSIS_COLUMNS} INDEXED BY analyses_by_window
+                     WHERE user_id = ?1 AND window_to >= ?2 AND window_to < ?3
+                       AND (window_to > ?4 OR (window_to = ?4 AND id > ?5))
+                     ORDER BY window_to, id LIMIT ?6"
+                ))?
+                .query_map(
+                    params![
+                        &user.as_bytes()[..],
+                        q.from_ms.unwrap_or(i64::MIN).max(after_to),
+                        q.to_ms.unwrap_or(i64::MAX),
+                        after_to,
+                        after_id,
+                        (limit + 1) as i64
+                    ],
+                    analysis_from_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let next = if analyses.len() > limit {
+                analyses.truncate(limit);
+                analyses.last().map(|a| AnalysisCursor {
+                    window_to_ms: a.window_to_ms,
+                    id: a.id,
+                })
+            } else {
+                None
+            };
+            Ok(AnalysisPage { analyses, next })
         })
         .await
     }

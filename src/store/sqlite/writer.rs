@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::samples::Sample;
-use crate::store::{RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord};
+use crate::store::{
+    AnalysisRecord, RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord,
+};
 
 pub(super) type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
@@ -35,6 +37,7 @@ pub(super) enum Op {
         /// This batch's share of the pending-samples budget, returned when the op is done.
         budget: tokio::sync::OwnedSemaphorePermit,
     },
+    InsertAnalysis(AnalysisRecord, Reply<bool>),
     /// Everything queued before it is committed; then the thread exits.
     Close(oneshot::Sender<()>),
 }
@@ -44,6 +47,7 @@ enum Done {
     Unit(Reply<()>, StoreResult<()>),
     Rotate(Reply<RotateOutcome>, StoreResult<RotateOutcome>),
     Samples(Reply<Vec<bool>>, StoreResult<Vec<bool>>, usize),
+    Flag(Reply<bool>, StoreResult<bool>),
 }
 
 impl Done {
@@ -59,6 +63,7 @@ impl Done {
         match self {
             Done::Unit(r, res) => send(r, res, commit),
             Done::Rotate(r, res) => send(r, res, commit),
+            Done::Flag(r, res) => send(r, res, commit),
             Done::Samples(r, res, n) => {
                 if commit.is_ok() {
                     metrics::counter!(crate::metrics::STORE_SAMPLES_WRITTEN).increment(n as u64);
@@ -136,6 +141,7 @@ fn fail(op: Op, msg: &str) -> Done {
         Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
         Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
         Op::InsertSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
+        Op::InsertAnalysis(_, reply) => Done::Flag(reply, err(msg)),
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
 }
@@ -167,8 +173,30 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
                 n,
             )
         }
+        Op::InsertAnalysis(a, reply) => {
+            Done::Flag(reply, in_savepoint(tx, |c| insert_analysis(c, &a)))
+        }
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
+}
+
+fn insert_analysis(c: &Connection, a: &AnalysisRecord) -> StoreResult<bool> {
+    c.prepare_cached(
+        "INSERT INTO analyses (user_id, id, created_at, window_from, window_to, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, id) DO NOTHING",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            &a.user_id.as_bytes()[..],
+            &a.id.as_bytes()[..],
+            a.created_at.timestamp_millis(),
+            a.window_from_ms,
+            a.window_to_ms,
+            a.body
+        ])
+    })
+    .map(|changed| changed == 1)
+    .map_err(other)
 }
 
 fn in_savepoint<T>(

@@ -1,0 +1,194 @@
+//! Property tests: `analyze` is total (no panic, no NaN) and its outputs stay in the ranges the
+//! definitions guarantee.
+//!
+//! What the definitions guarantee, and what they do not:
+//! - IS >= 0 always. IS <= 1 only for complete whole days: then Σi(Xi−Xm)² splits into the
+//!   within-hour-of-day part plus D·Σh(X̄h−Xm)². With missing hours the hours of day are
+//!   unevenly weighted and IS can exceed 1 (e.g. one hour of day seen once, far from Xm), so
+//!   only IS <= N/p <= N is asserted there.
+//! - 0 <= IV <= 4N/(N−1): (a−b)² <= 2(a−c)² + 2(b−c)² for any c, each bin is in at most two
+//!   pairs.
+//! - With the average day fully covered, L5 <= mean of the day <= M10, so RA is in [0, 1].
+
+use proptest::prelude::*;
+
+use super::series::DAY_MINUTES;
+use super::*;
+
+fn count() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        3 => Just(None),
+        3 => Just(Some(0.0)),
+        6 => (0u32..400).prop_map(|c| Some(f64::from(c))),
+        2 => (0.0f64..1e4).prop_map(Some),
+        1 => Just(Some(1e12)),
+        1 => (0.0f64..1e300).prop_map(Some),
+    ]
+}
+
+fn any_series() -> impl Strategy<Value = MinuteSeries> {
+    (
+        -10_000_000i64..40_000_000,
+        prop::collection::vec(count(), 0..3 * DAY_MINUTES),
+    )
+        .prop_map(|(minute, v)| MinuteSeries::from_options(minute * 60_000, &v).unwrap())
+}
+
+fn any_clock() -> impl Strategy<Value = ClockOffset> {
+    (-1439i32..1440).prop_map(|m| ClockOffset::from_minutes(m).unwrap())
+}
+
+fn check(a: &Analysis, s: &MinuteSeries) {
+    let np = &a.nonparametric;
+    let finite = |x: Option<f64>| x.is_none_or(f64::is_finite);
+    assert!(finite(np.is) && finite(np.iv) && finite(np.ra));
+    assert!(finite(a.cosinor.mesor) && finite(a.cosinor.amplitude));
+    if let Some(is) = np.is {
+        let n = s.len().div_ceil(60) as f64;
+        assert!((0.0..=n).contains(&is), "IS {is}");
+    }
+    if let Some(iv) = np.iv {
+        let n = s.len().div_ceil(60) as f64;
+        assert!(iv >= 0.0 && iv <= 4.0 * n / (n - 1.0) + 1e-9, "IV {iv}");
+    }
+    if let Some(ra) = np.ra {
+        assert!((-1e-12..=1.0 + 1e-12).contains(&ra), "RA {ra}");
+    }
+    if let (Some(l5), Some(m10)) = (&np.l5, &np.m10) {
+        assert!(l5.mean.is_finite() && m10.mean.is_finite());
+        assert!(l5.mean <= m10.mean * (1.0 + 1e-12), "{l5:?} {m10:?}");
+    }
+    if let Some(h) = a.cosinor.acrophase_hours {
+        assert!((0.0..24.0).contains(&h), "acrophase {h}");
+    }
+    let n_present = s.n_present();
+    assert!(a.sleep.sadeh.sleep_minutes <= n_present);
+    assert!(a.sleep.cole_kripke.sleep_minutes <= n_present);
+    let nights = &a.sleep.nights;
+    assert_eq!(
+        nights.iter().map(|n| n.minutes_present).sum::<usize>(),
+        n_present
+    );
+    let sadeh_nights: usize = nights.iter().map(|n| n.sadeh_sleep_minutes).sum();
+    assert_eq!(sadeh_nights, a.sleep.sadeh.sleep_minutes);
+    for n in nights {
+        assert!(n.minutes_present > 0 && n.minutes_present <= DAY_MINUTES);
+    }
+    for p in &a.sleep.periods {
+        assert!(p.in_bed < p.out_bed);
+        assert!((0.0..=100.0).contains(&p.efficiency_pct));
+        assert!(p.total_sleep_minutes + p.waso_minutes >= 160);
+    }
+    let json = serde_json::to_string(a).unwrap();
+    // serde_json without `float_roundtrip` may move a float by an ulp: compare the rest.
+    let back: Analysis = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.sleep, a.sleep);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn analyze_is_total(s in any_series(), clock in any_clock()) {
+        let a = analyze(&s, &AnalysisOptions { clock });
+        check(&a, &s);
+        let pm = per_minute(&s);
+        for ((ck, sd), p) in pm.cole_kripke.iter().zip(&pm.sadeh).zip(s.present()) {
+            prop_assert_eq!(*ck == SleepWake::Missing, !p);
+            prop_assert_eq!(*sd == SleepWake::Missing, !p);
+        }
+    }
+
+    #[test]
+    fn whole_days_keep_is_at_most_one(
+        days in 1usize..4,
+        seed in prop::collection::vec(0u32..1000, DAY_MINUTES),
+        shift in 0usize..DAY_MINUTES,
+    ) {
+        let v: Vec<Option<f64>> = (0..days * DAY_MINUTES)
+            .map(|m| Some(f64::from(seed[(m * 7 + m / DAY_MINUTES * shift) % DAY_MINUTES])))
+            .collect();
+        let s = MinuteSeries::from_options(0, &v).unwrap();
+        let a = analyze(&s, &AnalysisOptions::default());
+        check(&a, &s);
+        if let Some(is) = a.nonparametric.is {
+            prop_assert!(is <= 1.0 + 1e-9, "IS {}", is);
+        }
+        prop_assert!(a.nonparametric.l5.is_some());
+    }
+}
+
+#[test]
+fn edge_cases() {
+    let cases: Vec<Vec<Option<f64>>> = vec![
+        vec![],
+        vec![None; 3 * DAY_MINUTES],
+        vec![Some(5.0)],
+        {
+            let mut v = vec![None; DAY_MINUTES];
+            v[700] = Some(12.0);
+            v
+        },
+        vec![Some(0.0); DAY_MINUTES],
+        vec![Some(1e12); 7 * DAY_MINUTES],
+        vec![Some(f64::MAX); 2 * DAY_MINUTES],
+        (0..7 * DAY_MINUTES)
+            .map(|m| Some((m % 997) as f64))
+            .collect(),
+    ];
+    for v in cases {
+        let s = MinuteSeries::from_options(1_709_510_400_000, &v).unwrap();
+        for clock in [ClockOffset::UTC, ClockOffset::from_minutes(-719).unwrap()] {
+            let a = analyze(&s, &AnalysisOptions { clock });
+            check(&a, &s);
+        }
+    }
+}
+
+#[test]
+fn empty_and_flat_are_null_in_json() {
+    let s = MinuteSeries::from_options(0, &[]).unwrap();
+    let json = serde_json::to_value(analyze(&s, &AnalysisOptions::default())).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "nonparametric": {"is": null, "iv": null, "ra": null, "l5": null, "m10": null},
+            "cosinor": {"mesor": null, "amplitude": null, "acrophase_hours": null},
+            "sleep": {"cole_kripke": {"sleep_minutes": 0}, "sadeh": {"sleep_minutes": 0},
+                      "periods": [], "nights": []}
+        })
+    );
+    let flat = MinuteSeries::from_options(0, &vec![Some(7.0); 2 * DAY_MINUTES]).unwrap();
+    let a = analyze(&flat, &AnalysisOptions::default());
+    assert_eq!((a.nonparametric.is, a.nonparametric.iv), (None, None));
+    assert_eq!(a.cosinor.acrophase_hours, None);
+}
+
+#[test]
+fn json_shape_of_a_night() {
+    // 2024-03-04T00:00Z, 10 quiet hours then 14 active: one Sadeh period 00:00–10:00.
+    let v: Vec<Option<f64>> = (0..DAY_MINUTES)
+        .map(|m| Some(if m < 600 { 0.0 } else { 500.0 }))
+        .collect();
+    let s = MinuteSeries::from_options(1_709_510_400_000, &v).unwrap();
+    let a = analyze(&s, &AnalysisOptions::default());
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(
+        json["sleep"]["periods"],
+        serde_json::json!([{
+            "in_bed": "2024-03-04T00:00:00Z", "out_bed": "2024-03-04T10:00:00Z",
+            "total_sleep_minutes": 600, "waso_minutes": 0, "efficiency_pct": 100.0,
+            "awakenings": 0
+        }])
+    );
+    assert_eq!(json["sleep"]["nights"][0]["date"], "2024-03-03");
+    assert_eq!(json["nonparametric"]["l5"]["start"], "00:00");
+    let local = analyze(
+        &s,
+        &AnalysisOptions {
+            clock: ClockOffset::from_minutes(330).unwrap(),
+        },
+    );
+    assert_eq!(local.sleep.periods[0].in_bed, "2024-03-04T05:30:00+05:30");
+    assert_eq!(local.nonparametric.l5.unwrap().start, "05:30");
+}

@@ -1,0 +1,153 @@
+//! `/api/v1/analyses`: run the analytics on the caller's last week now, and the history of
+//! stored analyses.
+//!
+//! Rules: always the caller's own data (the user comes from the token); a `POST` answers
+//! 201 with a new analysis, or 200 with the stored one when the data has not changed since;
+//! the result is also pushed to the caller's live sessions.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::AuthUser;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::samples::Timestamp;
+use crate::store::{AnalysisCursor, AnalysisQuery};
+use crate::window::analysis::{self, AnalysisError, Trigger};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/analyses", post(create).get(list))
+        .route("/api/v1/analyses/{id}", get(one))
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<Response, ApiError> {
+    let user = caller.user_id;
+    match analysis::run(&state.0, user, Trigger::Request, None).await {
+        Ok((record, new)) => {
+            state.hub.push(user, &analysis::frame(&record));
+            let status = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json(status, record.body))
+        }
+        Err(AnalysisError::NoData) => Err(ApiError::unprocessable(
+            "no_data",
+            "no activity data in the last 7 days to analyse",
+        )),
+        Err(AnalysisError::Store(e)) => Err(e.into()),
+        Err(e @ AnalysisError::Failed(_)) => Err(ApiError::Internal(e.into())),
+    }
+}
+
+async fn one(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    // Another user's id and a malformed one look the same as a missing one.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
+    match state.store.get_analysis(caller.user_id, id).await? {
+        Some(a) => Ok(json(StatusCode::OK, a.body)),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|t| {
+                Timestamp::parse(t).map(|t| t.utc_ms).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("`{name}` must be an RFC 3339 date-time with offset"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let limit = match p.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("limit must be an integer in 1..={MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let query = AnalysisQuery {
+        from_ms: time("from", &p.from)?,
+        to_ms: time("to", &p.to)?,
+        after: p.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit,
+    };
+    let page = state.store.list_analyses(caller.user_id, query).await?;
+    // Bodies are stored JSON documents: spliced in, not re-parsed.
+    let mut out = String::from("{\"analyses\":[");
+    for (i, a) in page.analyses.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&a.body);
+    }
+    out.push_str("],\"next_cursor\":");
+    match &page.next {
+        Some(c) => out.push_str(&format!("\"{}\"", encode_cursor(c))),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+    Ok(json(StatusCode::OK, out))
+}
+
+fn encode_cursor(c: &AnalysisCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", c.window_to_ms, c.id))
+}
+
+fn decode_cursor(s: &str) -> Result<AnalysisCursor, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this server issued");
+    let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
+    Ok(AnalysisCursor {
+        window_to_ms: ms.parse().map_err(|_| bad())?,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}

@@ -1,0 +1,164 @@
+//! Analyses: a listing item per analysis, ordered by window end, and an id claim that makes
+//! storing idempotent.
+//!
+//! Rules: both items are written in one transaction conditioned on the claim not existing,
+//! so the same analysis computed on two nodes (or twice on one) is stored once.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::codec::{n, s};
+use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err};
+use crate::store::{
+    AnalysisCursor, AnalysisPage, AnalysisQuery, AnalysisRecord, StoreError, StoreResult,
+};
+
+fn pk(user: Uuid) -> String {
+    format!("ANALYSES#{user}")
+}
+
+/// Window ends are positive ms below 10^13 (year 2286): fixed width keeps the order.
+fn list_sk(window_to_ms: i64, id: Uuid) -> String {
+    format!("{:013}#{id}", window_to_ms.max(0))
+}
+
+fn claim_sk(id: Uuid) -> String {
+    format!("ID#{id}")
+}
+
+fn from_item(item: &Item) -> StoreResult<AnalysisRecord> {
+    Ok(AnalysisRecord {
+        id: attr_uuid(item, "id")?,
+        user_id: attr_uuid(item, "uid")?,
+        created_at: Utc
+            .timestamp_millis_opt(attr_i64(item, "created")?.unwrap_or(0))
+            .single()
+            .unwrap_or_default(),
+        window_from_ms: attr_i64(item, "from")?.unwrap_or(0),
+        window_to_ms: attr_i64(item, "to")?.unwrap_or(0),
+        body: attr_s(item, "body")?.to_owned(),
+    })
+}
+
+impl DynamoStore {
+    pub(super) async fn put_analysis_tx(&self, a: &AnalysisRecord) -> StoreResult<bool> {
+        let list = Item::from([
+            ("pk".to_owned(), s(pk(a.user_id))),
+            ("sk".to_owned(), s(list_sk(a.window_to_ms, a.id))),
+            ("id".to_owned(), s(a.id.to_string())),
+            ("uid".to_owned(), s(a.user_id.to_string())),
+            ("created".to_owned(), n(a.created_at.timestamp_millis())),
+            ("from".to_owned(), n(a.window_from_ms)),
+            ("to".to_owned(), n(a.window_to_ms)),
+            ("body".to_owned(), s(&a.body)),
+        ]);
+        let claim = Item::from([
+            ("pk".to_owned(), s(pk(a.user_id))),
+            ("sk".to_owned(), s(claim_sk(a.id))),
+            ("lsk".to_owned(), s(list_sk(a.window_to_ms, a.id))),
+        ]);
+        let put = |item: Item, cond: bool| {
+            let mut b = Put::builder().table_name(&self.table).set_item(Some(item));
+            if cond {
+                b = b.condition_expression("attribute_not_exists(pk)");
+            }
+            b.build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| StoreError::Other(e.into()))
+        };
+        match self
+            .transact(vec![put(claim, true)?, put(list, false)?])
+            .await?
+        {
+            accounts::TxOutcome::Done => Ok(true),
+            accounts::TxOutcome::Cancelled(r)
+                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                Ok(false)
+            }
+            accounts::TxOutcome::Cancelled(r) => Err(StoreError::Other(anyhow::anyhow!(
+                "storing the analysis was cancelled: {r:?}"
+            ))),
+        }
+    }
+
+    pub(super) async fn get_analysis_item(
+        &self,
+        user: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<AnalysisRecord>> {
+        let Some(claim) = self.get(pk(user), &claim_sk(id)).await? else {
+            return Ok(None);
+        };
+        let lsk = attr_s(&claim, "lsk")?.to_owned();
+        match self.get(pk(user), &lsk).await? {
+            Some(item) => from_item(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) async fn list_analysis_items(
+        &self,
+        user: Uuid,
+        q: AnalysisQuery,
+    ) -> StoreResult<AnalysisPage> {
+        let limit = q.limit.max(1);
+        let after = q.after.clone();
+        let lower = q
+            .from_ms
+            .unwrap_or(0)
+            .max(after.as_ref().map_or(0, |a| a.window_to_ms))
+            .max(0);
+        let upper = q.to_ms.unwrap_or(9_999_999_999_999).min(9_999_999_999_999);
+        let mut analyses = Vec::new();
+        if lower < upper {
+            let lo = format!("{lower:013}#");
+            // '~' sorts after every id character: the range ends after the last id at upper-1.
+            let hi = format!("{:013}#~", upper - 1);
+            let mut start_key: Option<Item> = None;
+            'pages: loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(pk(user)))
+                    .expression_attribute_values(":lo", s(&lo))
+                    .expression_attribute_values(":hi", s(&hi))
+                    .consistent_read(true)
+                    .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start_key.take())
+                    .send()
+                    .await
+                    .map_err(map_err)?;
+                for item in page.items() {
+                    let a = from_item(item)?;
+                    let past_cursor = after
+                        .as_ref()
+                        .is_none_or(|c| (a.window_to_ms, a.id) > (c.window_to_ms, c.id));
+                    if past_cursor {
+                        analyses.push(a);
+                        if analyses.len() > limit {
+                            break 'pages;
+                        }
+                    }
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start_key = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        let next = if analyses.len() > limit {
+            analyses.truncate(limit);
+            analyses.last().map(|a| AnalysisCursor {
+                window_to_ms: a.window_to_ms,
+                id: a.id,
+            })
+        } else {
+            None
+        };
+        Ok(AnalysisPage { analyses, next })
+    }
+}

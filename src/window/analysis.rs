@@ -1,0 +1,291 @@
+//! Running an analysis: snapshot a window, compute off the async runtime, store once, push.
+//!
+//! Rules:
+//! - The window is copied under its lock (microseconds); the analytics run on the blocking
+//!   pool, at most one per CPU at a time, so a burst of completed days cannot starve sessions.
+//! - The analysis id is a digest of the user and the exact input (range, clock, every minute),
+//!   so the same data gives the same id: stored once, pushed once per trigger that found it new.
+//! - Explicit requests are always answered (with the stored result when it already exists).
+
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use chrono::{SecondsFormat, TimeZone, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
+use crate::app::App;
+use crate::store::{AnalysisRecord, StoreError};
+use crate::window::{ActivityKind, WINDOW_MINUTES};
+
+/// Why an analysis ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A local day completed.
+    DayComplete,
+    /// A client asked (`analyze` frame or `POST /api/v1/analyses`).
+    Request,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::DayComplete => "day_complete",
+            Trigger::Request => "request",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("no activity data in the last 7 days")]
+    NoData,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("analysis failed: {0}")]
+    Failed(String),
+}
+
+/// What the window held for one analysis.
+struct Snapshot {
+    from_minute: i64,
+    activity: Vec<Option<f64>>,
+    offset_secs: i32,
+    activity_kind: Option<ActivityKind>,
+    sources: Vec<(String, usize)>,
+    hr_minutes: usize,
+    hr_mean: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct SourceUse {
+    source: String,
+    minutes: usize,
+    rank: u8,
+}
+
+/// The stored and pushed document (without `type`).
+#[derive(Serialize)]
+struct Body<'a> {
+    analysis_id: Uuid,
+    user_id: Uuid,
+    created_at: String,
+    trigger: &'static str,
+    window: Range,
+    minutes_present: usize,
+    activity: ActivityInfo,
+    heart_rate: HeartRateInfo,
+    #[serde(flatten)]
+    result: &'a analytics::Analysis,
+}
+
+#[derive(Serialize)]
+struct Range {
+    from: String,
+    to: String,
+    utc_offset_minutes: i32,
+}
+
+#[derive(Serialize)]
+struct ActivityInfo {
+    /// `activity_count`, or `step_count` when the user has no activity counts.
+    kind: Option<ActivityKind>,
+    /// Which source filled how many minutes (wearable > unnamed > phone; never summed).
+    sources: Vec<SourceUse>,
+}
+
+#[derive(Serialize)]
+struct HeartRateInfo {
+    minutes: usize,
+    mean_bpm: Option<f64>,
+}
+
+fn rfc3339(minute: i64, offset_secs: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(offset_secs)
+        .unwrap_or(chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    offset
+        .timestamp_opt(minute * 60, 0)
+        .single()
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn snapshot(app: &App, user: Uuid, until_minute: Option<i64>) -> Option<Snapshot> {
+    let window = app.windows.get(user)?;
+    window.with(|series, _version| {
+        let end = series.end_minute()?;
+        let to = until_minute.unwrap_or(end).min(end);
+        let from = to - WINDOW_MINUTES as i64;
+        let all: Vec<Option<f64>> = series.activity(from, to).collect();
+        let first = all.iter().position(Option::is_some)?;
+        let last = all.iter().rposition(Option::is_some)?;
+        let activity = all[first..=last].to_vec();
+        let (from, to) = (from + first as i64, from + last as i64 + 1);
+        let (mut hr_n, mut hr_sum) = (0usize, 0.0);
+        for v in series.heart_rate(from, to).flatten() {
+            hr_n += 1;
+            hr_sum += v;
+        }
+        Some(Snapshot {
+            from_minute: from,
+            activity,
+            offset_secs: series.offset_secs(),
+            activity_kind: series.activity_kind(),
+            sources: series.activity_minutes_by_source(from, to),
+            hr_minutes: hr_n,
+            hr_mean: (hr_n > 0).then(|| (hr_sum / hr_n as f64 * 10.0).round() / 10.0),
+        })
+    })
+}
+
+fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(user.as_bytes());
+    h.update(snap.from_minute.to_le_bytes());
+    h.update(snap.offset_secs.to_le_bytes());
+    for v in &snap.activity {
+        match v {
+            Some(x) => h.update(x.to_le_bytes()),
+            None => h.update([0xFF; 8]),
+        }
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    Uuid::new_v8(b)
+}
+
+/// Analyses `user`'s window (up to `until_minute`, exclusive) and stores the result.
+/// Returns the record and whether it was new.
+pub async fn run(
+    app: &Arc<App>,
+    user: Uuid,
+    trigger: Trigger,
+    until_minute: Option<i64>,
+) -> Result<(AnalysisRecord, bool), AnalysisError> {
+    if trigger == Trigger::Request {
+        // After a restart or on another node the window may still be unread.
+        app.windows.ensure(&*app.store, user).await?;
+    }
+    let snap = snapshot(app, user, until_minute).ok_or(AnalysisError::NoData)?;
+    let id = digest_id(user, &snap);
+    if let Some(existing) = app.store.get_analysis(user, id).await? {
+        return Ok((existing, false));
+    }
+    let _permit = app
+        .analysis_permits
+        .acquire()
+        .await
+        .map_err(|_| AnalysisError::Failed("shutting down".into()))?;
+    let created_at = Utc::now();
+    let job = move || -> Result<AnalysisRecord, AnalysisError> {
+        let start_ms = snap.from_minute * 60_000;
+        let series = MinuteSeries::from_options(start_ms, &snap.activity)
+            .map_err(|e| AnalysisError::Failed(e.to_string()))?;
+        let clock = ClockOffset::from_seconds(snap.offset_secs).unwrap_or_default();
+        let result = analytics::analyze(&series, &AnalysisOptions { clock });
+        let to_minute = snap.from_minute + snap.activity.len() as i64;
+        let body = Body {
+            analysis_id: id,
+            user_id: user,
+            created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            trigger: trigger.as_str(),
+            window: Range {
+                from: rfc3339(snap.from_minute, snap.offset_secs),
+                to: rfc3339(to_minute, snap.offset_secs),
+                utc_offset_minutes: snap.offset_secs / 60,
+            },
+            minutes_present: series.n_present(),
+            activity: ActivityInfo {
+                kind: snap.activity_kind,
+                sources: snap
+                    .sources
+                    .iter()
+                    .map(|(s, n)| SourceUse {
+                        source: s.clone(),
+                        minutes: *n,
+                        rank: crate::window::series::rank(s),
+                    })
+                    .collect(),
+            },
+            heart_rate: HeartRateInfo {
+                minutes: snap.hr_minutes,
+                mean_bpm: snap.hr_mean,
+            },
+            result: &result,
+        };
+        Ok(AnalysisRecord {
+            id,
+            user_id: user,
+            created_at,
+            window_from_ms: start_ms,
+            window_to_ms: to_minute * 60_000,
+            body: serde_json::to_string(&body).map_err(|e| AnalysisError::Failed(e.to_string()))?,
+        })
+    };
+    let started = std::time::Instant::now();
+    let record = tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| AnalysisError::Failed(e.to_string()))??;
+    ::metrics::histogram!(crate::metrics::ANALYSIS_SECONDS).record(started.elapsed().as_secs_f64());
+    let new = app.store.put_analysis(record.clone()).await?;
+    ::metrics::counter!(crate::metrics::ANALYSES, "trigger" => trigger.as_str(), "outcome" => if new { "new" } else { "existing" }).increment(1);
+    Ok((record, new))
+}
+
+/// The `analysis` frame for a stored record.
+pub fn frame(record: &AnalysisRecord) -> String {
+    // The body is an object we wrote; splice the type in front rather than re-parsing it.
+    format!(
+        "{{\"type\":\"analysis\",{}",
+        record.body.trim_start_matches('{')
+    )
+}
+
+/// Runs an analysis in the background and pushes it to the user's sessions if it is new
+/// (or was asked for). Failures of a request go back to the asking session (`reply`) only.
+pub fn spawn(
+    app: &Arc<App>,
+    user: Uuid,
+    trigger: Trigger,
+    until_minute: Option<i64>,
+    reply: Option<mpsc::Sender<Message>>,
+) {
+    let app2 = app.clone();
+    app.sessions.spawn(async move {
+        let error = |code: &str, message: &str| {
+            let frame = serde_json::json!({"type": "error", "code": code, "message": message});
+            if let Some(r) = &reply {
+                // A full queue means the session is already closing as a slow consumer.
+                let _ = r.try_send(Message::Text(frame.to_string().into()));
+            }
+        };
+        match run(&app2, user, trigger, until_minute).await {
+            Ok((record, new)) => {
+                if new || trigger == Trigger::Request {
+                    app2.hub.push(user, &frame(&record));
+                }
+            }
+            Err(AnalysisError::NoData) => {
+                if trigger == Trigger::Request {
+                    error("no_data", "no activity data in the last 7 days to analyse");
+                }
+            }
+            Err(AnalysisError::Store(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "analysis not stored: store unavailable");
+                error(
+                    "store_unavailable",
+                    "the analysis could not be stored; ask again later",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "analysis failed");
+                error("internal", "the analysis failed");
+            }
+        }
+    });
+}

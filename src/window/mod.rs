@@ -1,0 +1,267 @@
+//! Per-user live windows: the last week of minute bins of every active user.
+//!
+//! Rules:
+//! - Filled from stored samples only (after the store said they were new), by WebSocket and
+//!   REST ingest alike, so a duplicate never counts twice.
+//! - A window is rebuilt from the store when a user's first session opens (after a restart,
+//!   or on another node): at most the 7 days before now are read. Samples stored while the
+//!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
+//! - Locks are held for in-memory work only, never across an `.await`.
+//! - A day completes when a sample's local date (from its UTC offset) passes the previous
+//!   one; that is what triggers the daily analysis.
+//! - Windows of users without sessions or new data for `idle` are dropped by [`Windows::sweep`].
+
+pub mod analysis;
+pub mod series;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use crate::samples::{Kind, Sample};
+use crate::store::{SampleQuery, Store, StoreResult};
+pub use series::{ActivityKind, Series, WINDOW_MINUTES};
+
+/// Kinds a window keeps.
+pub const WINDOW_KINDS: [Kind; 3] = [Kind::ActivityCount, Kind::StepCount, Kind::HeartRate];
+
+/// Page size of a rebuild read.
+const REBUILD_PAGE: usize = 10_000;
+
+pub struct UserWindow {
+    state: Mutex<State>,
+    /// Becomes `true` when the first rebuild has finished (or failed), for callers that must
+    /// not analyse a half-read window.
+    rebuilt: tokio::sync::watch::Sender<bool>,
+}
+
+struct State {
+    series: Series,
+    /// `Some` while a rebuild runs: samples stored meanwhile, applied once it is done.
+    held: Option<Vec<Sample>>,
+    /// Local date of the latest minute seen.
+    day: Option<NaiveDate>,
+    /// Bumped by every change; an analysis records the version it saw.
+    version: u64,
+    /// Whether the store's last week has been read in.
+    rebuilt: bool,
+    touched: Instant,
+}
+
+impl UserWindow {
+    /// Runs `f` on the series; the lock covers in-memory work only.
+    pub fn with<T>(&self, f: impl FnOnce(&Series, u64) -> T) -> T {
+        let st = self.state.lock().expect("window lock poisoned");
+        f(&st.series, st.version)
+    }
+}
+
+/// Every live window of this node.
+#[derive(Default)]
+pub struct Windows {
+    map: DashMap<Uuid, Arc<UserWindow>>,
+}
+
+/// What an ingest did to a window.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Local midnights passed by the new data (the days before them are complete).
+    pub completed_days: Vec<NaiveDate>,
+}
+
+impl Windows {
+    pub fn get(&self, user: Uuid) -> Option<Arc<UserWindow>> {
+        self.map.get(&user).map(|w| w.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes held by all windows.
+    pub fn memory_bytes(&self) -> usize {
+        self.map
+            .iter()
+            .map(|w| w.with(|s, _| s.memory_bytes()))
+            .sum()
+    }
+
+    /// Applies newly stored samples; creates the window if the user has none.
+    pub fn apply(&self, user: Uuid, samples: &[Sample]) -> Applied {
+        let mut samples = samples
+            .iter()
+            .filter(|s| WINDOW_KINDS.contains(&s.kind))
+            .peekable();
+        if samples.peek().is_none() {
+            return Applied::default();
+        }
+        let window = self.entry(user);
+        let mut st = window.state.lock().expect("window lock poisoned");
+        st.touched = Instant::now();
+        if let Some(held) = &mut st.held {
+            held.extend(samples.cloned());
+            return Applied::default();
+        }
+        let mut applied = Applied::default();
+        for s in samples {
+            add(&mut st, s, &mut applied);
+        }
+        applied
+    }
+
+    fn entry(&self, user: Uuid) -> Arc<UserWindow> {
+        self.map
+            .entry(user)
+            .or_insert_with(|| {
+                Arc::new(UserWindow {
+                    rebuilt: tokio::sync::watch::Sender::new(false),
+                    state: Mutex::new(State {
+                        series: Series::new(),
+                        held: None,
+                        day: None,
+                        version: 0,
+                        rebuilt: false,
+                        touched: Instant::now(),
+                    }),
+                })
+            })
+            .clone()
+    }
+
+    /// Makes sure `user`'s window holds what the store has of the last 7 days, rebuilding it
+    /// once per window (a window created by ingest alone has only what arrived since).
+    /// Returns the days the rebuilt data completed (an analysis may be due).
+    pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<Applied> {
+        let window = self.entry(user);
+        enum Next {
+            Done,
+            Wait,
+            Read((i64, i64)),
+        }
+        let next = {
+            let mut st = window.state.lock().expect("window lock poisoned");
+            st.touched = Instant::now();
+            if st.rebuilt {
+                Next::Done
+            } else if st.held.is_some() {
+                Next::Wait
+            } else {
+                st.held = Some(Vec::new());
+                // What ingest already put here lies in the window's own week (event time,
+                // maybe long ago); an empty window reads the week before now.
+                let week = WINDOW_MINUTES as i64 * 60_000;
+                Next::Read(match st.series.end_minute() {
+                    Some(end) => (end * 60_000 - week, end * 60_000),
+                    None => {
+                        let now = Utc::now().timestamp_millis();
+                        (now - week, now + 24 * 3_600_000)
+                    }
+                })
+            }
+        };
+        let range = match next {
+            Next::Done => return Ok(Applied::default()),
+            Next::Wait => {
+                // Another task is reading the store for this window: wait for it.
+                let mut rx = window.rebuilt.subscribe();
+                let _ = rx.wait_for(|done| *done).await;
+                return Ok(Applied::default());
+            }
+            Next::Read(range) => range,
+        };
+        let loaded = read_week(store, user, range).await;
+        let mut st = window.state.lock().expect("window lock poisoned");
+        let held = st.held.take().unwrap_or_default();
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // Keep what arrived live; the next session open retries the rebuild.
+                let mut applied = Applied::default();
+                for s in &held {
+                    add(&mut st, s, &mut applied);
+                }
+                drop(st);
+                window.rebuilt.send_replace(true);
+                return Err(e);
+            }
+        };
+        // Everything applied before is in the store and in the range read: start afresh.
+        st.series = Series::new();
+        st.day = None;
+        st.rebuilt = true;
+        let seen: HashSet<&str> = loaded.iter().map(|s| s.id.as_str()).collect();
+        let mut applied = Applied::default();
+        for s in loaded
+            .iter()
+            .chain(held.iter().filter(|s| !seen.contains(s.id.as_str())))
+        {
+            add(&mut st, s, &mut applied);
+        }
+        drop(st);
+        window.rebuilt.send_replace(true);
+        Ok(applied)
+    }
+
+    /// Drops windows untouched for `idle` whose user has no live session.
+    pub fn sweep(&self, idle: Duration, has_session: impl Fn(Uuid) -> bool) -> usize {
+        let before = self.map.len();
+        self.map.retain(|user, w| {
+            let st = w.state.lock().expect("window lock poisoned");
+            st.held.is_some() || st.touched.elapsed() < idle || has_session(*user)
+        });
+        before - self.map.len()
+    }
+}
+
+fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
+    st.series.add(sample);
+    st.version += 1;
+    let Some(end) = st.series.end_minute() else {
+        return;
+    };
+    let offset = i64::from(st.series.offset_secs());
+    let day = DateTime::<Utc>::from_timestamp((end - 1) * 60 + offset, 0).map(|t| t.date_naive());
+    if let (Some(prev), Some(now)) = (st.day, day)
+        && now > prev
+    {
+        applied.completed_days.push(now);
+    }
+    if day > st.day {
+        st.day = day;
+    }
+}
+
+/// The window kinds' samples starting in `[from, to)` (UTC ms): at most a week and a day.
+async fn read_week(
+    store: &dyn Store,
+    user: Uuid,
+    (from, to): (i64, i64),
+) -> StoreResult<Vec<Sample>> {
+    let mut out = Vec::new();
+    for kind in WINDOW_KINDS {
+        let mut q = SampleQuery {
+            kind: Some(kind),
+            from_ms: Some(from),
+            to_ms: Some(to),
+            after: None,
+            limit: REBUILD_PAGE,
+        };
+        loop {
+            let page = store.query_samples(user, q.clone()).await?;
+            out.extend(page.samples);
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,439 @@
+//! One user's last week of minute bins, in a fixed ring of 10,080 slots.
+//!
+//! Rules:
+//! - Bins are indexed by event time (UTC minute), never arrival time; the ring's end is the
+//!   latest minute seen, and a minute older than a week before it is not kept (it is still in
+//!   the store).
+//! - Two sources are never summed in one minute: the minute belongs to the source with the
+//!   higher [`rank`] (a tie goes to the smaller name, so arrival order does not matter); a
+//!   source's own samples in that minute add up.
+//! - Activity comes from `activity_count`; `step_count` fills in only while the window has no
+//!   activity counts, and is dropped the moment the first activity count arrives.
+//! - Interval samples are spread over the minutes they overlap, in proportion to the overlap,
+//!   with cumulative rounding so the integer bins add up to the sample's value.
+//! - Compact: 6 bytes a minute (activity u16, heart-rate sum u16 and count u8, sources u8):
+//!   60,480 bytes for a week.
+
+use crate::samples::{Kind, Sample};
+
+pub const WINDOW_MINUTES: usize = 7 * 1440;
+const MINUTE_MS: i64 = 60_000;
+/// Source slots 1..=15 fit in a nibble; 0 means "no data".
+const MAX_SOURCES: usize = 15;
+/// Heart-rate samples averaged per minute at most (keeps the u16 sum from overflowing).
+const MAX_HR_PER_MINUTE: u8 = 200;
+
+/// Where the activity series comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    ActivityCount,
+    StepCount,
+}
+
+/// Priority of a source for wrist-worn actigraphy: a wearable beats an unnamed source beats a
+/// phone (a phone in a pocket or on a desk misses much of the wearer's movement).
+pub fn rank(source: &str) -> u8 {
+    let s = source.to_ascii_lowercase();
+    let wearable = [
+        "watch",
+        "band",
+        "wrist",
+        "fitbit",
+        "garmin",
+        "whoop",
+        "oura",
+        "ring",
+        "actigraph",
+        "actiwatch",
+        "geneactiv",
+        "axivity",
+    ];
+    let phone = ["phone", "android", "pixel", "galaxy", "mobile"];
+    if wearable.iter().any(|w| s.contains(w)) {
+        3
+    } else if phone.iter().any(|p| s.contains(p)) {
+        1
+    } else {
+        2
+    }
+}
+
+/// A source's name as recorded (samples without one are "unspecified").
+fn source_name(sample: &Sample) -> &str {
+    sample.source.as_deref().unwrap_or("unspecified")
+}
+
+pub struct Series {
+    /// Exclusive end of the window in UTC minutes since the epoch; `None` while empty.
+    end: Option<i64>,
+    act: Box<[u16]>,
+    hr_sum: Box<[u16]>,
+    hr_n: Box<[u8]>,
+    /// Low nibble: activity source slot; high nibble: heart-rate source slot.
+    src: Box<[u8]>,
+    sources: Vec<String>,
+    activity_kind: Option<ActivityKind>,
+    /// UTC offset of the latest sample: the user's local clock.
+    offset_secs: i32,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series::new()
+    }
+}
+
+impl Series {
+    pub fn new() -> Series {
+        Series {
+            end: None,
+            act: vec![0; WINDOW_MINUTES].into_boxed_slice(),
+            hr_sum: vec![0; WINDOW_MINUTES].into_boxed_slice(),
+            hr_n: vec![0; WINDOW_MINUTES].into_boxed_slice(),
+            src: vec![0; WINDOW_MINUTES].into_boxed_slice(),
+            sources: Vec::new(),
+            activity_kind: None,
+            offset_secs: 0,
+        }
+    }
+
+    /// Heap and inline bytes this window holds.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Series>()
+            + WINDOW_MINUTES * 6
+            + self
+                .sources
+                .iter()
+                .map(|s| s.capacity() + 24)
+                .sum::<usize>()
+    }
+
+    pub fn end_minute(&self) -> Option<i64> {
+        self.end
+    }
+
+    pub fn offset_secs(&self) -> i32 {
+        self.offset_secs
+    }
+
+    pub fn activity_kind(&self) -> Option<ActivityKind> {
+        self.activity_kind
+    }
+
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// Adds one stored sample; kinds the window does not keep are ignored.
+    pub fn add(&mut self, sample: &Sample) {
+        let activity = match sample.kind {
+            Kind::ActivityCount => {
+                if self.activity_kind == Some(ActivityKind::StepCount) {
+                    self.act.fill(0);
+                    for s in self.src.iter_mut() {
+                        *s &= 0xF0;
+                    }
+                }
+                self.activity_kind = Some(ActivityKind::ActivityCount);
+                true
+            }
+            Kind::StepCount => {
+                if self.activity_kind == Some(ActivityKind::ActivityCount) {
+                    return;
+                }
+                self.activity_kind = Some(ActivityKind::StepCount);
+                true
+            }
+            Kind::HeartRate => false,
+            _ => return,
+        };
+        let first = sample.start.utc_ms.div_euclid(MINUTE_MS);
+        // An interval's end is exclusive: 08:00-08:15 covers minutes up to 08:14.
+        let last_ms = match sample.end {
+            Some(e) if e.utc_ms > sample.start.utc_ms => e.utc_ms - 1,
+            _ => sample.start.utc_ms,
+        };
+        self.advance(last_ms.div_euclid(MINUTE_MS) + 1, sample.start.offset_secs);
+        let Some(slot) = self.source_slot(source_name(sample)) else {
+            return;
+        };
+        if activity {
+            for (minute, part) in spread(sample, first) {
+                self.put_activity(minute, part, slot);
+            }
+        } else {
+            self.put_hr(first, sample.value, slot);
+        }
+    }
+
+    fn advance(&mut self, new_end: i64, offset_secs: i32) {
+        let Some(end) = self.end else {
+            self.end = Some(new_end);
+            self.offset_secs = offset_secs;
+            return;
+        };
+        if new_end <= end {
+            return;
+        }
+        self.offset_secs = offset_secs;
+        let gap = new_end - end;
+        if gap >= WINDOW_MINUTES as i64 {
+            self.act.fill(0);
+            self.hr_sum.fill(0);
+            self.hr_n.fill(0);
+            self.src.fill(0);
+        } else {
+            for m in end..new_end {
+                let i = index(m);
+                self.act[i] = 0;
+                self.hr_sum[i] = 0;
+                self.hr_n[i] = 0;
+                self.src[i] = 0;
+            }
+        }
+        self.end = Some(new_end);
+    }
+
+    fn in_window(&self, minute: i64) -> bool {
+        self.end
+            .is_some_and(|end| minute < end && minute >= end - WINDOW_MINUTES as i64)
+    }
+
+    fn source_slot(&mut self, name: &str) -> Option<u8> {
+        if let Some(i) = self.sources.iter().position(|s| s == name) {
+            return Some(i as u8 + 1);
+        }
+        if self.sources.len() >= MAX_SOURCES {
+            return None;
+        }
+        self.sources.push(name.to_owned());
+        Some(self.sources.len() as u8)
+    }
+
+    /// Whether `incoming` may write a minute now held by `current` (0 = nobody).
+    fn wins(&self, incoming: u8, current: u8) -> bool {
+        if current == 0 || current == incoming {
+            return true;
+        }
+        let name = |slot: u8| self.sources[usize::from(slot) - 1].as_str();
+        let (a, b) = (name(incoming), name(current));
+        (rank(a), std::cmp::Reverse(a)) > (rank(b), std::cmp::Reverse(b))
+    }
+
+    fn put_activity(&mut self, minute: i64, value: u32, slot: u8) {
+        if !self.in_window(minute) {
+            return;
+        }
+        let i = index(minute);
+        let current = self.src[i] & 0x0F;
+        if !self.wins(slot, current) {
+            return;
+        }
+        let base = if current == slot { self.act[i] } else { 0 };
+        self.act[i] = u16::try_from(u32::from(base) + value).unwrap_or(u16::MAX);
+        self.src[i] = (self.src[i] & 0xF0) | slot;
+    }
+
+    fn put_hr(&mut self, minute: i64, bpm: f64, slot: u8) {
+        if !self.in_window(minute) || !(0.0..=300.0).contains(&bpm) {
+            return;
+        }
+        let i = index(minute);
+        let current = self.src[i] >> 4;
+        if !self.wins(slot, current) {
+            return;
+        }
+        if current != slot {
+            self.hr_sum[i] = 0;
+            self.hr_n[i] = 0;
+        }
+        if self.hr_n[i] >= MAX_HR_PER_MINUTE {
+            return;
+        }
+        self.hr_sum[i] += bpm.round() as u16;
+        self.hr_n[i] += 1;
+        self.src[i] = (self.src[i] & 0x0F) | (slot << 4);
+    }
+
+    /// Activity per minute over `[from, to)` (UTC minutes), `None` where missing.
+    pub fn activity(&self, from: i64, to: i64) -> impl Iterator<Item = Option<f64>> + '_ {
+        (from..to).map(move |m| {
+            let i = index(m);
+            (self.in_window(m) && self.src[i] & 0x0F != 0).then(|| f64::from(self.act[i]))
+        })
+    }
+
+    /// Mean heart rate per minute over `[from, to)`, `None` where missing.
+    pub fn heart_rate(&self, from: i64, to: i64) -> impl Iterator<Item = Option<f64>> + '_ {
+        (from..to).map(move |m| {
+            let i = index(m);
+            (self.in_window(m) && self.hr_n[i] > 0)
+                .then(|| f64::from(self.hr_sum[i]) / f64::from(self.hr_n[i]))
+        })
+    }
+
+    /// Minutes of activity per source slot name over `[from, to)`.
+    pub fn activity_minutes_by_source(&self, from: i64, to: i64) -> Vec<(String, usize)> {
+        let mut counts = vec![0usize; self.sources.len() + 1];
+        for m in from..to {
+            if self.in_window(m) {
+                counts[usize::from(self.src[index(m)] & 0x0F)] += 1;
+            }
+        }
+        self.sources
+            .iter()
+            .zip(&counts[1..])
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (s.clone(), *n))
+            .collect()
+    }
+}
+
+fn index(minute: i64) -> usize {
+    minute.rem_euclid(WINDOW_MINUTES as i64) as usize
+}
+
+/// The integer parts of a sample's value per minute it overlaps.
+fn spread(sample: &Sample, first: i64) -> Vec<(i64, u32)> {
+    let value = sample.value.max(0.0);
+    let start = sample.start.utc_ms;
+    let end = match sample.end {
+        Some(e) if e.utc_ms > start => e.utc_ms,
+        _ => return vec![(first, value.round().min(f64::from(u32::MAX)) as u32)],
+    };
+    let total = (end - start) as f64;
+    let mut out = Vec::new();
+    let mut done_ms = start;
+    let mut given = 0u64;
+    let mut minute = first;
+    while done_ms < end {
+        let stop = ((minute + 1) * MINUTE_MS).min(end);
+        let cumulative = (value * ((stop - start) as f64 / total)).round() as u64;
+        out.push((
+            minute,
+            u32::try_from(cumulative - given).unwrap_or(u32::MAX),
+        ));
+        given = cumulative;
+        done_ms = stop;
+        minute += 1;
+        if out.len() > WINDOW_MINUTES {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::Timestamp;
+
+    const T0: i64 = 1_793_491_200_000; // 2026-11-01T00:00:00Z
+
+    fn s(kind: Kind, minute: i64, value: f64, source: Option<&str>) -> Sample {
+        Sample {
+            id: format!("{minute}"),
+            kind,
+            start: Timestamp {
+                utc_ms: T0 + minute * MINUTE_MS,
+                offset_secs: 0,
+            },
+            end: None,
+            value,
+            source: source.map(str::to_owned),
+        }
+    }
+
+    fn activity(w: &Series, from: i64, to: i64) -> Vec<Option<f64>> {
+        let base = T0 / MINUTE_MS;
+        w.activity(base + from, base + to).collect()
+    }
+
+    #[test]
+    fn sources_are_never_summed_and_the_wearable_wins_in_any_order() {
+        for watch_first in [true, false] {
+            let mut w = Series::new();
+            let watch = s(Kind::ActivityCount, 1, 10.0, Some("Pixel Watch"));
+            let phone = s(Kind::ActivityCount, 1, 1000.0, Some("Pixel 9 phone"));
+            let (a, b) = if watch_first {
+                (&watch, &phone)
+            } else {
+                (&phone, &watch)
+            };
+            w.add(a);
+            w.add(b);
+            assert_eq!(
+                activity(&w, 1, 2),
+                [Some(10.0)],
+                "watch first: {watch_first}"
+            );
+        }
+        // One source's samples in the same minute add up.
+        let mut w = Series::new();
+        w.add(&s(Kind::ActivityCount, 1, 10.0, Some("band")));
+        w.add(&s(Kind::ActivityCount, 1, 5.0, Some("band")));
+        assert_eq!(activity(&w, 1, 2), [Some(15.0)]);
+    }
+
+    #[test]
+    fn intervals_spread_in_proportion_and_keep_their_total() {
+        let mut w = Series::new();
+        let mut steps = s(Kind::StepCount, 0, 100.0, None);
+        // 00:00:30 to 00:03:30: half, full, full, half minutes.
+        steps.start.utc_ms += 30_000;
+        steps.end = Some(Timestamp {
+            utc_ms: T0 + 3 * MINUTE_MS + 30_000,
+            offset_secs: 0,
+        });
+        w.add(&steps);
+        let got: Vec<f64> = activity(&w, 0, 4).into_iter().map(|v| v.unwrap()).collect();
+        assert_eq!(got.iter().sum::<f64>(), 100.0);
+        assert_eq!(got, [17.0, 33.0, 33.0, 17.0]);
+        assert_eq!(w.end_minute(), Some(T0 / MINUTE_MS + 4));
+    }
+
+    #[test]
+    fn late_samples_land_in_their_minute_and_old_ones_fall_off() {
+        let mut w = Series::new();
+        w.add(&s(Kind::ActivityCount, 5000, 1.0, None));
+        w.add(&s(Kind::ActivityCount, 10, 2.0, None));
+        assert_eq!(activity(&w, 10, 11), [Some(2.0)]);
+        assert_eq!(activity(&w, 11, 12), [None], "missing stays missing");
+        // A week later minute 10 is out of the window, and its slot is reused cleanly.
+        w.add(&s(
+            Kind::ActivityCount,
+            10 + WINDOW_MINUTES as i64 + 5,
+            3.0,
+            None,
+        ));
+        assert_eq!(activity(&w, 10, 11), [None]);
+        assert_eq!(activity(&w, 5000, 5001), [Some(1.0)]);
+        w.add(&s(Kind::ActivityCount, 9, 7.0, None));
+        assert_eq!(
+            activity(&w, 9, 10),
+            [None],
+            "older than the window: store only"
+        );
+    }
+
+    #[test]
+    fn heart_rate_is_a_mean_per_minute() {
+        let mut w = Series::new();
+        for v in [60.0, 70.0, 80.0] {
+            w.add(&s(Kind::HeartRate, 3, v, Some("watch")));
+        }
+        let base = T0 / MINUTE_MS;
+        let hr: Vec<Option<f64>> = w.heart_rate(base + 3, base + 4).collect();
+        assert_eq!(hr, [Some(70.0)]);
+    }
+
+    #[test]
+    fn a_full_week_fits_in_64_kb() {
+        assert!(
+            Series::new().memory_bytes() <= 64 * 1024,
+            "{}",
+            Series::new().memory_bytes()
+        );
+    }
+}
