@@ -100,6 +100,7 @@ pub fn dynamo_options(config: &Config) -> DynamoOptions {
         max_attempts: config.dynamodb_max_attempts,
         timeout: config.store_timeout(),
         max_pending_samples: config.store_max_pending_samples,
+        max_inflight: config.dynamodb_max_inflight,
     }
 }
 

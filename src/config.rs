@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "CLARITY_DYNAMODB_MAX_ATTEMPTS", default_value_t = 4)]
     pub dynamodb_max_attempts: u32,
 
+    /// Sample writes of this node in flight to DynamoDB at once; more wait their turn within
+    /// the store timeout instead of piling onto a saturated table.
+    #[arg(long, env = "CLARITY_DYNAMODB_MAX_INFLIGHT", default_value_t = 64)]
+    pub dynamodb_max_inflight: usize,
+
     /// HS256 signing key for access tokens, shared by all nodes of a deployment. When unset a
     /// random key is generated once and kept in the data folder.
     #[arg(long, env = "CLARITY_JWT_SECRET", hide_env_values = true)]

@@ -8,7 +8,8 @@
 //!   so it is a clock time in [0, 24). The reference inputs start at 00:00 UTC, where the two
 //!   coincide; CosinorPy's own `acrophase` (radians, y = M + A·cos(ωt + φ)) is −atan2(γ, β).
 //! - cos and sin depend only on t mod 24 h, so present minutes are first summed per minute
-//!   of phase: 1440 trigonometric evaluations (cached) whatever the length of the series.
+//!   of phase ([`PhaseSums`], shared with the average day): 1440 trigonometric evaluations
+//!   (cached) whatever the length of the series.
 //! - `None` when the normal equations are singular (fewer than three distinct phases) or the
 //!   result is not finite; acrophase `None` when the amplitude is zero or below 1e-9 of the
 //!   MESOR: a flat series leaves only rounding noise, whose phase means nothing.
@@ -17,7 +18,7 @@ use std::f64::consts::PI;
 use std::sync::OnceLock;
 
 use super::nonparametric::finite;
-use super::series::{ClockOffset, DAY_MINUTES, MinuteSeries};
+use super::series::{ClockOffset, DAY_MINUTES, MinuteSeries, PhaseSums};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CosinorFit {
@@ -41,24 +42,15 @@ fn phase_table() -> &'static [(f64, f64)] {
 }
 
 pub fn cosinor(series: &MinuteSeries, clock: ClockOffset) -> Option<CosinorFit> {
-    let mut n_phase = vec![0u32; DAY_MINUTES];
-    let mut sum_phase = vec![0.0f64; DAY_MINUTES];
-    let mut k = 0usize;
-    for (c, p) in series.counts().iter().zip(series.present()) {
-        if *p && let (Some(n), Some(s)) = (n_phase.get_mut(k), sum_phase.get_mut(k)) {
-            *n += 1;
-            *s += c;
-        }
-        k += 1;
-        if k == DAY_MINUTES {
-            k = 0;
-        }
-    }
+    cosinor_from(&series.phase_sums(), series.first_clock_minute(clock))
+}
 
+/// [`cosinor`] from per-phase sums; phase 0 (the first sample) is at `first_clock_minute`.
+pub fn cosinor_from(sums: &PhaseSums, first_clock_minute: usize) -> Option<CosinorFit> {
     // Normal equations X'X·b = X'y for the columns (1, cos, sin).
     let mut xtx = [[0.0f64; 3]; 3];
     let mut xty = [0.0f64; 3];
-    for ((&(c, s), &n), &sy) in phase_table().iter().zip(&n_phase).zip(&sum_phase) {
+    for ((&(c, s), &n), &sy) in phase_table().iter().zip(&sums.n).zip(&sums.sum) {
         if n == 0 {
             continue;
         }
@@ -77,7 +69,7 @@ pub fn cosinor(series: &MinuteSeries, clock: ClockOffset) -> Option<CosinorFit> 
 
     let acrophase_clock_hours = (amplitude > 0.0 && amplitude > 1e-9 * mesor.abs()).then(|| {
         let since_first = gamma.atan2(beta) * 24.0 / (2.0 * PI);
-        let first_clock = clock.minute_of_day(series.start_epoch_minute()) as f64 / 60.0;
+        let first_clock = first_clock_minute as f64 / 60.0;
         let h = (since_first + first_clock).rem_euclid(24.0);
         // rem_euclid can round a tiny negative up to exactly 24.0.
         if h >= 24.0 { 0.0 } else { h }
@@ -108,8 +100,9 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         b.swap(col, pivot);
         for row in col + 1..3 {
             let f = a[row][col] / a[col][col];
-            for k in col..3 {
-                a[row][k] -= f * a[col][k];
+            let pivot_row = a[col];
+            for (x, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }

@@ -95,14 +95,16 @@ pub struct Period {
 pub fn analyze(series: &MinuteSeries, options: &AnalysisOptions) -> Analysis {
     let clock = options.clock;
     let isiv = nonparametric::is_iv(series);
-    let lh = nonparametric::l5_m10(series, clock);
+    let phase = series.phase_sums();
+    let first_clock_minute = series.first_clock_minute(clock);
+    let lh = nonparametric::l5_m10_from(&phase, first_clock_minute);
     let window = |w: Option<nonparametric::ActivityWindow>| {
         w.map(|w| Window {
             mean: w.mean,
             start: series::hhmm(w.start_minute),
         })
     };
-    let fit = cosinor::cosinor(series, clock);
+    let fit = cosinor::cosinor_from(&phase, first_clock_minute);
 
     let scores = per_minute(series);
     let periods = tudor_locke(series, &scores.sadeh, &TudorLockeParams::default())

@@ -18,7 +18,7 @@
 //! - Window sums slide in O(1440); the float drift of sliding is far below the tie
 //!   tolerance (1e-11 of the whole day's sum), so exact ties still go to the earliest start.
 
-use super::series::{ClockOffset, DAY_MINUTES, MinuteSeries};
+use super::series::{ClockOffset, DAY_MINUTES, MinuteSeries, PhaseSums};
 
 const HOUR: usize = 60;
 const HOURS_PER_DAY: usize = 24;
@@ -114,29 +114,34 @@ pub struct LowHigh {
 
 /// The average day: mean count per local clock minute, `None` if any clock minute has no data.
 pub fn average_day(series: &MinuteSeries, clock: ClockOffset) -> Option<Vec<f64>> {
-    let mut sum = vec![0.0f64; DAY_MINUTES];
-    let mut n = vec![0u32; DAY_MINUTES];
-    let first = clock.minute_of_day(series.start_epoch_minute());
-    let mut m = first;
-    for (c, p) in series.counts().iter().zip(series.present()) {
-        if *p && let (Some(s), Some(k)) = (sum.get_mut(m), n.get_mut(m)) {
-            *s += c;
-            *k += 1;
+    average_day_from(&series.phase_sums(), series.first_clock_minute(clock))
+}
+
+/// The average day from per-phase sums; phase 0 is at clock minute `first_clock_minute`.
+pub fn average_day_from(sums: &PhaseSums, first_clock_minute: usize) -> Option<Vec<f64>> {
+    let mut day = vec![0.0; DAY_MINUTES];
+    let mut clock_minute = first_clock_minute % DAY_MINUTES;
+    for (s, &n) in sums.sum.iter().zip(&sums.n) {
+        if n == 0 {
+            return None;
         }
-        m += 1;
-        if m == DAY_MINUTES {
-            m = 0;
+        *day.get_mut(clock_minute)? = s / f64::from(n);
+        clock_minute += 1;
+        if clock_minute == DAY_MINUTES {
+            clock_minute = 0;
         }
     }
-    sum.iter()
-        .zip(&n)
-        .map(|(s, &k)| (k > 0).then(|| s / f64::from(k)))
-        .collect()
+    Some(day)
 }
 
 /// L5 (lowest 5 h), M10 (highest 10 h) and RA = (M10 − L5) / (M10 + L5).
 pub fn l5_m10(series: &MinuteSeries, clock: ClockOffset) -> LowHigh {
-    let Some(day) = average_day(series, clock) else {
+    l5_m10_from(&series.phase_sums(), series.first_clock_minute(clock))
+}
+
+/// [`l5_m10`] from per-phase sums (see [`average_day_from`]).
+pub fn l5_m10_from(sums: &PhaseSums, first_clock_minute: usize) -> LowHigh {
+    let Some(day) = average_day_from(sums, first_clock_minute) else {
         return LowHigh {
             l5: None,
             m10: None,
@@ -169,9 +174,15 @@ fn extreme_window(day: &[f64], len: usize, highest: bool) -> Option<ActivityWind
     let tol = whole.abs() * 1e-11;
     let mut sum: f64 = day.iter().take(len).sum();
     let mut best = (sum, 0usize);
-    for start in 1..n {
-        let leaving = day.get(start - 1).copied().unwrap_or(0.0);
-        let entering = day.get((start - 1 + len) % n).copied().unwrap_or(0.0);
+    // Index of the minute entering the window, wrapped by hand (a `%` a step costs more
+    // than the rest of the loop).
+    let mut entering_at = len;
+    for (start, &leaving) in (1..n).zip(day) {
+        if entering_at == n {
+            entering_at = 0;
+        }
+        let entering = day.get(entering_at).copied().unwrap_or(0.0);
+        entering_at += 1;
         sum += entering - leaving;
         let better = if highest {
             sum > best.0 + tol

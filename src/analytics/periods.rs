@@ -261,7 +261,10 @@ mod tests {
     #[test]
     fn leading_short_sleep_is_wake_and_length_limits_apply() {
         let p = TudorLockeParams::default();
-        assert!(run(&[(Sleep, 4)], &p).is_empty());
+        // S4 is a short leading run → W, so W3 after it fills with W: the period starts at 7.
+        let got = run(&[(Sleep, 4), (Wake, 3), (Sleep, 200)], &p);
+        assert_eq!((got[0].in_bed, got[0].out_bed), (7, 207));
+        assert_eq!(got[0].awakenings, 0);
         assert!(run(&[(Sleep, 159)], &p).is_empty());
         assert_eq!(run(&[(Sleep, 160)], &p).len(), 1);
         assert!(run(&[(Sleep, 1441)], &p).is_empty());
@@ -277,6 +280,7 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!((got[1].in_bed, got[1].out_bed), (171, 341));
         // After a gap a short S run is a leading run again: it becomes W.
-        assert!(run(&[(Sleep, 170), (Missing, 1), (Sleep, 3), (Wake, 1)], &p).len() == 1);
+        let after_gap = run(&[(Sleep, 170), (Missing, 1), (Sleep, 3), (Wake, 1)], &p);
+        assert_eq!(after_gap.len(), 1);
     }
 }

@@ -136,6 +136,32 @@ impl MinuteSeries {
         }
     }
 
+    /// Sum and number of present counts per minute of phase, i.e. per minute index mod 1440
+    /// from the first sample. Missing minutes are stored as 0.0, so the sums need no branch.
+    pub fn phase_sums(&self) -> PhaseSums {
+        let mut sums = PhaseSums {
+            sum: vec![0.0; DAY_MINUTES],
+            n: vec![0; DAY_MINUTES],
+        };
+        for (counts, present) in self
+            .counts
+            .chunks(DAY_MINUTES)
+            .zip(self.present.chunks(DAY_MINUTES))
+        {
+            let bins = sums.sum.iter_mut().zip(sums.n.iter_mut());
+            for ((s, n), (c, p)) in bins.zip(counts.iter().zip(present)) {
+                *s += c;
+                *n += u32::from(*p);
+            }
+        }
+        sums
+    }
+
+    /// Local clock minute of the day of the first sample.
+    pub fn first_clock_minute(&self, clock: ClockOffset) -> usize {
+        clock.minute_of_day(self.start_epoch_minute())
+    }
+
     /// RFC 3339 time of minute `i` in the given clock (`Z` when the offset is 0).
     pub fn format_minute(&self, i: usize, clock: ClockOffset) -> String {
         let Some(t) = DateTime::<Utc>::from_timestamp_millis(self.minute_utc_ms(i)) else {
@@ -144,6 +170,15 @@ impl MinuteSeries {
         t.with_timezone(&clock.fixed())
             .to_rfc3339_opts(SecondsFormat::Secs, true)
     }
+}
+
+/// Per minute of phase (index mod 1440 from the first sample): the sum of the present counts
+/// and how many there were. Shared by the average day and the cosinor fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseSums {
+    // Private: always 1440 entries, as built by `MinuteSeries::phase_sums`.
+    pub(crate) sum: Vec<f64>,
+    pub(crate) n: Vec<u32>,
 }
 
 /// Iterator over the present runs of a mask.

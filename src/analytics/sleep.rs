@@ -7,8 +7,9 @@
 //! - Sadeh: c = min(count, 300); over the centred 11 minutes the mean and NAT (50 ≤ c < 100),
 //!   SD = sample SD (n − 1) of c[t−5..=t], LG = ln(c_t + 1);
 //!   PS = 7.601 − 0.065·mean − 1.08·NAT − 0.056·SD − 0.703·LG; sleep if PS > −4.
-//! - Both formulas are evaluated in the reference's operation order, so integer counts give
-//!   bit-identical indices and the thresholds fall the same way.
+//! - Both indices are evaluated in the reference's operation order (the Sadeh SD exactly, see
+//!   `sample_sd6`), so integer counts give the reference's indices to the last bit or so and
+//!   the thresholds fall the same way: the golden cases agree on every minute.
 //! - Missing minutes are scored `Missing`, never sleep. The reference pads the recording with
 //!   zeros at both ends; it has no notion of a gap (the reference inputs have no missing
 //!   minute at all). Here every run of consecutive present minutes is scored exactly as the
@@ -17,6 +18,7 @@
 //!   and a series without gaps is scored exactly as the reference scores it.
 
 use std::io::{self, Write};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -94,7 +96,8 @@ pub fn cole_kripke(series: &MinuteSeries) -> Vec<SleepWake> {
 /// Sadeh 1-min (ActiLife), one score per minute of the series.
 pub fn sadeh(series: &MinuteSeries) -> Vec<SleepWake> {
     const WINDOW: usize = 2 * SADEH_HALF + 1;
-    let nat = |c: f64| (50.0..100.0).contains(&c);
+    let nat = |c: f64| usize::from((50.0..100.0).contains(&c));
+    let ln_table = ln_1p_table();
     let mut out = vec![SleepWake::Missing; series.len()];
     let mut buf = Vec::new();
     for run in series.present_runs() {
@@ -107,35 +110,47 @@ pub fn sadeh(series: &MinuteSeries) -> Vec<SleepWake> {
         buf.extend([0.0; SADEH_HALF]);
         // Capped counts are at most 300, so sliding sums of integer counts stay exact.
         let mut sum: f64 = buf.iter().take(WINDOW - 1).sum();
-        let mut nats = buf.iter().take(WINDOW - 1).filter(|&&c| nat(c)).count();
-        for (j, o) in dst.iter_mut().enumerate() {
-            let (Some(&entering), Some(last6), Some(&c)) = (
-                buf.get(j + WINDOW - 1),
-                buf.get(j..j + SADEH_HALF + 1),
-                buf.get(j + SADEH_HALF),
-            ) else {
+        let mut nats: usize = buf.iter().take(WINDOW - 1).map(|&c| nat(c)).sum();
+        for (w, o) in buf.windows(WINDOW).zip(dst) {
+            let &[w0, w1, w2, w3, w4, c, _, _, _, _, w10] = w else {
                 break;
             };
-            sum += entering;
-            nats += usize::from(nat(entering));
+            sum += w10;
+            nats += nat(w10);
             let mean = sum / WINDOW as f64;
-            let sd = sample_sd(last6);
-            let ps =
-                7.601 - 0.065 * mean - 1.08 * nats as f64 - 0.056 * sd - 0.703 * (c + 1.0).ln();
-            *o = SleepWake::from_sleep(ps > -4.0);
-            let leaving = buf.get(j).copied().unwrap_or(0.0);
-            sum -= leaving;
-            nats -= usize::from(nat(leaving));
+            let partial = 7.601 - 0.065 * mean - 1.08 * nats as f64;
+            // Subtracting the non-negative SD and LG terms can only lower PS (rounding is
+            // monotone), so an already low PS is wake without the sqrt and ln.
+            let sleep = partial > -4.0 && {
+                let sd = sample_sd6([w0, w1, w2, w3, w4, c]);
+                let whole = c as usize;
+                let lg = match ln_table.get(whole) {
+                    Some(&v) if whole as f64 == c => v,
+                    _ => (c + 1.0).ln(),
+                };
+                partial - 0.056 * sd - 0.703 * lg > -4.0
+            };
+            *o = SleepWake::from_sleep(sleep);
+            sum -= w0;
+            nats -= nat(w0);
         }
     }
     out
 }
 
-fn sample_sd(x: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let ss: f64 = x.iter().map(|v| (v - mean) * (v - mean)).sum();
-    (ss / (n - 1.0)).sqrt()
+/// Sample SD of six values as √((6Σx² − (Σx)²)/30): for integer counts up to 300 every
+/// intermediate before the division is an exact integer, so the variance is correctly
+/// rounded; the reference's two-pass formula can only differ from it in the last bits.
+fn sample_sd6(x: [f64; 6]) -> f64 {
+    let s: f64 = x.iter().sum();
+    let q: f64 = x.iter().map(|v| v * v).sum();
+    ((6.0 * q - s * s) / 30.0).max(0.0).sqrt()
+}
+
+/// ln(c + 1) for the integer capped counts 0..=300: the same `ln` calls, made once.
+fn ln_1p_table() -> &'static [f64] {
+    static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..=300).map(|c| (f64::from(c) + 1.0).ln()).collect())
 }
 
 /// Both scorings, one entry per minute of the series.

@@ -57,6 +57,9 @@ impl DynamoStore {
             .map(|(sk, part)| {
                 let req = self.chunk_update(&pk, sk, &part, &samples);
                 async move {
+                    let _slot = self.inflight.acquire().await.map_err(|_| {
+                        crate::store::StoreError::Unavailable("store closed".into())
+                    })?;
                     let out = req.send().await.map_err(map_err)?;
                     Ok::<_, crate::store::StoreError>((part, out.attributes.unwrap_or_default()))
                 }

@@ -53,6 +53,8 @@ pub struct DynamoOptions {
     pub timeout: Duration,
     /// Samples being written at once before callers get `Overloaded`.
     pub max_pending_samples: usize,
+    /// DynamoDB requests of this node in flight at once; more wait (within the timeout).
+    pub max_inflight: usize,
 }
 
 impl DynamoOptions {
@@ -69,6 +71,9 @@ pub struct DynamoStore {
     table: String,
     timeout: Duration,
     pending_samples: Arc<Semaphore>,
+    /// Bounds concurrent sample writes: past the table's (or emulator's) capacity, more
+    /// concurrency only turns into timeouts and retried work.
+    inflight: Semaphore,
     /// Wall-clock ms of the last throttling answer that survived the SDK's retries.
     throttled_at: AtomicI64,
 }
@@ -128,6 +133,7 @@ impl DynamoStore {
             pending_samples: Arc::new(Semaphore::new(
                 opts.max_pending_samples.clamp(1, Semaphore::MAX_PERMITS),
             )),
+            inflight: Semaphore::new(opts.max_inflight.max(1)),
             throttled_at: AtomicI64::new(i64::MIN / 2),
         }
     }
