@@ -43,6 +43,8 @@ async fn migrate_creates_the_table_once_and_serve_refuses_a_missing_one() {
         assert!(out.status.success(), "{log}");
     }
     let config = backend.config(dir.path());
-    let store = clarity::app::open_store(&config).await.expect("table is usable");
+    let store = clarity::app::open_store(&config)
+        .await
+        .expect("table is usable");
     store.ping().await.expect("ping");
 }
