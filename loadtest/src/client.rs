@@ -142,6 +142,53 @@ pub fn http_client() -> Result<reqwest::Client> {
         .context("building HTTP client")
 }
 
+/// HTTP client for one upload worker: one keep-alive connection (HTTP/1.1),
+/// bound to `src` when given.
+pub fn upload_client(
+    src: Option<IpAddr>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .local_address(src)
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .build()
+        .context("building HTTP client")
+}
+
+/// Answer to `POST /api/v1/health-data`.
+#[derive(Debug, Deserialize)]
+pub struct UploadReport {
+    #[serde(default)]
+    pub accepted: u64,
+    #[serde(default)]
+    pub duplicates: u64,
+    #[serde(default)]
+    pub rejected: Vec<Rejected>,
+}
+
+/// Error-count key for a reqwest transport error: `transport.<what>`.
+pub fn http_err_key(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else if e.is_request() {
+        "request"
+    } else {
+        "other"
+    };
+    format!("transport.{what}")
+}
+
 const MAX_HTTP_ATTEMPTS: usize = 6;
 
 /// POST JSON, retrying on 429/503 (honouring Retry-After) and transport errors.
@@ -523,6 +570,34 @@ pub async fn connect_ws(
             None => return Err(ConnectError::Closed("eof".into())),
         }
     }
+}
+
+/// Close a WebSocket with 1000 and wait for the server's close frame or EOF,
+/// bounded by `timeout`. `Err(key)` when the close was not clean.
+pub async fn close_ws_checked(ws: &mut Ws, timeout: Duration) -> Result<(), String> {
+    let frame = CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    };
+    let closing = async {
+        ws.close(Some(frame))
+            .await
+            .map_err(|e| format!("close.send.{}", ws_err_key(&e)))?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) != 1000 => {
+                    return Err(format!("close.reply.{}", u16::from(f.code)));
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Err(WsError::ConnectionClosed)) => return Ok(()),
+                Some(Err(e)) => return Err(format!("close.{}", ws_err_key(&e))),
+                Some(Ok(_)) => {} // frames sent before the server saw our close
+            }
+        }
+    };
+    tokio::time::timeout(timeout, closing)
+        .await
+        .map_err(|_| "close.timeout".to_string())?
 }
 
 /// Politely close a WebSocket: send Close(1000) and read until the server's

@@ -41,7 +41,9 @@ use crate::report::Report;
         Examples:\n  \
         loadtest idle --connections 50000 --duration 30 --server-pid $(pidof clarity)\n  \
         loadtest ingest --connections 500 --rate 1 --batch 60 --duration 60 --json ingest.json\n  \
-        loadtest ingest --connections 50 --rate 0 --inflight 8 --duration 30"
+        loadtest ingest --connections 50 --rate 0 --inflight 8 --duration 30\n  \
+        loadtest rest-upload --connections 16 --batch 1000 --duration 20\n  \
+        loadtest churn --connections 50 --batch 10 --duration 20"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +68,23 @@ enum ScenarioCmd {
     /// respected (frames/s, burst, max in-flight, max samples per frame). Ack latency is the
     /// time from sending a frame to receiving its `ack`.
     Ingest(IngestArgs),
+    /// N HTTP clients POSTing sample batches to /api/v1/health-data; measure req/s and latency.
+    ///
+    /// Each of --connections clients keeps one keep-alive HTTP/1.1 connection (bound to its
+    /// source address), opened by a warm-up GET /api/health, then POSTs --batch realistic
+    /// minute samples (activity_count + heart_rate, unique ids) as fast as answers allow, or
+    /// --rate requests/s per client. Latency is from sending a POST to reading its 200 answer.
+    /// A 503 is counted as shed (not an error); the client waits Retry-After and resends the
+    /// same batch. Any other non-200 status is an error (`http_<status>`).
+    RestUpload(RestUploadArgs),
+    /// N workers each looping: open an authenticated WebSocket, read `welcome`, optionally send
+    /// one small batch and wait for its ack, close cleanly (1000); measure connects/s.
+    ///
+    /// Latency is from the TCP connect to reading `welcome`; with --batch the ack latency and
+    /// the close-handshake time are reported too. Successive connections of a worker rotate
+    /// over the accounts and source addresses. Workers pause --pause-ms ±50% between cycles
+    /// and back off 100-300 ms after a failed connect.
+    Churn(ChurnArgs),
 }
 
 /// Flags shared by every scenario.
@@ -75,7 +94,8 @@ pub struct CommonArgs {
     #[arg(long, env = "LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
-    /// Number of WebSocket sessions to open.
+    /// Number of WebSocket sessions to open (idle, ingest), HTTP clients (rest-upload) or
+    /// connect/disconnect workers (churn).
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: usize,
 
@@ -160,6 +180,50 @@ pub struct IngestArgs {
     pub drain_timeout: u64,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct RestUploadArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Samples per request (the server accepts at most 10,000 by default).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+
+    /// Requests per second per client; 0 = as fast as answers allow.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+
+    /// Stop each client after this many successful requests (0 = run for --duration).
+    #[arg(long, default_value_t = 0)]
+    pub max_requests: u64,
+
+    /// Timeout for one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+
+    /// Seconds to wait for requests in flight after the measurement window.
+    #[arg(long, default_value_t = 5)]
+    pub drain_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Samples to upload (one frame, waiting for its ack) on each connection; 0 = none.
+    #[arg(long, default_value_t = 0)]
+    pub batch: usize,
+
+    /// Pause between a worker's cycles in milliseconds (uniform jitter of ±50%).
+    #[arg(long, default_value_t = 0)]
+    pub pause_ms: u64,
+
+    /// Stop each worker after this many connection attempts (0 = run for --duration).
+    #[arg(long, default_value_t = 0)]
+    pub max_cycles: u64,
+}
+
 impl CommonArgs {
     fn validate(&self) -> Result<()> {
         if self.connections == 0 {
@@ -222,6 +286,8 @@ async fn run(cli: Cli) -> Result<Report> {
     let (common, scenario_name) = match &cli.scenario {
         ScenarioCmd::Idle(a) => (a.common.clone(), "idle"),
         ScenarioCmd::Ingest(a) => (a.common.clone(), "ingest"),
+        ScenarioCmd::RestUpload(a) => (a.common.clone(), "rest-upload"),
+        ScenarioCmd::Churn(a) => (a.common.clone(), "churn"),
     };
     common.validate()?;
     if let ScenarioCmd::Ingest(a) = &cli.scenario {
@@ -232,12 +298,22 @@ async fn run(cli: Cli) -> Result<Report> {
             bail!("--batch and --inflight must be at least 1");
         }
     }
+    if let ScenarioCmd::RestUpload(a) = &cli.scenario {
+        if !(a.rate.is_finite() && a.rate >= 0.0) {
+            bail!("--rate must be >= 0");
+        }
+        if a.batch == 0 || a.request_timeout == 0 {
+            bail!("--batch and --request-timeout must be at least 1");
+        }
+    }
 
     let env = std::sync::Arc::new(scenarios::Env::prepare(&common, scenario_name).await?);
 
     let mut report = match cli.scenario {
         ScenarioCmd::Idle(a) => scenarios::idle::run(env, &a).await?,
         ScenarioCmd::Ingest(a) => scenarios::ingest::run(env, &a).await?,
+        ScenarioCmd::RestUpload(a) => scenarios::rest_upload::run(env, &a).await?,
+        ScenarioCmd::Churn(a) => scenarios::churn::run(env, &a).await?,
     };
     report.finish();
     report.print_table();

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -115,6 +115,59 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
+/// A latency histogram (µs) shared by many tasks. One histogram is ~160 KB, so
+/// tasks buffer a few values in a [`LatencyBuf`] and flush them here.
+#[derive(Default)]
+pub struct SharedHist(Mutex<Option<Histogram<u64>>>);
+
+impl SharedHist {
+    pub fn record_all(&self, values: &mut Vec<u64>) {
+        if values.is_empty() {
+            return;
+        }
+        let mut g = self.0.lock().expect("histogram lock");
+        let h = g.get_or_insert_with(new_histogram);
+        for us in values.drain(..) {
+            h.saturating_record(us.max(1));
+        }
+    }
+
+    pub fn summary(&self) -> Option<LatencyMs> {
+        let g = self.0.lock().expect("histogram lock");
+        g.as_ref().and_then(LatencyMs::from_us)
+    }
+}
+
+/// Per-task buffer in front of a [`SharedHist`]; flushes every 64 values and on drop.
+pub struct LatencyBuf<'a> {
+    hist: &'a SharedHist,
+    buf: Vec<u64>,
+}
+
+impl<'a> LatencyBuf<'a> {
+    const FLUSH: usize = 64;
+
+    pub fn new(hist: &'a SharedHist) -> Self {
+        Self {
+            hist,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        self.buf.push(d.as_micros().min(u64::MAX as u128) as u64);
+        if self.buf.len() >= Self::FLUSH {
+            self.hist.record_all(&mut self.buf);
+        }
+    }
+}
+
+impl Drop for LatencyBuf<'_> {
+    fn drop(&mut self) {
+        self.hist.record_all(&mut self.buf);
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: String,
@@ -125,6 +178,9 @@ pub struct Report {
     pub counts: Section,
     pub rates: Section,
     pub latency_ms: Option<LatencyMs>,
+    /// Further latency summaries by name (e.g. `ack` and `close` in `churn`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_latency_ms: BTreeMap<String, LatencyMs>,
     pub errors: ErrorCounts,
     /// Server VmRSS in bytes (`before`, `open`/`end`, `peak`, `after`, `per_connection`); null
     /// without --server-pid.
@@ -148,6 +204,7 @@ impl Report {
             counts: Section::default(),
             rates: Section::default(),
             latency_ms: None,
+            extra_latency_ms: BTreeMap::new(),
             errors: ErrorCounts::default(),
             server_rss_bytes: None,
             loadtest_rss_bytes: None,
@@ -181,8 +238,14 @@ impl Report {
         section(&mut out, "params", &self.params, fmt_value);
         section(&mut out, "counts", &self.counts, fmt_value);
         section(&mut out, "rates", &self.rates, fmt_value);
-        if let Some(l) = &self.latency_ms {
-            out.push_str(&format!("latency (ms, {} samples)\n", l.count));
+        let latencies = self
+            .latency_ms
+            .iter()
+            .map(|l| (None, l))
+            .chain(self.extra_latency_ms.iter().map(|(k, l)| (Some(k), l)));
+        for (name, l) in latencies {
+            let name = name.map(|n| format!("{n} ")).unwrap_or_default();
+            out.push_str(&format!("{name}latency (ms, {} samples)\n", l.count));
             out.push_str(&format!(
                 "  p50 {:.3}  p90 {:.3}  p95 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3}\n",
                 l.p50, l.p90, l.p95, l.p99, l.p999, l.max, l.mean

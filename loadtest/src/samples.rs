@@ -2,7 +2,7 @@
 //! for consecutive minutes of one device, with a day/night rhythm.
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, SecondsFormat, Timelike, Utc};
-use serde::Serialize;
+use std::fmt::Write as _;
 
 /// Small, fast, deterministic PRNG (SplitMix64).
 #[derive(Debug, Clone)]
@@ -32,24 +32,6 @@ impl Rng {
     }
 }
 
-#[derive(Serialize)]
-struct Sample {
-    id: String,
-    kind: &'static str,
-    start: String,
-    end: String,
-    value: u32,
-    unit: &'static str,
-}
-
-#[derive(Serialize)]
-struct SamplesFrame<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    seq: u64,
-    samples: &'a [Sample],
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
     Sedentary,
@@ -59,10 +41,20 @@ enum Level {
 
 /// Generates consecutive minutes of data for one device/session. Each minute
 /// yields an `activity_count` sample followed by a `heart_rate` sample.
+///
+/// Samples are written straight into the JSON text (no intermediate values):
+/// at 1.5M samples/s the generator shares two cores with the server.
 pub struct SampleGen {
-    id_prefix: String,
+    /// JSON string literal of the id prefix, without the closing quote.
+    id_open: String,
     counter: u64,
+    first: DateTime<FixedOffset>,
     minute: DateTime<FixedOffset>,
+    /// Start over at `first` once the minute reaches this (keeps times plausible
+    /// however long the run; ids stay unique because the counter keeps going).
+    wrap_at: Option<DateTime<FixedOffset>>,
+    /// `"start":"…","end":"…"` for the current minute.
+    times: Option<String>,
     hr_pending: Option<u32>,
     level: Level,
     rng: Rng,
@@ -80,14 +72,27 @@ impl SampleGen {
             .with_second(0)
             .and_then(|t| t.with_nanosecond(0))
             .unwrap_or(start);
+        let mut id_open = serde_json::to_string(&format!("{id_prefix}-")).expect("string");
+        id_open.pop();
+        let first = start.with_timezone(&offset);
         Self {
-            id_prefix,
+            id_open,
             counter: 0,
-            minute: start.with_timezone(&offset),
+            first,
+            minute: first,
+            wrap_at: None,
+            times: None,
             hr_pending: None,
             level: Level::Sedentary,
             rng: Rng::new(seed),
         }
+    }
+
+    /// Start over at the first minute whenever the next minute would start at or
+    /// after `at`.
+    pub fn wrap_at(mut self, at: DateTime<Utc>) -> Self {
+        self.wrap_at = Some(at.with_timezone(&self.first.timezone()));
+        self
     }
 
     fn is_night(&self) -> bool {
@@ -126,38 +131,66 @@ impl SampleGen {
         (activity, hr.clamp(50, 120))
     }
 
-    fn sample(&mut self, kind: &'static str, value: u32) -> Sample {
-        self.counter += 1;
-        let end = self.minute + ChronoDuration::minutes(1);
-        Sample {
-            id: format!("{}-{}", self.id_prefix, self.counter),
-            kind,
-            start: self.minute.to_rfc3339_opts(SecondsFormat::Secs, false),
-            end: end.to_rfc3339_opts(SecondsFormat::Secs, false),
-            value,
-            unit: "count/min",
+    fn next_minute(&mut self) {
+        self.minute += ChronoDuration::minutes(1);
+        if self.wrap_at.is_some_and(|w| self.minute >= w) {
+            self.minute = self.first;
         }
+        self.times = None;
     }
 
-    /// Build a `samples` frame with `n` samples (JSON text).
-    pub fn frame(&mut self, seq: u64, n: usize) -> String {
-        let mut samples = Vec::with_capacity(n);
-        while samples.len() < n {
+    /// One sample object, `{"id":…,"kind":…,"start":…,"end":…,"value":…,"unit":…}`.
+    fn write_sample(&mut self, out: &mut String, kind: &str, value: u32) {
+        self.counter += 1;
+        let minute = self.minute;
+        let times = self.times.get_or_insert_with(|| {
+            let end = minute + ChronoDuration::minutes(1);
+            format!(
+                r#""start":"{}","end":"{}""#,
+                minute.to_rfc3339_opts(SecondsFormat::Secs, false),
+                end.to_rfc3339_opts(SecondsFormat::Secs, false)
+            )
+        });
+        let _ = write!(
+            out,
+            r#"{{"id":{}{}","kind":"{kind}",{times},"value":{value},"unit":"count/min"}}"#,
+            self.id_open, self.counter
+        );
+    }
+
+    /// Append `n` comma-separated sample objects to `out`.
+    fn write_samples(&mut self, out: &mut String, n: usize) {
+        for k in 0..n {
+            if k > 0 {
+                out.push(',');
+            }
             if let Some(hr) = self.hr_pending.take() {
-                samples.push(self.sample("heart_rate", hr));
-                self.minute += ChronoDuration::minutes(1);
+                self.write_sample(out, "heart_rate", hr);
+                self.next_minute();
             } else {
                 let (activity, hr) = self.step_minute();
-                samples.push(self.sample("activity_count", activity));
+                self.write_sample(out, "activity_count", activity);
                 self.hr_pending = Some(hr);
             }
         }
-        serde_json::to_string(&SamplesFrame {
-            ty: "samples",
-            seq,
-            samples: &samples,
-        })
-        .expect("samples serialise")
+    }
+
+    /// Build a WebSocket `samples` frame with `n` samples (JSON text).
+    pub fn frame(&mut self, seq: u64, n: usize) -> String {
+        let mut out = String::with_capacity(48 + n * 160);
+        let _ = write!(out, r#"{{"type":"samples","seq":{seq},"samples":["#);
+        self.write_samples(&mut out, n);
+        out.push_str("]}");
+        out
+    }
+
+    /// Build a REST upload body `{"samples":[…]}` with `n` samples.
+    pub fn rest_body(&mut self, n: usize) -> String {
+        let mut out = String::with_capacity(16 + n * 160);
+        out.push_str(r#"{"samples":["#);
+        self.write_samples(&mut out, n);
+        out.push_str("]}");
+        out
     }
 }
 
@@ -201,5 +234,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&g.frame(1, 1)).unwrap();
         assert_eq!(v["samples"][0]["start"], "2026-11-29T10:00:00+01:00");
         assert_eq!(v["samples"][0]["end"], "2026-11-29T10:01:00+01:00");
+    }
+
+    #[test]
+    fn rest_body_and_wrap_around() {
+        let start = DateTime::parse_from_rfc3339("2026-11-29T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // Two minutes of room: the third minute starts over at the first.
+        let mut g = SampleGen::new("we\"ird".into(), 1, start, 7)
+            .wrap_at(start + ChronoDuration::minutes(2));
+        let v: serde_json::Value = serde_json::from_str(&g.rest_body(6)).unwrap();
+        let s = v["samples"].as_array().unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1);
+        assert_eq!(s.len(), 6);
+        let starts: Vec<&str> = s.iter().map(|x| x["start"].as_str().unwrap()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2026-11-29T09:00:00+00:00",
+                "2026-11-29T09:00:00+00:00",
+                "2026-11-29T09:01:00+00:00",
+                "2026-11-29T09:01:00+00:00",
+                "2026-11-29T09:00:00+00:00",
+                "2026-11-29T09:00:00+00:00",
+            ]
+        );
+        assert_eq!(s[0]["id"], "we\"ird-1");
+        assert_eq!(s[5]["id"], "we\"ird-6");
+        assert_eq!(s[4]["kind"], "activity_count");
     }
 }

@@ -2,13 +2,15 @@
 //! target, accounts, Ctrl-C), paced connection ramp-up and connect tracking.
 //!
 //! Adding a scenario: create `scenarios/<name>.rs` with
-//! `pub async fn run(env: &Env, args: &<Name>Args) -> Result<Report>`, add a
+//! `pub async fn run(env: Arc<Env>, args: &<Name>Args) -> Result<Report>`, add a
 //! variant to `ScenarioCmd` in `main.rs` and dispatch to it. Use [`ramp`] to
 //! open sessions at --ramp-per-sec, [`Env::connect`] to connect one session and
 //! [`Env::base_report`] for the common parts of the report.
 
+pub mod churn;
 pub mod idle;
 pub mod ingest;
+pub mod rest_upload;
 
 use std::future::Future;
 use std::net::IpAddr;
