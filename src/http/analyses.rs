@@ -19,7 +19,7 @@ use super::AuthUser;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::samples::Timestamp;
-use crate::store::{AnalysisCursor, AnalysisQuery};
+use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
 
 const DEFAULT_LIMIT: usize = 50;
@@ -68,7 +68,11 @@ async fn one(
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound);
     };
-    match state.store.get_analysis(caller.user_id, id).await? {
+    match state
+        .store
+        .get_doc(DocKind::Analysis, caller.user_id, id)
+        .await?
+    {
         Some(a) => Ok(json(StatusCode::OK, a.body)),
         None => Err(ApiError::NotFound),
     }
@@ -113,16 +117,19 @@ async fn list(
                 )
             })?,
     };
-    let query = AnalysisQuery {
+    let query = DocQuery {
         from_ms: time("from", &p.from)?,
         to_ms: time("to", &p.to)?,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
-    let page = state.store.list_analyses(caller.user_id, query).await?;
+    let page = state
+        .store
+        .list_docs(DocKind::Analysis, caller.user_id, query)
+        .await?;
     // Bodies are stored JSON documents: spliced in, not re-parsed.
     let mut out = String::from("{\"analyses\":[");
-    for (i, a) in page.analyses.iter().enumerate() {
+    for (i, a) in page.docs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -137,16 +144,16 @@ async fn list(
     Ok(json(StatusCode::OK, out))
 }
 
-fn encode_cursor(c: &AnalysisCursor) -> String {
+fn encode_cursor(c: &DocCursor) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}", c.window_to_ms, c.id))
 }
 
-fn decode_cursor(s: &str) -> Result<AnalysisCursor, ApiError> {
+fn decode_cursor(s: &str) -> Result<DocCursor, ApiError> {
     let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this server issued");
     let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
-    Ok(AnalysisCursor {
+    Ok(DocCursor {
         window_to_ms: ms.parse().map_err(|_| bad())?,
         id: id.parse().map_err(|_| bad())?,
     })

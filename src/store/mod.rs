@@ -81,11 +81,35 @@ pub struct SamplePage {
     pub next: Option<Cursor>,
 }
 
-/// A stored analysis of one user's window. `body` is the JSON document pushed to clients;
-/// stores keep it opaque.
+/// The collections of derived documents a user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    Analysis,
+    Insight,
+}
+
+impl DocKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Analysis => "analysis",
+            DocKind::Insight => "insight",
+        }
+    }
+
+    /// Stable number stored with each document.
+    pub fn code(self) -> i64 {
+        match self {
+            DocKind::Analysis => 1,
+            DocKind::Insight => 2,
+        }
+    }
+}
+
+/// A stored document derived from one user's window (an analysis, an insight). `body` is the
+/// JSON document pushed to clients; stores keep it opaque.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AnalysisRecord {
-    /// Digest of the input: the same data gives the same id.
+pub struct DocRecord {
+    /// Digest of the input: the same input gives the same id.
     pub id: Uuid,
     pub user_id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -95,29 +119,31 @@ pub struct AnalysisRecord {
     pub body: String,
 }
 
-/// Position in the analysis listing: the last returned `(window end, id)`.
+/// Position in a document listing: the last returned `(window end, id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnalysisCursor {
+pub struct DocCursor {
     pub window_to_ms: i64,
     pub id: Uuid,
 }
 
-/// A page request over one user's analyses, ordered by window end, then id.
+/// A page request over one user's documents of one kind, ordered by window end, then id.
 #[derive(Debug, Clone)]
-pub struct AnalysisQuery {
+pub struct DocQuery {
     /// Inclusive lower bound on the window end (UTC ms).
     pub from_ms: Option<i64>,
     /// Exclusive upper bound on the window end (UTC ms).
     pub to_ms: Option<i64>,
-    pub after: Option<AnalysisCursor>,
+    pub after: Option<DocCursor>,
     pub limit: usize,
 }
 
 #[derive(Debug, Clone)]
-pub struct AnalysisPage {
-    pub analyses: Vec<AnalysisRecord>,
-    pub next: Option<AnalysisCursor>,
+pub struct DocPage {
+    pub docs: Vec<DocRecord>,
+    pub next: Option<DocCursor>,
 }
+
+pub type AnalysisRecord = DocRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -174,10 +200,17 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>>;
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage>;
 
-    /// Stores an analysis unless one with its id exists; `true` when it was new.
-    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool>;
-    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>>;
-    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage>;
+    /// Stores a document unless one of this kind with its id exists; `true` when it was new.
+    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool>;
+    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>>;
+    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage>;
+
+    async fn put_analysis(&self, analysis: DocRecord) -> StoreResult<bool> {
+        self.put_doc(DocKind::Analysis, analysis).await
+    }
+    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
+        self.get_doc(DocKind::Analysis, user, id).await
+    }
 
     /// Finishes queued writes and releases resources; later calls fail with `Unavailable`.
     async fn close(&self);

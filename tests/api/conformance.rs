@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use clarity::samples::{Kind, Sample, Timestamp};
 use clarity::store::{
-    AnalysisQuery, AnalysisRecord, Cursor, RefreshTokenRecord, RotateOutcome, SampleQuery, Store,
+    Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SampleQuery, Store,
     StoreError, UserRecord,
 };
 use futures_util::future::join_all;
@@ -50,7 +50,7 @@ conformance!(
     queries_order_filter_and_page,
     concurrent_duplicate_batches_from_two_handles_store_once,
     users_never_see_each_others_samples,
-    analyses_are_stored_once_listed_in_order_and_private,
+    documents_are_stored_once_listed_in_order_and_private,
     two_server_processes_share_one_store,
 );
 
@@ -476,8 +476,8 @@ async fn users_never_see_each_others_samples(backend: Backend) {
     );
 }
 
-fn analysis(user: Uuid, to_minute: i64) -> AnalysisRecord {
-    AnalysisRecord {
+fn doc(user: Uuid, to_minute: i64) -> DocRecord {
+    DocRecord {
         id: Uuid::new_v4(),
         user_id: user,
         created_at: Utc
@@ -489,35 +489,54 @@ fn analysis(user: Uuid, to_minute: i64) -> AnalysisRecord {
     }
 }
 
-async fn analyses_are_stored_once_listed_in_order_and_private(backend: Backend) {
+async fn documents_are_stored_once_listed_in_order_and_private(backend: Backend) {
     let (_dir, store) = open(&backend).await;
+    for kind in [DocKind::Analysis, DocKind::Insight] {
+        documents_of_one_kind(&*store, kind).await;
+    }
+    // Kinds are separate collections: an analysis id is not an insight.
+    let u = Uuid::new_v4();
+    let d = doc(u, 100);
+    assert!(store.put_doc(DocKind::Analysis, d.clone()).await.unwrap());
+    assert_eq!(
+        store.get_doc(DocKind::Insight, u, d.id).await.unwrap(),
+        None
+    );
+    assert!(store.put_doc(DocKind::Insight, d.clone()).await.unwrap());
+}
+
+async fn documents_of_one_kind(store: &dyn Store, kind: DocKind) {
     let (u, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut records: Vec<AnalysisRecord> = [3000, 1000, 2000, 2000, 5000, 4000]
+    let mut records: Vec<DocRecord> = [3000, 1000, 2000, 2000, 5000, 4000]
         .iter()
-        .map(|m| analysis(u, *m))
+        .map(|m| doc(u, *m))
         .collect();
     for r in &records {
-        assert!(store.put_analysis(r.clone()).await.unwrap(), "new");
+        assert!(store.put_doc(kind, r.clone()).await.unwrap(), "new");
     }
     // The same id again (the same data analysed twice) is not stored twice.
     let mut again = records[0].clone();
     again.body = "{\"changed\":true}".into();
-    assert!(!store.put_analysis(again).await.unwrap());
+    assert!(!store.put_doc(kind, again).await.unwrap());
     assert_eq!(
-        store.get_analysis(u, records[0].id).await.unwrap().as_ref(),
+        store
+            .get_doc(kind, u, records[0].id)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&records[0])
     );
     assert_eq!(
-        store.get_analysis(other, records[0].id).await.unwrap(),
+        store.get_doc(kind, other, records[0].id).await.unwrap(),
         None,
         "private"
     );
-    assert_eq!(store.get_analysis(u, Uuid::new_v4()).await.unwrap(), None);
-    store.put_analysis(analysis(other, 2500)).await.unwrap();
+    assert_eq!(store.get_doc(kind, u, Uuid::new_v4()).await.unwrap(), None);
+    store.put_doc(kind, doc(other, 2500)).await.unwrap();
 
     records.sort_by_key(|r| (r.window_to_ms, r.id));
     for limit in [1, 2, 100] {
-        let mut q = AnalysisQuery {
+        let mut q = DocQuery {
             from_ms: None,
             to_ms: None,
             after: None,
@@ -525,9 +544,9 @@ async fn analyses_are_stored_once_listed_in_order_and_private(backend: Backend) 
         };
         let mut got = Vec::new();
         loop {
-            let page = store.list_analyses(u, q.clone()).await.unwrap();
-            assert!(page.analyses.len() <= limit);
-            got.extend(page.analyses);
+            let page = store.list_docs(kind, u, q.clone()).await.unwrap();
+            assert!(page.docs.len() <= limit);
+            got.extend(page.docs);
             match page.next {
                 Some(c) => q.after = Some(c),
                 None => break,
@@ -535,14 +554,14 @@ async fn analyses_are_stored_once_listed_in_order_and_private(backend: Backend) 
         }
         assert_eq!(got, records, "limit {limit}");
     }
-    let q = AnalysisQuery {
+    let q = DocQuery {
         from_ms: Some(at(2000).utc_ms),
         to_ms: Some(at(4000).utc_ms),
         after: None,
         limit: 10,
     };
-    let page = store.list_analyses(u, q).await.unwrap();
-    let ends: Vec<i64> = page.analyses.iter().map(|a| a.window_to_ms).collect();
+    let page = store.list_docs(kind, u, q).await.unwrap();
+    let ends: Vec<i64> = page.docs.iter().map(|a| a.window_to_ms).collect();
     assert_eq!(ends, [at(2000).utc_ms, at(2000).utc_ms, at(3000).utc_ms]);
     assert!(page.next.is_none());
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clarity::samples::Sample;
 use clarity::store::{
-    AnalysisPage, AnalysisQuery, AnalysisRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
+    DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
     SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use reqwest::StatusCode;
@@ -72,17 +72,17 @@ impl Store for Faulty {
         self.check()?;
         self.inner.query_samples(user, query).await
     }
-    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
+    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
         self.check()?;
-        self.inner.put_analysis(analysis).await
+        self.inner.put_doc(kind, doc).await
     }
-    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
+    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
         self.check()?;
-        self.inner.get_analysis(user, id).await
+        self.inner.get_doc(kind, user, id).await
     }
-    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage> {
+    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
         self.check()?;
-        self.inner.list_analyses(user, query).await
+        self.inner.list_docs(kind, user, query).await
     }
     async fn close(&self) {
         self.inner.close().await

@@ -1,8 +1,8 @@
-//! Analyses: a listing item per analysis, ordered by window end, and an id claim that makes
-//! storing idempotent.
+//! Documents (analyses, insights): a listing item per document, ordered by window end, and an
+//! id claim that makes storing idempotent.
 //!
 //! Rules: both items are written in one transaction conditioned on the claim not existing,
-//! so the same analysis computed on two nodes (or twice on one) is stored once.
+//! so the same document computed on two nodes (or twice on one) is stored once.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{TimeZone, Utc};
@@ -10,12 +10,13 @@ use uuid::Uuid;
 
 use super::codec::{n, s};
 use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err};
-use crate::store::{
-    AnalysisCursor, AnalysisPage, AnalysisQuery, AnalysisRecord, StoreError, StoreResult,
-};
+use crate::store::{DocCursor, DocKind, DocPage, DocQuery, DocRecord, StoreError, StoreResult};
 
-fn pk(user: Uuid) -> String {
-    format!("ANALYSES#{user}")
+fn pk(kind: DocKind, user: Uuid) -> String {
+    match kind {
+        DocKind::Analysis => format!("ANALYSES#{user}"),
+        DocKind::Insight => format!("INSIGHTS#{user}"),
+    }
 }
 
 /// Window ends are positive ms below 10^13 (year 2286): fixed width keeps the order.
@@ -27,8 +28,8 @@ fn claim_sk(id: Uuid) -> String {
     format!("ID#{id}")
 }
 
-fn from_item(item: &Item) -> StoreResult<AnalysisRecord> {
-    Ok(AnalysisRecord {
+fn from_item(item: &Item) -> StoreResult<DocRecord> {
+    Ok(DocRecord {
         id: attr_uuid(item, "id")?,
         user_id: attr_uuid(item, "uid")?,
         created_at: Utc
@@ -42,9 +43,9 @@ fn from_item(item: &Item) -> StoreResult<AnalysisRecord> {
 }
 
 impl DynamoStore {
-    pub(super) async fn put_analysis_tx(&self, a: &AnalysisRecord) -> StoreResult<bool> {
+    pub(super) async fn put_doc_tx(&self, kind: DocKind, a: &DocRecord) -> StoreResult<bool> {
         let list = Item::from([
-            ("pk".to_owned(), s(pk(a.user_id))),
+            ("pk".to_owned(), s(pk(kind, a.user_id))),
             ("sk".to_owned(), s(list_sk(a.window_to_ms, a.id))),
             ("id".to_owned(), s(a.id.to_string())),
             ("uid".to_owned(), s(a.user_id.to_string())),
@@ -54,7 +55,7 @@ impl DynamoStore {
             ("body".to_owned(), s(&a.body)),
         ]);
         let claim = Item::from([
-            ("pk".to_owned(), s(pk(a.user_id))),
+            ("pk".to_owned(), s(pk(kind, a.user_id))),
             ("sk".to_owned(), s(claim_sk(a.id))),
             ("lsk".to_owned(), s(list_sk(a.window_to_ms, a.id))),
         ]);
@@ -78,31 +79,34 @@ impl DynamoStore {
                 Ok(false)
             }
             accounts::TxOutcome::Cancelled(r) => Err(StoreError::Other(anyhow::anyhow!(
-                "storing the analysis was cancelled: {r:?}"
+                "storing the {} was cancelled: {r:?}",
+                kind.as_str()
             ))),
         }
     }
 
-    pub(super) async fn get_analysis_item(
+    pub(super) async fn get_doc_item(
         &self,
+        kind: DocKind,
         user: Uuid,
         id: Uuid,
-    ) -> StoreResult<Option<AnalysisRecord>> {
-        let Some(claim) = self.get(pk(user), &claim_sk(id)).await? else {
+    ) -> StoreResult<Option<DocRecord>> {
+        let Some(claim) = self.get(pk(kind, user), &claim_sk(id)).await? else {
             return Ok(None);
         };
         let lsk = attr_s(&claim, "lsk")?.to_owned();
-        match self.get(pk(user), &lsk).await? {
+        match self.get(pk(kind, user), &lsk).await? {
             Some(item) => from_item(&item).map(Some),
             None => Ok(None),
         }
     }
 
-    pub(super) async fn list_analysis_items(
+    pub(super) async fn list_doc_items(
         &self,
+        kind: DocKind,
         user: Uuid,
-        q: AnalysisQuery,
-    ) -> StoreResult<AnalysisPage> {
+        q: DocQuery,
+    ) -> StoreResult<DocPage> {
         let limit = q.limit.max(1);
         let after = q.after.clone();
         let lower = q
@@ -123,7 +127,7 @@ impl DynamoStore {
                     .query()
                     .table_name(&self.table)
                     .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                    .expression_attribute_values(":pk", s(pk(user)))
+                    .expression_attribute_values(":pk", s(pk(kind, user)))
                     .expression_attribute_values(":lo", s(&lo))
                     .expression_attribute_values(":hi", s(&hi))
                     .consistent_read(true)
@@ -152,13 +156,16 @@ impl DynamoStore {
         }
         let next = if analyses.len() > limit {
             analyses.truncate(limit);
-            analyses.last().map(|a| AnalysisCursor {
+            analyses.last().map(|a| DocCursor {
                 window_to_ms: a.window_to_ms,
                 id: a.id,
             })
         } else {
             None
         };
-        Ok(AnalysisPage { analyses, next })
+        Ok(DocPage {
+            docs: analyses,
+            next,
+        })
     }
 }

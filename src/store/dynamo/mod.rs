@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{
-    AnalysisPage, AnalysisQuery, AnalysisRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
+    DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
     SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::samples::Sample;
@@ -338,16 +338,16 @@ impl Store for DynamoStore {
         self.bounded(self.read_samples(user, query)).await
     }
 
-    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
-        self.bounded(self.put_analysis_tx(&analysis)).await
+    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
+        self.bounded(self.put_doc_tx(kind, &doc)).await
     }
 
-    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
-        self.bounded(self.get_analysis_item(user, id)).await
+    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
+        self.bounded(self.get_doc_item(kind, user, id)).await
     }
 
-    async fn list_analyses(&self, user: Uuid, query: AnalysisQuery) -> StoreResult<AnalysisPage> {
-        self.bounded(self.list_analysis_items(user, query)).await
+    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
+        self.bounded(self.list_doc_items(kind, user, query)).await
     }
 
     async fn close(&self) {

@@ -21,8 +21,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    AnalysisCursor, AnalysisPage, AnalysisQuery, AnalysisRecord, Cursor, RefreshTokenRecord,
-    RotateOutcome, SamplePage, SampleQuery, Store, StoreError, StoreResult, UserRecord,
+    Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome,
+    SamplePage, SampleQuery, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::samples::{Kind, Sample, Timestamp};
 use writer::Op;
@@ -98,16 +98,17 @@ CREATE TABLE IF NOT EXISTS samples (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
 CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
-CREATE TABLE IF NOT EXISTS analyses (
+CREATE TABLE IF NOT EXISTS documents (
+    kind INTEGER NOT NULL,
     user_id BLOB NOT NULL,
     id BLOB NOT NULL,
     created_at INTEGER NOT NULL,
     window_from INTEGER NOT NULL,
     window_to INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (user_id, id)
+    PRIMARY KEY (kind, user_id, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS analyses_by_window ON analyses (user_id, window_to, id);
+CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, window_to, id);
 PRAGMA user_version = 2;
 ";
 
@@ -249,17 +250,17 @@ fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
     })
 }
 
-const ANALYSIS_COLUMNS: &str =
-    "SELECT id, user_id, created_at, window_from, window_to, body FROM analyses";
+const DOC_COLUMNS: &str =
+    "SELECT id, user_id, created_at, window_from, window_to, body FROM documents";
 
-fn analysis_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AnalysisRecord> {
+fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
         let b: Vec<u8> = r.get(i)?;
         Uuid::from_slice(&b).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, e.into())
         })
     };
-    Ok(AnalysisRecord {
+    Ok(DocRecord {
         id: uuid(0)?,
         user_id: uuid(1)?,
         created_at: ms_to_utc(r.get(2)?),
@@ -395,36 +396,35 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_analysis(&self, analysis: AnalysisRecord) -> StoreResult<bool> {
-        self.write(|reply| Op::InsertAnalysis(analysis, reply))
-            .await
+    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
+        self.write(|reply| Op::InsertDoc(kind, doc, reply)).await
     }
 
-    async fn get_analysis(&self, user: Uuid, id: Uuid) -> StoreResult<Option<AnalysisRecord>> {
+    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "{ANALYSIS_COLUMNS} WHERE user_id = ?1 AND id = ?2"
+                "{DOC_COLUMNS} WHERE kind = ?3 AND user_id = ?1 AND id = ?2"
             ))?
             .query_row(
-                params![&user.as_bytes()[..], &id.as_bytes()[..]],
-                analysis_from_row,
+                params![&user.as_bytes()[..], &id.as_bytes()[..], kind.code()],
+                doc_from_row,
             )
             .optional()
         })
         .await
     }
 
-    async fn list_analyses(&self, user: Uuid, q: AnalysisQuery) -> StoreResult<AnalysisPage> {
+    async fn list_docs(&self, kind: DocKind, user: Uuid, q: DocQuery) -> StoreResult<DocPage> {
         let limit = q.limit.max(1);
         self.read(move |c| {
             let (after_to, after_id) = match &q.after {
                 Some(cur) => (cur.window_to_ms, cur.id.as_bytes().to_vec()),
                 None => (i64::MIN, Vec::new()),
             };
-            let mut analyses: Vec<AnalysisRecord> = c
+            let mut docs: Vec<DocRecord> = c
                 .prepare_cached(&format!(
-                    "{ANALYSIS_COLUMNS} INDEXED BY analyses_by_window
-                     WHERE user_id = ?1 AND window_to >= ?2 AND window_to < ?3
+                    "{DOC_COLUMNS} INDEXED BY documents_by_window
+                     WHERE kind = ?7 AND user_id = ?1 AND window_to >= ?2 AND window_to < ?3
                        AND (window_to > ?4 OR (window_to = ?4 AND id > ?5))
                      ORDER BY window_to, id LIMIT ?6"
                 ))?
@@ -435,21 +435,22 @@ impl Store for SqliteStore {
                         q.to_ms.unwrap_or(i64::MAX),
                         after_to,
                         after_id,
-                        (limit + 1) as i64
+                        (limit + 1) as i64,
+                        kind.code()
                     ],
-                    analysis_from_row,
+                    doc_from_row,
                 )?
                 .collect::<rusqlite::Result<_>>()?;
-            let next = if analyses.len() > limit {
-                analyses.truncate(limit);
-                analyses.last().map(|a| AnalysisCursor {
+            let next = if docs.len() > limit {
+                docs.truncate(limit);
+                docs.last().map(|a| DocCursor {
                     window_to_ms: a.window_to_ms,
                     id: a.id,
                 })
             } else {
                 None
             };
-            Ok(AnalysisPage { analyses, next })
+            Ok(DocPage { docs, next })
         })
         .await
     }

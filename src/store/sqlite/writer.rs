@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::samples::Sample;
 use crate::store::{
-    AnalysisRecord, RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord,
+    DocKind, DocRecord, RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord,
 };
 
 pub(super) type Reply<T> = oneshot::Sender<StoreResult<T>>;
@@ -37,7 +37,7 @@ pub(super) enum Op {
         /// This batch's share of the pending-samples budget, returned when the op is done.
         budget: tokio::sync::OwnedSemaphorePermit,
     },
-    InsertAnalysis(AnalysisRecord, Reply<bool>),
+    InsertDoc(DocKind, DocRecord, Reply<bool>),
     /// Everything queued before it is committed; then the thread exits.
     Close(oneshot::Sender<()>),
 }
@@ -141,7 +141,7 @@ fn fail(op: Op, msg: &str) -> Done {
         Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
         Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
         Op::InsertSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
-        Op::InsertAnalysis(_, reply) => Done::Flag(reply, err(msg)),
+        Op::InsertDoc(_, _, reply) => Done::Flag(reply, err(msg)),
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
 }
@@ -173,17 +173,17 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
                 n,
             )
         }
-        Op::InsertAnalysis(a, reply) => {
-            Done::Flag(reply, in_savepoint(tx, |c| insert_analysis(c, &a)))
+        Op::InsertDoc(kind, d, reply) => {
+            Done::Flag(reply, in_savepoint(tx, |c| insert_doc(c, kind, &d)))
         }
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
 }
 
-fn insert_analysis(c: &Connection, a: &AnalysisRecord) -> StoreResult<bool> {
+fn insert_doc(c: &Connection, kind: DocKind, a: &DocRecord) -> StoreResult<bool> {
     c.prepare_cached(
-        "INSERT INTO analyses (user_id, id, created_at, window_from, window_to, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, id) DO NOTHING",
+        "INSERT INTO documents (kind, user_id, id, created_at, window_from, window_to, body)
+         VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, user_id, id) DO NOTHING",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -192,7 +192,8 @@ fn insert_analysis(c: &Connection, a: &AnalysisRecord) -> StoreResult<bool> {
             a.created_at.timestamp_millis(),
             a.window_from_ms,
             a.window_to_ms,
-            a.body
+            a.body,
+            kind.code()
         ])
     })
     .map(|changed| changed == 1)
