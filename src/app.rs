@@ -13,11 +13,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, TokenKeys, tokens};
 use crate::config::{Config, StoreKind};
+use crate::insights::Insights;
+use crate::insights::gemini::{Gemini, GeminiConfig};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::window::Windows;
 use crate::ws::hub::Hub;
+use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
 pub struct App {
@@ -40,6 +43,10 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
     pub analysis_permits: Semaphore,
+    /// Insight generation (Gemini or local).
+    pub insights: Insights,
+    /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
+    pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
 }
 
 impl App {
@@ -60,7 +67,6 @@ impl App {
         })
         .await??;
         Ok(App {
-            config,
             store,
             auth,
             metrics: crate::metrics::handle(),
@@ -71,8 +77,29 @@ impl App {
             analysis_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            insights: insights_from(&config)?,
+            insight_requests: DashMap::new(),
+            config,
         })
     }
+}
+
+fn insights_from(config: &Config) -> anyhow::Result<Insights> {
+    let gemini = match &config.gemini_api_key {
+        Some(key) => Some(Gemini::new(GeminiConfig {
+            base_url: config.gemini_base_url.clone(),
+            model: config.gemini_model.clone(),
+            api_key: key.clone(),
+            timeout: Duration::from_millis(config.gemini_timeout_ms.max(1)),
+            max_attempts: config.gemini_max_attempts.max(1),
+            max_concurrency: config.gemini_max_concurrency,
+            breaker_failures: config.gemini_breaker_failures,
+            breaker_cooldown: Duration::from_secs(config.gemini_breaker_secs),
+            stream: config.gemini_stream,
+        })?),
+        None => None,
+    };
+    Ok(Insights::new(gemini, config.gemini_fallback))
 }
 
 /// Opens the store `config` names; the DynamoDB table must exist (`clarity migrate`).

@@ -204,6 +204,56 @@ pub struct Config {
     #[arg(long, env = "CLARITY_WINDOW_IDLE_SECS", default_value_t = 900)]
     pub window_idle_secs: u64,
 
+    /// Google Gemini API key. Without one, insights come from the built-in local generator.
+    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
+    pub gemini_api_key: Option<SecretString>,
+
+    /// Base URL of the Generative Language API.
+    #[arg(
+        long,
+        env = "CLARITY_GEMINI_BASE_URL",
+        default_value = "https://generativelanguage.googleapis.com"
+    )]
+    pub gemini_base_url: String,
+
+    /// Gemini model.
+    #[arg(long, env = "CLARITY_GEMINI_MODEL", default_value = "gemini-2.5-flash")]
+    pub gemini_model: String,
+
+    /// Longest wait for one Gemini attempt (streamed body included), milliseconds.
+    #[arg(long, env = "CLARITY_GEMINI_TIMEOUT_MS", default_value_t = 20_000)]
+    pub gemini_timeout_ms: u64,
+
+    /// Attempts per insight on 429, 5xx and timeouts (jittered exponential backoff,
+    /// `Retry-After` honoured).
+    #[arg(long, env = "CLARITY_GEMINI_MAX_ATTEMPTS", default_value_t = 3)]
+    pub gemini_max_attempts: u32,
+
+    /// Gemini calls in flight at once.
+    #[arg(long, env = "CLARITY_GEMINI_MAX_CONCURRENCY", default_value_t = 4)]
+    pub gemini_max_concurrency: usize,
+
+    /// Consecutive failed calls that open the circuit breaker.
+    #[arg(long, env = "CLARITY_GEMINI_BREAKER_FAILURES", default_value_t = 5)]
+    pub gemini_breaker_failures: u32,
+
+    /// How long an open breaker sends insights to the fallback, seconds.
+    #[arg(long, env = "CLARITY_GEMINI_BREAKER_SECS", default_value_t = 60)]
+    pub gemini_breaker_secs: u64,
+
+    /// Stream Gemini's answer (`insight_delta` frames) instead of waiting for it whole.
+    #[arg(long, env = "CLARITY_GEMINI_STREAM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub gemini_stream: bool,
+
+    /// When Gemini fails, answer with the local generator (recorded as such); `false` sends
+    /// `insight_failed` instead.
+    #[arg(long, env = "CLARITY_GEMINI_FALLBACK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub gemini_fallback: bool,
+
+    /// `POST /api/v1/insights` requests a user may make per hour.
+    #[arg(long, env = "CLARITY_INSIGHT_REQUESTS_PER_HOUR", default_value_t = 12)]
+    pub insight_requests_per_hour: u32,
+
     /// Longest wait for sessions to finish on shutdown, seconds.
     #[arg(long, env = "CLARITY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -36,6 +36,11 @@ pub enum ApiError {
     UpgradeRequired { message: String },
     #[error("service temporarily unavailable, retry later")]
     Unavailable { retry_after_ms: u64 },
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -74,6 +79,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UpgradeRequired { .. } => StatusCode::UPGRADE_REQUIRED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +96,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpgradeRequired { .. } => "upgrade_required",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -101,7 +108,8 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         match &self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            ApiError::Unavailable { retry_after_ms } => {
+            ApiError::Unavailable { retry_after_ms }
+            | ApiError::TooManyRequests { retry_after_ms, .. } => {
                 error["retry_after_ms"] = json!(retry_after_ms);
             }
             _ => {}
@@ -112,7 +120,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable { retry_after_ms } => {
+            ApiError::Unavailable { retry_after_ms }
+            | ApiError::TooManyRequests { retry_after_ms, .. } => {
                 let secs = retry_after_ms.div_ceil(1000).max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod insights;
 pub mod metrics;
 pub mod samples;
 pub mod server;

@@ -43,6 +43,9 @@ async fn create(
     match analysis::run(&state.0, user, Trigger::Request, None).await {
         Ok((record, new)) => {
             state.hub.push(user, &analysis::frame(&record));
+            if new {
+                crate::insights::spawn(&state.0, user, record.clone());
+            }
             let status = if new {
                 StatusCode::CREATED
             } else {
@@ -79,7 +82,7 @@ async fn one(
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+pub(super) struct ListParams {
     from: Option<String>,
     to: Option<String>,
     limit: Option<String>,
@@ -89,6 +92,24 @@ struct ListParams {
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    list_page(
+        &state,
+        DocKind::Analysis,
+        "analyses",
+        caller.user_id,
+        params,
+    )
+    .await
+}
+
+/// One page of the caller's documents of `kind` as `{<field>:[...], next_cursor}`.
+pub(super) async fn list_page(
+    state: &AppState,
+    kind: DocKind,
+    field: &str,
+    user: uuid::Uuid,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -123,12 +144,9 @@ async fn list(
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
-    let page = state
-        .store
-        .list_docs(DocKind::Analysis, caller.user_id, query)
-        .await?;
+    let page = state.store.list_docs(kind, user, query).await?;
     // Bodies are stored JSON documents: spliced in, not re-parsed.
-    let mut out = String::from("{\"analyses\":[");
+    let mut out = format!("{{\"{field}\":[");
     for (i, a) in page.docs.iter().enumerate() {
         if i > 0 {
             out.push(',');

@@ -9,6 +9,7 @@
 mod analyses;
 mod auth;
 mod health_data;
+mod insights;
 mod ops;
 mod user;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(user::router())
         .merge(health_data::router())
         .merge(analyses::router())
+        .merge(insights::router())
         .merge(ops::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })

@@ -269,6 +269,9 @@ pub fn spawn(
                 if new || trigger == Trigger::Request {
                     app2.hub.push(user, &frame(&record));
                 }
+                if new {
+                    crate::insights::spawn(&app2, user, record);
+                }
             }
             Err(AnalysisError::NoData) => {
                 if trigger == Trigger::Request {

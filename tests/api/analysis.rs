@@ -69,6 +69,8 @@ async fn stream(
                     break;
                 }
                 Some("analysis") => pushed.push(v),
+                // Each new analysis is followed by its insight.
+                Some("insight" | "insight_delta") => {}
                 _ => panic!("unexpected frame {v}"),
             }
         }
@@ -84,7 +86,10 @@ async fn analyze(ws: &mut Ws) -> Value {
         if v["type"] == "analysis" && v["trigger"] == "request" {
             return v;
         }
-        assert_eq!(v["type"], "analysis", "unexpected frame {v}");
+        assert!(
+            ["analysis", "insight", "insight_delta"].contains(&v["type"].as_str().unwrap_or("")),
+            "unexpected frame {v}"
+        );
     }
 }
 

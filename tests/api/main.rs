@@ -11,6 +11,7 @@ mod crash;
 mod dynamo_faults;
 mod faults;
 mod health_data;
+mod insights;
 mod migrate;
 mod ops;
 mod ws_fuzz;

@@ -301,6 +301,9 @@ pub enum Frame {
     Ended,
 }
 
+/// Frames the server sends unasked.
+pub const PUSHED: [&str; 4] = ["analysis", "insight", "insight_delta", "insight_failed"];
+
 pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
@@ -365,11 +368,18 @@ impl Ws {
             .expect("frame in time")
     }
 
-    /// Next JSON frame of the given type, skipping pings.
+    /// Next JSON frame of the given type, skipping pings and the frames the server pushes on
+    /// its own (analyses, insights), which may arrive at any point.
     pub async fn recv_type(&mut self, ty: &str) -> Value {
-        let v = self.recv().await;
-        assert_eq!(v["type"], ty, "unexpected frame: {v}");
-        v
+        loop {
+            let v = self.recv().await;
+            let t = v["type"].as_str().unwrap_or("");
+            if t != ty && PUSHED.contains(&t) {
+                continue;
+            }
+            assert_eq!(v["type"], ty, "unexpected frame: {v}");
+            return v;
+        }
     }
 
     /// Reads until the close frame; returns its code and the JSON frames seen before it.

@@ -1,0 +1,115 @@
+//! `/api/v1/insights`: generate one now for the latest window, and the history.
+//!
+//! Rules: the caller's own insights only; `POST` is rate-limited per user (a model call costs
+//! money and time) and answers 201 with a new insight or 200 with the stored one for unchanged
+//! data; the result is also pushed to the caller's live sessions.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use uuid::Uuid;
+
+use super::AuthUser;
+use super::analyses::{ListParams, list_page};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::insights::{self, InsightError};
+use crate::store::DocKind;
+use crate::window::analysis::{self, AnalysisError, Trigger};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/insights", post(create).get(list))
+        .route("/api/v1/insights/{id}", get(one))
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Counts this request against the caller's hourly budget.
+fn admit(state: &AppState, user: Uuid) -> Result<(), ApiError> {
+    let limit = state.config.insight_requests_per_hour.max(1) as usize;
+    let mut recent = state.insight_requests.entry(user).or_default();
+    let now = Instant::now();
+    recent.retain(|t| now.duration_since(*t) < HOUR);
+    if recent.len() >= limit {
+        let wait = HOUR.saturating_sub(now.duration_since(recent[0]));
+        return Err(ApiError::TooManyRequests {
+            message: format!("at most {limit} insight requests an hour"),
+            retry_after_ms: wait.as_millis().max(1) as u64,
+        });
+    }
+    recent.push(now);
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<Response, ApiError> {
+    let user = caller.user_id;
+    admit(&state, user)?;
+    let (record, _) = match analysis::run(&state.0, user, Trigger::Request, None).await {
+        Ok(r) => r,
+        Err(AnalysisError::NoData) => {
+            return Err(ApiError::unprocessable(
+                "no_data",
+                "no activity data in the last 7 days",
+            ));
+        }
+        Err(AnalysisError::Store(e)) => return Err(e.into()),
+        Err(e @ AnalysisError::Failed(_)) => return Err(ApiError::Internal(e.into())),
+    };
+    match insights::for_analysis(&state.0, user, &record).await {
+        Ok((insight, new)) => {
+            state.hub.push(user, &insights::frame(&insight));
+            let status = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json(status, insight.body))
+        }
+        Err(InsightError::Store(e)) => Err(e.into()),
+        Err(InsightError::Model(e)) => Err(ApiError::Unavailable {
+            retry_after_ms: match e {
+                insights::gemini::GeminiError::BreakerOpen => 60_000,
+                _ => 5_000,
+            },
+        }),
+        Err(e @ InsightError::BadAnalysis(_)) => Err(ApiError::Internal(e.into())),
+    }
+}
+
+async fn one(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
+    match state
+        .store
+        .get_doc(DocKind::Insight, caller.user_id, id)
+        .await?
+    {
+        Some(d) => Ok(json(StatusCode::OK, d.body)),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    list_page(&state, DocKind::Insight, "insights", caller.user_id, params).await
+}

@@ -1,0 +1,226 @@
+//! Insights: plain-language text about a user's week, from Gemini or the local generator.
+//!
+//! Rules:
+//! - Built only from [`Features`] of a stored analysis (no identity, no sample rows).
+//! - Gemini when a key is configured; when it fails (breaker open, 429s, 5xx, timeout, SAFETY,
+//!   MAX_TOKENS, malformed answer) the local generator answers instead, recorded as
+//!   `generator:"local"` with a `fallback_reason`, unless the fallback is disabled, in which
+//!   case the user gets an `insight_failed` event. A model answer is never made up.
+//! - One insight per (analysis, generator, prompt version): its id is a digest of those, so a
+//!   repeated request gives the stored insight instead of a second one.
+
+pub mod features;
+pub mod gemini;
+mod local;
+pub mod prompt;
+
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::store::{DocKind, DocQuery, DocRecord, StoreError};
+pub use features::Features;
+use gemini::{Gemini, GeminiError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorKind {
+    Local,
+    Gemini,
+}
+
+/// Text from a generator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub generator: GeneratorKind,
+    pub model: Option<String>,
+    pub summary: String,
+    pub key_points: Vec<String>,
+    pub recommendations: Vec<String>,
+    /// Why Gemini was not used although configured.
+    pub fallback_reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsightError {
+    #[error("the model failed and the local fallback is disabled: {0}")]
+    Model(GeminiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the analysis document is unreadable: {0}")]
+    BadAnalysis(String),
+}
+
+/// Picks the generator for each insight.
+pub struct Insights {
+    gemini: Option<Gemini>,
+    /// Use the local generator when Gemini fails.
+    fallback: bool,
+}
+
+impl Insights {
+    pub fn new(gemini: Option<Gemini>, fallback: bool) -> Insights {
+        Insights { gemini, fallback }
+    }
+
+    /// Name used in insight ids: the same analysis gets a new insight when the model changes.
+    fn generator_tag(&self) -> String {
+        match &self.gemini {
+            Some(g) => format!("gemini:{}", g.model()),
+            None => "local".into(),
+        }
+    }
+
+    pub async fn generate(
+        &self,
+        features: &Features,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Generated, InsightError> {
+        let Some(g) = &self.gemini else {
+            return Ok(local::generate(features));
+        };
+        match g.generate(&prompt::build(features), on_delta).await {
+            Ok(r) => Ok(Generated {
+                generator: GeneratorKind::Gemini,
+                model: Some(r.model),
+                summary: r.summary,
+                key_points: r.key_points,
+                recommendations: r.recommendations,
+                fallback_reason: None,
+            }),
+            Err(e) if self.fallback => {
+                tracing::warn!(error = %e, "Gemini failed; using the local generator");
+                let mut local = local::generate(features);
+                local.fallback_reason = Some(e.to_string());
+                Ok(local)
+            }
+            Err(e) => Err(InsightError::Model(e)),
+        }
+    }
+}
+
+fn insight_id(analysis: Uuid, tag: &str) -> Uuid {
+    let mut h = Sha256::new();
+    h.update(analysis.as_bytes());
+    h.update(prompt::PROMPT_VERSION.as_bytes());
+    h.update(tag.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    Uuid::new_v8(b)
+}
+
+/// The latest insight's features before `before_ms` (window end), for week-on-week changes.
+async fn previous_features(
+    app: &App,
+    user: Uuid,
+    before_ms: i64,
+) -> Result<Option<Features>, StoreError> {
+    let page = app
+        .store
+        .list_docs(
+            DocKind::Insight,
+            user,
+            DocQuery {
+                from_ms: Some(before_ms - 35 * 86_400_000),
+                to_ms: Some(before_ms - 86_400_000 + 1),
+                after: None,
+                limit: 200,
+            },
+        )
+        .await?;
+    Ok(page.docs.last().and_then(|d| {
+        serde_json::from_str::<Value>(&d.body)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["features"].clone()).ok())
+    }))
+}
+
+/// Generates (or finds) the insight for a stored analysis; `true` when it is new. Streamed
+/// text goes to the user's sessions as `insight_delta` frames.
+pub async fn for_analysis(
+    app: &Arc<App>,
+    user: Uuid,
+    analysis: &DocRecord,
+) -> Result<(DocRecord, bool), InsightError> {
+    let id = insight_id(analysis.id, &app.insights.generator_tag());
+    if let Some(existing) = app.store.get_doc(DocKind::Insight, user, id).await? {
+        return Ok((existing, false));
+    }
+    let doc: Value = serde_json::from_str(&analysis.body)
+        .map_err(|e| InsightError::BadAnalysis(e.to_string()))?;
+    let mut features = Features::from_analysis(&doc);
+    if let Some(prev) = previous_features(app, user, analysis.window_to_ms).await? {
+        features.compare_with(&prev);
+    }
+    let mut index = 0u32;
+    let hub = app.hub.clone();
+    let mut on_delta = |text: &str| {
+        let frame = json!({"type": "insight_delta", "insight_id": id, "analysis_id": analysis.id, "index": index, "text": text});
+        index += 1;
+        hub.push(user, &frame.to_string());
+    };
+    let generated = app.insights.generate(&features, &mut on_delta).await?;
+    let body = json!({
+        "insight_id": id,
+        "user_id": user,
+        "analysis_id": analysis.id,
+        "created_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "window": doc["window"],
+        "generator": generated.generator,
+        "model": generated.model,
+        "prompt_version": prompt::PROMPT_VERSION,
+        "summary": generated.summary,
+        "key_points": generated.key_points,
+        "recommendations": generated.recommendations,
+        "fallback_reason": generated.fallback_reason,
+        "features": features,
+    });
+    let record = DocRecord {
+        id,
+        user_id: user,
+        created_at: Utc::now(),
+        window_from_ms: analysis.window_from_ms,
+        window_to_ms: analysis.window_to_ms,
+        body: body.to_string(),
+    };
+    let new = app.store.put_doc(DocKind::Insight, record.clone()).await?;
+    ::metrics::counter!(crate::metrics::INSIGHTS, "generator" => match generated.generator { GeneratorKind::Gemini => "gemini", GeneratorKind::Local => "local" }).increment(1);
+    Ok((record, new))
+}
+
+/// The `insight` frame for a stored insight.
+pub fn frame(record: &DocRecord) -> String {
+    format!(
+        "{{\"type\":\"insight\",{}",
+        record.body.trim_start_matches('{')
+    )
+}
+
+/// Generates the insight for a new analysis in the background and pushes it.
+pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
+    let app2 = app.clone();
+    app.sessions.spawn(async move {
+        match for_analysis(&app2, user, &analysis).await {
+            Ok((record, _)) => {
+                app2.hub.push(user, &frame(&record));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "insight not produced");
+                let reason = match &e {
+                    InsightError::Store(s) if s.is_transient() => "store_unavailable".to_owned(),
+                    InsightError::Model(m) => m.to_string(),
+                    _ => "internal".to_owned(),
+                };
+                let frame =
+                    json!({"type": "insight_failed", "analysis_id": analysis.id, "reason": reason});
+                app2.hub.push(user, &frame.to_string());
+            }
+        }
+    });
+}

@@ -1,0 +1,93 @@
+//! The prompt sent to a model and the shape its answer must have.
+//!
+//! Rules: the prompt holds only derived [`Features`] (no email, name, user id or sample rows);
+//! any change to its wording or to the features bumps [`PROMPT_VERSION`], which is stored with
+//! every insight so that old and new texts can be told apart.
+
+use serde_json::{Value, json};
+
+use super::features::Features;
+
+pub const PROMPT_VERSION: &str = "insight-v1";
+
+const MAX_SUMMARY: usize = 600;
+const MAX_ITEM: usize = 400;
+const MAX_ITEMS: usize = 8;
+
+pub struct Prompt {
+    pub system: &'static str,
+    pub user: String,
+}
+
+const SYSTEM: &str = "You are a careful sleep and circadian-rhythm coach writing for the wearer of \
+an activity tracker. You receive features computed from one week of minute-level actigraphy. \
+Write in plain, kind, non-alarming English for a lay reader. Use only the numbers given; do not \
+invent values, diagnoses or medical advice; say when data coverage is too low to be sure. \
+Answer with JSON matching the response schema: a one- or two-sentence summary, 2 to 6 key \
+points, and 1 to 4 concrete recommendations.";
+
+pub fn build(features: &Features) -> Prompt {
+    let features = serde_json::to_string_pretty(features).unwrap_or_else(|_| "{}".into());
+    Prompt {
+        system: SYSTEM,
+        user: format!(
+            "Features of the last week (sleep in minutes per night from the Sadeh algorithm; \
+             interdaily_stability 0-1, higher = more regular days; intradaily_variability, \
+             higher = more fragmented; relative_amplitude 0-1, higher = stronger day-night \
+             contrast; clock times are local; `change` compares with the previous week):\n\
+             {features}"
+        ),
+    }
+}
+
+/// The `responseSchema` (OpenAPI subset Gemini accepts).
+pub fn response_schema() -> Value {
+    json!({
+        "type": "OBJECT",
+        "properties": {
+            "summary": {"type": "STRING"},
+            "key_points": {"type": "ARRAY", "items": {"type": "STRING"}},
+            "recommendations": {"type": "ARRAY", "items": {"type": "STRING"}},
+        },
+        "required": ["summary", "key_points", "recommendations"],
+        "propertyOrdering": ["summary", "key_points", "recommendations"],
+    })
+}
+
+/// Checks a model answer against our insight shape.
+pub fn validate(v: &Value) -> Result<(String, Vec<String>, Vec<String>), String> {
+    let text = |x: &Value, what: &str| -> Result<String, String> {
+        let s = x
+            .as_str()
+            .ok_or_else(|| format!("{what} is not a string"))?
+            .trim();
+        if s.is_empty() {
+            return Err(format!("{what} is empty"));
+        }
+        if s.chars().count() > MAX_ITEM.max(MAX_SUMMARY) {
+            return Err(format!("{what} is too long"));
+        }
+        Ok(s.to_owned())
+    };
+    let list = |x: &Value, what: &str, min: usize| -> Result<Vec<String>, String> {
+        let items = x
+            .as_array()
+            .ok_or_else(|| format!("{what} is not an array"))?;
+        if items.len() < min || items.len() > MAX_ITEMS {
+            return Err(format!("{what} must have {min}-{MAX_ITEMS} items"));
+        }
+        items
+            .iter()
+            .map(|i| text(i, what))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let summary = text(&v["summary"], "summary")?;
+    if summary.chars().count() > MAX_SUMMARY {
+        return Err("summary is too long".into());
+    }
+    Ok((
+        summary,
+        list(&v["key_points"], "key_points", 1)?,
+        list(&v["recommendations"], "recommendations", 0)?,
+    ))
+}

@@ -1,0 +1,434 @@
+//! Insights through the server, with Gemini played by a local mock that speaks the
+//! Generative Language API's wire format (JSON and SSE). Assertions cover what the user gets
+//! and what the mock received.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reqwest::StatusCode as Http;
+use serde_json::{Value, json};
+
+use crate::common::{Session, TestApp, Ws, spawn_app, spawn_app_with};
+
+const KEY: &str = "test-gemini-key-123";
+
+/// What the mock answers next.
+#[derive(Clone)]
+enum Answer {
+    Json(u16, Value, Option<&'static str>),
+    Sse(Vec<Value>),
+    Hang(Duration),
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    key: Option<String>,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct Mock {
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Mock {
+    fn push(&self, a: Answer) {
+        self.answers.lock().unwrap().push_back(a);
+    }
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(mock): State<Mock>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    mock.seen.lock().unwrap().push(Seen {
+        path: rest,
+        key: headers
+            .get("x-goog-api-key")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    let answer = mock.answers.lock().unwrap().pop_front();
+    match answer.unwrap_or(Answer::Json(500, json!({"error": {"code": 500}}), None)) {
+        Answer::Json(status, body, retry_after) => {
+            let mut resp =
+                (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+            if let Some(r) = retry_after {
+                resp.headers_mut().insert("retry-after", r.parse().unwrap());
+            }
+            resp
+        }
+        Answer::Sse(chunks) => {
+            let text: String = chunks
+                .iter()
+                .map(|c| format!("data: {c}\r\n\r\n").replace("\r\n", "\n"))
+                .collect();
+            ([("content-type", "text/event-stream")], text).into_response()
+        }
+        Answer::Hang(d) => {
+            tokio::time::sleep(d).await;
+            (StatusCode::OK, axum::Json(reply("late"))).into_response()
+        }
+    }
+}
+
+async fn start_mock() -> (Mock, String) {
+    let mock = Mock::default();
+    let router = axum::Router::new()
+        .route("/v1beta/models/{*rest}", axum::routing::post(handle))
+        .with_state(mock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (mock, format!("http://{addr}"))
+}
+
+fn answer_text(summary: &str) -> String {
+    json!({"summary": summary, "key_points": ["Sleep was 7h 10m a night."], "recommendations": ["Keep a fixed wake time."]}).to_string()
+}
+
+/// A `GenerateContentResponse` carrying `text`.
+fn reply_with(text: &str, finish: &str) -> Value {
+    json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 60},
+        "modelVersion": "gemini-test-001"
+    })
+}
+
+fn reply(summary: &str) -> Value {
+    reply_with(&answer_text(summary), "STOP")
+}
+
+async fn with_gemini(base: &str, tune: impl FnOnce(&mut clarity::config::Config)) -> TestApp {
+    let base = base.to_owned();
+    spawn_app_with(move |c| {
+        c.gemini_api_key = Some(KEY.to_string().into());
+        c.gemini_base_url = base;
+        c.gemini_model = "gemini-test".into();
+        c.gemini_stream = false;
+        c.gemini_timeout_ms = 2_000;
+        tune(c);
+    })
+    .await
+}
+
+/// A user with 90 minutes of activity, and an open session.
+async fn user_with_data(app: &TestApp) -> (Session, Ws) {
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    add_minutes(&mut ws, 0, 90).await;
+    (user, ws)
+}
+
+async fn add_minutes(ws: &mut Ws, from: i64, to: i64) {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-27T06:00:00+01:00").unwrap();
+    let samples: Vec<Value> = (from..to)
+        .map(|m| {
+            json!({"id": format!("m{m}"), "kind": "activity_count",
+            "start": (t0 + chrono::Duration::minutes(m)).to_rfc3339(), "value": (m * 7) % 300})
+        })
+        .collect();
+    ws.send(&json!({"type": "samples", "seq": from, "samples": samples}))
+        .await;
+    ws.recv_type("ack").await;
+}
+
+async fn post_insight(app: &TestApp, user: &Session) -> (Http, Value) {
+    app.post("/api/v1/insights", &json!({}), Some(&user.access))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_answers_through_its_real_wire_format_without_personal_data() {
+    let (mock, base) = start_mock().await;
+    mock.push(Answer::Json(200, reply("A steady week."), None));
+    let app = with_gemini(&base, |_| {}).await;
+    let (user, mut ws) = user_with_data(&app).await;
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    assert_eq!(
+        (i["generator"].as_str(), i["model"].as_str()),
+        (Some("gemini"), Some("gemini-test-001"))
+    );
+    assert_eq!(i["summary"], "A steady week.");
+    assert!(i["fallback_reason"].is_null());
+    assert_eq!(ws.recv_type("insight").await["insight_id"], i["insight_id"]);
+
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "gemini-test:generateContent");
+    assert_eq!(seen[0].key.as_deref(), Some(KEY));
+    let gc = &seen[0].body["generationConfig"];
+    assert_eq!(gc["responseMimeType"], "application/json");
+    assert_eq!(
+        gc["responseSchema"]["required"],
+        json!(["summary", "key_points", "recommendations"])
+    );
+    let sent = seen[0].body.to_string();
+    for personal in [user.user_id.to_string(), user.email.clone()] {
+        assert!(!sent.contains(&personal), "the prompt carries {personal}");
+    }
+    assert!(!sent.contains("\"m1\""), "no sample rows in the prompt");
+    // Asking again for the same data gives the stored insight, without a second call.
+    let (s, again) = post_insight(&app, &user).await;
+    assert_eq!((s, &again["insight_id"]), (Http::OK, &i["insight_id"]));
+    assert_eq!(mock.seen().len(), 1);
+    let (s, list) = app.get("/api/v1/insights", Some(&user.access)).await;
+    assert_eq!(s, Http::OK);
+    assert_eq!(list["insights"][0]["insight_id"], i["insight_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_text_goes_out_as_deltas_before_the_insight() {
+    let (mock, base) = start_mock().await;
+    let text = answer_text("Streamed week.");
+    let (a, b) = text.split_at(text.len() / 2);
+    let mut first = reply_with(a, "STOP");
+    first["candidates"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("finishReason");
+    mock.push(Answer::Sse(vec![first, reply_with(b, "STOP")]));
+    let app = with_gemini(&base, |c| c.gemini_stream = true).await;
+    let (user, mut ws) = user_with_data(&app).await;
+    ws.send(&json!({"type": "analyze"})).await;
+    let mut deltas = String::new();
+    let insight = loop {
+        let v = ws.recv().await;
+        match v["type"].as_str() {
+            Some("insight_delta") => deltas.push_str(v["text"].as_str().unwrap()),
+            Some("insight") => break v,
+            _ => {}
+        }
+    };
+    assert_eq!(deltas, text, "the deltas add up to the model's answer");
+    assert_eq!(insight["generator"], "gemini");
+    assert_eq!(insight["summary"], "Streamed week.");
+    assert_eq!(mock.seen()[0].path, "gemini-test:streamGenerateContent");
+    let (_, list) = app.get("/api/v1/insights", Some(&user.access)).await;
+    assert_eq!(list["insights"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_retry_after() {
+    let (mock, base) = start_mock().await;
+    mock.push(Answer::Json(
+        429,
+        json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}),
+        Some("1"),
+    ));
+    mock.push(Answer::Json(200, reply("After a wait."), None));
+    let app = with_gemini(&base, |_| {}).await;
+    let (user, _ws) = user_with_data(&app).await;
+    let started = Instant::now();
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    assert_eq!(i["generator"], "gemini");
+    assert_eq!(mock.seen().len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_fall_back_to_local_and_open_the_breaker() {
+    let (mock, base) = start_mock().await;
+    let app = with_gemini(&base, |c| {
+        c.gemini_max_attempts = 2;
+        c.gemini_breaker_failures = 2;
+    })
+    .await;
+    let (user, mut ws) = user_with_data(&app).await;
+    // Every answer is a 500 (the mock's default).
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    assert_eq!(i["generator"], "local");
+    assert!(
+        i["fallback_reason"].as_str().unwrap().contains("500"),
+        "{i}"
+    );
+    assert!(!i["summary"].as_str().unwrap().is_empty());
+    assert_eq!(mock.seen().len(), 2, "one retry");
+    // Two consecutive failures opened the breaker: the next insight does not call the API.
+    add_minutes(&mut ws, 90, 100).await;
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    assert!(
+        i["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker"),
+        "{i}"
+    );
+    assert_eq!(mock.seen().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_safety_blocks_and_malformed_answers_fall_back_without_hanging() {
+    let (mock, base) = start_mock().await;
+    let app = with_gemini(&base, |c| {
+        c.gemini_timeout_ms = 500;
+        c.gemini_max_attempts = 1;
+        c.gemini_breaker_failures = 100;
+    })
+    .await;
+    let (user, mut ws) = user_with_data(&app).await;
+    let cases = [
+        (Answer::Hang(Duration::from_secs(3)), "timed out"),
+        (Answer::Json(200, reply_with("", "SAFETY"), None), "safety"),
+        (
+            Answer::Json(200, reply_with("{\"summary\": \"cut", "MAX_TOKENS"), None),
+            "MAX_TOKENS",
+        ),
+        (
+            Answer::Json(200, reply_with("not json at all", "STOP"), None),
+            "not JSON",
+        ),
+        (
+            Answer::Json(
+                200,
+                reply_with(
+                    "{\"summary\": \"\", \"key_points\": [], \"recommendations\": []}",
+                    "STOP",
+                ),
+                None,
+            ),
+            "summary is empty",
+        ),
+    ];
+    for (k, (answer, reason)) in cases.into_iter().enumerate() {
+        mock.push(answer);
+        add_minutes(&mut ws, 100 + k as i64 * 10, 110 + k as i64 * 10).await;
+        let started = Instant::now();
+        let (s, i) = post_insight(&app, &user).await;
+        assert_eq!(s, Http::CREATED, "{i}");
+        assert_eq!(i["generator"], "local", "case {reason}");
+        assert!(
+            i["fallback_reason"].as_str().unwrap().contains(reason),
+            "{reason}: {i}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{reason}: no hang"
+        );
+        assert_eq!(mock.seen().len(), k + 1, "{reason}: not retried");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fallback_a_failure_is_an_insight_failed_event() {
+    let (mock, base) = start_mock().await;
+    let app = with_gemini(&base, |c| {
+        c.gemini_fallback = false;
+        c.gemini_max_attempts = 1;
+    })
+    .await;
+    let (user, mut ws) = user_with_data(&app).await;
+    ws.send(&json!({"type": "analyze"})).await;
+    let failed = ws.recv_type("insight_failed").await;
+    assert!(
+        failed["reason"].as_str().unwrap().contains("500"),
+        "{failed}"
+    );
+    let (s, b) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::SERVICE_UNAVAILABLE, "{b}");
+    let (_, list) = app.get("/api/v1/insights", Some(&user.access)).await;
+    assert_eq!(
+        list["insights"].as_array().unwrap().len(),
+        0,
+        "nothing made up"
+    );
+    assert!(!mock.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_week_gives_an_analysis_then_a_local_insight_and_requests_are_rate_limited() {
+    let app = spawn_app_with(|c| c.insight_requests_per_hour = 2).await;
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-15T00:00:00+01:00").unwrap();
+    for day in 0..7 {
+        let samples: Vec<Value> = (0..1440)
+            .map(|m| {
+                let h = m as f64 / 60.0;
+                let v = (250.0 + 250.0 * ((h - 15.0) / 24.0 * std::f64::consts::TAU).cos()).round();
+                json!({"id": format!("d{day}-{m}"), "kind": "activity_count",
+                    "start": (t0 + chrono::Duration::minutes(day * 1440 + m)).to_rfc3339(), "value": v})
+            })
+            .collect();
+        ws.send(&json!({"type": "samples", "seq": day, "samples": samples}))
+            .await;
+        ws.recv_type("ack").await;
+    }
+    ws.send(&json!({"type": "analyze"})).await;
+    let mut seen_analysis = None;
+    let insight = loop {
+        let v = ws.recv().await;
+        if v["type"] == "analysis" && v["trigger"] == "request" {
+            seen_analysis = Some(v);
+        } else if v["type"] == "insight"
+            && seen_analysis
+                .as_ref()
+                .is_some_and(|a| a["analysis_id"] == v["analysis_id"])
+        {
+            break v;
+        }
+    };
+    assert_eq!(insight["generator"], "local");
+    assert!(insight["model"].is_null());
+    eprintln!("local insight: {} {} {}", insight["summary"], insight["key_points"], insight["recommendations"]);
+    assert!(
+        insight["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a night on average"),
+        "{insight}"
+    );
+    assert!(insight["key_points"].as_array().unwrap().len() >= 3);
+    assert_eq!(insight["features"]["days"], 7.0);
+    let id = insight["insight_id"].as_str().unwrap();
+    let (s, one) = app
+        .get(&format!("/api/v1/insights/{id}"), Some(&user.access))
+        .await;
+    assert_eq!((s, &one["summary"]), (Http::OK, &insight["summary"]));
+    let other = app.user().await;
+    let (s, _) = app
+        .get(&format!("/api/v1/insights/{id}"), Some(&other.access))
+        .await;
+    assert_eq!(s, Http::NOT_FOUND);
+
+    for _ in 0..2 {
+        let (s, _) = post_insight(&app, &user).await;
+        assert!(s.is_success());
+    }
+    let (s, b) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::TOO_MANY_REQUESTS, "{b}");
+    assert!(b["error"]["retry_after_ms"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn without_a_key_the_local_generator_is_used() {
+    let app = spawn_app().await;
+    let (user, _ws) = user_with_data(&app).await;
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    assert_eq!(i["generator"], "local");
+    assert!(i["fallback_reason"].is_null());
+    assert_eq!(i["prompt_version"], "insight-v1");
+}
