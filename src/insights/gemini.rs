@@ -157,7 +157,7 @@ impl Gemini {
             .map_err(|_| GeminiError::Busy)?
             .map_err(|_| GeminiError::Busy)?;
         let mut attempt = 0;
-        let result = loop {
+        loop {
             attempt += 1;
             let mut streamed = false;
             let res = tokio::time::timeout(
@@ -197,8 +197,7 @@ impl Gemini {
                     });
                 }
             }
-        };
-        result
+        }
     }
 
     async fn attempt(

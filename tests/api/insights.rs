@@ -392,7 +392,10 @@ async fn a_streamed_week_gives_an_analysis_then_a_local_insight_and_requests_are
     };
     assert_eq!(insight["generator"], "local");
     assert!(insight["model"].is_null());
-    eprintln!("local insight: {} {} {}", insight["summary"], insight["key_points"], insight["recommendations"]);
+    eprintln!(
+        "local insight: {} {} {}",
+        insight["summary"], insight["key_points"], insight["recommendations"]
+    );
     assert!(
         insight["summary"]
             .as_str()
