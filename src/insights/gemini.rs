@@ -147,7 +147,7 @@ impl Gemini {
     pub async fn generate(
         &self,
         prompt: &Prompt,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
     ) -> Result<Reply, GeminiError> {
         if !self.breaker_allows() {
             return Err(GeminiError::BreakerOpen);
@@ -203,7 +203,7 @@ impl Gemini {
     async fn attempt(
         &self,
         prompt: &Prompt,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
     ) -> Result<Reply, Failure> {
         let method = if self.cfg.stream {
             "streamGenerateContent?alt=sse"

@@ -16,6 +16,8 @@ pub mod prompt;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -56,50 +58,101 @@ pub enum InsightError {
     BadAnalysis(String),
 }
 
-/// Picks the generator for each insight.
+/// Something that writes an insight from features.
+#[async_trait]
+pub trait InsightGenerator: Send + Sync {
+    /// Part of the insight id: a new generator or model gives a new insight.
+    fn tag(&self) -> String;
+    /// `on_delta` receives streamed text, for generators that stream.
+    async fn generate(
+        &self,
+        features: &Features,
+        on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
+    ) -> Result<Generated, GeminiError>;
+}
+
+/// The built-in rule-based generator.
+pub struct LocalGenerator;
+
+#[async_trait]
+impl InsightGenerator for LocalGenerator {
+    fn tag(&self) -> String {
+        "local".into()
+    }
+
+    async fn generate(
+        &self,
+        features: &Features,
+        _on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
+    ) -> Result<Generated, GeminiError> {
+        Ok(local::generate(features))
+    }
+}
+
+#[async_trait]
+impl InsightGenerator for Gemini {
+    fn tag(&self) -> String {
+        format!("gemini:{}", self.model())
+    }
+
+    async fn generate(
+        &self,
+        features: &Features,
+        on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
+    ) -> Result<Generated, GeminiError> {
+        let r = Gemini::generate(self, &prompt::build(features), on_delta).await?;
+        Ok(Generated {
+            generator: GeneratorKind::Gemini,
+            model: Some(r.model),
+            summary: r.summary,
+            key_points: r.key_points,
+            recommendations: r.recommendations,
+            fallback_reason: None,
+        })
+    }
+}
+
+/// The configured generator, and the local one to fall back on.
 pub struct Insights {
-    gemini: Option<Gemini>,
-    /// Use the local generator when Gemini fails.
-    fallback: bool,
+    primary: Box<dyn InsightGenerator>,
+    /// Answers when the primary fails; `None` turns failures into `insight_failed`.
+    fallback: Option<LocalGenerator>,
 }
 
 impl Insights {
+    /// Gemini when configured, else the local generator.
     pub fn new(gemini: Option<Gemini>, fallback: bool) -> Insights {
-        Insights { gemini, fallback }
-    }
-
-    /// Name used in insight ids: the same analysis gets a new insight when the model changes.
-    fn generator_tag(&self) -> String {
-        match &self.gemini {
-            Some(g) => format!("gemini:{}", g.model()),
-            None => "local".into(),
+        match gemini {
+            Some(g) => Insights {
+                primary: Box::new(g),
+                fallback: fallback.then_some(LocalGenerator),
+            },
+            None => Insights {
+                primary: Box::new(LocalGenerator),
+                fallback: None,
+            },
         }
     }
 
     pub async fn generate(
         &self,
         features: &Features,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut (dyn for<'s> FnMut(&'s str) + Send + '_),
     ) -> Result<Generated, InsightError> {
-        let Some(g) = &self.gemini else {
-            return Ok(local::generate(features));
-        };
-        match g.generate(&prompt::build(features), on_delta).await {
-            Ok(r) => Ok(Generated {
-                generator: GeneratorKind::Gemini,
-                model: Some(r.model),
-                summary: r.summary,
-                key_points: r.key_points,
-                recommendations: r.recommendations,
-                fallback_reason: None,
-            }),
-            Err(e) if self.fallback => {
-                tracing::warn!(error = %e, "Gemini failed; using the local generator");
-                let mut local = local::generate(features);
-                local.fallback_reason = Some(e.to_string());
-                Ok(local)
-            }
-            Err(e) => Err(InsightError::Model(e)),
+        match self.primary.generate(features, on_delta).await {
+            Ok(g) => Ok(g),
+            Err(e) => match &self.fallback {
+                Some(local) => {
+                    tracing::warn!(error = %e, "insight generator failed; using the local one");
+                    let mut g = local
+                        .generate(features, on_delta)
+                        .await
+                        .map_err(InsightError::Model)?;
+                    g.fallback_reason = Some(e.to_string());
+                    Ok(g)
+                }
+                None => Err(InsightError::Model(e)),
+            },
         }
     }
 }
@@ -148,7 +201,7 @@ pub async fn for_analysis(
     user: Uuid,
     analysis: &DocRecord,
 ) -> Result<(DocRecord, bool), InsightError> {
-    let id = insight_id(analysis.id, &app.insights.generator_tag());
+    let id = insight_id(analysis.id, &app.insights.primary.tag());
     if let Some(existing) = app.store.get_doc(DocKind::Insight, user, id).await? {
         return Ok((existing, false));
     }
