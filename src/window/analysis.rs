@@ -21,6 +21,9 @@ use crate::app::App;
 use crate::store::{AnalysisRecord, StoreError};
 use crate::window::{ActivityKind, WINDOW_MINUTES};
 
+/// Completed-day analyses older than this get no automatic insight.
+const INSIGHT_RECENT_MS: i64 = 2 * 86_400_000;
+
 /// Why an analysis ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -269,7 +272,11 @@ pub fn spawn(
                 if new || trigger == Trigger::Request {
                     app2.hub.push(user, &frame(&record));
                 }
-                if new {
+                // A backfill of old days completes many days at once: only recent ones (or
+                // asked-for analyses) are worth a model call.
+                let recent =
+                    Utc::now().timestamp_millis() - record.window_to_ms < INSIGHT_RECENT_MS;
+                if new && (trigger == Trigger::Request || recent) {
                     crate::insights::spawn(&app2, user, record);
                 }
             }
