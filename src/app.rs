@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, TokenKeys, tokens};
 use crate::config::{Config, StoreKind};
+use crate::scoring::Pat;
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
@@ -40,6 +41,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
     pub analysis_permits: Semaphore,
+    /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
+    pub pat: Pat,
 }
 
 impl App {
@@ -59,6 +62,8 @@ impl App {
             move || Auth::new(keys, store, access_ttl, refresh_ttl)
         })
         .await??;
+        let pat_options = config.pat_options();
+        let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {
             config,
             store,
@@ -71,6 +76,7 @@ impl App {
             analysis_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            pat,
         })
     }
 }

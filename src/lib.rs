@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod samples;
+pub mod scoring;
 pub mod server;
 pub mod store;
 pub mod telemetry;
