@@ -87,7 +87,9 @@ pub fn score(args: &ScoreArgs) -> ExitCode {
         }
     };
     let Some(lib) = scoring::runtime::library_path(args.onnxruntime_lib.as_deref()) else {
-        eprintln!("clarity score: ONNX Runtime library not configured (--onnxruntime-lib or ORT_DYLIB_PATH)");
+        eprintln!(
+            "clarity score: ONNX Runtime library not configured (--onnxruntime-lib or ORT_DYLIB_PATH)"
+        );
         return ExitCode::FAILURE;
     };
     let run = || -> Result<(scoring::Output, f64), String> {

@@ -134,15 +134,15 @@ def reference(weights, size, x):
             return W[(g, f"{pre}_{n}")]
 
         # Keras EinsumDense: "abc,cde->abde" for q/k/v, "abcd,cde->abe" for the output.
-        q = np.einsum("btc,chk->bthk", x, w("attention/query/kernel:0")) + w("attention/query/bias:0")
-        k = np.einsum("btc,chk->bthk", x, w("attention/key/kernel:0")) + w("attention/key/bias:0")
-        v = np.einsum("btc,chk->bthk", x, w("attention/value/kernel:0")) + w("attention/value/bias:0")
+        q = np.einsum("btc,chk->bthk", x, w("attention/query/kernel:0"), optimize=True) + w("attention/query/bias:0")
+        k = np.einsum("btc,chk->bthk", x, w("attention/key/kernel:0"), optimize=True) + w("attention/key/bias:0")
+        v = np.einsum("btc,chk->bthk", x, w("attention/value/kernel:0"), optimize=True) + w("attention/value/bias:0")
         q = q / np.sqrt(d)
-        s = np.einsum("bqhk,bshk->bhqs", q, k)
+        s = np.einsum("bqhk,bshk->bhqs", q, k, optimize=True)
         s = np.exp(s - s.max(-1, keepdims=True))
         s = s / s.sum(-1, keepdims=True)
-        ctx = np.einsum("bhqs,bshk->bqhk", s, v)
-        attn = np.einsum("bqhk,hkc->bqc", ctx, w("attention/attention_output/kernel:0"))
+        ctx = np.einsum("bhqs,bshk->bqhk", s, v, optimize=True)
+        attn = np.einsum("bqhk,hkc->bqc", ctx, w("attention/attention_output/kernel:0"), optimize=True)
         attn = attn + w("attention/attention_output/bias:0")
         x = _ln(x + attn, w("norm1/gamma:0"), w("norm1/beta:0"))
         ff = np.maximum(x @ w("ff1/kernel:0") + w("ff1/bias:0"), 0.0) @ w("ff2/kernel:0") + w("ff2/bias:0")

@@ -133,9 +133,8 @@ impl Pat {
             .as_ref()
             .ok_or("no model bundle configured (--pat-model)")?;
         let bundle = Bundle::open(dir).map_err(|e| e.to_string())?;
-        let lib = runtime::library_path(opts.onnxruntime_lib.as_deref()).ok_or(
-            "ONNX Runtime library not configured (--onnxruntime-lib or ORT_DYLIB_PATH)",
-        )?;
+        let lib = runtime::library_path(opts.onnxruntime_lib.as_deref())
+            .ok_or("ONNX Runtime library not configured (--onnxruntime-lib or ORT_DYLIB_PATH)")?;
         let env = runtime::environment(&lib)?;
         let models = (0..opts.threads.max(1))
             .map(|_| Model::open(env, &bundle, opts.intra_threads))

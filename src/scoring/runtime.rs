@@ -180,7 +180,10 @@ impl Model {
                     .ok_or_else(|| format!("head: no output `{name}`"))?;
                 let (_, data) = v.try_extract_tensor::<f32>().map_err(e)?;
                 if data.len() != n {
-                    return Err(format!("head: `{name}` has {} values for {n} weeks", data.len()));
+                    return Err(format!(
+                        "head: `{name}` has {} values for {n} weeks",
+                        data.len()
+                    ));
                 }
                 for (i, s) in data.iter().enumerate() {
                     scores[i].push((name.clone(), *s));

@@ -183,8 +183,11 @@ pub async fn run(
         return Ok((existing, false));
     }
     let created_at = Utc::now();
-    let (activity, from_ms, offset_secs) =
-        (snap.activity.clone(), snap.from_minute * 60_000, snap.offset_secs);
+    let (activity, from_ms, offset_secs) = (
+        snap.activity.clone(),
+        snap.from_minute * 60_000,
+        snap.offset_secs,
+    );
     let analytics_job = async {
         // Held for the analytics only: PAT has its own pool and queue, so waiting for it must
         // not keep other users' analytics from starting (that is what fills PAT batches).

@@ -13,6 +13,7 @@ mod faults;
 mod health_data;
 mod migrate;
 mod ops;
+mod pat;
 mod ws_fuzz;
 mod ws_ingest;
 mod ws_session;
