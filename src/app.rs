@@ -15,6 +15,7 @@ use crate::auth::{Auth, TokenKeys, tokens};
 use crate::config::{Config, StoreKind};
 use crate::insights::Insights;
 use crate::insights::gemini::{Gemini, GeminiConfig};
+use crate::scoring::Pat;
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
@@ -47,6 +48,8 @@ pub struct App {
     pub insights: Insights,
     /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
+    /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
+    pub pat: Pat,
 }
 
 impl App {
@@ -66,6 +69,8 @@ impl App {
             move || Auth::new(keys, store, access_ttl, refresh_ttl)
         })
         .await??;
+        let pat_options = config.pat_options();
+        let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {
             store,
             auth,
@@ -80,6 +85,7 @@ impl App {
             insights: insights_from(&config)?,
             insight_requests: DashMap::new(),
             config,
+            pat,
         })
     }
 }

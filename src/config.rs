@@ -35,6 +35,27 @@ pub enum Command {
     /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute)
     /// with the server's own analytics and print one JSON document.
     Analyze(AnalyzeArgs),
+    /// Score one week of activity (a 10080-row CSV in the `analyze` format) with a PAT model
+    /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Model bundle folder (written by `scripts/pat-export`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input CSV, `timestamp_utc_iso8601,activity_count`, 10080 minutes; an empty count is a
+    /// missing minute (filled with the scaler's mean).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// ONNX Runtime shared library (`libonnxruntime.so.1.31.1` from the onnxruntime wheel);
+    /// falls back to `ORT_DYLIB_PATH`.
+    #[arg(long, env = "CLARITY_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Also print the token rows (`tokens`, tokens × 96).
+    #[arg(long)]
+    pub tokens: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,7 +77,7 @@ impl Cli {
     pub fn into_config(self) -> Config {
         match self.command {
             Some(Command::Serve(c) | Command::Migrate(c)) => c,
-            Some(Command::Analyze(_)) | None => self.serve,
+            Some(Command::Analyze(_) | Command::Score(_)) | None => self.serve,
         }
     }
 }
@@ -258,6 +279,32 @@ pub struct Config {
     #[arg(long, env = "CLARITY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// PAT model bundle folder (`scripts/pat-export --out`). Unset: no PAT scoring; analyses
+    /// say PAT is unavailable.
+    #[arg(long, env = "CLARITY_PAT_MODEL")]
+    pub pat_model: Option<PathBuf>,
+
+    /// ONNX Runtime shared library for PAT (`libonnxruntime.so.1.31.1` from the onnxruntime
+    /// 1.31.1 wheel); falls back to `ORT_DYLIB_PATH`.
+    #[arg(long, env = "CLARITY_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+
+    /// PAT inference threads, each with its own session.
+    #[arg(long, env = "CLARITY_PAT_THREADS", default_value_t = 1)]
+    pub pat_threads: usize,
+
+    /// ONNX Runtime threads inside one session call (0: one per core).
+    #[arg(long, env = "CLARITY_PAT_INTRA_THREADS", default_value_t = 0)]
+    pub pat_intra_threads: usize,
+
+    /// Most pending weeks (across users) run in one session call.
+    #[arg(long, env = "CLARITY_PAT_MAX_BATCH", default_value_t = 16)]
+    pub pat_max_batch: usize,
+
+    /// Weeks waiting for PAT before more are refused (`pat.code` `busy`).
+    #[arg(long, env = "CLARITY_PAT_QUEUE", default_value_t = 256)]
+    pub pat_queue: usize,
+
     /// Log output format.
     #[arg(long, env = "CLARITY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -290,6 +337,17 @@ impl Config {
 
     pub fn window_idle(&self) -> Duration {
         Duration::from_secs(self.window_idle_secs.max(1))
+    }
+
+    pub fn pat_options(&self) -> crate::scoring::PatOptions {
+        crate::scoring::PatOptions {
+            model: self.pat_model.clone(),
+            onnxruntime_lib: self.onnxruntime_lib.clone(),
+            threads: self.pat_threads,
+            intra_threads: self.pat_intra_threads,
+            max_batch: self.pat_max_batch,
+            queue: self.pat_queue,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

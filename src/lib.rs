@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod insights;
 pub mod metrics;
 pub mod samples;
+pub mod scoring;
 pub mod server;
 pub mod store;
 pub mod telemetry;

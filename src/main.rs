@@ -14,6 +14,9 @@ fn main() -> ExitCode {
     if let Some(Command::Analyze(args)) = &cli.command {
         return clarity::cli::analyze(args);
     }
+    if let Some(Command::Score(args)) = &cli.command {
+        return clarity::cli::score(args);
+    }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
     telemetry::init(&config);

@@ -26,6 +26,10 @@ pub const WINDOWS: &str = "clarity_windows";
 pub const INSIGHTS: &str = "clarity_insights_total";
 pub const ANALYSES: &str = "clarity_analyses_total";
 pub const ANALYSIS_SECONDS: &str = "clarity_analysis_seconds";
+pub const PAT_QUEUE_DEPTH: &str = "clarity_pat_queue_depth";
+pub const PAT_BATCH_SIZE: &str = "clarity_pat_batch_size";
+pub const PAT_LATENCY_SECONDS: &str = "clarity_pat_latency_seconds";
+pub const PAT_WEEKS: &str = "clarity_pat_weeks_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -41,6 +45,9 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_OPS.into()), OPS_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(PAT_BATCH_SIZE.into()), OPS_BUCKETS)
                 })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
@@ -97,4 +104,12 @@ fn describe() {
         Unit::Seconds,
         "CPU time of one analysis (analytics over a week)"
     );
+    describe_gauge!(PAT_QUEUE_DEPTH, "Weeks waiting for the PAT inference pool");
+    describe_histogram!(PAT_BATCH_SIZE, "Weeks run in one PAT session call");
+    describe_histogram!(
+        PAT_LATENCY_SECONDS,
+        Unit::Seconds,
+        "PAT week queued to embedding ready"
+    );
+    describe_counter!(PAT_WEEKS, "Weeks scored by PAT, by outcome");
 }

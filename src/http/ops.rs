@@ -31,7 +31,15 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
         });
     }
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({ "status": "ready", "store": "ok" }))),
+        // PAT is optional: its absence is reported, never a reason to take the node out.
+        Ok(Ok(())) => Ok(Json(json!({
+            "status": "ready",
+            "store": "ok",
+            "details": { "pat": match state.pat.status() {
+                Ok(model) => json!({ "available": true, "model": model }),
+                Err(reason) => json!({ "available": false, "reason": reason }),
+            }},
+        }))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             Err(ApiError::Unavailable {

@@ -6,6 +6,10 @@
 //! - The analysis id is a digest of the user and the exact input (range, clock, every minute),
 //!   so the same data gives the same id: stored once, pushed once per trigger that found it new.
 //! - Explicit requests are always answered (with the stored result when it already exists).
+//! - PAT: a window whose data spans the full week (activity in its first and its last minute,
+//!   10080 minutes) is also embedded by PAT, concurrently with the analytics; shorter spans get
+//!   `pat.available: false` (`insufficient_data`), as does every analysis without a model.
+//!   The PAT result is part of the stored document; the id stays a digest of the input only.
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use uuid::Uuid;
 
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
 use crate::app::App;
+use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, StoreError};
 use crate::window::{ActivityKind, WINDOW_MINUTES};
 
@@ -82,6 +87,7 @@ struct Body<'a> {
     minutes_present: usize,
     activity: ActivityInfo,
     heart_rate: HeartRateInfo,
+    pat: PatResult,
     #[serde(flatten)]
     result: &'a analytics::Analysis,
 }
@@ -179,62 +185,95 @@ pub async fn run(
     if let Some(existing) = app.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
-    let _permit = app
-        .analysis_permits
-        .acquire()
-        .await
-        .map_err(|_| AnalysisError::Failed("shutting down".into()))?;
     let created_at = Utc::now();
-    let job = move || -> Result<AnalysisRecord, AnalysisError> {
-        let start_ms = snap.from_minute * 60_000;
-        let series = MinuteSeries::from_options(start_ms, &snap.activity)
-            .map_err(|e| AnalysisError::Failed(e.to_string()))?;
-        let clock = ClockOffset::from_seconds(snap.offset_secs).unwrap_or_default();
-        let result = analytics::analyze(&series, &AnalysisOptions { clock });
-        let to_minute = snap.from_minute + snap.activity.len() as i64;
-        let body = Body {
-            analysis_id: id,
-            user_id: user,
-            created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            trigger: trigger.as_str(),
-            window: Range {
-                from: rfc3339(snap.from_minute, snap.offset_secs),
-                to: rfc3339(to_minute, snap.offset_secs),
-                utc_offset_minutes: snap.offset_secs / 60,
-            },
-            minutes_present: series.n_present(),
-            activity: ActivityInfo {
-                kind: snap.activity_kind,
-                sources: snap
-                    .sources
-                    .iter()
-                    .map(|(s, n)| SourceUse {
-                        source: s.clone(),
-                        minutes: *n,
-                        rank: crate::window::series::rank(s),
-                    })
-                    .collect(),
-            },
-            heart_rate: HeartRateInfo {
-                minutes: snap.hr_minutes,
-                mean_bpm: snap.hr_mean,
-            },
-            result: &result,
+    let (activity, from_ms, offset_secs) = (
+        snap.activity.clone(),
+        snap.from_minute * 60_000,
+        snap.offset_secs,
+    );
+    let analytics_job = async {
+        // Held for the analytics only: PAT has its own pool and queue, so waiting for it must
+        // not keep other users' analytics from starting (that is what fills PAT batches).
+        let _permit = app
+            .analysis_permits
+            .acquire()
+            .await
+            .map_err(|_| AnalysisError::Failed("shutting down".into()))?;
+        let started = std::time::Instant::now();
+        let job = move || -> Result<(analytics::Analysis, usize), AnalysisError> {
+            let series = MinuteSeries::from_options(from_ms, &activity)
+                .map_err(|e| AnalysisError::Failed(e.to_string()))?;
+            let clock = ClockOffset::from_seconds(offset_secs).unwrap_or_default();
+            Ok((
+                analytics::analyze(&series, &AnalysisOptions { clock }),
+                series.n_present(),
+            ))
         };
-        Ok(AnalysisRecord {
-            id,
-            user_id: user,
-            created_at,
-            window_from_ms: start_ms,
-            window_to_ms: to_minute * 60_000,
-            body: serde_json::to_string(&body).map_err(|e| AnalysisError::Failed(e.to_string()))?,
-        })
+        let out = tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| AnalysisError::Failed(e.to_string()))??;
+        ::metrics::histogram!(crate::metrics::ANALYSIS_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        Ok::<_, AnalysisError>(out)
     };
-    let started = std::time::Instant::now();
-    let record = tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| AnalysisError::Failed(e.to_string()))??;
-    ::metrics::histogram!(crate::metrics::ANALYSIS_SECONDS).record(started.elapsed().as_secs_f64());
+    let pat_job = async {
+        if snap.activity.len() == WINDOW_MINUTES {
+            app.pat.score(snap.activity.clone()).await
+        } else if let Err(reason) = app.pat.status() {
+            PatResult::unavailable("not_configured", reason)
+        } else {
+            PatResult::unavailable(
+                "insufficient_data",
+                format!(
+                    "PAT needs data spanning a full week (10080 minutes); this window spans {}",
+                    snap.activity.len()
+                ),
+            )
+        }
+    };
+    let (analytics_out, pat) = tokio::join!(analytics_job, pat_job);
+    let (result, minutes_present) = analytics_out?;
+    let start_ms = snap.from_minute * 60_000;
+    let to_minute = snap.from_minute + snap.activity.len() as i64;
+    let body = Body {
+        analysis_id: id,
+        user_id: user,
+        created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        trigger: trigger.as_str(),
+        window: Range {
+            from: rfc3339(snap.from_minute, snap.offset_secs),
+            to: rfc3339(to_minute, snap.offset_secs),
+            utc_offset_minutes: snap.offset_secs / 60,
+        },
+        minutes_present,
+        activity: ActivityInfo {
+            kind: snap.activity_kind,
+            sources: snap
+                .sources
+                .iter()
+                .map(|(s, n)| SourceUse {
+                    source: s.clone(),
+                    minutes: *n,
+                    rank: crate::window::series::rank(s),
+                })
+                .collect(),
+        },
+        heart_rate: HeartRateInfo {
+            minutes: snap.hr_minutes,
+            mean_bpm: snap.hr_mean,
+        },
+        pat,
+        result: &result,
+    };
+    // A few kilobytes of JSON: microseconds, fine on the runtime.
+    let record = AnalysisRecord {
+        id,
+        user_id: user,
+        created_at,
+        window_from_ms: start_ms,
+        window_to_ms: to_minute * 60_000,
+        body: serde_json::to_string(&body).map_err(|e| AnalysisError::Failed(e.to_string()))?,
+    };
     let new = app.store.put_analysis(record.clone()).await?;
     ::metrics::counter!(crate::metrics::ANALYSES, "trigger" => trigger.as_str(), "outcome" => if new { "new" } else { "existing" }).increment(1);
     Ok((record, new))

@@ -36,7 +36,7 @@ fn read_input(path: &Path) -> Vec<(String, Option<f64>)> {
 
 /// Streams activity counts in frames of 1000 and waits for every ack; analyses pushed
 /// meanwhile (completed days) are returned.
-async fn stream(
+pub async fn stream(
     ws: &mut Ws,
     rows: &[(String, Option<f64>)],
     prefix: &str,
@@ -79,7 +79,7 @@ async fn stream(
 }
 
 /// Sends `analyze` and returns the `analysis` answering it.
-async fn analyze(ws: &mut Ws) -> Value {
+pub async fn analyze(ws: &mut Ws) -> Value {
     ws.send(&json!({"type": "analyze"})).await;
     loop {
         let v = ws.recv_within(std::time::Duration::from_secs(30)).await;

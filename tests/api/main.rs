@@ -14,6 +14,7 @@ mod health_data;
 mod insights;
 mod migrate;
 mod ops;
+mod pat;
 mod ws_fuzz;
 mod ws_ingest;
 mod ws_session;
