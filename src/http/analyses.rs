@@ -7,18 +7,17 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::AuthUser;
+use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::samples::Timestamp;
 use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
 
@@ -29,10 +28,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/analyses", post(create).get(list))
         .route("/api/v1/analyses/{id}", get(one))
-}
-
-fn json(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn create(
@@ -51,7 +46,7 @@ async fn create(
             } else {
                 StatusCode::OK
             };
-            Ok(json(status, record.body))
+            Ok(json_text(status, record.body))
         }
         Err(AnalysisError::NoData) => Err(ApiError::unprocessable(
             "no_data",
@@ -67,16 +62,22 @@ async fn one(
     AuthUser(caller): AuthUser,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
+    one_doc(&state, DocKind::Analysis, caller.user_id, id).await
+}
+
+/// One of the caller's documents of `kind`, by id.
+pub(super) async fn one_doc(
+    state: &AppState,
+    kind: DocKind,
+    user: Uuid,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
     // Another user's id and a malformed one look the same as a missing one.
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound);
     };
-    match state
-        .store
-        .get_doc(DocKind::Analysis, caller.user_id, id)
-        .await?
-    {
-        Some(a) => Ok(json(StatusCode::OK, a.body)),
+    match state.store.get_doc(kind, user, id).await? {
+        Some(d) => Ok(json_text(StatusCode::OK, d.body)),
         None => Err(ApiError::NotFound),
     }
 }
@@ -113,34 +114,14 @@ pub(super) async fn list_page(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        v.as_deref()
-            .map(|t| {
-                Timestamp::parse(t).map(|t| t.utc_ms).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("`{name}` must be an RFC 3339 date-time with offset"),
-                    )
-                })
-            })
-            .transpose()
-    };
-    let limit = match p.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("limit must be an integer in 1..={MAX_LIMIT}"),
-                )
-            })?,
-    };
+    let limit = parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let query = DocQuery {
-        from_ms: time("from", &p.from)?,
-        to_ms: time("to", &p.to)?,
+        from_ms: p
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to_ms: p.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
@@ -159,7 +140,7 @@ pub(super) async fn list_page(
         None => out.push_str("null"),
     }
     out.push('}');
-    Ok(json(StatusCode::OK, out))
+    Ok(json_text(StatusCode::OK, out))
 }
 
 fn encode_cursor(c: &DocCursor) -> String {

@@ -13,11 +13,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{AuthUser, Body, json_body};
+use super::{AuthUser, Body, json_body, parse_limit, parse_time};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestReport};
-use crate::samples::{Kind, SampleOut, Timestamp};
+use crate::samples::{Kind, SampleOut};
 use crate::store::{Cursor, SampleQuery};
 
 /// Page size when `limit` is absent, and the largest allowed.
@@ -101,19 +101,7 @@ async fn history(
             .transpose()?,
         to_ms: p.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
-        limit: match p.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("limit must be an integer in 1..={MAX_LIMIT}"),
-                    )
-                })?,
-        },
+        limit: parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
     };
     let page = state.store.query_samples(caller.user_id, query).await?;
     let body = HistoryPage {
@@ -123,15 +111,6 @@ async fn history(
     // Serialised here because the body borrows from `page`.
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
-}
-
-fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
-    Timestamp::parse(value).map(|t| t.utc_ms).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("`{name}` must be an RFC 3339 date-time with offset"),
-        )
-    })
 }
 
 fn encode_cursor(c: &Cursor) -> String {

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use uuid::Uuid;
 
 use super::AuthUser;
-use super::analyses::{ListParams, list_page};
+use super::analyses::{ListParams, list_page, one_doc};
+use super::json_text;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::insights::{self, InsightError};
@@ -27,10 +28,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/insights", post(create).get(list))
         .route("/api/v1/insights/{id}", get(one))
-}
-
-fn json(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Counts this request against the caller's hourly budget.
@@ -75,7 +72,7 @@ async fn create(
             } else {
                 StatusCode::OK
             };
-            Ok(json(status, insight.body))
+            Ok(json_text(status, insight.body))
         }
         Err(InsightError::Store(e)) => Err(e.into()),
         Err(InsightError::Model(e)) => Err(ApiError::Unavailable {
@@ -93,17 +90,7 @@ async fn one(
     AuthUser(caller): AuthUser,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Ok(Path(id)) = id else {
-        return Err(ApiError::NotFound);
-    };
-    match state
-        .store
-        .get_doc(DocKind::Insight, caller.user_id, id)
-        .await?
-    {
-        Some(d) => Ok(json(StatusCode::OK, d.body)),
-        None => Err(ApiError::NotFound),
-    }
+    one_doc(&state, DocKind::Insight, caller.user_id, id).await
 }
 
 async fn list(

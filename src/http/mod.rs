@@ -139,3 +139,42 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
+
+/// An RFC 3339 query parameter as UTC milliseconds.
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+    crate::samples::Timestamp::parse(value)
+        .map(|t| t.utc_ms)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`{name}` must be an RFC 3339 date-time with offset"),
+            )
+        })
+}
+
+/// The `limit` query parameter: `default` when absent, else an integer in `1..=max`.
+pub(crate) fn parse_limit(
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("limit must be an integer in 1..={max}"),
+                )
+            }),
+    }
+}
+
+/// A JSON document we already hold serialised.
+pub(crate) fn json_text(status: axum::http::StatusCode, body: String) -> Response {
+    use axum::response::IntoResponse;
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

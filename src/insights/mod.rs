@@ -162,10 +162,7 @@ fn insight_id(analysis: Uuid, tag: &str) -> Uuid {
     h.update(analysis.as_bytes());
     h.update(prompt::PROMPT_VERSION.as_bytes());
     h.update(tag.as_bytes());
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    Uuid::new_v8(b)
+    crate::window::analysis::digest_uuid(h)
 }
 
 /// The latest insight's features before `before_ms` (window end), for week-on-week changes.
@@ -249,10 +246,7 @@ pub async fn for_analysis(
 
 /// The `insight` frame for a stored insight.
 pub fn frame(record: &DocRecord) -> String {
-    format!(
-        "{{\"type\":\"insight\",{}",
-        record.body.trim_start_matches('{')
-    )
+    crate::window::analysis::typed_frame("insight", &record.body)
 }
 
 /// Generates the insight for a new analysis in the background and pushes it.

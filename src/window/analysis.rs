@@ -162,10 +162,7 @@ fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
             None => h.update([0xFF; 8]),
         }
     }
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    Uuid::new_v8(b)
+    digest_uuid(h)
 }
 
 /// Analyses `user`'s window (up to `until_minute`, exclusive) and stores the result.
@@ -281,11 +278,21 @@ pub async fn run(
 
 /// The `analysis` frame for a stored record.
 pub fn frame(record: &AnalysisRecord) -> String {
-    // The body is an object we wrote; splice the type in front rather than re-parsing it.
-    format!(
-        "{{\"type\":\"analysis\",{}",
-        record.body.trim_start_matches('{')
-    )
+    typed_frame("analysis", &record.body)
+}
+
+/// A stored JSON object as a frame of type `ty`: the body is an object we wrote, so the type
+/// is spliced in front rather than the body re-parsed.
+pub fn typed_frame(ty: &str, body: &str) -> String {
+    format!("{{\"type\":\"{ty}\",{}", body.trim_start_matches('{'))
+}
+
+/// A v8 UUID from the first 16 bytes of a SHA-256: ids that are digests of their input.
+pub fn digest_uuid(h: Sha256) -> Uuid {
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    Uuid::new_v8(b)
 }
 
 /// Runs an analysis in the background and pushes it to the user's sessions if it is new
