@@ -67,10 +67,19 @@ async function run() {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageProblems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    // Chromium reports CSP violations and failed loads as console errors; the page logs
-    // nothing itself.
-    if (m.type() === 'error') pageProblems.push(`console error: ${m.text()}`);
+    // Chromium reports CSP violations as console errors; the page logs nothing itself.
+    // Failed loads are judged from the responses below, which carry the URL.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
+      pageProblems.push(`console error: ${m.text()}`);
+    }
   });
+  page.on('response', (r) => {
+    // The browser asks for /favicon.ico on its own; the page has none.
+    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') {
+      pageProblems.push(`${r.request().method()} ${new URL(r.url()).pathname}: ${r.status()}`);
+    }
+  });
+  page.on('requestfailed', (r) => pageProblems.push(`${r.url()}: ${r.failure()?.errorText}`));
 
   const resp = await page.goto(`${baseUrl}/dashboard`);
   if (!resp || resp.status() !== 200) fail(`GET /dashboard answered ${resp && resp.status()}`);

@@ -250,7 +250,12 @@
   function selectUser(userId) {
     const prev = state.selected;
     if (prev && prev !== userId && state.welcomed) {
-      for (const stream of state.subs.keys()) send({ type: 'unsubscribe', stream, user_id: prev });
+      for (const [stream, sub] of state.subs) {
+        // Only live ones: the server answers not_subscribed to the others.
+        if (sub.status === 'subscribing' || sub.status === 'subscribed') {
+          send({ type: 'unsubscribe', stream, user_id: prev });
+        }
+      }
     }
     const user = state.users.find((u) => u.user_id === userId);
     state.selected = userId;
