@@ -12,6 +12,7 @@ mod dashboard;
 mod health_data;
 mod insights;
 mod ops;
+mod shares;
 mod user;
 
 use std::time::Instant;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health_data::router())
         .merge(analyses::router())
         .merge(insights::router())
+        .merge(shares::router())
         .merge(ops::router())
         .merge(dashboard::router())
         .merge(crate::ws::router())
