@@ -254,7 +254,14 @@ async fn stream_days(ws: &mut Ws, days: i64) -> Vec<String> {
         .map(|m| {
             let t = start + chrono::Duration::minutes(m);
             let night = t.hour() >= 23 || t.hour() < 7;
-            let value = if night { 0 } else { 150 + (m * 37) % 400 };
+            // Days rise to an afternoon peak, with some scatter, for a chart worth looking at.
+            let day_minute = f64::from(t.hour() * 60 + t.minute()) - 420.0;
+            let curve = (std::f64::consts::PI * day_minute / 960.0).sin();
+            let value = if night {
+                0
+            } else {
+                50 + (350.0 * curve) as i64 + (m * 37) % 120
+            };
             json!({"id": format!("dash-{m}"), "kind": "activity_count",
                 "start": t.to_rfc3339(), "value": value, "source": "watch"})
         })

@@ -43,14 +43,16 @@ const screenshot = env('SCREENSHOT');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const profile = mkdtempSync(join(tmpdir(), 'clarity-chromium-'));
-let browser;
+let context;
 // Problems the page itself reports: script errors, CSP violations, failed requests.
 const pageProblems = [];
 
 async function run() {
-  browser = await chromium.launch({
+  // A persistent context is how Playwright takes a --user-data-dir: a fresh, empty one.
+  context = await chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,
+    viewport: { width: 1100, height: 1000 },
     args: [
       '--headless',
       '--no-sandbox',
@@ -60,11 +62,9 @@ async function run() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      `--user-data-dir=${profile}`,
     ],
   });
-  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
-  const page = await context.newPage();
+  const page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => pageProblems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     // Chromium reports CSP violations as console errors; the page logs nothing itself.
@@ -153,6 +153,6 @@ try {
   console.error(`dashboard.mjs: FAIL: ${message}`);
   process.exitCode = 1;
 } finally {
-  if (browser) await browser.close().catch(() => {});
+  if (context) await context.close().catch(() => {});
   rmSync(profile, { recursive: true, force: true });
 }

@@ -503,9 +503,7 @@
     for (const d of docs) {
       if (d && d.insight_id) state.insights.set(d.insight_id, d);
     }
-    const sorted = [...state.insights.values()]
-      .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at))
-      .slice(0, MAX_INSIGHTS);
+    const sorted = [...state.insights.values()].sort(newestFirst).slice(0, MAX_INSIGHTS);
     state.insights = new Map(sorted.map((d) => [d.insight_id, d]));
     // Existing items are kept (not re-created) so that assistive technology announces only
     // the additions of the live region.
@@ -518,6 +516,14 @@
     });
     for (const stale of existing.values()) stale.remove();
     $('insights-empty').hidden = sorted.length > 0;
+  }
+
+  // Several insights can be made within a millisecond (a replayed backlog): the stream
+  // offset, then the week's end, break the tie.
+  function newestFirst(a, b) {
+    return (Date.parse(b.created_at) || 0) - (Date.parse(a.created_at) || 0)
+      || (b.offset || 0) - (a.offset || 0)
+      || windowEnd(b) - windowEnd(a);
   }
 
   function listSection(title, items) {
