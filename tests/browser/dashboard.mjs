@@ -79,7 +79,7 @@ async function run() {
       pageProblems.push(`${r.request().method()} ${new URL(r.url()).pathname}: ${r.status()}`);
     }
   });
-  page.on('requestfailed', (r) => pageProblems.push(`${r.url()}: ${r.failure()?.errorText}`));
+  page.on('requestfailed', (r) => pageProblems.push(`${new URL(r.url()).pathname}: ${r.failure()?.errorText}`));
 
   const resp = await page.goto(`${baseUrl}/dashboard`);
   if (!resp || resp.status() !== 200) fail(`GET /dashboard answered ${resp && resp.status()}`);
