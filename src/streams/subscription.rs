@@ -183,7 +183,12 @@ async fn serve(
     if !send(out, shared, subscribed.to_string().into()).await {
         return finish(out, shared, req, None).await;
     }
-    let mut last = head;
+    // An event whose offset is allocated but not yet written (DynamoDB: two requests) is
+    // missing from the replay; it arrives live, so `last` is what was actually replayed.
+    let mut last = match (req.since, recover) {
+        (Some(since), true) => replay.last().map_or(since, |e| e.offset),
+        _ => head,
+    };
     for ev in replay {
         if !send(
             out,
