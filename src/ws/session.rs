@@ -105,6 +105,11 @@ struct Session {
     subs: HashMap<(Uuid, DocKind), subscription::Handle>,
     /// Parent of every subscription's token: the session's end ends them all.
     subs_cancel: tokio_util::sync::CancellationToken,
+    /// Samples frames handed to the store, and those completed (acked or failed).
+    submitted: u64,
+    completed: u64,
+    /// An `analyze` waiting for the batches sent before it: runs once `completed` reaches it.
+    analyze_after: Option<u64>,
 }
 
 pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
@@ -171,6 +176,9 @@ async fn serve(
         expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
         subs: HashMap::new(),
         subs_cancel: tokio_util::sync::CancellationToken::new(),
+        submitted: 0,
+        completed: 0,
+        analyze_after: None,
     };
     s.schedule_expiry();
     let welcome = ServerFrame::Welcome {
@@ -339,14 +347,13 @@ impl Session {
             }
             Some("analyze") => {
                 count_in("analyze");
-                // The result reaches every session of the user as an `analysis` frame.
-                analysis::spawn(
-                    &self.state.0,
-                    self.user,
-                    Trigger::Request,
-                    None,
-                    Some(self.out.clone()),
-                );
+                // The analysis must see every batch sent before it: with batches still on
+                // their way to the store, it starts when the last of them completes.
+                if self.inflight.is_empty() {
+                    self.analyze_now();
+                } else {
+                    self.analyze_after = Some(self.submitted);
+                }
                 Ok(None)
             }
             Some("subscribe") => {
@@ -416,6 +423,7 @@ impl Session {
         let app = self.state.0.clone();
         let user = self.user;
         let received = Instant::now();
+        self.submitted += 1;
         self.inflight.push_back(
             async move {
                 let prepared = match work {
@@ -578,7 +586,23 @@ impl Session {
         None
     }
 
+    /// The result reaches every session of the user as an `analysis` frame.
+    fn analyze_now(&mut self) {
+        analysis::spawn(
+            &self.state.0,
+            self.user,
+            Trigger::Request,
+            None,
+            Some(self.out.clone()),
+        );
+    }
+
     fn complete(&mut self, done: Completed) -> Result<(), Overflow> {
+        self.completed += 1;
+        if self.analyze_after.is_some_and(|n| self.completed >= n) {
+            self.analyze_after = None;
+            self.analyze_now();
+        }
         match done.result {
             Ok(report) => {
                 ::metrics::histogram!(metrics::ACK_LATENCY_SECONDS)
