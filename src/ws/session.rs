@@ -86,7 +86,7 @@ struct Overflow;
 struct Session {
     state: AppState,
     user: Uuid,
-    out: mpsc::Sender<Message>,
+    out: super::Outbound,
     /// This session in the hub, for pushed analyses; unregisters on drop.
     hub: super::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
@@ -249,7 +249,7 @@ impl Session {
                             message: "no frame from the client within the heartbeat timeout".into(),
                         };
                     }
-                    if self.out.try_send(Message::Ping(Default::default())).is_err() {
+                    if self.out.try_send(Box::new(Message::Ping(Default::default()))).is_err() {
                         return End::SlowConsumer;
                     }
                 }
@@ -697,6 +697,7 @@ impl Session {
             reason: Utf8Bytes::from_static(reason),
         }));
         for msg in [Message::Text(frame.to_text().into()), close] {
+            let msg = Box::new(msg);
             if tokio::time::timeout(FLUSH_TIMEOUT, self.out.send(msg))
                 .await
                 .map_or(true, |r| r.is_err())
@@ -718,7 +719,7 @@ impl Session {
     fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Overflow> {
         count_out(frame.type_name());
         self.out
-            .try_send(Message::Text(frame.to_text().into()))
+            .try_send(Box::new(Message::Text(frame.to_text().into())))
             .map_err(|_| Overflow)
     }
 }
@@ -780,7 +781,7 @@ fn count_close(reason: &'static str) {
 /// queue (the queue is full or the peer is misbehaving).
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<super::Outgoing>,
     mut kill: oneshot::Receiver<CloseFrame>,
 ) {
     // A oneshot must not be polled again once it resolved (the session may drop its sender).
@@ -797,6 +798,7 @@ async fn write_loop(
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break };
+                let msg = *msg;
                 let is_close = matches!(msg, Message::Close(_));
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
                     Ok(Ok(())) if !is_close => {}
