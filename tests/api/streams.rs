@@ -508,15 +508,7 @@ async fn a_stalled_subscriber_is_bounded_does_not_delay_others_and_resumes_from_
         last < EVENTS,
         "the stalled reader was bounded (got {last} of {EVENTS} before lagging)"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("clarity_stream_lagged_total"),
         "lagging is counted"

@@ -336,15 +336,7 @@ async fn slow_consumer_is_closed_with_4009() {
     .await
     .expect("session ends");
     assert!(matches!(end, Some(4009) | None), "{end:?}");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("clarity_ws_closes_total{reason=\"slow_consumer\"}"),
         "{metrics}"

@@ -178,6 +178,12 @@ impl TestApp {
         into_json(req.send().await.expect("request")).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.http.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub async fn signup(&self, email: &str) -> Uuid {
         let (status, body) = self
             .post(
