@@ -19,6 +19,7 @@ use crate::scoring::Pat;
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::streams::Streams;
 use crate::window::Windows;
 use crate::ws::hub::Hub;
 use dashmap::DashMap;
@@ -50,6 +51,8 @@ pub struct App {
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
     /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
     pub pat: Pat,
+    /// Live stream subscribers on this node, by watched user and stream.
+    pub streams: Arc<Streams>,
 }
 
 impl App {
@@ -84,6 +87,7 @@ impl App {
             ),
             insights: insights_from(&config)?,
             insight_requests: DashMap::new(),
+            streams: Arc::new(Streams::new(config.stream_history)),
             config,
             pat,
         })

@@ -188,6 +188,20 @@ pub struct Config {
     #[arg(long, env = "CLARITY_OUTBOUND_QUEUE", default_value_t = 64)]
     pub outbound_queue: usize,
 
+    /// Kernel send buffer per connection, bytes (0: the kernel's autotuning, up to
+    /// megabytes). Bounds what a peer that stops reading costs; Linux doubles the value.
+    #[arg(long, env = "CLARITY_SOCKET_SEND_BUFFER", default_value_t = 131_072)]
+    pub socket_send_buffer: usize,
+
+    /// Events kept per stream (a user's analyses or insights) for `subscribe` with `since`;
+    /// a client further behind is told `recover: false` and reloads over REST.
+    #[arg(long, env = "CLARITY_STREAM_HISTORY", default_value_t = 256)]
+    pub stream_history: u64,
+
+    /// Stream subscriptions one session may hold at once.
+    #[arg(long, env = "CLARITY_MAX_SUBSCRIPTIONS", default_value_t = 16)]
+    pub max_subscriptions: usize,
+
     /// Most samples in one REST upload.
     #[arg(
         long,

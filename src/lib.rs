@@ -18,6 +18,7 @@ pub mod samples;
 pub mod scoring;
 pub mod server;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod window;
 pub mod ws;

@@ -30,6 +30,9 @@ pub const PAT_QUEUE_DEPTH: &str = "clarity_pat_queue_depth";
 pub const PAT_BATCH_SIZE: &str = "clarity_pat_batch_size";
 pub const PAT_LATENCY_SECONDS: &str = "clarity_pat_latency_seconds";
 pub const PAT_WEEKS: &str = "clarity_pat_weeks_total";
+pub const STREAM_EVENTS: &str = "clarity_stream_events_total";
+pub const STREAM_LAGGED: &str = "clarity_stream_lagged_total";
+pub const SUBSCRIPTIONS: &str = "clarity_subscriptions";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -66,6 +69,12 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(WS_CONNECTIONS, "Open WebSocket sessions");
+    describe_counter!(STREAM_EVENTS, "Stream events published, by stream");
+    describe_counter!(
+        STREAM_LAGGED,
+        "Events a subscriber could not queue (it is told `lagged`)"
+    );
+    describe_gauge!(SUBSCRIPTIONS, "Live stream subscriptions on this node");
     describe_counter!(WS_SESSIONS_TOTAL, "WebSocket sessions opened");
     describe_counter!(WS_FRAMES_IN, "WebSocket frames received, by type");
     describe_counter!(WS_FRAMES_OUT, "WebSocket frames sent, by type");

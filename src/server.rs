@@ -21,6 +21,16 @@ pub async fn run(
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
     let cancel = app.shutdown.clone();
+    let send_buffer = app.config.socket_send_buffer;
+    // A peer that stops reading (a stalled dashboard) fills its socket's send buffer; the
+    // kernel would grow that buffer to megabytes, so it is capped per connection.
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        if send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+        {
+            tracing::debug!(error = %e, "could not cap the socket send buffer");
+        }
+    });
     let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

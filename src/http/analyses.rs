@@ -37,7 +37,7 @@ async fn create(
     let user = caller.user_id;
     match analysis::run(&state.0, user, Trigger::Request, None).await {
         Ok((record, new)) => {
-            state.hub.push(user, &analysis::frame(&record));
+            crate::streams::deliver(&state, DocKind::Analysis, &record, new).await;
             if new {
                 crate::insights::spawn(&state.0, user, record.clone());
             }
@@ -61,17 +61,43 @@ async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    one_doc(&state, DocKind::Analysis, caller.user_id, id).await
+    one_doc(&state, DocKind::Analysis, caller.user_id, id, owner).await
 }
 
-/// One of the caller's documents of `kind`, by id.
+/// `?user_id=`: whose documents (default: the caller's).
+#[derive(Deserialize)]
+pub(super) struct OwnerParam {
+    user_id: Option<String>,
+}
+
+/// The owner named by `user_id` (default `caller`), once the caller may read their `kind`.
+async fn owner_for(
+    state: &AppState,
+    caller: Uuid,
+    user_id: Option<&str>,
+    kind: DocKind,
+) -> Result<Uuid, ApiError> {
+    let owner = match user_id {
+        None => return Ok(caller),
+        Some(s) => Uuid::parse_str(s)
+            .map_err(|_| ApiError::bad_request("invalid_query", "`user_id` must be a UUID"))?,
+    };
+    super::shares::check_read(state, caller, owner, kind).await?;
+    Ok(owner)
+}
+
+/// One document of `kind`, by id, of the caller or of a user who shared it with them.
 pub(super) async fn one_doc(
     state: &AppState,
     kind: DocKind,
-    user: Uuid,
+    caller: Uuid,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(owner) = owner.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let user = owner_for(state, caller, owner.user_id.as_deref(), kind).await?;
     // Another user's id and a malformed one look the same as a missing one.
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound);
@@ -88,6 +114,7 @@ pub(super) struct ListParams {
     to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    user_id: Option<String>,
 }
 
 async fn list(
@@ -105,15 +132,17 @@ async fn list(
     .await
 }
 
-/// One page of the caller's documents of `kind` as `{<field>:[...], next_cursor}`.
+/// One page of documents of `kind` (the caller's, or `user_id`'s when shared with the caller)
+/// as `{<field>:[...], next_cursor}`.
 pub(super) async fn list_page(
     state: &AppState,
     kind: DocKind,
     field: &str,
-    user: uuid::Uuid,
+    caller: uuid::Uuid,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let user = owner_for(state, caller, p.user_id.as_deref(), kind).await?;
     let limit = parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let query = DocQuery {
         from_ms: p

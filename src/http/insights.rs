@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use uuid::Uuid;
 
 use super::AuthUser;
-use super::analyses::{ListParams, list_page, one_doc};
+use super::analyses::{ListParams, OwnerParam, list_page, one_doc};
 use super::json_text;
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -53,7 +53,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let user = caller.user_id;
     admit(&state, user)?;
-    let (record, _) = match analysis::run(&state.0, user, Trigger::Request, None).await {
+    let (record, analysis_new) = match analysis::run(&state.0, user, Trigger::Request, None).await {
         Ok(r) => r,
         Err(AnalysisError::NoData) => {
             return Err(ApiError::unprocessable(
@@ -64,9 +64,12 @@ async fn create(
         Err(AnalysisError::Store(e)) => return Err(e.into()),
         Err(e @ AnalysisError::Failed(_)) => return Err(ApiError::Internal(e.into())),
     };
+    if analysis_new {
+        crate::streams::deliver(&state, DocKind::Analysis, &record, true).await;
+    }
     match insights::for_analysis(&state.0, user, &record).await {
         Ok((insight, new)) => {
-            state.hub.push(user, &insights::frame(&insight));
+            crate::streams::deliver(&state, DocKind::Insight, &insight, new).await;
             let status = if new {
                 StatusCode::CREATED
             } else {
@@ -89,8 +92,9 @@ async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    one_doc(&state, DocKind::Insight, caller.user_id, id).await
+    one_doc(&state, DocKind::Insight, caller.user_id, id, owner).await
 }
 
 async fn list(

@@ -11,6 +11,7 @@ mod auth;
 mod health_data;
 mod insights;
 mod ops;
+mod shares;
 mod user;
 
 use std::time::Instant;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health_data::router())
         .merge(analyses::router())
         .merge(insights::router())
+        .merge(shares::router())
         .merge(ops::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })

@@ -254,8 +254,8 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
     let app2 = app.clone();
     app.sessions.spawn(async move {
         match for_analysis(&app2, user, &analysis).await {
-            Ok((record, _)) => {
-                app2.hub.push(user, &frame(&record));
+            Ok((record, new)) => {
+                crate::streams::deliver(&app2, DocKind::Insight, &record, new).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "insight not produced");

@@ -96,6 +96,30 @@ impl DocKind {
         }
     }
 
+    /// The name of the stream of these documents and of the share scope that grants them.
+    pub fn stream(self) -> &'static str {
+        match self {
+            DocKind::Analysis => "analyses",
+            DocKind::Insight => "insights",
+        }
+    }
+
+    pub fn from_stream(name: &str) -> Option<DocKind> {
+        match name {
+            "analyses" => Some(DocKind::Analysis),
+            "insights" => Some(DocKind::Insight),
+            _ => None,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<DocKind> {
+        match code {
+            1 => Some(DocKind::Analysis),
+            2 => Some(DocKind::Insight),
+            _ => None,
+        }
+    }
+
     /// Stable number stored with each document.
     pub fn code(self) -> i64 {
         match self {
@@ -144,6 +168,27 @@ pub struct DocPage {
 }
 
 pub type AnalysisRecord = DocRecord;
+
+/// Read access to one kind of another user's documents (their stream and history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareRecord {
+    pub id: Uuid,
+    /// Whose data is shared.
+    pub owner_id: Uuid,
+    /// Who may read it.
+    pub grantee_id: Uuid,
+    pub scope: DocKind,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event of a user's document stream, as stored for replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Position in the stream: 1 for the first event, then one more per event.
+    pub offset: u64,
+    /// The document (JSON object) the event carries.
+    pub body: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -204,6 +249,39 @@ pub trait Store: Send + Sync + 'static {
     async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool>;
     async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>>;
     async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage>;
+
+    /// Stores `share` unless the same (owner, grantee, scope) exists; returns the stored one.
+    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord>;
+    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>>;
+    /// `true` when it existed.
+    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool>;
+    /// Shares the user owns or received.
+    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>>;
+    /// Whether `grantee` may read `owner`'s documents of kind `scope`.
+    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool>;
+
+    /// Identifies this store's offset sequences: offsets are only comparable within one epoch
+    /// (a new store starts a new one).
+    async fn epoch(&self) -> StoreResult<String>;
+    /// Appends an event to `user`'s stream of `kind`, allocating the next offset; events
+    /// `keep` or more offsets behind the new one may be dropped.
+    async fn append_event(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        body: String,
+        keep: u64,
+    ) -> StoreResult<u64>;
+    /// The offset of the latest event (0 when there is none).
+    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64>;
+    /// Events with offsets above `after`, in order, at most `limit`.
+    async fn read_events(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StreamEvent>>;
 
     async fn put_analysis(&self, analysis: DocRecord) -> StoreResult<bool> {
         self.put_doc(DocKind::Analysis, analysis).await

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
 use crate::app::App;
 use crate::scoring::PatResult;
-use crate::store::{AnalysisRecord, StoreError};
+use crate::store::{AnalysisRecord, DocKind, StoreError};
 use crate::window::{ActivityKind, WINDOW_MINUTES};
 
 /// Completed-day analyses older than this get no automatic insight.
@@ -105,6 +105,40 @@ struct ActivityInfo {
     kind: Option<ActivityKind>,
     /// Which source filled how many minutes (wearable > unnamed > phone; never summed).
     sources: Vec<SourceUse>,
+    /// Mean per clock hour, for charts: derived data that can be shared without raw samples.
+    hourly: Hourly,
+}
+
+#[derive(Serialize)]
+struct Hourly {
+    /// Start of the first hour (in the analysis clock).
+    start: String,
+    /// Mean over the hour's present minutes, one decimal; `null` for an hour with none.
+    means: Vec<Option<f64>>,
+}
+
+/// Hourly means of a minute series starting at `from_minute` (hours aligned to the clock).
+fn hourly(from_minute: i64, offset_secs: i32, activity: &[Option<f64>]) -> Hourly {
+    let offset_min = i64::from(offset_secs / 60);
+    let first_hour = (from_minute + offset_min).div_euclid(60) * 60 - offset_min;
+    let mut means = Vec::new();
+    let mut hour = first_hour;
+    let end = from_minute + activity.len() as i64;
+    while hour < end {
+        let (mut n, mut sum) = (0u32, 0.0);
+        for m in hour.max(from_minute)..(hour + 60).min(end) {
+            if let Some(v) = activity[(m - from_minute) as usize] {
+                n += 1;
+                sum += v;
+            }
+        }
+        means.push((n > 0).then(|| (sum / f64::from(n) * 10.0).round() / 10.0));
+        hour += 60;
+    }
+    Hourly {
+        start: rfc3339(first_hour, offset_secs),
+        means,
+    }
 }
 
 #[derive(Serialize)]
@@ -254,6 +288,7 @@ pub async fn run(
                     rank: crate::window::series::rank(s),
                 })
                 .collect(),
+            hourly: hourly(snap.from_minute, snap.offset_secs, &snap.activity),
         },
         heart_rate: HeartRateInfo {
             minutes: snap.hr_minutes,
@@ -315,8 +350,13 @@ pub fn spawn(
         };
         match run(&app2, user, trigger, until_minute).await {
             Ok((record, new)) => {
-                if new || trigger == Trigger::Request {
-                    app2.hub.push(user, &frame(&record));
+                if new {
+                    crate::streams::deliver(&app2, DocKind::Analysis, &record, true).await;
+                } else if trigger == Trigger::Request {
+                    // Asked for again: the answer goes to the asking session only.
+                    if let Some(r) = &reply {
+                        let _ = r.try_send(Message::Text(frame(&record).into()));
+                    }
                 }
                 // A backfill of old days completes many days at once: only recent ones (or
                 // asked-for analyses) are worth a model call.

@@ -64,6 +64,11 @@ pub enum ServerFrame<'a> {
         reason: &'a str,
         reconnect_after_ms: u64,
     },
+    Unsubscribed {
+        stream: &'static str,
+        user_id: Uuid,
+        reason: &'static str,
+    },
 }
 
 impl ServerFrame<'_> {
@@ -88,6 +93,7 @@ impl ServerFrame<'_> {
             ServerFrame::TokenExpiring { .. } => "token_expiring",
             ServerFrame::Refreshed { .. } => "refreshed",
             ServerFrame::GoingAway { .. } => "going_away",
+            ServerFrame::Unsubscribed { .. } => "unsubscribed",
         }
     }
 
@@ -107,6 +113,13 @@ pub struct ClientFrame<'a> {
     pub samples: Option<&'a RawValue>,
     #[serde(borrow)]
     pub access_token: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub stream: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+    pub since: Option<u64>,
+    #[serde(borrow)]
+    pub epoch: Option<Cow<'a, str>>,
 }
 
 pub fn now_rfc3339() -> String {

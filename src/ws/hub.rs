@@ -6,12 +6,15 @@
 //! the pusher wait or dropping the frame silently.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{Message, Utf8Bytes};
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::store::DocKind;
 
 #[derive(Clone)]
 struct Entry {
@@ -19,6 +22,9 @@ struct Entry {
     out: mpsc::Sender<Message>,
     /// Cancelled when a push found the queue full.
     overflow: CancellationToken,
+    /// Explicit subscriptions of this session to its own streams, by `DocKind::code`: their
+    /// events come through the subscription, in order, not through the hub.
+    explicit: Explicit,
 }
 
 #[derive(Default)]
@@ -32,7 +38,11 @@ pub struct Registration {
     user: Uuid,
     session: Uuid,
     pub overflow: CancellationToken,
+    pub explicit: Explicit,
 }
+
+/// Counts of a session's explicit subscriptions to its own streams, by `DocKind::code`.
+pub type Explicit = Arc<[AtomicU32; 3]>;
 
 impl Drop for Registration {
     fn drop(&mut self) {
@@ -59,16 +69,19 @@ impl Hub {
         out: mpsc::Sender<Message>,
     ) -> Registration {
         let overflow = CancellationToken::new();
+        let explicit: Explicit = Arc::new(Default::default());
         self.users.entry(user).or_default().push(Entry {
             session,
             out,
             overflow: overflow.clone(),
+            explicit: explicit.clone(),
         });
         Registration {
             hub: self.clone(),
             user,
             session,
             overflow,
+            explicit,
         }
     }
 
@@ -78,13 +91,24 @@ impl Hub {
 
     /// Queues `text` to every session of `user`; returns how many got it.
     pub fn push(&self, user: Uuid, text: &str) -> usize {
+        self.push_where(user, &Utf8Bytes::from(text), |_| true)
+    }
+
+    /// Queues a stream event to the user's sessions that did not subscribe to that stream
+    /// explicitly.
+    pub fn push_event(&self, user: Uuid, kind: DocKind, text: &Utf8Bytes) -> usize {
+        let i = kind.code() as usize;
+        self.push_where(user, text, |e| e.explicit[i].load(Ordering::Acquire) == 0)
+    }
+
+    fn push_where(&self, user: Uuid, text: &Utf8Bytes, keep: impl Fn(&Entry) -> bool) -> usize {
         let entries: Vec<Entry> = match self.users.get(&user) {
-            Some(list) => list.clone(),
+            Some(list) => list.iter().filter(|e| keep(e)).cloned().collect(),
             None => return 0,
         };
         let mut sent = 0;
         for e in entries {
-            match e.out.try_send(Message::Text(text.into())) {
+            match e.out.try_send(Message::Text(text.clone())) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => e.overflow.cancel(),
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -10,6 +10,7 @@
 //!   `error` frame and then a close frame with a documented code (protocol/README.md).
 //! - On shutdown every batch already received is committed and acked before `going_away`.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ use crate::auth::Verified;
 use crate::error::STORE_RETRY_AFTER_MS;
 use crate::ingest::{self, IngestReport};
 use crate::metrics;
-use crate::store::StoreError;
+use crate::store::{DocKind, StoreError};
+use crate::streams::EndReason;
+use crate::streams::subscription;
 use crate::window::analysis::{self, Trigger};
 
 /// Close codes (documented in protocol/README.md).
@@ -98,6 +101,10 @@ struct Session {
     expire_at: Instant,
     warned: bool,
     expiry: Pin<Box<tokio::time::Sleep>>,
+    /// Live stream subscriptions by watched user and stream.
+    subs: HashMap<(Uuid, DocKind), subscription::Handle>,
+    /// Parent of every subscription's token: the session's end ends them all.
+    subs_cancel: tokio_util::sync::CancellationToken,
 }
 
 pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
@@ -162,6 +169,8 @@ async fn serve(
         expire_at: Instant::now(),
         warned: false,
         expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        subs: HashMap::new(),
+        subs_cancel: tokio_util::sync::CancellationToken::new(),
     };
     s.schedule_expiry();
     let welcome = ServerFrame::Welcome {
@@ -179,6 +188,8 @@ async fn serve(
     };
     let we_closed = matches!(end, End::Shutdown | End::Violation { .. });
     let reason = s.finish(end).await;
+    // Subscription tasks hold the queue too: they must stop for the writer to finish.
+    s.subs_cancel.cancel();
     // Dropping the queue lets the writer drain it and stop.
     drop(s);
     if we_closed {
@@ -338,6 +349,16 @@ impl Session {
                 );
                 Ok(None)
             }
+            Some("subscribe") => {
+                count_in("subscribe");
+                self.on_subscribe(&frame)?;
+                Ok(None)
+            }
+            Some("unsubscribe") => {
+                count_in("unsubscribe");
+                self.on_unsubscribe(&frame)?;
+                Ok(None)
+            }
             Some(other) => {
                 count_in("unknown");
                 let message = format!("unknown frame type `{}`", truncate(other, 64));
@@ -417,6 +438,77 @@ impl Session {
             .boxed(),
         );
         Ok(())
+    }
+
+    /// The (user, stream) a subscribe/unsubscribe frame names; `Err` holds the error to send.
+    fn stream_key(&self, frame: &ClientFrame<'_>) -> Result<(Uuid, DocKind), ServerFrame<'static>> {
+        let invalid = |m: &'static str| ServerFrame::error("invalid_frame", m);
+        let kind = match frame.stream.as_deref() {
+            None => return Err(invalid("missing field `stream`")),
+            Some(name) => DocKind::from_stream(name)
+                .ok_or_else(|| invalid("`stream` must be `insights` or `analyses`"))?,
+        };
+        let owner = match frame.user_id.as_deref() {
+            None => self.user,
+            Some(id) => Uuid::parse_str(id).map_err(|_| invalid("`user_id` must be a UUID"))?,
+        };
+        Ok((owner, kind))
+    }
+
+    fn on_subscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+        let (owner, kind) = match self.stream_key(frame) {
+            Ok(k) => k,
+            Err(e) => return self.send(&e),
+        };
+        self.subs.retain(|_, h| !h.task.is_finished());
+        // Subscribing again replaces the subscription (a client resuming from an offset).
+        if let Some(old) = self.subs.remove(&(owner, kind)) {
+            old.shared.end(EndReason::Requested);
+        }
+        let max = self.state.config.max_subscriptions;
+        if self.subs.len() >= max {
+            return self.send(&ServerFrame::error(
+                "too_many_subscriptions",
+                format!("at most {max} subscriptions per session"),
+            ));
+        }
+        let req = subscription::Request {
+            viewer: self.user,
+            owner,
+            kind,
+            since: frame.since,
+            epoch: frame.epoch.as_deref().map(str::to_owned),
+            own: (owner == self.user).then(|| self.hub.explicit.clone()),
+        };
+        let handle = subscription::start(
+            &self.state.0,
+            req,
+            self.out.clone(),
+            self.subs_cancel.child_token(),
+        );
+        self.subs.insert((owner, kind), handle);
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+        let (owner, kind) = match self.stream_key(frame) {
+            Ok(k) => k,
+            Err(e) => return self.send(&e),
+        };
+        match self.subs.remove(&(owner, kind)) {
+            Some(h) if !h.task.is_finished() => {
+                h.shared.end(EndReason::Requested);
+                self.send(&ServerFrame::Unsubscribed {
+                    stream: kind.stream(),
+                    user_id: owner,
+                    reason: "requested",
+                })
+            }
+            _ => self.send(&ServerFrame::error(
+                "not_subscribed",
+                format!("no subscription to {owner}'s {} stream", kind.stream()),
+            )),
+        }
     }
 
     fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {

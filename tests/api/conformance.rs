@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use clarity::samples::{Kind, Sample, Timestamp};
 use clarity::store::{
-    Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SampleQuery, Store,
-    StoreError, UserRecord,
+    Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SampleQuery,
+    ShareRecord, Store, StoreError, UserRecord,
 };
 use futures_util::future::join_all;
 use uuid::Uuid;
@@ -51,6 +51,8 @@ conformance!(
     concurrent_duplicate_batches_from_two_handles_store_once,
     users_never_see_each_others_samples,
     documents_are_stored_once_listed_in_order_and_private,
+    shares_are_unique_listed_both_ways_and_deletable,
+    stream_offsets_are_dense_replayable_and_bounded,
     two_server_processes_share_one_store,
 );
 
@@ -569,4 +571,123 @@ async fn documents_of_one_kind(store: &dyn Store, kind: DocKind) {
 /// Two real `clarity` processes on one store; a device's batches reach both at once.
 async fn two_server_processes_share_one_store(backend: Backend) {
     crate::conformance_nodes::two_nodes_store_each_sample_once(backend).await;
+}
+
+fn share(owner: Uuid, grantee: Uuid, scope: DocKind) -> ShareRecord {
+    ShareRecord {
+        id: Uuid::new_v4(),
+        owner_id: owner,
+        grantee_id: grantee,
+        scope,
+        created_at: Utc.timestamp_millis_opt(1_780_000_000_456).unwrap(),
+    }
+}
+
+async fn shares_are_unique_listed_both_ways_and_deletable(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let first = share(a, b, DocKind::Insight);
+    assert_eq!(store.put_share(first.clone()).await.unwrap(), first);
+    // The same grant again (even racing) is the stored share.
+    let again = join_all((0..6).map(|_| store.put_share(share(a, b, DocKind::Insight)))).await;
+    for r in again {
+        assert_eq!(r.unwrap().id, first.id);
+    }
+    let other_scope = share(a, b, DocKind::Analysis);
+    store.put_share(other_scope.clone()).await.unwrap();
+    let reverse = share(b, a, DocKind::Insight);
+    store.put_share(reverse.clone()).await.unwrap();
+
+    assert!(store.has_share(a, b, DocKind::Insight).await.unwrap());
+    assert!(store.has_share(a, b, DocKind::Analysis).await.unwrap());
+    assert!(!store.has_share(a, c, DocKind::Insight).await.unwrap());
+    assert!(!store.has_share(c, b, DocKind::Insight).await.unwrap());
+    assert_eq!(
+        store.get_share(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_share(Uuid::new_v4()).await.unwrap(), None);
+
+    let ids = |v: Vec<ShareRecord>| v.into_iter().map(|s| s.id).collect::<HashSet<_>>();
+    let want: HashSet<_> = [first.id, other_scope.id, reverse.id].into();
+    assert_eq!(ids(store.shares_of(a).await.unwrap()), want);
+    assert_eq!(ids(store.shares_of(b).await.unwrap()), want);
+    assert!(store.shares_of(c).await.unwrap().is_empty());
+
+    assert!(store.delete_share(&first).await.unwrap());
+    assert!(!store.delete_share(&first).await.unwrap());
+    assert!(!store.has_share(a, b, DocKind::Insight).await.unwrap());
+    assert!(store.has_share(a, b, DocKind::Analysis).await.unwrap());
+    assert_eq!(store.get_share(first.id).await.unwrap(), None);
+    assert_eq!(
+        ids(store.shares_of(b).await.unwrap()),
+        [other_scope.id, reverse.id].into()
+    );
+    // Granting again after a revoke is a new share.
+    let renewed = store
+        .put_share(share(a, b, DocKind::Insight))
+        .await
+        .unwrap();
+    assert_ne!(renewed.id, first.id);
+}
+
+async fn stream_offsets_are_dense_replayable_and_bounded(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let epoch = store.epoch().await.unwrap();
+    assert!(!epoch.is_empty());
+    assert_eq!(store.epoch().await.unwrap(), epoch);
+    let (u, v) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(store.stream_head(u, DocKind::Insight).await.unwrap(), 0);
+    assert!(
+        store
+            .read_events(u, DocKind::Insight, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Concurrent appends get distinct, dense offsets.
+    let offsets = join_all(
+        (0..5).map(|i| store.append_event(u, DocKind::Insight, format!("{{\"n\":{i}}}"), 100)),
+    )
+    .await;
+    let mut offsets: Vec<u64> = offsets.into_iter().map(Result::unwrap).collect();
+    offsets.sort();
+    assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.stream_head(u, DocKind::Insight).await.unwrap(), 5);
+    let all = store.read_events(u, DocKind::Insight, 0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    let bodies: HashSet<_> = all.iter().map(|e| e.body.clone()).collect();
+    assert_eq!(bodies.len(), 5);
+    let page = store.read_events(u, DocKind::Insight, 3, 1).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![4]);
+
+    // Streams are per user and kind.
+    assert_eq!(store.stream_head(u, DocKind::Analysis).await.unwrap(), 0);
+    assert_eq!(store.stream_head(v, DocKind::Insight).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .append_event(v, DocKind::Insight, "{}".into(), 100)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // History beyond `keep` is dropped; offsets continue.
+    assert_eq!(
+        store
+            .append_event(u, DocKind::Insight, "{}".into(), 3)
+            .await
+            .unwrap(),
+        6
+    );
+    let kept = store.read_events(u, DocKind::Insight, 0, 10).await.unwrap();
+    let kept: Vec<u64> = kept.iter().map(|e| e.offset).collect();
+    assert!(
+        kept.ends_with(&[4, 5, 6]),
+        "the last `keep` events stay: {kept:?}"
+    );
 }

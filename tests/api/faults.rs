@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clarity::samples::Sample;
 use clarity::store::{
     DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
-    SampleQuery, Store, StoreError, StoreResult, UserRecord,
+    SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -83,6 +83,54 @@ impl Store for Faulty {
     async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
         self.check()?;
         self.inner.list_docs(kind, user, query).await
+    }
+    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
+        self.check()?;
+        self.inner.put_share(share).await
+    }
+    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
+        self.check()?;
+        self.inner.get_share(id).await
+    }
+    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.delete_share(share).await
+    }
+    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
+        self.check()?;
+        self.inner.shares_of(user).await
+    }
+    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.has_share(owner, grantee, scope).await
+    }
+    async fn epoch(&self) -> StoreResult<String> {
+        self.check()?;
+        self.inner.epoch().await
+    }
+    async fn append_event(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        body: String,
+        keep: u64,
+    ) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.append_event(user, kind, body, keep).await
+    }
+    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
+        self.check()?;
+        self.inner.stream_head(user, kind).await
+    }
+    async fn read_events(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        self.check()?;
+        self.inner.read_events(user, kind, after, limit).await
     }
     async fn close(&self) {
         self.inner.close().await

@@ -15,6 +15,7 @@ mod insights;
 mod migrate;
 mod ops;
 mod pat;
+mod streams;
 mod ws_fuzz;
 mod ws_ingest;
 mod ws_session;

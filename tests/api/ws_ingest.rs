@@ -141,7 +141,7 @@ async fn bad_frames_get_errors_and_the_session_stays_open() {
         ("[1,2,3]".into(), "invalid_frame", None),
         (json!({"seq": 1}).to_string(), "invalid_frame", None),
         (
-            json!({"type": "subscribe", "seq": 2}).to_string(),
+            json!({"type": "teleport", "seq": 2}).to_string(),
             "unknown_type",
             Some(2),
         ),

@@ -17,6 +17,7 @@ mod analyses;
 mod chunks;
 mod codec;
 pub mod schema;
+mod streams;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use uuid::Uuid;
 
 use super::{
     DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
-    SampleQuery, Store, StoreError, StoreResult, UserRecord,
+    SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
 };
 use crate::samples::Sample;
 use codec::{n, s};
@@ -76,6 +77,8 @@ pub struct DynamoStore {
     inflight: Semaphore,
     /// Wall-clock ms of the last throttling answer that survived the SDK's retries.
     throttled_at: AtomicI64,
+    /// The table's epoch, read (or created) on first use.
+    epoch: tokio::sync::OnceCell<String>,
 }
 
 /// Builds an SDK client: region and credentials from the standard AWS chain, with our retry
@@ -135,6 +138,7 @@ impl DynamoStore {
             )),
             inflight: Semaphore::new(opts.max_inflight.max(1)),
             throttled_at: AtomicI64::new(i64::MIN / 2),
+            epoch: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -348,6 +352,60 @@ impl Store for DynamoStore {
 
     async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
         self.bounded(self.list_doc_items(kind, user, query)).await
+    }
+
+    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
+        self.bounded(self.put_share_tx(&share)).await
+    }
+
+    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
+        self.bounded(self.get_share_item(id)).await
+    }
+
+    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
+        self.bounded(self.delete_share_tx(share)).await
+    }
+
+    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
+        self.bounded(self.share_items_of(user)).await
+    }
+
+    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
+        self.bounded(self.share_claim_exists(owner, grantee, scope))
+            .await
+    }
+
+    async fn epoch(&self) -> StoreResult<String> {
+        self.epoch
+            .get_or_try_init(|| self.bounded(self.epoch_item()))
+            .await
+            .cloned()
+    }
+
+    async fn append_event(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        body: String,
+        keep: u64,
+    ) -> StoreResult<u64> {
+        self.bounded(self.append_event_item(user, kind, body, keep))
+            .await
+    }
+
+    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
+        self.bounded(self.event_head_item(user, kind)).await
+    }
+
+    async fn read_events(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        self.bounded(self.event_items(user, kind, after, limit))
+            .await
     }
 
     async fn close(&self) {

@@ -8,6 +8,7 @@
 //! - `synchronous=FULL` by default: an acknowledged batch survives power loss, not only a
 //!   process crash. Group commit is what keeps that affordable.
 
+mod streams;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome,
-    SamplePage, SampleQuery, Store, StoreError, StoreResult, UserRecord,
+    SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
 };
 use crate::samples::{Kind, Sample, Timestamp};
 use writer::Op;
@@ -65,6 +66,8 @@ pub struct SqliteStore {
     read_permits: Semaphore,
     timeout: Duration,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Created with the database file; see [`Store::epoch`].
+    epoch: String,
 }
 
 const SCHEMA: &str = "
@@ -109,7 +112,7 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (kind, user_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, window_to, id);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 impl SqliteStore {
@@ -130,6 +133,8 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(streams::SCHEMA)?;
+        let epoch = streams::init_epoch(&conn)?;
         conn.set_prepared_statement_cache_capacity(32);
 
         let (tx, rx) = mpsc::channel(opts.queue_depth.max(1));
@@ -149,6 +154,7 @@ impl SqliteStore {
             read_permits: Semaphore::new(opts.readers.max(1)),
             timeout: opts.timeout,
             writer: Mutex::new(Some(writer)),
+            epoch,
         })
     }
 
@@ -453,6 +459,54 @@ impl Store for SqliteStore {
             Ok(DocPage { docs, next })
         })
         .await
+    }
+
+    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
+        self.put_share_row(share).await
+    }
+
+    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
+        self.get_share_row(id).await
+    }
+
+    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
+        self.delete_share_row(share.id).await
+    }
+
+    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
+        self.share_rows_of(user).await
+    }
+
+    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
+        self.share_exists(owner, grantee, scope).await
+    }
+
+    async fn epoch(&self) -> StoreResult<String> {
+        Ok(self.epoch.clone())
+    }
+
+    async fn append_event(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        body: String,
+        keep: u64,
+    ) -> StoreResult<u64> {
+        self.append_event_row(user, kind, body, keep).await
+    }
+
+    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
+        self.event_head(user, kind).await
+    }
+
+    async fn read_events(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        self.event_rows(user, kind, after, limit).await
     }
 
     async fn close(&self) {

@@ -38,29 +38,37 @@ pub(super) enum Op {
         budget: tokio::sync::OwnedSemaphorePermit,
     },
     InsertDoc(DocKind, DocRecord, Reply<bool>),
+    /// Any other write: runs in its own savepoint and replies after the commit.
+    Call(Box<dyn FnOnce(&mut rusqlite::Transaction<'_>) -> Done + Send>),
     /// Everything queued before it is committed; then the thread exits.
     Close(oneshot::Sender<()>),
 }
 
+/// Replies once the transaction's fate is known.
+pub(super) type Finish = Box<dyn FnOnce(&Result<(), String>) + Send>;
+
 /// An executed op waiting for the transaction's fate.
-enum Done {
+pub(super) enum Done {
     Unit(Reply<()>, StoreResult<()>),
     Rotate(Reply<RotateOutcome>, StoreResult<RotateOutcome>),
     Samples(Reply<Vec<bool>>, StoreResult<Vec<bool>>, usize),
     Flag(Reply<bool>, StoreResult<bool>),
+    Boxed(Finish),
+}
+
+pub(super) fn send<T>(reply: Reply<T>, res: StoreResult<T>, commit: &Result<(), String>) {
+    let res = match commit {
+        Ok(()) => res,
+        Err(e) => Err(StoreError::Other(anyhow::anyhow!("commit failed: {e}"))),
+    };
+    // The caller may have timed out and gone; nothing to do then.
+    let _ = reply.send(res);
 }
 
 impl Done {
     fn finish(self, commit: &Result<(), String>) {
-        fn send<T>(reply: Reply<T>, res: StoreResult<T>, commit: &Result<(), String>) {
-            let res = match commit {
-                Ok(()) => res,
-                Err(e) => Err(StoreError::Other(anyhow::anyhow!("commit failed: {e}"))),
-            };
-            // The caller may have timed out and gone; nothing to do then.
-            let _ = reply.send(res);
-        }
         match self {
+            Done::Boxed(f) => f(commit),
             Done::Unit(r, res) => send(r, res, commit),
             Done::Rotate(r, res) => send(r, res, commit),
             Done::Flag(r, res) => send(r, res, commit),
@@ -142,6 +150,14 @@ fn fail(op: Op, msg: &str) -> Done {
         Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
         Op::InsertSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
         Op::InsertDoc(_, _, reply) => Done::Flag(reply, err(msg)),
+        Op::Call(f) => {
+            let msg = msg.to_owned();
+            Done::Boxed(Box::new(move |_| {
+                // Dropping the op drops its reply sender: the caller sees the writer's error.
+                drop(f);
+                tracing::debug!(error = %msg, "write not run: transaction failed");
+            }))
+        }
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
 }
@@ -176,6 +192,7 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
         Op::InsertDoc(kind, d, reply) => {
             Done::Flag(reply, in_savepoint(tx, |c| insert_doc(c, kind, &d)))
         }
+        Op::Call(f) => f(tx),
         Op::Close(_) => unreachable!("close is handled by the caller"),
     }
 }
@@ -200,7 +217,7 @@ fn insert_doc(c: &Connection, kind: DocKind, a: &DocRecord) -> StoreResult<bool>
     .map_err(other)
 }
 
-fn in_savepoint<T>(
+pub(super) fn in_savepoint<T>(
     tx: &mut rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {

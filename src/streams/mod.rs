@@ -1,0 +1,225 @@
+//! Per-user document streams (`analyses`, `insights`): offsets, live fan-out and replay.
+//!
+//! Rules:
+//! - Every new document becomes one event with the next offset of its (user, stream),
+//!   allocated by the store (one place for every node), and the event is kept there for
+//!   replay (`--stream-history` events per stream).
+//! - Publishing never waits on a reader: each subscriber has a small bounded queue and gets
+//!   events with `try_send`. A full queue marks the subscriber lagged and drops the event for
+//!   it alone; the subscriber tells its client `lagged` with the last offset it delivered and
+//!   the client resumes from there. Memory per subscriber is bounded by that queue (events are
+//!   shared, reference-counted text) plus its session's outbound queue.
+//! - The user's own device sessions get their events through the hub without subscribing,
+//!   unless they subscribed explicitly (then only the subscription delivers, in order).
+//! - Authorisation is checked when subscribing; revoking a share ends the matching live
+//!   subscriptions at once.
+
+pub mod subscription;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::store::{DocKind, DocRecord, StoreResult};
+
+/// One event as delivered: its offset and the frame text shared by every subscriber.
+#[derive(Clone)]
+pub struct Event {
+    pub offset: u64,
+    pub text: Utf8Bytes,
+}
+
+/// Why a subscription ended from outside its session.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EndReason {
+    Requested = 1,
+    Revoked = 2,
+}
+
+/// State shared between a subscriber's registry entry and its task.
+pub struct SubShared {
+    /// Set when an event could not be queued: the task reports `lagged` and ends.
+    pub lagged: AtomicBool,
+    /// 0 while live, else an [`EndReason`].
+    pub ended: AtomicU8,
+    pub cancel: CancellationToken,
+}
+
+impl SubShared {
+    pub fn end(&self, reason: EndReason) {
+        let _ = self
+            .ended
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.cancel.cancel();
+    }
+
+    pub fn end_reason(&self) -> Option<EndReason> {
+        match self.ended.load(Ordering::Acquire) {
+            1 => Some(EndReason::Requested),
+            2 => Some(EndReason::Revoked),
+            _ => None,
+        }
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    viewer: Uuid,
+    tx: mpsc::Sender<Event>,
+    shared: Arc<SubShared>,
+}
+
+pub struct Streams {
+    subs: DashMap<(Uuid, DocKind), Vec<Subscriber>>,
+    next_id: AtomicU64,
+    /// Events kept per stream for replay.
+    pub history: u64,
+}
+
+/// Removes a subscriber from the registry when dropped.
+pub struct Registration {
+    streams: Arc<Streams>,
+    key: (Uuid, DocKind),
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let empty = match self.streams.subs.get_mut(&self.key) {
+            Some(mut list) => {
+                list.retain(|s| s.id != self.id);
+                list.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.streams
+                .subs
+                .remove_if(&self.key, |_, list| list.is_empty());
+        }
+    }
+}
+
+impl Streams {
+    pub fn new(history: u64) -> Streams {
+        Streams {
+            subs: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            history: history.max(1),
+        }
+    }
+
+    pub fn register(
+        self: &Arc<Self>,
+        owner: Uuid,
+        kind: DocKind,
+        viewer: Uuid,
+        tx: mpsc::Sender<Event>,
+        shared: Arc<SubShared>,
+    ) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.subs
+            .entry((owner, kind))
+            .or_default()
+            .push(Subscriber {
+                id,
+                viewer,
+                tx,
+                shared,
+            });
+        Registration {
+            streams: self.clone(),
+            key: (owner, kind),
+            id,
+        }
+    }
+
+    /// Live subscribers on this node, all streams together.
+    pub fn subscriber_count(&self) -> usize {
+        self.subs.iter().map(|e| e.value().len()).sum()
+    }
+
+    /// Queues `event` to every subscriber of the stream without waiting.
+    fn fan_out(&self, owner: Uuid, kind: DocKind, event: &Event) {
+        let Some(list) = self.subs.get(&(owner, kind)) else {
+            return;
+        };
+        for s in list.iter() {
+            if s.shared.lagged.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(event.clone()) {
+                s.shared.lagged.store(true, Ordering::Release);
+                ::metrics::counter!(crate::metrics::STREAM_LAGGED).increment(1);
+            }
+        }
+    }
+
+    /// Ends `viewer`'s live subscriptions to `owner`'s stream of `kind` (a share was revoked).
+    pub fn revoke(&self, owner: Uuid, viewer: Uuid, kind: DocKind) -> usize {
+        let Some(list) = self.subs.get(&(owner, kind)) else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in list.iter().filter(|s| s.viewer == viewer) {
+            s.shared.end(EndReason::Revoked);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The event frame: the document with its type, stream and offset in front. The body is an
+/// object we wrote, so the fields are spliced in rather than the body re-parsed.
+pub fn event_frame(kind: DocKind, offset: u64, body: &str) -> String {
+    format!(
+        "{{\"type\":\"{}\",\"stream\":\"{}\",\"offset\":{offset},{}",
+        kind.as_str(),
+        kind.stream(),
+        body.trim_start_matches('{')
+    )
+}
+
+/// Appends a new document to its stream and delivers the event to the owner's sessions and
+/// every subscriber on this node.
+pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u64> {
+    let offset = app
+        .store
+        .append_event(doc.user_id, kind, doc.body.clone(), app.streams.history)
+        .await?;
+    let event = Event {
+        offset,
+        text: Utf8Bytes::from(event_frame(kind, offset, &doc.body)),
+    };
+    app.hub.push_event(doc.user_id, kind, &event.text);
+    app.streams.fan_out(doc.user_id, kind, &event);
+    ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
+    Ok(offset)
+}
+
+/// Sends a stored document where it belongs: a new one is published as a stream event; one
+/// that already existed (asked for again) goes to the owner's sessions as a plain frame.
+pub async fn deliver(app: &App, kind: DocKind, doc: &DocRecord, new: bool) {
+    if new {
+        if let Err(e) = publish(app, kind, doc).await {
+            // The document is stored and readable over REST; only the live event is lost.
+            tracing::warn!(error = %e, stream = kind.stream(), "event not appended to its stream");
+            app.hub.push(
+                doc.user_id,
+                &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
+            );
+        }
+    } else {
+        app.hub.push(
+            doc.user_id,
+            &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
+        );
+    }
+}

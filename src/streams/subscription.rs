@@ -1,0 +1,286 @@
+//! One live subscription of a session: authorise, replay what the client missed, then
+//! forward live events in offset order.
+//!
+//! Rules:
+//! - Registered before the stream head is read, so no event falls between replay and live.
+//! - Sends into the session's outbound queue only while a quarter of it is free, so acks,
+//!   pongs and heartbeats always find room; a reader that stops reading holds this task, not
+//!   the publisher, and its events beyond the small per-subscription queue are dropped and
+//!   reported as `lagged`.
+//! - Offsets reach the client strictly increasing: duplicates are skipped and a hole (an event
+//!   published out of order, on another task or node) is filled from the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{EndReason, Event, SubShared, event_frame};
+use crate::app::App;
+use crate::store::{DocKind, StoreError, StreamEvent};
+
+/// Events waiting for one subscriber's task before it counts as lagged.
+const QUEUE: usize = 32;
+/// Longest wait to tell the client a subscription ended.
+const FINAL_SEND: Duration = Duration::from_secs(5);
+
+/// What the client asked for.
+pub struct Request {
+    pub viewer: Uuid,
+    pub owner: Uuid,
+    pub kind: DocKind,
+    pub since: Option<u64>,
+    pub epoch: Option<String>,
+    /// For a session's own stream: its hub counters, so the hub stops pushing what this
+    /// subscription delivers.
+    pub own: Option<crate::ws::hub::Explicit>,
+}
+
+/// Holds one count in a session's explicit-subscription counters.
+struct OwnGuard(crate::ws::hub::Explicit, usize);
+
+impl Drop for OwnGuard {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The session's side of a subscription task.
+pub struct Handle {
+    pub shared: Arc<SubShared>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub fn start(
+    app: &Arc<App>,
+    req: Request,
+    out: mpsc::Sender<Message>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Handle {
+    let shared = Arc::new(SubShared {
+        lagged: Default::default(),
+        ended: Default::default(),
+        cancel,
+    });
+    let task = app
+        .sessions
+        .spawn(run(app.clone(), req, out, shared.clone()));
+    Handle { shared, task }
+}
+
+/// Sends while leaving room for the session's own frames; `false` when the session is gone
+/// or the subscription was cancelled.
+async fn send(out: &mpsc::Sender<Message>, shared: &SubShared, text: Utf8Bytes) -> bool {
+    let room = out.max_capacity() / 4 + 1;
+    tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => false,
+        permits = out.reserve_many(room) => match permits {
+            Ok(mut p) => {
+                if let Some(permit) = p.next() {
+                    permit.send(Message::Text(text));
+                }
+                true
+            }
+            Err(_) => false,
+        },
+    }
+}
+
+async fn send_final(out: &mpsc::Sender<Message>, frame: serde_json::Value) {
+    let _ = tokio::time::timeout(
+        FINAL_SEND,
+        out.send(Message::Text(frame.to_string().into())),
+    )
+    .await;
+}
+
+fn error_frame(code: &str, message: &str, req: &Request) -> serde_json::Value {
+    json!({"type": "error", "code": code, "message": message,
+           "stream": req.kind.stream(), "user_id": req.owner})
+}
+
+async fn run(app: Arc<App>, req: Request, out: mpsc::Sender<Message>, shared: Arc<SubShared>) {
+    ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
+    if let Err(e) = serve(&app, &req, &out, &shared).await {
+        let frame = if e.is_transient() {
+            tracing::warn!(error = %e, "subscription failed: store unavailable");
+            let mut f = error_frame(
+                "store_unavailable",
+                "the stream could not be read; subscribe again later",
+                &req,
+            );
+            f["retry_after_ms"] = json!(crate::error::STORE_RETRY_AFTER_MS);
+            f
+        } else {
+            tracing::error!(error = %e, "subscription failed");
+            error_frame("internal", "the subscription failed", &req)
+        };
+        send_final(&out, frame).await;
+    }
+    ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).decrement(1.0);
+}
+
+async fn serve(
+    app: &Arc<App>,
+    req: &Request,
+    out: &mpsc::Sender<Message>,
+    shared: &Arc<SubShared>,
+) -> Result<(), StoreError> {
+    let store = &app.store;
+    if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
+        send_final(
+            out,
+            error_frame(
+                "forbidden",
+                "no share grants you this stream; ask its owner to share it",
+                req,
+            ),
+        )
+        .await;
+        return Ok(());
+    }
+    let _own = req.own.clone().map(|counts| {
+        let i = req.kind.code() as usize;
+        counts[i].fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OwnGuard(counts, i)
+    });
+    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    let _registration = app
+        .streams
+        .register(req.owner, req.kind, req.viewer, tx, shared.clone());
+    let (head, epoch) = tokio::try_join!(store.stream_head(req.owner, req.kind), store.epoch())?;
+    let history = app.streams.history;
+    let (recover, replay) = match req.since {
+        None => (true, Vec::new()),
+        Some(since) => {
+            let same_epoch = req.epoch.as_deref().is_none_or(|e| e == epoch);
+            if !same_epoch || since > head || head - since > history {
+                (false, Vec::new())
+            } else if since == head {
+                (true, Vec::new())
+            } else {
+                let events = store
+                    .read_events(req.owner, req.kind, since, (head - since) as usize)
+                    .await?;
+                // The oldest wanted event must still be there; later holes are offsets whose
+                // event was never written (a node died in between) and are skipped.
+                if events.first().is_some_and(|e| e.offset == since + 1) {
+                    (true, events)
+                } else {
+                    (false, Vec::new())
+                }
+            }
+        }
+    };
+    let subscribed = json!({
+        "type": "subscribed", "stream": req.kind.stream(), "user_id": req.owner,
+        "epoch": epoch, "offset": head, "recover": recover, "replay": replay.len(),
+    });
+    if !send(out, shared, subscribed.to_string().into()).await {
+        return finish(out, shared, req, None).await;
+    }
+    // An event whose offset is allocated but not yet written (DynamoDB: two requests) is
+    // missing from the replay; it arrives live, so `last` is what was actually replayed.
+    let mut last = match (req.since, recover) {
+        (Some(since), true) => replay.last().map_or(since, |e| e.offset),
+        _ => head,
+    };
+    for ev in replay {
+        if !send(
+            out,
+            shared,
+            event_frame(req.kind, ev.offset, &ev.body).into(),
+        )
+        .await
+        {
+            return finish(out, shared, req, None).await;
+        }
+    }
+    loop {
+        let ev = match rx.try_recv() {
+            Ok(ev) => ev,
+            Err(_) if shared.lagged.load(std::sync::atomic::Ordering::Acquire) => {
+                return finish(out, shared, req, Some(last)).await;
+            }
+            Err(_) => tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => return finish(out, shared, req, None).await,
+                ev = rx.recv() => match ev {
+                    Some(ev) => ev,
+                    None => return Ok(()),
+                },
+            },
+        };
+        if ev.offset <= last {
+            continue;
+        }
+        if ev.offset > last + 1 {
+            for missed in fill(app, req, last, ev.offset).await? {
+                if !send(
+                    out,
+                    shared,
+                    event_frame(req.kind, missed.offset, &missed.body).into(),
+                )
+                .await
+                {
+                    return finish(out, shared, req, None).await;
+                }
+            }
+        }
+        if !send(out, shared, ev.text).await {
+            return finish(out, shared, req, None).await;
+        }
+        last = ev.offset;
+    }
+}
+
+/// Events between `last` and `upto` (exclusive) from the store: published out of order, so
+/// normally already written; one short wait covers a writer that is a step behind.
+async fn fill(
+    app: &App,
+    req: &Request,
+    last: u64,
+    upto: u64,
+) -> Result<Vec<StreamEvent>, StoreError> {
+    let want = (upto - last - 1) as usize;
+    let mut events = app
+        .store
+        .read_events(req.owner, req.kind, last, want)
+        .await?;
+    if events.len() < want {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        events = app
+            .store
+            .read_events(req.owner, req.kind, last, want)
+            .await?;
+    }
+    events.retain(|e| e.offset < upto);
+    Ok(events)
+}
+
+/// Tells the client why the subscription ended, where it did not ask for it.
+async fn finish(
+    out: &mpsc::Sender<Message>,
+    shared: &SubShared,
+    req: &Request,
+    lagged_at: Option<u64>,
+) -> Result<(), StoreError> {
+    let frame = match (lagged_at, shared.end_reason()) {
+        (_, Some(EndReason::Revoked)) => json!({
+            "type": "unsubscribed", "stream": req.kind.stream(), "user_id": req.owner,
+            "reason": "revoked",
+        }),
+        (Some(last), _) => json!({
+            "type": "lagged", "stream": req.kind.stream(), "user_id": req.owner,
+            "last_offset": last,
+        }),
+        // Asked for by the client (the session answers) or the session is gone.
+        _ => return Ok(()),
+    };
+    send_final(out, frame).await;
+    Ok(())
+}
