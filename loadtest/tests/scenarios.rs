@@ -299,9 +299,17 @@ async fn fanout_short_run_delivers_every_insight_once_in_order() {
     assert_eq!(count(&report, "counts", "shares_created"), 3);
     let events = count(&report, "counts", "events");
     assert!(events >= 3, "{report}");
-    assert_eq!(count(&report, "counts", "events_matched"), events, "{report}");
+    assert_eq!(
+        count(&report, "counts", "events_matched"),
+        events,
+        "{report}"
+    );
     assert_eq!(count(&report, "counts", "expected_deliveries"), events * 20);
-    assert_eq!(count(&report, "counts", "delivered"), events * 20, "{report}");
+    assert_eq!(
+        count(&report, "counts", "delivered"),
+        events * 20,
+        "{report}"
+    );
     for key in [
         "missing",
         "duplicates",

@@ -1049,9 +1049,10 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
     let (dashes, dash_aborted) = join_all(&mut dash_tasks, close_deadline).await;
     let (device_results, dev_aborted) = join_all(&mut device_tasks, close_deadline).await;
     drop(phase_tx);
-    report
-        .errors
-        .add("close_phase.aborted_tasks", (dash_aborted + dev_aborted) as u64);
+    report.errors.add(
+        "close_phase.aborted_tasks",
+        (dash_aborted + dev_aborted) as u64,
+    );
 
     // Per device: offsets -> analyze send time, and the last offset anyone saw.
     let n_dev = devices.len();
@@ -1143,7 +1144,9 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
         }
     }
 
-    report.counts.set("devices_ready", ready_devices.len() as u64);
+    report
+        .counts
+        .set("devices_ready", ready_devices.len() as u64);
     report.counts.set("devices_lost", devices_lost);
     report
         .counts
@@ -1188,7 +1191,9 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
         .set("deliveries_per_sec", r3(delivery.delivered as f64 / w));
     report.latency_ms = LatencyMs::from_us(&hist);
     if let Some(l) = LatencyMs::from_us(&device_hist) {
-        report.extra_latency_ms.insert("device_own_insight".into(), l);
+        report
+            .extra_latency_ms
+            .insert("device_own_insight".into(), l);
     }
     if let Some(l) = LatencyMs::from_us(&ack_hist) {
         report.extra_latency_ms.insert("samples_ack".into(), l);
@@ -1230,7 +1235,10 @@ mod tests {
             r#"{"type":"ack","seq":3,"accepted":10,"duplicates":0,"rejected":[{"index":1}]}"#,
         )
         .unwrap();
-        assert_eq!((ack.seq, ack.accepted, ack.rejected), (Some(3), Some(10), Some(1)));
+        assert_eq!(
+            (ack.seq, ack.accepted, ack.rejected),
+            (Some(3), Some(10), Some(1))
+        );
         let null: Frame = serde_json::from_str(r#"{"type":"error","seq":null}"#).unwrap();
         assert_eq!(null.seq, None);
     }

@@ -47,7 +47,11 @@ pub struct Env {
 
 impl Env {
     /// `users`: how many accounts to create or log into (`lt-<run_id>-0..users`).
-    pub async fn prepare(common: &CommonArgs, scenario: &'static str, users: usize) -> Result<Self> {
+    pub async fn prepare(
+        common: &CommonArgs,
+        scenario: &'static str,
+        users: usize,
+    ) -> Result<Self> {
         let started_at = now_rfc3339();
         let mut notes = Vec::new();
         let nofile_limit = match rlimit::increase_nofile_limit(u64::MAX) {
