@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{ConnTracker, Env, connect_deadline, join_all, ramp, wait_connected};
 use crate::FanoutArgs;
@@ -179,20 +179,26 @@ impl<'de> Deserialize<'de> for Frame {
     }
 }
 
+/// What one `ws.next()` gave: `Ok(Some(text))`, `Ok(None)` for frames to skip (ping and pong,
+/// which tungstenite answers, binary), `Err(key)` when the connection ended.
+fn text_of(msg: Option<Result<Message, WsError>>) -> Result<Option<Utf8Bytes>, String> {
+    match msg {
+        Some(Ok(Message::Text(t))) => Ok(Some(t)),
+        Some(Ok(Message::Close(f))) => Err(close_key(f.as_ref())),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(ws_err_key(&e)),
+        None => Err("close.eof".into()),
+    }
+}
+
 /// Reads the next text frame before `deadline`; `Err(key)` on timeout, close or error.
 async fn read_frame(ws: &mut Ws, deadline: Instant) -> Result<Frame, String> {
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
             .map_err(|_| "timeout".to_string())?;
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(&t).map_err(|_| "protocol.bad_json".to_string());
-            }
-            Some(Ok(Message::Close(f))) => return Err(close_key(f.as_ref())),
-            Some(Ok(_)) => {} // ping/pong (tungstenite answers pings), binary
-            Some(Err(e)) => return Err(ws_err_key(&e)),
-            None => return Err("close.eof".into()),
+        if let Some(t) = text_of(msg)? {
+            return serde_json::from_str(&t).map_err(|_| "protocol.bad_json".to_string());
         }
     }
 }
@@ -467,30 +473,18 @@ async fn device(
         tokio::select! {
             biased;
             msg = ws.next() => {
-                let f = match msg {
-                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<Frame>(&t) {
-                        Ok(f) => f,
-                        Err(_) => {
-                            res.errors.inc("device.protocol.bad_json");
-                            continue;
-                        }
-                    },
-                    Some(Ok(Message::Close(f))) => {
-                        res.errors.inc(format!("device.{}", close_key(f.as_ref())));
+                let t = match text_of(msg) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => continue,
+                    Err(key) => {
+                        res.errors.inc(format!("device.{key}"));
                         res.lost = true;
                         break;
                     }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => {
-                        res.errors.inc(format!("device.{}", ws_err_key(&e)));
-                        res.lost = true;
-                        break;
-                    }
-                    None => {
-                        res.errors.inc("device.close.eof");
-                        res.lost = true;
-                        break;
-                    }
+                };
+                let Ok(f) = serde_json::from_str::<Frame>(&t) else {
+                    res.errors.inc("device.protocol.bad_json");
+                    continue;
                 };
                 let now = Instant::now();
                 match (f.ty.as_str(), round) {
@@ -739,8 +733,8 @@ async fn dashboard(
         let wake = drain_until.unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             biased;
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
+            msg = ws.next() => match text_of(msg) {
+                Ok(Some(t)) => {
                     let received = Instant::now();
                     match serde_json::from_str::<Frame>(&t) {
                         Ok(f) if f.ty == "insight" && f.user_id.as_deref() == Some(user_id.as_str()) => {
@@ -762,19 +756,9 @@ async fn dashboard(
                         Err(_) => res.errors.inc("protocol.bad_json"),
                     }
                 }
-                Some(Ok(Message::Close(f))) => {
-                    res.errors.inc(close_key(f.as_ref()));
-                    res.lost = true;
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    res.errors.inc(ws_err_key(&e));
-                    res.lost = true;
-                    break;
-                }
-                None => {
-                    res.errors.inc("close.eof");
+                Ok(None) => {}
+                Err(key) => {
+                    res.errors.inc(key);
                     res.lost = true;
                     break;
                 }
