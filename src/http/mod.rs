@@ -2,12 +2,13 @@
 //! extractors they share.
 //!
 //! Rules:
-//! - Every response, errors included, is JSON (bar `/metrics`).
+//! - Every response, errors included, is JSON (bar `/metrics` and the `/dashboard` files).
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
 
 mod analyses;
 mod auth;
+mod dashboard;
 mod health_data;
 mod insights;
 mod ops;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(insights::router())
         .merge(shares::router())
         .merge(ops::router())
+        .merge(dashboard::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -57,7 +57,7 @@ pub struct Handle {
 pub fn start(
     app: &Arc<App>,
     req: Request,
-    out: mpsc::Sender<Message>,
+    out: crate::ws::Outbound,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Handle {
     let shared = Arc::new(SubShared {
@@ -73,7 +73,7 @@ pub fn start(
 
 /// Sends while leaving room for the session's own frames; `false` when the session is gone
 /// or the subscription was cancelled.
-async fn send(out: &mpsc::Sender<Message>, shared: &SubShared, text: Utf8Bytes) -> bool {
+async fn send(out: &crate::ws::Outbound, shared: &SubShared, text: Utf8Bytes) -> bool {
     let room = out.max_capacity() / 4 + 1;
     tokio::select! {
         biased;
@@ -81,7 +81,7 @@ async fn send(out: &mpsc::Sender<Message>, shared: &SubShared, text: Utf8Bytes) 
         permits = out.reserve_many(room) => match permits {
             Ok(mut p) => {
                 if let Some(permit) = p.next() {
-                    permit.send(Message::Text(text));
+                    permit.send(Box::new(Message::Text(text)));
                 }
                 true
             }
@@ -90,10 +90,10 @@ async fn send(out: &mpsc::Sender<Message>, shared: &SubShared, text: Utf8Bytes) 
     }
 }
 
-async fn send_final(out: &mpsc::Sender<Message>, frame: serde_json::Value) {
+async fn send_final(out: &crate::ws::Outbound, frame: serde_json::Value) {
     let _ = tokio::time::timeout(
         FINAL_SEND,
-        out.send(Message::Text(frame.to_string().into())),
+        out.send(Box::new(Message::Text(frame.to_string().into()))),
     )
     .await;
 }
@@ -103,7 +103,7 @@ fn error_frame(code: &str, message: &str, req: &Request) -> serde_json::Value {
            "stream": req.kind.stream(), "user_id": req.owner})
 }
 
-async fn run(app: Arc<App>, req: Request, out: mpsc::Sender<Message>, shared: Arc<SubShared>) {
+async fn run(app: Arc<App>, req: Request, out: crate::ws::Outbound, shared: Arc<SubShared>) {
     ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
     if let Err(e) = serve(&app, &req, &out, &shared).await {
         let frame = if e.is_transient() {
@@ -127,7 +127,7 @@ async fn run(app: Arc<App>, req: Request, out: mpsc::Sender<Message>, shared: Ar
 async fn serve(
     app: &Arc<App>,
     req: &Request,
-    out: &mpsc::Sender<Message>,
+    out: &crate::ws::Outbound,
     shared: &Arc<SubShared>,
 ) -> Result<(), StoreError> {
     let store = &app.store;
@@ -264,7 +264,7 @@ async fn fill(
 
 /// Tells the client why the subscription ended, where it did not ask for it.
 async fn finish(
-    out: &mpsc::Sender<Message>,
+    out: &crate::ws::Outbound,
     shared: &SubShared,
     req: &Request,
     lagged_at: Option<u64>,

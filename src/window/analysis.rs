@@ -17,7 +17,6 @@ use axum::extract::ws::Message;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
@@ -337,7 +336,7 @@ pub fn spawn(
     user: Uuid,
     trigger: Trigger,
     until_minute: Option<i64>,
-    reply: Option<mpsc::Sender<Message>>,
+    reply: Option<crate::ws::Outbound>,
 ) {
     let app2 = app.clone();
     app.sessions.spawn(async move {
@@ -345,7 +344,7 @@ pub fn spawn(
             let frame = serde_json::json!({"type": "error", "code": code, "message": message});
             if let Some(r) = &reply {
                 // A full queue means the session is already closing as a slow consumer.
-                let _ = r.try_send(Message::Text(frame.to_string().into()));
+                let _ = r.try_send(Box::new(Message::Text(frame.to_string().into())));
             }
         };
         match run(&app2, user, trigger, until_minute).await {
@@ -355,7 +354,7 @@ pub fn spawn(
                 } else if trigger == Trigger::Request {
                     // Asked for again: the answer goes to the asking session only.
                     if let Some(r) = &reply {
-                        let _ = r.try_send(Message::Text(frame(&record).into()));
+                        let _ = r.try_send(Box::new(Message::Text(frame(&record).into())));
                     }
                 }
                 // A backfill of old days completes many days at once: only recent ones (or

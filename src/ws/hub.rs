@@ -19,7 +19,7 @@ use crate::store::DocKind;
 #[derive(Clone)]
 struct Entry {
     session: Uuid,
-    out: mpsc::Sender<Message>,
+    out: super::Outbound,
     /// Cancelled when a push found the queue full.
     overflow: CancellationToken,
     /// Explicit subscriptions of this session to its own streams, by `DocKind::code`: their
@@ -66,7 +66,7 @@ impl Hub {
         self: &Arc<Self>,
         user: Uuid,
         session: Uuid,
-        out: mpsc::Sender<Message>,
+        out: super::Outbound,
     ) -> Registration {
         let overflow = CancellationToken::new();
         let explicit: Explicit = Arc::new(Default::default());
@@ -108,7 +108,7 @@ impl Hub {
         };
         let mut sent = 0;
         for e in entries {
-            match e.out.try_send(Message::Text(text.clone())) {
+            match e.out.try_send(Box::new(Message::Text(text.clone()))) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => e.overflow.cancel(),
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -86,7 +86,7 @@ struct Overflow;
 struct Session {
     state: AppState,
     user: Uuid,
-    out: mpsc::Sender<Message>,
+    out: super::Outbound,
     /// This session in the hub, for pushed analyses; unregisters on drop.
     hub: super::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
@@ -105,6 +105,11 @@ struct Session {
     subs: HashMap<(Uuid, DocKind), subscription::Handle>,
     /// Parent of every subscription's token: the session's end ends them all.
     subs_cancel: tokio_util::sync::CancellationToken,
+    /// Samples frames handed to the store, and those completed (acked or failed).
+    submitted: u64,
+    completed: u64,
+    /// An `analyze` waiting for the batches sent before it: runs once `completed` reaches it.
+    analyze_after: Option<u64>,
 }
 
 pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
@@ -171,6 +176,9 @@ async fn serve(
         expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
         subs: HashMap::new(),
         subs_cancel: tokio_util::sync::CancellationToken::new(),
+        submitted: 0,
+        completed: 0,
+        analyze_after: None,
     };
     s.schedule_expiry();
     let welcome = ServerFrame::Welcome {
@@ -241,7 +249,7 @@ impl Session {
                             message: "no frame from the client within the heartbeat timeout".into(),
                         };
                     }
-                    if self.out.try_send(Message::Ping(Default::default())).is_err() {
+                    if self.out.try_send(Box::new(Message::Ping(Default::default()))).is_err() {
                         return End::SlowConsumer;
                     }
                 }
@@ -339,14 +347,13 @@ impl Session {
             }
             Some("analyze") => {
                 count_in("analyze");
-                // The result reaches every session of the user as an `analysis` frame.
-                analysis::spawn(
-                    &self.state.0,
-                    self.user,
-                    Trigger::Request,
-                    None,
-                    Some(self.out.clone()),
-                );
+                // The analysis must see every batch sent before it: with batches still on
+                // their way to the store, it starts when the last of them completes.
+                if self.inflight.is_empty() {
+                    self.analyze_now();
+                } else {
+                    self.analyze_after = Some(self.submitted);
+                }
                 Ok(None)
             }
             Some("subscribe") => {
@@ -416,6 +423,7 @@ impl Session {
         let app = self.state.0.clone();
         let user = self.user;
         let received = Instant::now();
+        self.submitted += 1;
         self.inflight.push_back(
             async move {
                 let prepared = match work {
@@ -578,7 +586,23 @@ impl Session {
         None
     }
 
+    /// The result reaches every session of the user as an `analysis` frame.
+    fn analyze_now(&mut self) {
+        analysis::spawn(
+            &self.state.0,
+            self.user,
+            Trigger::Request,
+            None,
+            Some(self.out.clone()),
+        );
+    }
+
     fn complete(&mut self, done: Completed) -> Result<(), Overflow> {
+        self.completed += 1;
+        if self.analyze_after.is_some_and(|n| self.completed >= n) {
+            self.analyze_after = None;
+            self.analyze_now();
+        }
         match done.result {
             Ok(report) => {
                 ::metrics::histogram!(metrics::ACK_LATENCY_SECONDS)
@@ -673,6 +697,7 @@ impl Session {
             reason: Utf8Bytes::from_static(reason),
         }));
         for msg in [Message::Text(frame.to_text().into()), close] {
+            let msg = Box::new(msg);
             if tokio::time::timeout(FLUSH_TIMEOUT, self.out.send(msg))
                 .await
                 .map_or(true, |r| r.is_err())
@@ -694,7 +719,7 @@ impl Session {
     fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Overflow> {
         count_out(frame.type_name());
         self.out
-            .try_send(Message::Text(frame.to_text().into()))
+            .try_send(Box::new(Message::Text(frame.to_text().into())))
             .map_err(|_| Overflow)
     }
 }
@@ -756,7 +781,7 @@ fn count_close(reason: &'static str) {
 /// queue (the queue is full or the peer is misbehaving).
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<super::Outgoing>,
     mut kill: oneshot::Receiver<CloseFrame>,
 ) {
     // A oneshot must not be polled again once it resolved (the session may drop its sender).
@@ -773,6 +798,7 @@ async fn write_loop(
             }
             msg = queue.recv() => {
                 let Some(msg) = msg else { break };
+                let msg = *msg;
                 let is_close = matches!(msg, Message::Close(_));
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
                     Ok(Ok(())) if !is_close => {}

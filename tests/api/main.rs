@@ -4,6 +4,7 @@ mod common;
 
 mod analysis;
 mod auth;
+mod browser;
 mod cli_analyze;
 mod conformance;
 mod conformance_nodes;

@@ -536,3 +536,32 @@ async fn a_stalled_subscriber_is_bounded_does_not_delay_others_and_resumes_from_
         EVENTS - last
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_sees_every_batch_sent_before_it() {
+    let app = spawn_app().await;
+    let owner = app.user().await;
+    let mut ws = app.ws(&owner.access).await;
+    ws.welcome().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-28T00:00:00+00:00").unwrap();
+    // Sent back to back, without waiting for acks: the analysis must include all of them.
+    for batch in 0..5i64 {
+        let samples: Vec<Value> = (0..240)
+            .map(|i| {
+                let m = batch * 240 + i;
+                json!({"id": format!("b{m}"), "kind": "activity_count",
+                       "start": (t0 + chrono::Duration::minutes(m)).to_rfc3339(), "value": m % 300})
+            })
+            .collect();
+        ws.send(&json!({"type": "samples", "seq": batch, "samples": samples}))
+            .await;
+    }
+    ws.send(&json!({"type": "analyze"})).await;
+    let analysis = loop {
+        let v = ws.recv().await;
+        if v["type"] == "analysis" {
+            break v;
+        }
+    };
+    assert_eq!(analysis["minutes_present"], 1200, "{}", analysis["window"]);
+}

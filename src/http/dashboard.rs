@@ -1,0 +1,58 @@
+//! The dashboard: a static page at `/dashboard` that logs in, lists the users the caller may
+//! watch (self and the owners of shares received) and follows their insights and analyses
+//! live over the WebSocket.
+//!
+//! Rules:
+//! - The three files are compiled into the binary (`include_str!`): the page works with the
+//!   binary alone, with no file-system lookups at run time and no path taken from the request.
+//! - No CDN, framework or build step: the page loads nothing but these files and the API of the
+//!   same origin. The Content-Security-Policy enforces that (no inline script or style, no
+//!   other origin, WebSocket to this server), so an injected string cannot run as code.
+//! - The page keeps tokens in memory and `sessionStorage` only, never in a URL it navigates
+//!   to; the access token in the WebSocket URL is there because browsers cannot set headers on
+//!   the upgrade, and request logs never carry query strings.
+//! - These are the only non-JSON bodies of the API besides `/metrics`.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::app::AppState;
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const APP_JS: &str = include_str!("dashboard/app.js");
+const STYLE_CSS: &str = include_str!("dashboard/style.css");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "application/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Same-origin everything; `connect-src` adds WebSocket schemes because `'self'` does not
+/// cover `ws:` in every browser. No `'unsafe-inline'`: the page has no inline code or style.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(|| file(INDEX_HTML, HTML)))
+        .route("/dashboard/", get(|| file(INDEX_HTML, HTML)))
+        .route("/dashboard/app.js", get(|| file(APP_JS, JS)))
+        .route("/dashboard/style.css", get(|| file(STYLE_CSS, CSS)))
+}
+
+async fn file(body: &'static str, content_type: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            // The declared type is the only one: a script is never sniffed from other bytes.
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            // The files change with the binary; revalidating keeps a new release's page and
+            // script in step.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
