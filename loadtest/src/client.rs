@@ -113,6 +113,10 @@ impl SourcePool {
 
 #[derive(Debug, Clone)]
 pub struct Account {
+    /// Position in the run's account list (`lt-<run_id>-<index>@example.com`): scenarios
+    /// that give accounts roles (fanout: devices, then viewers) pick them by it.
+    pub index: usize,
+    pub email: String,
     pub access_token: String,
     pub expires_in: Option<u64>,
 }
@@ -239,6 +243,7 @@ enum SignupOutcome {
 async fn signup_and_login(
     http: &reqwest::Client,
     target: &Target,
+    index: usize,
     email: String,
     password: &str,
     display_name: String,
@@ -267,6 +272,8 @@ async fn signup_and_login(
         .with_context(|| format!("login {email}: bad response {}", snippet(&text)))?;
     Ok((
         Account {
+            index,
+            email,
             access_token: login.access_token,
             expires_in: login.expires_in,
         },
@@ -306,6 +313,7 @@ pub async fn create_accounts(
             let r = signup_and_login(
                 http,
                 target,
+                i,
                 email,
                 password,
                 format!("Load Test {i}"),
@@ -380,7 +388,6 @@ pub struct Welcome {
     #[allow(dead_code)]
     pub session_id: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub user_id: Option<String>,
     #[serde(default)]
     pub heartbeat_interval_ms: Option<u64>,
@@ -511,6 +518,20 @@ pub async fn connect_ws(
     config: WebSocketConfig,
     timeout: Duration,
 ) -> Result<(Ws, Welcome), ConnectError> {
+    connect_ws_with(target, token, src, config, timeout, None).await
+}
+
+/// [`connect_ws`] with a receive buffer size (SO_RCVBUF, set before connecting so the TCP
+/// window is negotiated with it): a client that stops reading then fills up after a few
+/// KiB instead of the kernel's default hundreds, so the server notices the stall soon.
+pub async fn connect_ws_with(
+    target: &Target,
+    token: &str,
+    src: Option<IpAddr>,
+    config: WebSocketConfig,
+    timeout: Duration,
+    recv_buffer: Option<u32>,
+) -> Result<(Ws, Welcome), ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
 
     let socket = match target.server {
@@ -518,6 +539,11 @@ pub async fn connect_ws(
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(ConnectError::Bind)?;
+    if let Some(bytes) = recv_buffer {
+        socket
+            .set_recv_buffer_size(bytes)
+            .map_err(ConnectError::Bind)?;
+    }
     if let Some(ip) = src {
         socket
             .bind(SocketAddr::new(ip, 0))

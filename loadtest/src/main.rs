@@ -43,7 +43,8 @@ use crate::report::Report;
         loadtest ingest --connections 500 --rate 1 --batch 60 --duration 60 --json ingest.json\n  \
         loadtest ingest --connections 50 --rate 0 --inflight 8 --duration 30\n  \
         loadtest rest-upload --connections 16 --batch 1000 --duration 20\n  \
-        loadtest churn --connections 50 --batch 10 --duration 20"
+        loadtest churn --connections 50 --batch 10 --duration 20\n  \
+        loadtest fanout --connections 1000 --devices 1 --duration 20 --stalled 10"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -85,6 +86,33 @@ enum ScenarioCmd {
     /// over the accounts and source addresses. Workers pause --pause-ms ±50% between cycles
     /// and back off 100-300 ms after a failed connect.
     Churn(ChurnArgs),
+    /// Devices publish insights and --connections dashboards watch them live; measures the
+    /// latency from a device's `analyze` to each dashboard's `insight` event and whether every
+    /// event reached every dashboard exactly once, in offset order.
+    ///
+    /// Accounts: --devices device accounts and --viewers viewer accounts (signup costs an
+    /// argon2 hash, so dashboards share viewer accounts; --users is ignored). Every device
+    /// shares `insights` with every viewer (POST /api/v1/shares). Each device uploads
+    /// --seed-minutes of data and analyses it once (warm-up, not measured). Then the dashboards
+    /// connect as viewers, spread round-robin over the devices, and each subscribes to its
+    /// device's `insights` stream, waiting for `subscribed`.
+    ///
+    /// Measurement: every --interval-ms each device sends a `samples` frame with
+    /// --minutes-per-frame new minutes (activity_count + heart_rate), waits for its ack and
+    /// sends `{"type":"analyze"}`; the new data gives a new analysis and an insight, pushed to
+    /// every subscriber. A round starts only when the previous one's `analysis` frame is back
+    /// (otherwise it is skipped and counted), so each analysis maps to exactly one analyze.
+    /// The device's own session receives its insight events too (with their offsets): offset ->
+    /// analysis_id -> analyze send time. Dashboards timestamp each insight event and report
+    /// (offset, time); latency = dashboard receive time - analyze send time. Expected deliveries
+    /// per dashboard = the offsets after the HEAD its `subscribed` named, up to the last one
+    /// produced; missing, duplicate, out-of-order and unexpected offsets are counted, and
+    /// `lagged` notices.
+    ///
+    /// --stalled K adds K dashboards (not counted in the figures above) that subscribe and then
+    /// never read their socket (small receive buffer, connection kept open); after the drain
+    /// they read what is left, reported as `stalled_*` counts (events, `lagged`, close codes).
+    Fanout(FanoutArgs),
 }
 
 /// Flags shared by every scenario.
@@ -94,8 +122,8 @@ pub struct CommonArgs {
     #[arg(long, env = "LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
-    /// Number of WebSocket sessions to open (idle, ingest), HTTP clients (rest-upload) or
-    /// connect/disconnect workers (churn).
+    /// Number of WebSocket sessions to open (idle, ingest), HTTP clients (rest-upload),
+    /// connect/disconnect workers (churn) or dashboards (fanout).
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: usize,
 
@@ -224,6 +252,44 @@ pub struct ChurnArgs {
     pub max_cycles: u64,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Device accounts publishing insights; dashboards are spread over them round-robin.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+
+    /// Viewer accounts the dashboards log in as (at most --connections + --stalled are made).
+    #[arg(long, default_value_t = 10)]
+    pub viewers: usize,
+
+    /// Milliseconds between a device's rounds (samples frame, ack, analyze).
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+
+    /// New minutes of data per round (two samples each: activity_count and heart_rate).
+    #[arg(long, default_value_t = 5)]
+    pub minutes_per_frame: usize,
+
+    /// Minutes of data each device uploads before the measurement (analysed once, unmeasured).
+    #[arg(long, default_value_t = 360)]
+    pub seed_minutes: usize,
+
+    /// Extra dashboards that subscribe and then stop reading (connection kept open).
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+
+    /// SO_RCVBUF of the stalled dashboards' sockets in bytes (the kernel doubles it).
+    #[arg(long, default_value_t = 4096)]
+    pub stalled_rcvbuf: u32,
+
+    /// Seconds to keep reading after the last round, so late events still count.
+    #[arg(long, default_value_t = 5)]
+    pub drain_timeout: u64,
+}
+
 impl CommonArgs {
     fn validate(&self) -> Result<()> {
         if self.connections == 0 {
@@ -288,6 +354,7 @@ async fn run(cli: Cli) -> Result<Report> {
         ScenarioCmd::Ingest(a) => (a.common.clone(), "ingest"),
         ScenarioCmd::RestUpload(a) => (a.common.clone(), "rest-upload"),
         ScenarioCmd::Churn(a) => (a.common.clone(), "churn"),
+        ScenarioCmd::Fanout(a) => (a.common.clone(), "fanout"),
     };
     common.validate()?;
     if let ScenarioCmd::Ingest(a) = &cli.scenario {
@@ -307,13 +374,27 @@ async fn run(cli: Cli) -> Result<Report> {
         }
     }
 
-    let env = std::sync::Arc::new(scenarios::Env::prepare(&common, scenario_name).await?);
+    let users = match &cli.scenario {
+        ScenarioCmd::Fanout(a) => {
+            if a.devices == 0 || a.viewers == 0 {
+                bail!("--devices and --viewers must be at least 1");
+            }
+            if a.interval_ms == 0 || a.minutes_per_frame == 0 {
+                bail!("--interval-ms and --minutes-per-frame must be at least 1");
+            }
+            // Accounts 0..devices are devices, the rest viewers (no more than dashboards).
+            a.devices + a.viewers.min(common.connections + a.stalled)
+        }
+        _ => common.user_count(),
+    };
+    let env = std::sync::Arc::new(scenarios::Env::prepare(&common, scenario_name, users).await?);
 
     let mut report = match cli.scenario {
         ScenarioCmd::Idle(a) => scenarios::idle::run(env, &a).await?,
         ScenarioCmd::Ingest(a) => scenarios::ingest::run(env, &a).await?,
         ScenarioCmd::RestUpload(a) => scenarios::rest_upload::run(env, &a).await?,
         ScenarioCmd::Churn(a) => scenarios::churn::run(env, &a).await?,
+        ScenarioCmd::Fanout(a) => scenarios::fanout::run(env, &a).await?,
     };
     report.finish();
     report.print_table();

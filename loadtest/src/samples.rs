@@ -63,11 +63,16 @@ pub struct SampleGen {
 /// Time-zone offsets (seconds east of UTC) cycled over sessions.
 const OFFSETS: [i32; 5] = [3600, 0, -5 * 3600, 9 * 3600, 5 * 3600 + 1800];
 
+/// The UTC offset [`SampleGen::new`] gives session `session`'s samples.
+pub fn utc_offset(session: usize) -> FixedOffset {
+    FixedOffset::east_opt(OFFSETS[session % OFFSETS.len()]).expect("valid offset")
+}
+
 impl SampleGen {
     /// `start`: first minute (UTC, truncated to the minute); the session's local
     /// offset is picked from `session`.
     pub fn new(id_prefix: String, session: usize, start: DateTime<Utc>, seed: u64) -> Self {
-        let offset = FixedOffset::east_opt(OFFSETS[session % OFFSETS.len()]).expect("valid offset");
+        let offset = utc_offset(session);
         let start = start
             .with_second(0)
             .and_then(|t| t.with_nanosecond(0))

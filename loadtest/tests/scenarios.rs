@@ -267,3 +267,65 @@ async fn idle_short_run_holds_every_connection() {
     assert_eq!(count(&report, "counts", "connections_open_at_end"), 50);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_short_run_delivers_every_insight_once_in_order() {
+    let server = Server::start().await;
+    let report = server
+        .loadtest(
+            "fanout",
+            &[
+                "fanout",
+                "--devices",
+                "1",
+                "--connections",
+                "20",
+                "--viewers",
+                "3",
+                "--stalled",
+                "2",
+                "--interval-ms",
+                "400",
+                "--duration",
+                "2",
+                "--drain-timeout",
+                "1",
+            ],
+        )
+        .await;
+    // The server lives in this process, on these two test threads: latencies are not
+    // asserted, only that every event reached every dashboard exactly once, in order.
+    assert_eq!(count(&report, "counts", "dashboards_subscribed"), 20);
+    assert_eq!(count(&report, "counts", "shares_created"), 3);
+    let events = count(&report, "counts", "events");
+    assert!(events >= 3, "{report}");
+    assert_eq!(
+        count(&report, "counts", "events_matched"),
+        events,
+        "{report}"
+    );
+    assert_eq!(count(&report, "counts", "expected_deliveries"), events * 20);
+    assert_eq!(
+        count(&report, "counts", "delivered"),
+        events * 20,
+        "{report}"
+    );
+    for key in [
+        "missing",
+        "duplicates",
+        "out_of_order",
+        "unexpected_offsets",
+        "lagged_notices",
+        "dashboards_lost",
+        "deliveries_without_latency",
+    ] {
+        assert_eq!(count(&report, "counts", key), 0, "{key}: {report}");
+    }
+    assert_eq!(count(&report, "counts", "stalled_subscribed"), 2);
+    assert_eq!(
+        report["latency_ms"]["count"].as_u64(),
+        Some(events * 20),
+        "{report}"
+    );
+    server.stop().await;
+}

@@ -8,6 +8,7 @@
 //! [`Env::base_report`] for the common parts of the report.
 
 pub mod churn;
+pub mod fanout;
 pub mod idle;
 pub mod ingest;
 pub mod rest_upload;
@@ -45,7 +46,12 @@ pub struct Env {
 }
 
 impl Env {
-    pub async fn prepare(common: &CommonArgs, scenario: &'static str) -> Result<Self> {
+    /// `users`: how many accounts to create or log into (`lt-<run_id>-0..users`).
+    pub async fn prepare(
+        common: &CommonArgs,
+        scenario: &'static str,
+        users: usize,
+    ) -> Result<Self> {
         let started_at = now_rfc3339();
         let mut notes = Vec::new();
         let nofile_limit = match rlimit::increase_nofile_limit(u64::MAX) {
@@ -102,7 +108,6 @@ impl Env {
             }
         });
 
-        let users = common.user_count();
         eprintln!(
             "[loadtest] {scenario}: run {run_id}, target {}, creating/logging in {users} account(s)...",
             target.base
