@@ -25,6 +25,11 @@ pub async fn run(
     // A peer that stops reading (a stalled dashboard) fills its socket's send buffer; the
     // kernel would grow that buffer to megabytes, so it is capped per connection.
     let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        // Frames are small and often sent back to back (an analysis, then its insight): with
+        // Nagle the second waits for the peer's delayed ACK, ~40 ms.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
         if send_buffer > 0
             && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
         {
