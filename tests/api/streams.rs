@@ -437,6 +437,8 @@ async fn a_stalled_subscriber_is_bounded_does_not_delay_others_and_resumes_from_
     let app = spawn_app_with(|c| {
         c.outbound_queue = 8;
         c.socket_send_buffer = 8192;
+        // The device sends two frames per event, as fast as the server answers.
+        c.max_frames_per_sec = 10_000;
         c.heartbeat_interval_ms = 600_000;
     })
     .await;

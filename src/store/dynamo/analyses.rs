@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::codec::{n, s};
-use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err};
+use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid};
 use crate::store::{DocCursor, DocKind, DocPage, DocQuery, DocRecord, StoreError, StoreResult};
 
 fn pk(kind: DocKind, user: Uuid) -> String {
@@ -120,39 +120,24 @@ impl DynamoStore {
             let lo = format!("{lower:013}#");
             // '~' sorts after every id character: the range ends after the last id at upper-1.
             let hi = format!("{:013}#~", upper - 1);
-            let mut start_key: Option<Item> = None;
-            'pages: loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                    .expression_attribute_values(":pk", s(pk(kind, user)))
-                    .expression_attribute_values(":lo", s(&lo))
-                    .expression_attribute_values(":hi", s(&hi))
-                    .consistent_read(true)
-                    .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-                    .set_exclusive_start_key(start_key.take())
-                    .send()
-                    .await
-                    .map_err(map_err)?;
-                for item in page.items() {
-                    let a = from_item(item)?;
-                    let past_cursor = after
-                        .as_ref()
-                        .is_none_or(|c| (a.window_to_ms, a.id) > (c.window_to_ms, c.id));
-                    if past_cursor {
-                        analyses.push(a);
-                        if analyses.len() > limit {
-                            break 'pages;
-                        }
-                    }
+            let query = self
+                .query()
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(pk(kind, user)))
+                .expression_attribute_values(":lo", s(&lo))
+                .expression_attribute_values(":hi", s(&hi))
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+            self.query_items(query, |item| {
+                let a = from_item(item)?;
+                let past_cursor = after
+                    .as_ref()
+                    .is_none_or(|c| (a.window_to_ms, a.id) > (c.window_to_ms, c.id));
+                if past_cursor {
+                    analyses.push(a);
                 }
-                match page.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start_key = Some(k),
-                    _ => break,
-                }
-            }
+                Ok(analyses.len() <= limit)
+            })
+            .await?;
         }
         let next = if analyses.len() > limit {
             analyses.truncate(limit);

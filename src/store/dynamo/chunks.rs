@@ -161,37 +161,23 @@ impl DynamoStore {
         let lo = codec::chunk_sk(kind, codec::bucket_of(lower.max(0)));
         let hi = codec::chunk_sk(kind, codec::bucket_of(upper.saturating_sub(1)));
         let mut out = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":lo", s(&lo))
-                .expression_attribute_values(":hi", s(&hi))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(map_err)?;
-            for item in page.items() {
-                let mut chunk = decode_chunk(kind, item);
-                chunk.retain(|x| keep(x));
-                chunk.sort_by(|a, b| (a.start.utc_ms, &a.id).cmp(&(b.start.utc_ms, &b.id)));
-                out.extend(chunk);
-                // Chunks come in time order, so once enough are in hand later ones sort after.
-                if out.len() >= want {
-                    out.truncate(want);
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start_key = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let query = self
+            .query()
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":lo", s(&lo))
+            .expression_attribute_values(":hi", s(&hi));
+        self.query_items(query, |item| {
+            let mut chunk = decode_chunk(kind, item);
+            chunk.retain(|x| keep(x));
+            chunk.sort_by(|a, b| (a.start.utc_ms, &a.id).cmp(&(b.start.utc_ms, &b.id)));
+            out.extend(chunk);
+            // Chunks come in time order, so once enough are in hand later ones sort after.
+            Ok(out.len() < want)
+        })
+        .await?;
+        out.truncate(want);
+        Ok(out)
     }
 }
 

@@ -154,6 +154,41 @@ impl DynamoStore {
         res
     }
 
+    /// A strongly consistent query on the table, to be given its key condition.
+    fn query(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+    }
+
+    /// Runs `query` page by page, handing each item to `each` until it returns `false` or the
+    /// pages end.
+    async fn query_items(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        mut each: impl FnMut(&Item) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
+        let mut start_key: Option<Item> = None;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(map_err)?;
+            for item in page.items() {
+                if !each(item)? {
+                    return Ok(());
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client

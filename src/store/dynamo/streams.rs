@@ -145,27 +145,15 @@ impl DynamoStore {
 
     pub(super) async fn share_items_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
         let mut out = Vec::new();
-        let mut start_key: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(list_pk(user)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(map_err)?;
-            for item in page.items() {
-                out.push(share_from_item(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start_key = Some(k),
-                _ => break,
-            }
-        }
+        let query = self
+            .query()
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(list_pk(user)));
+        self.query_items(query, |item| {
+            out.push(share_from_item(item)?);
+            Ok(true)
+        })
+        .await?;
         out.sort_by_key(|sh| (sh.created_at, sh.id));
         Ok(out)
     }
@@ -284,39 +272,29 @@ impl DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<StreamEvent>> {
         let mut out = Vec::new();
-        let mut start_key: Option<Item> = None;
-        while out.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(stream_pk(user, kind)))
-                .expression_attribute_values(":lo", s(event_sk(after.saturating_add(1))))
-                .expression_attribute_values(":hi", s(event_sk(u64::MAX / 2)))
-                .consistent_read(true)
-                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(map_err)?;
-            for item in page.items() {
-                let sk = attr_s(item, "sk")?;
-                let offset = sk
-                    .strip_prefix("E#")
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad event key {sk}")))?;
-                out.push(StreamEvent {
-                    offset,
-                    body: attr_s(item, "body")?.to_owned(),
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start_key = Some(k),
-                _ => break,
-            }
+        if limit == 0 {
+            return Ok(out);
         }
-        out.truncate(limit);
+        let query = self
+            .query()
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(stream_pk(user, kind)))
+            .expression_attribute_values(":lo", s(event_sk(after.saturating_add(1))))
+            .expression_attribute_values(":hi", s(event_sk(u64::MAX / 2)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        self.query_items(query, |item| {
+            let sk = attr_s(item, "sk")?;
+            let offset = sk
+                .strip_prefix("E#")
+                .and_then(|d| d.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("bad event key {sk}")))?;
+            out.push(StreamEvent {
+                offset,
+                body: attr_s(item, "body")?.to_owned(),
+            });
+            Ok(out.len() < limit)
+        })
+        .await?;
         Ok(out)
     }
 }
