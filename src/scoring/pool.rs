@@ -53,13 +53,16 @@ impl Pool {
 
     /// Queues a job; `Err` gives it back when the queue is full or the pool is gone.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
+        // Counted before it is queued: a worker may take the job (and count it out) before
+        // `try_send` returns, and the count must never go below zero.
+        let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
         match self.tx.try_send(job) {
             Ok(()) => {
-                let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
                 ::metrics::gauge!(metrics::PAT_QUEUE_DEPTH).set(d as f64);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
                 Err(j)
             }
         }
