@@ -10,8 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -173,16 +171,10 @@ pub(super) async fn list_page(
 }
 
 fn encode_cursor(c: &DocCursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", c.window_to_ms, c.id))
+    super::encode_cursor(c.window_to_ms, &c.id)
 }
 
 fn decode_cursor(s: &str) -> Result<DocCursor, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this server issued");
-    let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
-    Ok(DocCursor {
-        window_to_ms: ms.parse().map_err(|_| bad())?,
-        id: id.parse().map_err(|_| bad())?,
-    })
+    let (window_to_ms, id) = super::decode_cursor(s)?;
+    Ok(DocCursor { window_to_ms, id })
 }

@@ -8,8 +8,6 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -114,18 +112,12 @@ async fn history(
 }
 
 fn encode_cursor(c: &Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", c.start_ms, c.id))
+    super::encode_cursor(c.start_ms, &c.id)
 }
 
 fn decode_cursor(s: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this server issued");
-    let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
-    Ok(Cursor {
-        start_ms: ms.parse().map_err(|_| bad())?,
-        id: id.to_owned(),
-    })
+    let (start_ms, id) = super::decode_cursor(s)?;
+    Ok(Cursor { start_ms, id })
 }
 
 #[cfg(test)]

@@ -177,6 +177,27 @@ pub(crate) fn parse_limit(
     }
 }
 
+/// A listing cursor: `<ms>:<id>`, base64url, opaque to clients.
+pub(crate) fn encode_cursor(ms: i64, id: &dyn std::fmt::Display) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{ms}:{id}"))
+}
+
+/// The parts of a cursor made by [`encode_cursor`]; `invalid_cursor` for anything else.
+pub(crate) fn decode_cursor<T: std::str::FromStr>(s: &str) -> Result<(i64, T), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this server issued");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
+    Ok((
+        ms.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    ))
+}
+
 /// A JSON document we already hold serialised.
 pub(crate) fn json_text(status: axum::http::StatusCode, body: String) -> Response {
     use axum::response::IntoResponse;

@@ -105,7 +105,7 @@ pub async fn run(env: Arc<Env>, args: &ChurnArgs) -> Result<Report> {
         };
         tokio::select! {
             _ = env.sleep_until(next) => {}
-            _ = all_done(&shared, n) => {
+            _ = super::all_finished(&shared.finished, n) => {
                 window_closed_at = Some(Instant::now());
                 break;
             }
@@ -205,13 +205,6 @@ pub async fn run(env: Arc<Env>, args: &ChurnArgs) -> Result<Report> {
     }
     report.nothing_established = t.connects == 0;
     Ok(report)
-}
-
-/// Resolves once every worker has stopped by itself (e.g. all reached --max-cycles).
-async fn all_done(shared: &Shared, n: usize) {
-    while (shared.finished.load(Ordering::Relaxed) as usize) < n {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn worker(

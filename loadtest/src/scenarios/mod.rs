@@ -16,7 +16,7 @@ pub mod rest_upload;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -359,5 +359,13 @@ pub async fn join_all<T: 'static>(tasks: &mut JoinSet<T>, deadline: Instant) -> 
                 return (out, left);
             }
         }
+    }
+}
+
+/// Resolves once `n` workers have counted themselves into `finished` (e.g. all reached their
+/// --max-cycles or --max-requests).
+pub async fn all_finished(finished: &AtomicU64, n: usize) {
+    while (finished.load(Ordering::Relaxed) as usize) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

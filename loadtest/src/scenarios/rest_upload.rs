@@ -143,7 +143,7 @@ pub async fn run(env: Arc<Env>, args: &RestUploadArgs) -> Result<Report> {
         // Also wake up when every client is done early (--max-requests).
         tokio::select! {
             _ = env.sleep_until(next) => {}
-            _ = all_done(&shared, n) => break,
+            _ = super::all_finished(&shared.finished, n) => break,
         }
         let now = Instant::now();
         if now < window_end && !env.stopped() {
@@ -250,13 +250,6 @@ pub async fn run(env: Arc<Env>, args: &RestUploadArgs) -> Result<Report> {
     }
     report.nothing_established = t.requests_ok == 0;
     Ok(report)
-}
-
-/// Resolves once every client has stopped by itself (e.g. all reached --max-requests).
-async fn all_done(shared: &Shared, n: usize) {
-    while (shared.finished.load(Ordering::Relaxed) as usize) < n {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 enum Outcome {
