@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, TokenKeys, tokens};
+use crate::bus::Bus;
+use crate::bus::memory::{MemoryBus, Net};
+use crate::bus::redis::RedisBus;
 use crate::config::{Config, StoreKind};
 use crate::insights::Insights;
 use crate::insights::gemini::{Gemini, GeminiConfig};
@@ -21,6 +24,7 @@ use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::streams::Streams;
 use crate::window::Windows;
+use crate::window::ownership::Ownership;
 use crate::ws::hub::Hub;
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
@@ -53,6 +57,10 @@ pub struct App {
     pub pat: Pat,
     /// Live stream subscribers on this node, by watched user and stream.
     pub streams: Arc<Streams>,
+    /// Messages to and from the other nodes, and window leases (in-process when alone).
+    pub bus: Arc<dyn Bus>,
+    /// Which users' windows this node owns.
+    pub ownership: Ownership,
 }
 
 impl App {
@@ -63,6 +71,16 @@ impl App {
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
+        let bus = bus_from(&config)?;
+        App::with_parts(config, store, bus).await
+    }
+
+    /// The app on a given store and bus (several nodes in one process share both in tests).
+    pub async fn with_parts(
+        config: Config,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+    ) -> anyhow::Result<App> {
         let secret = tokens::load_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
         let keys = TokenKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience)?;
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs.max(1));
@@ -88,10 +106,26 @@ impl App {
             insights: insights_from(&config)?,
             insight_requests: DashMap::new(),
             streams: Arc::new(Streams::new(config.stream_history)),
+            ownership: Ownership::new(bus.clone(), config.lease_ttl()),
+            bus,
             config,
             pat,
         })
     }
+}
+
+/// The bus `--bus` names: in-process, or Redis (connected lazily: a node starts without it).
+fn bus_from(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+    let node = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
+    Ok(match config.bus.as_str() {
+        "memory" => Arc::new(MemoryBus::new(node, Net::new())),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Arc::new(RedisBus::start(url, &config.bus_prefix, node)?)
+        }
+        other => anyhow::bail!(
+            "unknown --bus {other:?}: use `memory` or a Redis URL (redis://HOST:PORT)"
+        ),
+    })
 }
 
 fn insights_from(config: &Config) -> anyhow::Result<Insights> {

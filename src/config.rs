@@ -239,6 +239,24 @@ pub struct Config {
     #[arg(long, env = "CLARITY_WINDOW_IDLE_SECS", default_value_t = 900)]
     pub window_idle_secs: u64,
 
+    /// How nodes talk to each other: `memory` (one node; nothing to set up) or a Redis URL
+    /// (`redis://HOST:PORT`, `rediss://` for TLS) shared by every node of a deployment.
+    #[arg(long, env = "CLARITY_BUS", default_value = "memory")]
+    pub bus: String,
+
+    /// Prefix of the bus channel and lease keys in Redis, so deployments can share one.
+    #[arg(long, env = "CLARITY_BUS_PREFIX", default_value = "clarity:")]
+    pub bus_prefix: String,
+
+    /// This node's name on the bus (lease holder); a fresh random id when unset.
+    #[arg(long, env = "CLARITY_NODE_ID")]
+    pub node_id: Option<uuid::Uuid>,
+
+    /// How long a node's claim on a user's window lasts without renewal: after a node dies,
+    /// another takes its users over within this.
+    #[arg(long, env = "CLARITY_LEASE_TTL_MS", default_value_t = 15_000)]
+    pub lease_ttl_ms: u64,
+
     /// Google Gemini API key. Without one, insights come from the built-in local generator.
     #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<SecretString>,
@@ -362,6 +380,10 @@ impl Config {
             max_batch: self.pat_max_batch,
             queue: self.pat_queue,
         }
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms.max(100))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -4,6 +4,7 @@
 //! exists only once the store has committed, so building one means the accepted samples are
 //! durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,11 +12,13 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::bus::Message;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::StoreError;
 use crate::window::WINDOW_KINDS;
 use crate::window::analysis::{self, Trigger};
+use crate::window::ownership::Claim;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
 /// microsecond a sample, and a 1 MiB frame would otherwise hold one of the runtime's workers
@@ -36,7 +39,9 @@ pub struct IngestReport {
     pub rejected: Vec<Rejection>,
 }
 
-fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
+/// Applies new samples to the window this node owns; a completed local day starts the daily
+/// analysis.
+pub fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
     let applied = app.windows.apply(user, fresh);
     if let Some(day) = applied.completed_days.last() {
         let offset = app
@@ -48,6 +53,32 @@ fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
             .and_hms_opt(0, 0, 0)
             .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
         analysis::spawn(app, user, Trigger::DayComplete, midnight, None);
+    }
+}
+
+/// Sends newly stored samples to the user's window: here if this node owns it (rebuilding it
+/// first when it just became the owner), else over the bus to the owner.
+async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
+    match app.ownership.claim(user).await {
+        Claim::Owner { fresh: false } => feed_window(app, user, &fresh),
+        Claim::Owner { fresh: true } => {
+            app.windows.mark_stale(user);
+            // The batch is stored already; it is applied after the rebuild, not read by it,
+            // so that a day it completes is seen as completed.
+            let skip: HashSet<&str> = fresh.iter().map(|s| s.id.as_str()).collect();
+            if let Err(e) = app.windows.ensure_except(&*app.store, user, &skip).await {
+                tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+            }
+            feed_window(app, user, &fresh);
+        }
+        Claim::Elsewhere => {
+            // A copy kept here would miss what the owner gets from elsewhere.
+            app.windows.remove(user);
+            app.bus.publish(Message::Samples {
+                user,
+                samples: fresh,
+            });
+        }
     }
 }
 
@@ -91,7 +122,7 @@ pub async fn commit(
         .map(|(_, s)| s)
         .collect();
     if !fresh.is_empty() {
-        feed_window(app, user, &fresh);
+        to_window(app, user, fresh).await;
     }
     let accepted = new.iter().filter(|n| **n).count();
     let duplicates = new.len() - accepted;

@@ -1,12 +1,14 @@
 //! Clarity: a real-time server for wearable health data.
 //!
 //! Layout follows the architecture: `http` and `ws` are the interfaces, `ingest` the shared
-//! write path, `store` the durable state, `auth` accounts and tokens; `app` ties them
+//! write path, `store` the durable state, `auth` accounts and tokens, `bus` the other nodes;
+//! `app` ties them
 //! together and `server` runs them.
 
 pub mod analytics;
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod error;

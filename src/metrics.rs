@@ -33,6 +33,12 @@ pub const PAT_WEEKS: &str = "clarity_pat_weeks_total";
 pub const STREAM_EVENTS: &str = "clarity_stream_events_total";
 pub const STREAM_LAGGED: &str = "clarity_stream_lagged_total";
 pub const SUBSCRIPTIONS: &str = "clarity_subscriptions";
+pub const BUS_PUBLISHED: &str = "clarity_bus_published_total";
+pub const BUS_RECEIVED: &str = "clarity_bus_received_total";
+pub const BUS_DROPPED: &str = "clarity_bus_dropped_total";
+pub const BUS_UP: &str = "clarity_bus_up";
+pub const LEASES: &str = "clarity_window_leases";
+pub const LEASES_CLAIMED: &str = "clarity_window_leases_claimed_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -75,6 +81,15 @@ fn describe() {
         "Events a subscriber could not queue (it is told `lagged`)"
     );
     describe_gauge!(SUBSCRIPTIONS, "Live stream subscriptions on this node");
+    describe_counter!(BUS_PUBLISHED, "Messages published to other nodes");
+    describe_counter!(BUS_RECEIVED, "Messages received from other nodes");
+    describe_counter!(
+        BUS_DROPPED,
+        "Bus messages lost (queue full, Redis unavailable), by reason"
+    );
+    describe_gauge!(BUS_UP, "1 while the Redis bus works, else 0");
+    describe_gauge!(LEASES, "Windows this node owns (holds the lease of)");
+    describe_counter!(LEASES_CLAIMED, "Window leases this node took over");
     describe_counter!(WS_SESSIONS_TOTAL, "WebSocket sessions opened");
     describe_counter!(WS_FRAMES_IN, "WebSocket frames received, by type");
     describe_counter!(WS_FRAMES_OUT, "WebSocket frames sent, by type");

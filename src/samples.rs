@@ -151,7 +151,7 @@ impl SleepStage {
 }
 
 /// A point in time as the client sent it: UTC milliseconds plus the original offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timestamp {
     pub utc_ms: i64,
     pub offset_secs: i32,
@@ -184,8 +184,8 @@ impl Timestamp {
     }
 }
 
-/// A validated sample, ready to store.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated sample, ready to store (and to forward to another node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub id: String,
     pub kind: Kind,

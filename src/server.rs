@@ -1,8 +1,9 @@
 //! Serving: the HTTP listener, then an orderly shutdown.
 //!
 //! Shutdown order: stop accepting → cancel sessions (each acks what it has in flight, sends
-//! `going_away`, closes with 1001) → wait for them, bounded by the grace period → close the
-//! store, which commits everything queued. Nothing acknowledged is lost on the way.
+//! `going_away`, closes with 1001) → wait for them, bounded by the grace period → give the
+//! window leases back and flush the bus → close the store, which commits everything queued.
+//! Nothing acknowledged is lost on the way.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,14 @@ pub async fn run(
     let state = AppState(app.clone());
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
+    tokio::spawn(renew_leases(app.clone()));
+    if let Some(inbox) = app.bus.take_inbox() {
+        tokio::spawn(crate::bus::dispatch::run(
+            app.clone(),
+            inbox,
+            app.bus.reconnects(),
+        ));
+    }
     let cancel = app.shutdown.clone();
     let send_buffer = app.config.socket_send_buffer;
     // A peer that stops reading (a stalled dashboard) fills its socket's send buffer; the
@@ -60,6 +69,9 @@ pub async fn run(
             "sessions still open after the grace period; closing the store anyway"
         );
     }
+    // Other nodes may take these users over now rather than when the leases expire.
+    app.ownership.release_all().await;
+    app.bus.close().await;
     app.store.close().await;
     tracing::info!("shutdown complete");
     result.map_err(Into::into)
@@ -77,6 +89,25 @@ async fn sweep_windows(app: Arc<App>) {
                 metrics::gauge!(crate::metrics::WINDOWS).set(app.windows.len() as f64);
                 if dropped > 0 {
                     tracing::debug!(dropped, "idle windows dropped");
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the leases of the windows this node holds; a window another node took over (after
+/// a bus outage both may have acted as owner) is dropped here.
+async fn renew_leases(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.ownership.ttl() / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let lost = app.ownership.renew(|user| app.windows.get(user).is_some()).await;
+                for user in lost {
+                    tracing::info!("window lease taken over by another node; dropping the window");
+                    app.windows.remove(user);
                 }
             }
         }

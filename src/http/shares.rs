@@ -133,6 +133,11 @@ async fn remove(
     let ended = state
         .streams
         .revoke(share.owner_id, share.grantee_id, share.scope);
+    state.bus.publish(crate::bus::Message::Revoked {
+        owner: share.owner_id,
+        viewer: share.grantee_id,
+        stream: share.scope.into(),
+    });
     tracing::info!(share_id = %share.id, ended, "share revoked");
     Ok(StatusCode::NO_CONTENT)
 }

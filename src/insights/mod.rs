@@ -209,11 +209,10 @@ pub async fn for_analysis(
         features.compare_with(&prev);
     }
     let mut index = 0u32;
-    let hub = app.hub.clone();
     let mut on_delta = |text: &str| {
         let frame = json!({"type": "insight_delta", "insight_id": id, "analysis_id": analysis.id, "index": index, "text": text});
         index += 1;
-        hub.push(user, &frame.to_string());
+        crate::bus::dispatch::push_user(app, user, &frame.to_string());
     };
     let generated = app.insights.generate(&features, &mut on_delta).await?;
     let body = json!({
@@ -266,7 +265,7 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
                 };
                 let frame =
                     json!({"type": "insight_failed", "analysis_id": analysis.id, "reason": reason});
-                app2.hub.push(user, &frame.to_string());
+                crate::bus::dispatch::push_user(&app2, user, &frame.to_string());
             }
         }
     });

@@ -12,7 +12,9 @@
 //! - The user's own device sessions get their events through the hub without subscribing,
 //!   unless they subscribed explicitly (then only the subscription delivers, in order).
 //! - Authorisation is checked when subscribing; revoking a share ends the matching live
-//!   subscriptions at once.
+//!   subscriptions at once, on every node.
+//! - Events reach the other nodes over the bus; a node that missed some (bus outage) fills the
+//!   gap from the store when the next event arrives (see `subscription`).
 
 pub mod subscription;
 
@@ -26,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::bus::Message;
+use crate::bus::dispatch::push_user;
 use crate::store::{DocKind, DocRecord, StoreResult};
 
 /// One event as delivered: its offset and the frame text shared by every subscriber.
@@ -147,7 +151,7 @@ impl Streams {
     }
 
     /// Queues `event` to every subscriber of the stream without waiting.
-    fn fan_out(&self, owner: Uuid, kind: DocKind, event: &Event) {
+    pub fn fan_out(&self, owner: Uuid, kind: DocKind, event: &Event) {
         let Some(list) = self.subs.get(&(owner, kind)) else {
             return;
         };
@@ -200,6 +204,12 @@ pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u
     };
     app.hub.push_event(doc.user_id, kind, &event.text);
     app.streams.fan_out(doc.user_id, kind, &event);
+    app.bus.publish(Message::Event {
+        user: doc.user_id,
+        stream: kind.into(),
+        offset,
+        text: event.text.as_str().to_owned(),
+    });
     ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
     Ok(offset)
 }
@@ -211,13 +221,15 @@ pub async fn deliver(app: &App, kind: DocKind, doc: &DocRecord, new: bool) {
         if let Err(e) = publish(app, kind, doc).await {
             // The document is stored and readable over REST; only the live event is lost.
             tracing::warn!(error = %e, stream = kind.stream(), "event not appended to its stream");
-            app.hub.push(
+            push_user(
+                app,
                 doc.user_id,
                 &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
             );
         }
     } else {
-        app.hub.push(
+        push_user(
+            app,
             doc.user_id,
             &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
         );

@@ -207,8 +207,9 @@ pub async fn run(
     until_minute: Option<i64>,
 ) -> Result<(AnalysisRecord, bool), AnalysisError> {
     if trigger == Trigger::Request {
-        // After a restart or on another node the window may still be unread.
-        app.windows.ensure(&*app.store, user).await?;
+        // After a restart the window may still be unread; on a node that does not own it,
+        // it is read afresh.
+        crate::window::ownership::window_for_request(app, user).await?;
     }
     let snap = snapshot(app, user, until_minute).ok_or(AnalysisError::NoData)?;
     let id = digest_id(user, &snap);

@@ -12,6 +12,7 @@
 //! - Windows of users without sessions or new data for `idle` are dropped by [`Windows::sweep`].
 
 pub mod analysis;
+pub mod ownership;
 pub mod series;
 
 use std::collections::HashSet;
@@ -136,10 +137,38 @@ impl Windows {
             .clone()
     }
 
+    /// Forgets `user`'s window (another node owns it now).
+    pub fn remove(&self, user: Uuid) {
+        self.map.remove(&user);
+    }
+
+    /// Makes the next [`Windows::ensure`] read the store again: this node just became the
+    /// owner, or may have missed forwarded samples.
+    pub fn mark_stale(&self, user: Uuid) {
+        if let Some(w) = self.get(user) {
+            let mut st = w.state.lock().expect("window lock poisoned");
+            if st.held.is_none() && st.rebuilt {
+                st.rebuilt = false;
+                w.rebuilt.send_replace(false);
+            }
+        }
+    }
+
     /// Makes sure `user`'s window holds what the store has of the last 7 days, rebuilding it
     /// once per window (a window created by ingest alone has only what arrived since).
     /// Returns the days the rebuilt data completed (an analysis may be due).
     pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<Applied> {
+        self.ensure_except(store, user, &HashSet::new()).await
+    }
+
+    /// [`Windows::ensure`], leaving out the stored samples with ids in `skip` (a batch the
+    /// caller applies itself afterwards, so that its completed days are seen).
+    pub async fn ensure_except(
+        &self,
+        store: &dyn Store,
+        user: Uuid,
+        skip: &HashSet<&str>,
+    ) -> StoreResult<Applied> {
         let window = self.entry(user);
         enum Next {
             Done,
@@ -201,6 +230,7 @@ impl Windows {
         let mut applied = Applied::default();
         for s in loaded
             .iter()
+            .filter(|s| !skip.contains(s.id.as_str()))
             .chain(held.iter().filter(|s| !seen.contains(s.id.as_str())))
         {
             add(&mut st, s, &mut applied);

@@ -155,7 +155,7 @@ async fn serve(
         let app = state.0.clone();
         let user = verified.user_id;
         state.sessions.spawn(async move {
-            if let Err(e) = app.windows.ensure(&*app.store, user).await {
+            if let Err(e) = crate::window::ownership::open_window(&app, user).await {
                 tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
             }
         });

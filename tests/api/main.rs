@@ -14,6 +14,7 @@ mod faults;
 mod health_data;
 mod insights;
 mod migrate;
+mod nodes;
 mod ops;
 mod pat;
 mod streams;

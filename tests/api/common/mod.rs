@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod process;
+pub mod redis;
 
 pub use backend::Backend;
 

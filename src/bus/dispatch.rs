@@ -1,0 +1,92 @@
+//! What a node does with messages from other nodes, and the helpers that send them.
+//!
+//! Rules: handling a message never waits on a client (pushes are `try_send`) and only the
+//! owner of a window applies forwarded samples.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::Message;
+use crate::app::App;
+use crate::store::DocKind;
+use crate::streams::Event;
+
+/// Queues `text` to every session of `user`, on this node and the others.
+pub fn push_user(app: &App, user: Uuid, text: &str) {
+    app.hub.push(user, text);
+    app.bus.publish(Message::UserFrame {
+        user,
+        text: text.to_owned(),
+    });
+}
+
+/// Handles the inbox until shutdown; a possible loss of messages (reconnect) rebuilds the
+/// windows this node owns.
+pub async fn run(
+    app: Arc<App>,
+    mut inbox: mpsc::Receiver<Message>,
+    mut missed: watch::Receiver<u64>,
+) {
+    missed.mark_unchanged();
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            m = inbox.recv() => match m {
+                Some(m) => handle(&app, m),
+                None => return,
+            },
+            r = missed.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let app = app.clone();
+                app.sessions.clone().spawn(async move {
+                    crate::window::ownership::resync(&app, None).await;
+                });
+            }
+        }
+    }
+}
+
+fn handle(app: &Arc<App>, msg: Message) {
+    match msg {
+        Message::Event {
+            user,
+            stream,
+            offset,
+            text,
+        } => {
+            let kind = DocKind::from(stream);
+            let event = Event {
+                offset,
+                text: Utf8Bytes::from(text),
+            };
+            app.hub.push_event(user, kind, &event.text);
+            app.streams.fan_out(user, kind, &event);
+        }
+        Message::UserFrame { user, text } => {
+            app.hub.push(user, &text);
+        }
+        Message::Revoked {
+            owner,
+            viewer,
+            stream,
+        } => {
+            app.streams.revoke(owner, viewer, stream.into());
+        }
+        Message::Samples { user, samples } => {
+            if app.ownership.owns(user) {
+                crate::ingest::feed_window(app, user, &samples);
+            }
+        }
+        Message::Resync { users } => {
+            let app = app.clone();
+            app.sessions.clone().spawn(async move {
+                crate::window::ownership::resync(&app, users).await;
+            });
+        }
+    }
+}
