@@ -70,13 +70,11 @@ struct Lost {
 impl Lost {
     fn note(&mut self, msg: &Message) {
         match msg {
-            Message::Samples { user, .. } => {
-                if !self.all {
-                    self.users.insert(*user);
-                    if self.users.len() > MAX_RESYNC_USERS {
-                        self.all = true;
-                        self.users.clear();
-                    }
+            Message::Samples { user, .. } if !self.all => {
+                self.users.insert(*user);
+                if self.users.len() > MAX_RESYNC_USERS {
+                    self.all = true;
+                    self.users.clear();
                 }
             }
             Message::Resync { users: None } => self.all = true,

@@ -5,6 +5,7 @@ mod common;
 mod analysis;
 mod auth;
 mod browser;
+mod bus;
 mod cli_analyze;
 mod conformance;
 mod conformance_nodes;
