@@ -4,7 +4,6 @@
 //! exists only once the store has committed, so building one means the accepted samples are
 //! durable.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,7 +15,7 @@ use crate::bus::Message;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::StoreError;
-use crate::window::WINDOW_KINDS;
+use crate::window::{Applied, WINDOW_KINDS};
 use crate::window::analysis::{self, Trigger};
 use crate::window::ownership::Claim;
 
@@ -43,6 +42,11 @@ pub struct IngestReport {
 /// analysis.
 pub fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
     let applied = app.windows.apply(user, fresh);
+    start_due_analysis(app, user, &applied);
+}
+
+/// Starts the daily analysis of the last day new data completed, if any.
+fn start_due_analysis(app: &Arc<App>, user: Uuid, applied: &Applied) {
     if let Some(day) = applied.completed_days.last() {
         let offset = app
             .windows
@@ -62,14 +66,15 @@ async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
     match app.ownership.claim(user).await {
         Claim::Owner { fresh: false } => feed_window(app, user, &fresh),
         Claim::Owner { fresh: true } => {
+            // Just became the owner: read the store first (the batch is stored already and is
+            // applied once, after the rebuild, so a day it completes is seen as completed).
             app.windows.mark_stale(user);
-            // The batch is stored already; it is applied after the rebuild, not read by it,
-            // so that a day it completes is seen as completed.
-            let skip: HashSet<&str> = fresh.iter().map(|s| s.id.as_str()).collect();
-            if let Err(e) = app.windows.ensure_except(&*app.store, user, &skip).await {
-                tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+            match app.windows.ensure_with(&*app.store, user, &fresh).await {
+                Ok(applied) => start_due_analysis(app, user, &applied),
+                Err(e) => {
+                    tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+                }
             }
-            feed_window(app, user, &fresh);
         }
         Claim::Elsewhere => {
             // A copy kept here would miss what the owner gets from elsewhere.

@@ -156,22 +156,26 @@ impl Windows {
 
     /// Makes sure `user`'s window holds what the store has of the last 7 days, rebuilding it
     /// once per window (a window created by ingest alone has only what arrived since).
-    /// Returns the days the rebuilt data completed (an analysis may be due).
-    pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<Applied> {
-        self.ensure_except(store, user, &HashSet::new()).await
+    pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<()> {
+        self.ensure_with(store, user, &[]).await.map(|_| ())
     }
 
-    /// [`Windows::ensure`], leaving out the stored samples with ids in `skip` (a batch the
-    /// caller applies itself afterwards, so that its completed days are seen).
-    pub async fn ensure_except(
+    /// [`Windows::ensure`], then applies `batch` (stored samples the store read may or may not
+    /// see) exactly once. Returns the days the batch completed, so that a node that just took
+    /// a window over still starts the analysis its first batch is due.
+    pub async fn ensure_with(
         &self,
         store: &dyn Store,
         user: Uuid,
-        skip: &HashSet<&str>,
+        batch: &[Sample],
     ) -> StoreResult<Applied> {
+        let batch: Vec<&Sample> = batch
+            .iter()
+            .filter(|s| WINDOW_KINDS.contains(&s.kind))
+            .collect();
         let window = self.entry(user);
         enum Next {
-            Done,
+            Done(Applied),
             Wait,
             Read((i64, i64)),
         }
@@ -179,8 +183,15 @@ impl Windows {
             let mut st = window.state.lock().expect("window lock poisoned");
             st.touched = Instant::now();
             if st.rebuilt {
-                Next::Done
-            } else if st.held.is_some() {
+                let mut applied = Applied::default();
+                for s in &batch {
+                    add(&mut st, s, &mut applied);
+                }
+                Next::Done(applied)
+            } else if let Some(held) = &mut st.held {
+                // Another task is reading the store: the batch joins what arrives meanwhile,
+                // which that rebuild applies after what it read, skipping ids it saw.
+                held.extend(batch.iter().map(|s| (*s).clone()));
                 Next::Wait
             } else {
                 st.held = Some(Vec::new());
@@ -197,9 +208,8 @@ impl Windows {
             }
         };
         let range = match next {
-            Next::Done => return Ok(Applied::default()),
+            Next::Done(applied) => return Ok(applied),
             Next::Wait => {
-                // Another task is reading the store for this window: wait for it.
                 let mut rx = window.rebuilt.subscribe();
                 let _ = rx.wait_for(|done| *done).await;
                 return Ok(Applied::default());
@@ -209,13 +219,13 @@ impl Windows {
         let loaded = read_week(store, user, range).await;
         let mut st = window.state.lock().expect("window lock poisoned");
         let held = st.held.take().unwrap_or_default();
+        let mut ignored = Applied::default();
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {
                 // Keep what arrived live; the next session open retries the rebuild.
-                let mut applied = Applied::default();
-                for s in &held {
-                    add(&mut st, s, &mut applied);
+                for s in held.iter().chain(batch.iter().copied()) {
+                    add(&mut st, s, &mut ignored);
                 }
                 drop(st);
                 window.rebuilt.send_replace(true);
@@ -226,13 +236,18 @@ impl Windows {
         st.series = Series::new();
         st.day = None;
         st.rebuilt = true;
+        let skip: HashSet<&str> = batch.iter().map(|s| s.id.as_str()).collect();
         let seen: HashSet<&str> = loaded.iter().map(|s| s.id.as_str()).collect();
-        let mut applied = Applied::default();
         for s in loaded
             .iter()
             .filter(|s| !skip.contains(s.id.as_str()))
             .chain(held.iter().filter(|s| !seen.contains(s.id.as_str())))
         {
+            add(&mut st, s, &mut ignored);
+        }
+        // The batch last, as if it had arrived after the rebuild: the days it completes count.
+        let mut applied = Applied::default();
+        for s in batch {
             add(&mut st, s, &mut applied);
         }
         drop(st);

@@ -81,11 +81,14 @@ impl Ownership {
         if self.elsewhere.get(&user).is_some_and(|until| *until > now) {
             return Claim::Elsewhere;
         }
-        let was_owner = self.owned.contains_key(&user);
         match self.bus.claim(&[user], self.ttl).await {
             Ok(held) if held.first() == Some(&true) => {
                 self.elsewhere.remove(&user);
-                self.owned.insert(user, Instant::now() + self.ttl / 2);
+                // Whoever inserts first is the one that saw the hand-over (and rebuilds).
+                let was_owner = self
+                    .owned
+                    .insert(user, Instant::now() + self.ttl / 2)
+                    .is_some();
                 if !was_owner {
                     ::metrics::counter!(crate::metrics::LEASES_CLAIMED).increment(1);
                 }
@@ -99,7 +102,10 @@ impl Ownership {
             Err(_) => {
                 // Alone until the bus returns: act as the owner of what this node sees, and
                 // ask again a little later rather than at every batch.
-                self.owned.insert(user, Instant::now() + self.ttl / 4);
+                let was_owner = self
+                    .owned
+                    .insert(user, Instant::now() + self.ttl / 4)
+                    .is_some();
                 Claim::Owner { fresh: !was_owner }
             }
         }
