@@ -18,6 +18,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Published from the start (at 0): autoscaling averages it over tasks, and a task that
+    // has no session yet must count as empty, not be missing.
+    metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
     let state = AppState(app.clone());
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
