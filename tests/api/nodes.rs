@@ -238,6 +238,7 @@ async fn three_nodes_share_streams_and_windows_and_take_over_from_a_killed_node(
     let c = cluster.node().await;
     let (owner, owner_token) = cluster.signup(&a, "owner@example.com").await;
     let (_, viewer_token) = cluster.signup(&b, "viewer@example.com").await;
+    let mut share_ids = Vec::new();
     for scope in ["analyses", "insights"] {
         let resp = cluster
             .http
@@ -247,7 +248,9 @@ async fn three_nodes_share_streams_and_windows_and_take_over_from_a_killed_node(
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 201);
+        let (s, body) = into_json(resp).await;
+        assert_eq!(s, 201, "{body}");
+        share_ids.push(body["share_id"].as_str().unwrap().to_owned());
     }
     let t0 = day_start();
     let mut acked: BTreeSet<i64> = BTreeSet::new();
@@ -404,6 +407,19 @@ async fn three_nodes_share_streams_and_windows_and_take_over_from_a_killed_node(
         "{insights}"
     );
     assert_eq!(of, ids.iter().copied().collect::<HashSet<_>>());
+
+    // Revoking on C ends the viewer's subscription on B at once.
+    let resp = cluster
+        .http
+        .delete(format!("http://{}/api/v1/shares/{}", c.addr, share_ids[1]))
+        .bearer_auth(&owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let ended = dash.recv_type("unsubscribed").await;
+    assert_eq!(ended["stream"], "insights", "{ended}");
+    assert_eq!(ended["reason"], "revoked", "{ended}");
     drop((b, c));
 }
 
