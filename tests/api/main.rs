@@ -6,6 +6,7 @@ mod analysis;
 mod auth;
 mod browser;
 mod cli_analyze;
+mod cognito;
 mod conformance;
 mod conformance_nodes;
 mod crash;
