@@ -81,6 +81,7 @@ impl App {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<App> {
+        let cognito = config.cognito()?;
         let secret = tokens::load_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
         let keys = TokenKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience)?;
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs.max(1));
@@ -89,7 +90,8 @@ impl App {
             let store = store.clone();
             move || Auth::new(keys, store, access_ttl, refresh_ttl)
         })
-        .await??;
+        .await??
+        .with_cognito(cognito)?;
         let pat_options = config.pat_options();
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {

@@ -344,6 +344,60 @@ pub struct Config {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "CLARITY_LOG", default_value = "info")]
     pub log: String,
+
+    /// Who issues access tokens: `local` (signup/login/refresh here, HS256) or `cognito`
+    /// (RS256 access tokens of an Amazon Cognito user pool; the local account endpoints are off).
+    #[arg(long, env = "CLARITY_AUTH", value_enum, default_value = "local")]
+    pub auth: AuthMode,
+
+    /// Cognito user pool id, e.g. `us-east-1_AbC123xyz` (required with `--auth cognito`).
+    #[arg(long, env = "CLARITY_COGNITO_USER_POOL_ID")]
+    pub cognito_user_pool_id: Option<String>,
+
+    /// Cognito app client id; access tokens must carry it as `client_id` (required with
+    /// `--auth cognito`).
+    #[arg(long, env = "CLARITY_COGNITO_CLIENT_ID")]
+    pub cognito_client_id: Option<String>,
+
+    /// AWS region of the user pool. Default: the pool id's prefix (`us-east-1` for
+    /// `us-east-1_AbC123xyz`).
+    #[arg(long, env = "CLARITY_COGNITO_REGION")]
+    pub cognito_region: Option<String>,
+
+    /// Where the pool's signing keys are fetched. Default:
+    /// `https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json`.
+    #[arg(long, env = "CLARITY_COGNITO_JWKS_URL")]
+    pub cognito_jwks_url: Option<String>,
+
+    /// Age after which the cached key set is fetched again (in the background; the cached
+    /// keys keep working meanwhile and if the fetch fails), seconds.
+    #[arg(
+        long,
+        env = "CLARITY_COGNITO_JWKS_MAX_AGE_SECS",
+        default_value_t = 3600
+    )]
+    pub cognito_jwks_max_age_secs: u64,
+
+    /// Shortest interval between two key-set fetches (a token with an unknown `kid` triggers
+    /// one at most this often, so garbage tokens cannot flood Cognito), milliseconds.
+    #[arg(
+        long,
+        env = "CLARITY_COGNITO_JWKS_MIN_REFETCH_MS",
+        default_value_t = 30_000
+    )]
+    pub cognito_jwks_min_refetch_ms: u64,
+
+    /// Longest wait for one key-set fetch, milliseconds.
+    #[arg(long, env = "CLARITY_COGNITO_JWKS_TIMEOUT_MS", default_value_t = 5_000)]
+    pub cognito_jwks_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Accounts and tokens managed by this server.
+    Local,
+    /// Access tokens issued by an Amazon Cognito user pool.
+    Cognito,
 }
 
 impl Config {
@@ -388,5 +442,46 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The Cognito settings with `--auth cognito`, `None` with local auth; an error naming
+    /// the missing or malformed flag otherwise.
+    pub fn cognito(&self) -> anyhow::Result<Option<crate::auth::cognito::CognitoSettings>> {
+        if self.auth != AuthMode::Cognito {
+            return Ok(None);
+        }
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+        }
+        let pool = given(&self.cognito_user_pool_id).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--auth cognito needs --cognito-user-pool-id (CLARITY_COGNITO_USER_POOL_ID)"
+            )
+        })?;
+        let client_id = given(&self.cognito_client_id).ok_or_else(|| {
+            anyhow::anyhow!("--auth cognito needs --cognito-client-id (CLARITY_COGNITO_CLIENT_ID)")
+        })?;
+        let region = match given(&self.cognito_region) {
+            Some(r) => r.to_owned(),
+            None => crate::auth::cognito::region_of_pool(pool).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "cannot derive the region from --cognito-user-pool-id `{pool}` (expected \
+                     `<region>_<id>`, e.g. `us-east-1_AbC123xyz`); set --cognito-region"
+                )
+            })?,
+        };
+        let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool}");
+        let jwks_url = match given(&self.cognito_jwks_url) {
+            Some(u) => u.to_owned(),
+            None => format!("{issuer}/.well-known/jwks.json"),
+        };
+        Ok(Some(crate::auth::cognito::CognitoSettings {
+            issuer,
+            client_id: client_id.to_owned(),
+            jwks_url,
+            jwks_max_age: Duration::from_secs(self.cognito_jwks_max_age_secs.max(1)),
+            min_refetch: Duration::from_millis(self.cognito_jwks_min_refetch_ms),
+            fetch_timeout: Duration::from_millis(self.cognito_jwks_timeout_ms.max(1)),
+        }))
     }
 }

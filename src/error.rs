@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::auth::{AuthError, TokenError};
+use crate::auth::{AccessError, AuthError, TokenError};
 use crate::store::StoreError;
 
 /// Retry hint given with 503s caused by the store.
@@ -176,6 +176,10 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => ApiError::unauthorized("invalid_credentials", msg),
             AuthError::InvalidRefresh => ApiError::unauthorized("invalid_refresh_token", msg),
             AuthError::RefreshReused => ApiError::unauthorized("refresh_token_reused", msg),
+            AuthError::LocalAuthDisabled => ApiError::Missing {
+                code: "local_auth_disabled",
+                message: msg,
+            },
             AuthError::Store(e) => e.into(),
             AuthError::Internal(e) => ApiError::Internal(e),
         }
@@ -187,6 +191,18 @@ impl From<TokenError> for ApiError {
         match e {
             TokenError::Expired => ApiError::unauthorized("token_expired", "access token expired"),
             TokenError::Invalid => ApiError::unauthorized("unauthorized", "invalid access token"),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Token(e) => e.into(),
+            AccessError::Unavailable { retry_after } => ApiError::Unavailable {
+                retry_after_ms: (retry_after.as_millis() as u64).max(1000),
+            },
+            AccessError::Store(e) => e.into(),
         }
     }
 }

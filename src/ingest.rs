@@ -15,9 +15,9 @@ use crate::bus::Message;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::StoreError;
-use crate::window::{Applied, WINDOW_KINDS};
 use crate::window::analysis::{self, Trigger};
 use crate::window::ownership::Claim;
+use crate::window::{Applied, WINDOW_KINDS};
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
 /// microsecond a sample, and a 1 MiB frame would otherwise hold one of the runtime's workers

@@ -5,7 +5,11 @@
 //!   answer and in time.
 //! - Refresh tokens are single-use; presenting a spent one revokes its whole family.
 //! - Nothing here logs a password or a token.
+//! - With `--auth cognito` access tokens come from a Cognito user pool ([`cognito`]); the
+//!   local account endpoints answer `local_auth_disabled`, and a user's first valid token
+//!   provisions their account here (id = the token's `sub`).
 
+pub mod cognito;
 pub mod password;
 pub mod tokens;
 
@@ -13,13 +17,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use dashmap::DashSet;
 use uuid::Uuid;
 
 use crate::store::{RefreshTokenRecord, RotateOutcome, Store, StoreError, UserRecord};
+use cognito::{Cognito, CognitoError, CognitoIdentity, CognitoSettings};
 pub use tokens::{TokenError, TokenKeys, Verified};
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 100;
+
+/// Cognito users remembered as provisioned (a set of ids, ~50 bytes each); past this the set
+/// starts over, which costs one store read per user on their next request.
+const MAX_KNOWN_USERS: usize = 200_000;
+
+/// `password_hash` of accounts provisioned for Cognito users: not a PHC string, so no
+/// password ever matches it (should the server be switched back to local auth).
+const NO_PASSWORD: &str = "!cognito";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -37,6 +51,11 @@ pub enum AuthError {
     InvalidRefresh,
     #[error("refresh token was already used; all tokens of this login are revoked")]
     RefreshReused,
+    #[error(
+        "accounts are managed by Amazon Cognito on this server: sign up, sign in and refresh \
+         tokens with the user pool, then send its access token as `Authorization: Bearer`"
+    )]
+    LocalAuthDisabled,
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -48,6 +67,29 @@ impl From<StoreError> for AuthError {
         match e {
             StoreError::EmailTaken => AuthError::EmailTaken,
             e => AuthError::Store(e),
+        }
+    }
+}
+
+/// Why an access token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// Invalid or expired: 401.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token could not be checked now (Cognito's keys unreachable): 503.
+    #[error("the identity provider's signing keys are unavailable")]
+    Unavailable { retry_after: Duration },
+    /// Provisioning the Cognito user's account failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<CognitoError> for AccessError {
+    fn from(e: CognitoError) -> Self {
+        match e {
+            CognitoError::Token(t) => AccessError::Token(t),
+            CognitoError::Unavailable { retry_after } => AccessError::Unavailable { retry_after },
         }
     }
 }
@@ -71,6 +113,10 @@ pub struct Auth {
     hashing: password::HashPool,
     /// Verified against when the email is unknown, so that path costs a real verification.
     dummy_hash: String,
+    /// `Some` with `--auth cognito`: access tokens come from the user pool.
+    cognito: Option<Cognito>,
+    /// Cognito users whose account is known to exist, so that a request costs no store read.
+    known_users: DashSet<Uuid>,
 }
 
 impl Auth {
@@ -88,15 +134,109 @@ impl Auth {
             refresh_ttl,
             hashing: password::HashPool::new(cores)?,
             dummy_hash: password::hash("dummy password for timing equalisation")?,
+            cognito: None,
+            known_users: DashSet::new(),
         })
     }
 
+    /// Switches access-token checks to a Cognito user pool (`None`: stay local).
+    pub fn with_cognito(mut self, settings: Option<CognitoSettings>) -> anyhow::Result<Auth> {
+        self.cognito = settings.map(Cognito::new).transpose()?;
+        Ok(self)
+    }
+
+    /// The local signing keys (used in local mode only).
     pub fn keys(&self) -> &TokenKeys {
         &self.keys
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<Verified, TokenError> {
-        self.keys.verify(token)
+    /// The Cognito verifier with `--auth cognito`.
+    pub fn cognito(&self) -> Option<&Cognito> {
+        self.cognito.as_ref()
+    }
+
+    /// `LocalAuthDisabled` when accounts live in Cognito (signup, login and refresh are off).
+    pub fn local_accounts(&self) -> Result<(), AuthError> {
+        match self.cognito {
+            Some(_) => Err(AuthError::LocalAuthDisabled),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks an access token: a local HS256 token, or with `--auth cognito` a Cognito access
+    /// token, whose user gets an account here on their first request.
+    pub async fn verify_access(&self, token: &str) -> Result<Verified, AccessError> {
+        let Some(cognito) = &self.cognito else {
+            return Ok(self.keys.verify(token)?);
+        };
+        let id = cognito.verify(token).await?;
+        self.provision(&id).await?;
+        Ok(Verified {
+            user_id: id.user_id,
+            expires_at: id.expires_at,
+        })
+    }
+
+    /// Makes sure a Cognito user has an account (profile, shares and history need one).
+    async fn provision(&self, id: &CognitoIdentity) -> Result<(), AccessError> {
+        if self.known_users.contains(&id.user_id) {
+            return Ok(());
+        }
+        let exists = self
+            .store
+            .user_by_id(id.user_id)
+            .await
+            .map_err(AccessError::Store)?
+            .is_some();
+        if !exists {
+            self.create_cognito_account(id).await?;
+        }
+        if self.known_users.len() >= MAX_KNOWN_USERS {
+            self.known_users.clear();
+        }
+        self.known_users.insert(id.user_id);
+        Ok(())
+    }
+
+    /// Creates the account of a Cognito user, named by [`cognito_account_name`]; when another
+    /// account holds that name, by the user's id instead.
+    async fn create_cognito_account(&self, id: &CognitoIdentity) -> Result<(), AccessError> {
+        let by_id = id.user_id.to_string();
+        let mut names = vec![cognito_account_name(id)];
+        if names[0] != by_id {
+            names.push(by_id);
+        }
+        for email in names {
+            let user = UserRecord {
+                id: id.user_id,
+                email,
+                display_name: None,
+                password_hash: NO_PASSWORD.to_owned(),
+                created_at: Utc::now(),
+            };
+            match self.store.create_user(user).await {
+                Ok(()) => {
+                    tracing::info!(user_id = %id.user_id, "account provisioned for a Cognito user");
+                    return Ok(());
+                }
+                // A concurrent first request of the same user won, or the name is taken.
+                Err(StoreError::EmailTaken) => {
+                    let exists = self
+                        .store
+                        .user_by_id(id.user_id)
+                        .await
+                        .map_err(AccessError::Store)?
+                        .is_some();
+                    if exists {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(AccessError::Store(e)),
+            }
+        }
+        Err(AccessError::Store(StoreError::Other(anyhow::anyhow!(
+            "cannot provision the account of a Cognito user: its name and id are taken"
+        ))))
     }
 
     pub async fn signup(
@@ -105,6 +245,7 @@ impl Auth {
         password: &str,
         display_name: Option<&str>,
     ) -> Result<UserRecord, AuthError> {
+        self.local_accounts()?;
         let email = normalise_email(email)?;
         password::check_policy(password, &email).map_err(AuthError::WeakPassword)?;
         let display_name = match display_name.map(str::trim) {
@@ -130,6 +271,7 @@ impl Auth {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<TokenPair, AuthError> {
+        self.local_accounts()?;
         let user = match normalise_email(email) {
             Ok(e) => self.store.user_by_email(&e).await?,
             Err(_) => None,
@@ -148,6 +290,7 @@ impl Auth {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        self.local_accounts()?;
         let old_hash = tokens::refresh_token_hash(refresh_token);
         let new_token = tokens::new_refresh_token();
         let now = Utc::now();
@@ -200,6 +343,27 @@ impl Auth {
     }
 }
 
+/// The account name (the store's `email` field) of a Cognito user: the token's `email` claim
+/// when it carries a valid one; else the `username` (lower-cased when it is an email address,
+/// so that shares can name it); else the user id. Access tokens carry `username`, not email,
+/// unless the pool adds it with a pre-token-generation trigger.
+pub fn cognito_account_name(id: &CognitoIdentity) -> String {
+    if let Some(email) = id.email.as_deref().and_then(|e| normalise_email(e).ok()) {
+        return email;
+    }
+    match id.username.as_deref().map(str::trim) {
+        Some(u) if !u.is_empty() => normalise_email(u).unwrap_or_else(|_| {
+            let printable = u.chars().count() <= 254 && !u.chars().any(char::is_control);
+            if printable {
+                u.to_owned()
+            } else {
+                id.user_id.to_string()
+            }
+        }),
+        _ => id.user_id.to_string(),
+    }
+}
+
 /// Lower-cases and checks an address; the result is the account key.
 pub fn normalise_email(email: &str) -> Result<String, AuthError> {
     let email = email.trim().to_lowercase();
@@ -214,7 +378,35 @@ pub fn normalise_email(email: &str) -> Result<String, AuthError> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_email;
+    use super::{CognitoIdentity, cognito_account_name, normalise_email};
+    use uuid::Uuid;
+
+    #[test]
+    fn cognito_account_names() {
+        let id = |username: Option<&str>, email: Option<&str>| CognitoIdentity {
+            user_id: Uuid::from_u128(7),
+            expires_at: 0,
+            username: username.map(str::to_owned),
+            email: email.map(str::to_owned),
+        };
+        let by_id = Uuid::from_u128(7).to_string();
+        assert_eq!(
+            cognito_account_name(&id(Some("ann"), Some("Ann@Example.com"))),
+            "ann@example.com"
+        );
+        assert_eq!(
+            cognito_account_name(&id(Some("Ann@Example.com"), None)),
+            "ann@example.com"
+        );
+        assert_eq!(cognito_account_name(&id(Some(" Ann_S "), None)), "Ann_S");
+        assert_eq!(
+            cognito_account_name(&id(Some("ann"), Some("not an email"))),
+            "ann"
+        );
+        assert_eq!(cognito_account_name(&id(None, None)), by_id);
+        assert_eq!(cognito_account_name(&id(Some(" "), None)), by_id);
+        assert_eq!(cognito_account_name(&id(Some("a\u{7}b"), None)), by_id);
+    }
 
     #[test]
     fn emails() {

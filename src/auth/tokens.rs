@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Clock skew tolerated on `exp`.
-const LEEWAY_SECS: u64 = 5;
+pub(crate) const LEEWAY_SECS: u64 = 5;
 /// Shortest accepted configured secret.
 const MIN_SECRET_BYTES: usize = 32;
 

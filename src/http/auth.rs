@@ -1,4 +1,5 @@
-//! `/api/v1/auth/*`: signup, login, refresh.
+//! `/api/v1/auth/*`: signup, login, refresh. With `--auth cognito` all three answer 404
+//! `local_auth_disabled`: accounts and tokens are the user pool's.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -30,6 +31,7 @@ async fn signup(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    state.auth.local_accounts()?;
     let b: SignupBody = json_body(&headers, &body)?;
     let user = state
         .auth
@@ -53,6 +55,7 @@ async fn login(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<TokenPair>, ApiError> {
+    state.auth.local_accounts()?;
     let b: LoginBody = json_body(&headers, &body)?;
     Ok(Json(state.auth.login(&b.email, &b.password).await?))
 }
@@ -67,6 +70,7 @@ async fn refresh(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<TokenPair>, ApiError> {
+    state.auth.local_accounts()?;
     let b: RefreshBody = json_body(&headers, &body)?;
     Ok(Json(state.auth.refresh(&b.refresh_token).await?))
 }

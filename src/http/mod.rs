@@ -130,7 +130,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
-        Ok(AuthUser(state.auth.verify_access(token)?))
+        Ok(AuthUser(state.auth.verify_access(token).await?))
     }
 }
 

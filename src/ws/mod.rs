@@ -57,7 +57,7 @@ async fn upgrade(
     let token = bearer(&headers)
         .or(from_query)
         .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing access token"))?;
-    let verified = state.auth.verify_access(token)?;
+    let verified = state.auth.verify_access(token).await?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable {
             retry_after_ms: 1000,

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
 use super::rate::TokenBucket;
 use crate::app::AppState;
-use crate::auth::Verified;
+use crate::auth::{AccessError, Verified};
 use crate::error::STORE_RETRY_AFTER_MS;
 use crate::ingest::{self, IngestReport};
 use crate::metrics;
@@ -265,7 +265,7 @@ impl Session {
                         Some(Ok(m)) => m,
                     };
                     self.last_seen = Instant::now();
-                    match self.on_message(msg) {
+                    match self.on_message(msg).await {
                         Ok(None) => {}
                         Ok(Some(end)) => return end,
                         Err(Overflow) => return End::SlowConsumer,
@@ -276,7 +276,7 @@ impl Session {
     }
 
     /// Handles one incoming message; `Some` ends the session.
-    fn on_message(&mut self, msg: Message) -> Result<Option<End>, Overflow> {
+    async fn on_message(&mut self, msg: Message) -> Result<Option<End>, Overflow> {
         let text = match msg {
             Message::Text(t) => t,
             Message::Binary(_) => {
@@ -343,7 +343,7 @@ impl Session {
             }
             Some("refresh") => {
                 count_in("refresh");
-                self.on_refresh(&frame)
+                self.on_refresh(&frame).await
             }
             Some("analyze") => {
                 count_in("analyze");
@@ -519,7 +519,8 @@ impl Session {
         }
     }
 
-    fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {
+    /// With Cognito this may wait for a key-set fetch (bounded by its timeout).
+    async fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {
         let Some(token) = frame.access_token.as_deref() else {
             self.send(&ServerFrame::error(
                 "invalid_frame",
@@ -527,7 +528,9 @@ impl Session {
             ))?;
             return Ok(None);
         };
-        match self.state.auth.verify_access(token) {
+        // Boxed: the check's future is large and rare; inline, every idle session would carry it.
+        let checked = Box::pin(self.state.auth.verify_access(token)).await;
+        match checked {
             Ok(v) if v.user_id == self.user => {
                 self.token_exp = v.expires_at;
                 self.schedule_expiry();
@@ -541,11 +544,25 @@ impl Session {
                 error: "auth_invalid",
                 message: "the refreshed token belongs to another user".into(),
             })),
-            Err(e) => Ok(Some(End::Violation {
+            Err(AccessError::Token(e)) => Ok(Some(End::Violation {
                 code: close::AUTH_INVALID,
                 error: "auth_invalid",
                 message: format!("refresh rejected: {e}"),
             })),
+            // The token could not be checked now; the session keeps its current one.
+            Err(e) => {
+                let retry_after_ms = match e {
+                    AccessError::Unavailable { retry_after } => retry_after.as_millis() as u64,
+                    _ => STORE_RETRY_AFTER_MS,
+                };
+                self.send(&ServerFrame::Error {
+                    code: "auth_unavailable",
+                    message: "the token cannot be checked now; send the refresh again later".into(),
+                    seq: None,
+                    retry_after_ms: Some(retry_after_ms.max(1000)),
+                })?;
+                Ok(None)
+            }
         }
     }
 

@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod bus;
 mod cli_analyze;
+mod cognito;
 mod conformance;
 mod conformance_nodes;
 mod crash;
