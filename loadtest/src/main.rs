@@ -288,6 +288,12 @@ pub struct FanoutArgs {
     /// Seconds to keep reading after the last round, so late events still count.
     #[arg(long, default_value_t = 5)]
     pub drain_timeout: u64,
+
+    /// Connect the dashboards to these nodes instead of --url (repeat the flag to spread them
+    /// round-robin): devices on one node, dashboards on others measures delivery across the
+    /// bus between nodes.
+    #[arg(long = "dashboard-url", value_name = "URL")]
+    pub dashboard_urls: Vec<String>,
 }
 
 impl CommonArgs {

@@ -607,6 +607,8 @@ struct DashPlan {
     dashboards: usize,
     viewers: Vec<Account>,
     stalled_rcvbuf: u32,
+    /// Nodes the dashboards connect to, round-robin.
+    targets: Vec<client::Target>,
 }
 
 /// Waits until the run's drain ends (or the driver goes away) without touching the socket.
@@ -652,7 +654,7 @@ async fn dashboard(
     let deadline = Instant::now() + env.common.connect_timeout();
     let subscribed = async {
         let (mut ws, _welcome) = client::connect_ws_with(
-            &env.target,
+            &plan.targets[j % plan.targets.len()],
             &viewer.access_token,
             // Devices use the first source addresses' slots.
             env.source(n_dev + j),
@@ -858,6 +860,17 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
         .cloned()
         .collect();
     report.params.set("viewers", viewers.len() as u64);
+    let targets = if args.dashboard_urls.is_empty() {
+        vec![env.target.clone()]
+    } else {
+        args.dashboard_urls
+            .iter()
+            .map(|u| client::Target::parse(u))
+            .collect::<Result<Vec<_>>>()?
+    };
+    report
+        .params
+        .set("dashboard_nodes", targets.len() as u64);
     let per_day = args.seed_minutes as f64
         + env.common.duration as f64 * 1000.0 / args.interval_ms as f64
             * args.minutes_per_frame as f64;
@@ -952,6 +965,7 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
             dashboards: m,
             viewers: viewers.clone(),
             stalled_rcvbuf: args.stalled_rcvbuf,
+            targets: targets.clone(),
         });
         let started = Instant::now();
         spawned = ramp(&env, m + k, &mut dash_tasks, |j, permit| {
