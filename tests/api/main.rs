@@ -11,6 +11,7 @@ mod cognito;
 mod conformance;
 mod conformance_nodes;
 mod crash;
+mod crash_cycles;
 mod dynamo_faults;
 mod faults;
 mod health_data;
