@@ -20,6 +20,7 @@ mod migrate;
 mod nodes;
 mod ops;
 mod pat;
+mod rest_fuzz;
 mod streams;
 mod ws_fuzz;
 mod ws_ingest;

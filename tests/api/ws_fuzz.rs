@@ -8,63 +8,44 @@ use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::spawn_app_with;
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "\\PC{0,24}".prop_map(Value::from),
-        // Values that look right for samples.
-        prop_oneof![
-            Just("heart_rate"),
-            Just("sleep_stage"),
-            Just("step_count"),
-            Just("rem"),
-            Just("2026-11-01T00:00:00+01:00"),
-            Just("2026-11-01T00:30:00Z"),
-            Just("count/min"),
-        ]
-        .prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(
-                prop_oneof![
-                    Just("id".to_owned()),
-                    Just("kind".to_owned()),
-                    Just("start".to_owned()),
-                    Just("end".to_owned()),
-                    Just("value".to_owned()),
-                    Just("unit".to_owned()),
-                    "[a-z]{1,6}",
-                ],
-                inner,
-                0..7,
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
+use crate::common::fuzz::{cases, json_value};
+use crate::common::{Frame, spawn_app_with};
 
 /// A client frame: mostly well-formed envelopes with hostile contents, some raw garbage.
 fn frame() -> impl Strategy<Value = String> {
+    let field = |name: &'static str| {
+        prop::option::of(prop_oneof![
+            3 => prop_oneof![
+                Just(Value::from("insights")),
+                Just(Value::from("analyses")),
+                any::<u32>().prop_map(Value::from),
+                "[A-Za-z0-9._-]{0,40}".prop_map(Value::from),
+            ],
+            1 => json_value(),
+        ])
+        .prop_map(move |v| (name, v))
+    };
     let envelope = (
         prop_oneof![
-            Just(Some("samples")),
-            Just(Some("ping")),
-            Just(Some("bogus")),
-            Just(None)
+            4 => Just(Some("samples")),
+            1 => Just(Some("ping")),
+            1 => Just(Some("subscribe")),
+            1 => Just(Some("unsubscribe")),
+            1 => Just(Some("refresh")),
+            1 => Just(Some("bogus")),
+            1 => Just(None)
         ],
         prop::option::of(prop_oneof![4 => any::<u32>().prop_map(Value::from), 1 => json_value()]),
         prop::option::of(prop::collection::vec(json_value(), 0..8)),
+        (
+            field("stream"),
+            field("user_id"),
+            field("since"),
+            field("epoch"),
+            field("access_token"),
+        ),
     )
-        .prop_map(|(ty, seq, samples)| {
+        .prop_map(|(ty, seq, samples, extra)| {
             let mut m = serde_json::Map::new();
             if let Some(t) = ty {
                 m.insert("type".into(), t.into());
@@ -74,6 +55,19 @@ fn frame() -> impl Strategy<Value = String> {
             }
             if let Some(s) = samples {
                 m.insert("samples".into(), s.into());
+            }
+            // Frames of other types get their own fields; samples frames keep the shape
+            // that reaches the ingest path (their contents are hostile enough).
+            let (a, b, c, d, e) = extra;
+            let extra = if ty == Some("samples") {
+                vec![]
+            } else {
+                vec![a, b, c, d, e]
+            };
+            for (name, v) in extra {
+                if let Some(v) = v {
+                    m.insert(name.into(), v);
+                }
             }
             Value::Object(m).to_string()
         });
@@ -93,14 +87,29 @@ async fn every_generated_frame_gets_one_answer() {
     let mut runner = TestRunner::deterministic();
     let strategy = frame();
     let mut acks = 0;
-    for _ in 0..400 {
+    let mut auth_closes = 0;
+    let n = cases(400);
+    for _ in 0..n {
         let text = strategy.new_tree(&mut runner).unwrap().current();
         ws.stream.send(Message::text(text.clone())).await.unwrap();
+        let sent: Option<Value> = serde_json::from_str(&text).ok();
+        let ty = sent.as_ref().and_then(|v| v["type"].as_str()).unwrap_or("");
         let reply = ws.recv().await;
-        match reply["type"].as_str().unwrap() {
+        if reply["code"] == "auth_invalid" {
+            // An invalid token in `refresh` is an auth violation: the error, the documented
+            // close, then the device logs in again. Nothing else may end the session.
+            assert_eq!(ty, "refresh", "{text} -> {reply}");
+            assert!(matches!(ws.next_frame().await, Frame::Close(4003, _)));
+            auth_closes += 1;
+            ws = app.ws(&u.access).await;
+            ws.welcome().await;
+            continue;
+        }
+        let answer = reply["type"].as_str().unwrap();
+        match answer {
             "ack" => {
                 acks += 1;
-                let sent: Value = serde_json::from_str(&text).unwrap();
+                let sent = sent.as_ref().unwrap();
                 let n = sent["samples"].as_array().unwrap().len() as u64;
                 let total = reply["accepted"].as_u64().unwrap()
                     + reply["duplicates"].as_u64().unwrap()
@@ -108,10 +117,22 @@ async fn every_generated_frame_gets_one_answer() {
                 assert_eq!(total, n, "{text} -> {reply}");
                 assert_eq!(reply["seq"], sent["seq"]);
             }
-            "error" | "pong" => {}
+            "error" => {}
+            "pong" | "subscribed" | "unsubscribed" | "refreshed" => {
+                let expected = match answer {
+                    "pong" => "ping",
+                    "subscribed" => "subscribe",
+                    "unsubscribed" => "unsubscribe",
+                    _ => "refresh",
+                };
+                assert_eq!(ty, expected, "{text} -> {reply}");
+            }
             other => panic!("unexpected {other} for {text}: {reply}"),
         }
     }
+    eprintln!(
+        "ws fuzz: {n} generated frames, {acks} reached the store, {auth_closes} refresh frames with a bad token closed 4003 (reconnected)"
+    );
     assert!(
         acks > 10,
         "the generator reaches the ingest path ({acks} acks)"

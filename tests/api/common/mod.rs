@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod fuzz;
 pub mod process;
 pub mod redis;
 
