@@ -239,6 +239,21 @@ pub struct Config {
     #[arg(long, env = "CLARITY_WINDOW_IDLE_SECS", default_value_t = 900)]
     pub window_idle_secs: u64,
 
+    /// A new connection must be answered (its request complete, or the WebSocket upgraded)
+    /// within this, or it is closed: clients that trickle headers cannot hold sockets.
+    #[arg(long, env = "CLARITY_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+
+    /// A connection that sends nothing for this long is closed (0: the heartbeat timeout plus
+    /// 30 s, so live WebSockets, which answer pings, are never cut).
+    #[arg(long, env = "CLARITY_IDLE_TIMEOUT_SECS", default_value_t = 0)]
+    pub idle_timeout_secs: u64,
+
+    /// Open connections per client address (0: no limit). Behind a load balancer every
+    /// connection comes from the balancer: set 0 there.
+    #[arg(long, env = "CLARITY_MAX_CONNECTIONS_PER_IP", default_value_t = 512)]
+    pub max_connections_per_ip: usize,
+
     /// How nodes talk to each other: `memory` (one node; nothing to set up) or a Redis URL
     /// (`redis://HOST:PORT`, `rediss://` for TLS) shared by every node of a deployment.
     #[arg(long, env = "CLARITY_BUS", default_value = "memory")]
@@ -433,6 +448,14 @@ impl Config {
             intra_threads: self.pat_intra_threads,
             max_batch: self.pat_max_batch,
             queue: self.pat_queue,
+        }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        if self.idle_timeout_secs > 0 {
+            Duration::from_secs(self.idle_timeout_secs)
+        } else {
+            self.heartbeat_timeout() + Duration::from_secs(30)
         }
     }
 

@@ -34,6 +34,8 @@ pub const PAT_WEEKS: &str = "clarity_pat_weeks_total";
 pub const STREAM_EVENTS: &str = "clarity_stream_events_total";
 pub const STREAM_LAGGED: &str = "clarity_stream_lagged_total";
 pub const SUBSCRIPTIONS: &str = "clarity_subscriptions";
+pub const CONNECTIONS_REFUSED: &str = "clarity_connections_refused_total";
+pub const CONNECTIONS_TIMED_OUT: &str = "clarity_connections_timed_out_total";
 pub const BUS_PUBLISHED: &str = "clarity_bus_published_total";
 pub const BUS_RECEIVED: &str = "clarity_bus_received_total";
 pub const BUS_DROPPED: &str = "clarity_bus_dropped_total";
@@ -83,6 +85,14 @@ fn describe() {
     );
     describe_gauge!(SUBSCRIPTIONS, "Live stream subscriptions on this node");
     describe_counter!(BUS_PUBLISHED, "Messages published to other nodes");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused at accept (too many from one address)"
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Connections closed by the handshake or idle deadline, by phase"
+    );
     describe_counter!(BUS_RECEIVED, "Messages received from other nodes");
     describe_counter!(
         BUS_DROPPED,

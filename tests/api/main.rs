@@ -16,6 +16,7 @@ mod dynamo_faults;
 mod faults;
 mod health_data;
 mod insights;
+mod limits;
 mod migrate;
 mod nodes;
 mod ops;

@@ -8,10 +8,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::app::{App, AppState};
+
+mod listener;
 
 pub async fn run(
     app: Arc<App>,
@@ -33,21 +36,18 @@ pub async fn run(
         ));
     }
     let cancel = app.shutdown.clone();
-    let send_buffer = app.config.socket_send_buffer;
-    // A peer that stops reading (a stalled dashboard) fills its socket's send buffer; the
-    // kernel would grow that buffer to megabytes, so it is capped per connection.
-    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
-        // Frames are small and often sent back to back (an analysis, then its insight): with
-        // Nagle the second waits for the peer's delayed ACK, ~40 ms.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        if send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-        {
-            tracing::debug!(error = %e, "could not cap the socket send buffer");
-        }
-    });
+    let config = &app.config;
+    let listener = listener::GuardedListener::new(
+        listener,
+        listener::Limits {
+            handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
+            idle: config.idle_timeout(),
+            per_ip: config.max_connections_per_ip,
+            send_buffer: config.socket_send_buffer,
+        },
+    );
+    // `tap_io` adds nothing; it is what gives `ConnectInfo<SocketAddr>` for any listener.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
     let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

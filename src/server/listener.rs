@@ -1,0 +1,220 @@
+//! The listener in front of axum: socket options, connections per client address, and the
+//! deadlines hyper does not enforce here (it has no timer under `axum::serve`).
+//!
+//! Rules:
+//! - Handshake deadline: a connection must get its first response byte (an HTTP answer or the
+//!   WebSocket `101`) within `--handshake-timeout-ms` of being accepted, so a client that opens
+//!   sockets and trickles headers (slowloris) cannot hold them.
+//! - Idle deadline: after that, a connection from which nothing arrives for
+//!   `--idle-timeout-secs` is closed. Live WebSockets answer the server's pings well within it,
+//!   so it only ends dead peers and idle keep-alive connections.
+//! - At most `--max-connections-per-ip` open connections per peer address (0: no limit); one
+//!   over it is answered `429` with the JSON error body and closed. Behind a load balancer the
+//!   peer is the balancer: set 0 there (its per-client limits apply instead).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+
+/// What the listener enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub handshake: Duration,
+    pub idle: Duration,
+    pub per_ip: usize,
+    /// Kernel send buffer per connection (0: autotuning).
+    pub send_buffer: usize,
+}
+
+pub struct GuardedListener {
+    inner: TcpListener,
+    limits: Limits,
+    open: Arc<DashMap<IpAddr, usize>>,
+}
+
+impl GuardedListener {
+    pub fn new(inner: TcpListener, limits: Limits) -> GuardedListener {
+        GuardedListener {
+            inner,
+            limits,
+            open: Arc::new(DashMap::new()),
+        }
+    }
+}
+
+/// Counts a connection against its address while it lives.
+struct IpSlot {
+    open: Arc<DashMap<IpAddr, usize>>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+        }
+        self.open.remove_if(&self.ip, |_, n| *n == 0);
+    }
+}
+
+/// The whole answer to a connection over the per-address limit.
+fn too_many() -> Vec<u8> {
+    let body = r#"{"error":{"code":"too_many_connections","message":"too many open connections from this address"}}"#;
+    format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = GuardedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
+        loop {
+            let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            // Frames are small and often sent back to back (an analysis, then its insight):
+            // with Nagle the second waits for the peer's delayed ACK, ~40 ms.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+            // A peer that stops reading (a stalled dashboard) fills its socket's send buffer;
+            // the kernel would grow that buffer to megabytes, so it is capped.
+            if self.limits.send_buffer > 0
+                && let Err(e) =
+                    socket2::SockRef::from(&tcp).set_send_buffer_size(self.limits.send_buffer)
+            {
+                tracing::debug!(error = %e, "could not cap the socket send buffer");
+            }
+            let ip = addr.ip();
+            let slot = if self.limits.per_ip > 0 {
+                let mut n = self.open.entry(ip).or_insert(0);
+                if *n >= self.limits.per_ip {
+                    drop(n);
+                    ::metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "why" => "per_ip")
+                        .increment(1);
+                    tokio::spawn(refuse(tcp));
+                    continue;
+                }
+                *n += 1;
+                Some(IpSlot {
+                    open: self.open.clone(),
+                    ip,
+                })
+            } else {
+                None
+            };
+            let stream = GuardedStream {
+                tcp,
+                _slot: slot,
+                deadline: Box::pin(tokio::time::sleep(self.limits.handshake)),
+                answered: false,
+                idle: self.limits.idle,
+            };
+            return (stream, addr);
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+async fn refuse(mut tcp: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tcp.write_all(&too_many()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
+/// An accepted connection with its deadlines and its place in the per-address count.
+pub struct GuardedStream {
+    tcp: TcpStream,
+    _slot: Option<IpSlot>,
+    deadline: Pin<Box<Sleep>>,
+    /// Whether the server has written anything yet (the handshake is over then).
+    answered: bool,
+    idle: Duration,
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.tcp).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if self.answered && buf.filled().len() > before {
+                    let next = Instant::now() + self.idle;
+                    self.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                ready!(self.deadline.as_mut().poll(cx));
+                let what = if self.answered { "idle" } else { "handshake" };
+                ::metrics::counter!(crate::metrics::CONNECTIONS_TIMED_OUT, "phase" => what)
+                    .increment(1);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{what} timeout"),
+                )))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = ready!(Pin::new(&mut self.tcp).poll_write(cx, buf));
+        if !self.answered && matches!(r, Ok(n) if n > 0) {
+            self.answered = true;
+            let next = Instant::now() + self.idle;
+            self.deadline.as_mut().reset(next);
+        }
+        Poll::Ready(r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs));
+        if !self.answered && matches!(r, Ok(n) if n > 0) {
+            self.answered = true;
+            let next = Instant::now() + self.idle;
+            self.deadline.as_mut().reset(next);
+        }
+        Poll::Ready(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}

@@ -1,0 +1,107 @@
+//! Connection-level limits, through real sockets: the handshake deadline (slowloris), the idle
+//! deadline, and connections per client address.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::spawn_app_with;
+
+/// Reads until the server closes; returns what it sent and how long that took.
+async fn read_until_closed(tcp: &mut TcpStream, limit: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("connection still open after {limit:?}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_trickling_headers_is_cut_at_the_handshake_deadline() {
+    let app = spawn_app_with(|c| c.handshake_timeout_ms = 300).await;
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (sent, took) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(
+        sent.is_empty(),
+        "nothing answered to a half request: {sent}"
+    );
+    assert!(
+        took >= Duration::from_millis(250),
+        "not before the deadline: {took:?}"
+    );
+    // A client that sends its request in time is served as usual.
+    let (s, _) = app.get("/api/health", None).await;
+    assert_eq!(s, 200);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("clarity_connections_timed_out_total{phase=\"handshake\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_close_but_live_websockets_stay() {
+    let app = spawn_app_with(|c| {
+        c.idle_timeout_secs = 1;
+        c.heartbeat_interval_ms = 200;
+    })
+    .await;
+    // An idle keep-alive connection goes after the idle deadline.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (sent, took) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // A WebSocket whose client answers the server's pings (tungstenite does, while read)
+    // outlives the idle deadline several times over.
+    let u = app.user().await;
+    let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
+    let until = Instant::now() + Duration::from_millis(3500);
+    while Instant::now() < until {
+        let _ = tokio::time::timeout(Duration::from_millis(100), ws.next_frame()).await;
+    }
+    ws.send(&serde_json::json!({"type": "ping"})).await;
+    ws.recv_type("pong").await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped_with_a_json_429() {
+    let app = spawn_app_with(|c| c.max_connections_per_ip = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    // Let the server accept them before the fourth arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = TcpStream::connect(app.addr).await.unwrap();
+    let (sent, _) = read_until_closed(&mut fourth, Duration::from_secs(5)).await;
+    assert!(sent.starts_with("HTTP/1.1 429"), "{sent}");
+    let body = sent.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"]["code"], "too_many_connections");
+    // A slot frees when a connection closes.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = reqwest::Client::new()
+        .get(app.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
