@@ -26,6 +26,7 @@ use crate::streams::Streams;
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
 use crate::ws::hub::Hub;
+use crate::ws::rate::TokenBucket;
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
@@ -53,6 +54,9 @@ pub struct App {
     pub insights: Insights,
     /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
+    /// Samples per second per user on this node (all sessions and REST uploads together);
+    /// full buckets are dropped by the window sweep.
+    pub user_samples: DashMap<uuid::Uuid, TokenBucket>,
     /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
     pub pat: Pat,
     /// Live stream subscribers on this node, by watched user and stream.
@@ -107,6 +111,7 @@ impl App {
             ),
             insights: insights_from(&config)?,
             insight_requests: DashMap::new(),
+            user_samples: DashMap::new(),
             streams: Arc::new(Streams::new(config.stream_history)),
             ownership: Ownership::new(bus.clone(), config.lease_ttl()),
             bus,

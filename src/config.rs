@@ -239,6 +239,24 @@ pub struct Config {
     #[arg(long, env = "CLARITY_WINDOW_IDLE_SECS", default_value_t = 900)]
     pub window_idle_secs: u64,
 
+    /// Samples one WebSocket session may send per second (bursts up to twice that, or one
+    /// full frame); more get `rate_limited` with `retry_after_ms`.
+    #[arg(long, env = "CLARITY_MAX_SAMPLES_PER_SEC", default_value_t = 5_000)]
+    pub max_samples_per_sec: u32,
+
+    /// Samples one user may send per second over all their sessions and REST uploads on a
+    /// node (bursts up to twice that).
+    #[arg(
+        long,
+        env = "CLARITY_MAX_USER_SAMPLES_PER_SEC",
+        default_value_t = 10_000
+    )]
+    pub max_user_samples_per_sec: u32,
+
+    /// Open WebSocket sessions per user on a node (0: no limit); one more is refused with 429.
+    #[arg(long, env = "CLARITY_MAX_SESSIONS_PER_USER", default_value_t = 20)]
+    pub max_sessions_per_user: usize,
+
     /// A new connection must be answered (its request complete, or the WebSocket upgraded)
     /// within this, or it is closed: clients that trickle headers cannot hold sockets.
     #[arg(long, env = "CLARITY_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]

@@ -18,6 +18,7 @@ use crate::store::StoreError;
 use crate::window::analysis::{self, Trigger};
 use crate::window::ownership::Claim;
 use crate::window::{Applied, WINDOW_KINDS};
+use crate::ws::rate::TokenBucket;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
 /// microsecond a sample, and a 1 MiB frame would otherwise hold one of the runtime's workers
@@ -85,6 +86,20 @@ async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
             });
         }
     }
+}
+
+/// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
+/// they fit (the request is then refused, not queued).
+pub fn admit(app: &App, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
+    let cfg = &app.config;
+    let per_sec = cfg.max_user_samples_per_sec.max(1);
+    let burst = (per_sec.saturating_mul(2) as usize)
+        .max(cfg.max_samples_per_request)
+        .max(cfg.max_samples_per_frame);
+    app.user_samples
+        .entry(user)
+        .or_insert_with(|| TokenBucket::new(per_sec, u32::try_from(burst).unwrap_or(u32::MAX)))
+        .try_take_n(n)
 }
 
 pub fn prepare(raw: &[&RawValue]) -> Prepared {

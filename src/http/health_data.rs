@@ -40,7 +40,7 @@ async fn upload(
 ) -> Result<Json<IngestReport>, ApiError> {
     let max = state.config.max_samples_per_request;
     let big = body.len() > ingest::OFFLOAD_BYTES;
-    let validate = move || -> Result<ingest::Prepared, ApiError> {
+    let validate = move || -> Result<(ingest::Prepared, usize), ApiError> {
         let b: UploadBody<'_> = json_body(&headers, &body)?;
         if b.samples.len() > max {
             return Err(ApiError::PayloadTooLarge(format!(
@@ -48,7 +48,7 @@ async fn upload(
                 b.samples.len()
             )));
         }
-        Ok(ingest::prepare(&b.samples))
+        Ok((ingest::prepare(&b.samples), b.samples.len()))
     };
     let prepared = if big {
         ingest::off_runtime(validate)
@@ -57,6 +57,16 @@ async fn upload(
     } else {
         validate()?
     };
+    let (prepared, n) = prepared;
+    if let Err(wait) = ingest::admit(&state, caller.user_id, n) {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "more than {} samples per second for this user",
+                state.config.max_user_samples_per_sec
+            ),
+            retry_after_ms: wait.as_millis().max(1) as u64,
+        });
+    }
     let report = ingest::commit(&state.0, caller.user_id, prepared, "rest").await?;
     Ok(Json(report))
 }

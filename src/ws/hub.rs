@@ -85,6 +85,11 @@ impl Hub {
         }
     }
 
+    /// Live sessions of `user` on this node.
+    pub fn session_count(&self, user: Uuid) -> usize {
+        self.users.get(&user).map_or(0, |l| l.len())
+    }
+
     pub fn has_sessions(&self, user: Uuid) -> bool {
         self.users.get(&user).is_some_and(|l| !l.is_empty())
     }

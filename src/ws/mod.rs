@@ -8,7 +8,7 @@
 
 mod frames;
 pub mod hub;
-mod rate;
+pub mod rate;
 pub mod session;
 
 use axum::Router;
@@ -58,6 +58,15 @@ async fn upgrade(
         .or(from_query)
         .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing access token"))?;
     let verified = state.auth.verify_access(token).await?;
+    // Per node; checked before the upgrade, so a burst of simultaneous opens may pass it by
+    // a few.
+    let max_sessions = state.config.max_sessions_per_user;
+    if max_sessions > 0 && state.hub.session_count(verified.user_id) >= max_sessions {
+        return Err(ApiError::TooManyRequests {
+            message: format!("at most {max_sessions} open sessions per user"),
+            retry_after_ms: 1000,
+        });
+    }
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable {
             retry_after_ms: 1000,

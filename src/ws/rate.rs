@@ -1,4 +1,5 @@
-//! Per-session frame rate limit: a token bucket on tokio's clock.
+//! Rate limits (frames per session, samples per session and per user): a token bucket on
+//! tokio's clock.
 //!
 //! Hand-written rather than `governor` because it must follow tokio's (pausable) clock, which
 //! the tests use to check limits and heartbeats without sleeping.
@@ -27,16 +28,33 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self) -> Result<(), Duration> {
+        self.try_take_n(1)
+    }
+
+    /// Takes `n` tokens at once, or none and says how long until `n` are available (`n`
+    /// above the burst is capped to it, so a single request can always pass eventually).
+    pub fn try_take_n(&mut self, n: usize) -> Result<(), Duration> {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = (n as f64).min(self.burst);
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+            Err(Duration::from_secs_f64((n - self.tokens) / self.per_sec))
         }
+    }
+
+    /// Whether the bucket has refilled completely (nothing to remember about its owner).
+    pub fn is_full(&mut self) -> bool {
+        self.try_take_n(0).is_ok() && self.tokens >= self.burst
+    }
+
+    /// Returns `n` tokens taken for work that did not happen after all.
+    pub fn give_back(&mut self, n: usize) {
+        self.tokens = (self.tokens + n as f64).min(self.burst);
     }
 }
 

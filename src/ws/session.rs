@@ -91,6 +91,8 @@ struct Session {
     hub: super::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
     limiter: TokenBucket,
+    /// Samples per second of this session.
+    sample_limiter: TokenBucket,
     /// Consecutive frames refused by the rate limiter.
     strikes: u32,
     inflight: FuturesOrdered<Pending>,
@@ -167,6 +169,13 @@ async fn serve(
         hub,
         kill: Some(kill_tx),
         limiter: TokenBucket::new(cfg.max_frames_per_sec, cfg.frame_burst),
+        sample_limiter: TokenBucket::new(
+            cfg.max_samples_per_sec,
+            u32::try_from(
+                (cfg.max_samples_per_sec.saturating_mul(2) as usize).max(cfg.max_samples_per_frame),
+            )
+            .unwrap_or(u32::MAX),
+        ),
         strikes: 0,
         inflight: FuturesOrdered::new(),
         last_seen: Instant::now(),
@@ -411,6 +420,29 @@ impl Session {
                 message: format!("at most {max} samples per frame, got {}", list.len()).into(),
                 seq: Some(seq),
                 retry_after_ms: None,
+            });
+        }
+        // Samples per second: this session's budget, then the user's on this node.
+        let wait = match self.sample_limiter.try_take_n(list.len()) {
+            Err(wait) => Some((wait, "session", self.state.config.max_samples_per_sec)),
+            Ok(()) => match ingest::admit(&self.state, self.user, list.len()) {
+                Err(wait) => {
+                    self.sample_limiter.give_back(list.len());
+                    Some((wait, "user", self.state.config.max_user_samples_per_sec))
+                }
+                Ok(()) => None,
+            },
+        };
+        if let Some((wait, whose, per_sec)) = wait {
+            count_in("rate_limited");
+            return self.send(&ServerFrame::Error {
+                code: "rate_limited",
+                message: format!(
+                    "more than {per_sec} samples per second for this {whose}; this batch was not stored"
+                )
+                .into(),
+                seq: Some(seq),
+                retry_after_ms: Some(wait.as_millis().max(1) as u64),
             });
         }
         // Small frames are validated here; big ones on the blocking pool (re-read there from

@@ -105,3 +105,93 @@ async fn connections_per_address_are_capped_with_a_json_429() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+fn batch(prefix: &str, n: usize) -> serde_json::Value {
+    let samples: Vec<serde_json::Value> = (0..n)
+        .map(|i| crate::common::hr(&format!("{prefix}-{i}"), i as i64, 70))
+        .collect();
+    serde_json::Value::Array(samples)
+}
+
+#[tokio::test]
+async fn samples_per_second_are_limited_per_session_and_per_user() {
+    let app = spawn_app_with(|c| {
+        c.max_samples_per_frame = 100;
+        c.max_samples_per_request = 100;
+        c.max_samples_per_sec = 100;
+        c.max_user_samples_per_sec = 150;
+    })
+    .await;
+    let u = app.user().await;
+    let mut a = app.ws(&u.access).await;
+    a.welcome().await;
+    // Session budget: bursts of 200, then 100 a second.
+    for seq in 0..2 {
+        a.send(&serde_json::json!({"type": "samples", "seq": seq, "samples": batch(&format!("a{seq}"), 100)}))
+            .await;
+        assert_eq!(a.recv_type("ack").await["accepted"], 100);
+    }
+    a.send(&serde_json::json!({"type": "samples", "seq": 2, "samples": batch("a2", 100)}))
+        .await;
+    let e = a.recv_type("error").await;
+    assert_eq!(e["code"], "rate_limited", "{e}");
+    assert_eq!(e["seq"], 2);
+    assert!(e["message"].as_str().unwrap().contains("session"), "{e}");
+    let wait = e["retry_after_ms"].as_u64().unwrap();
+    assert!((1..=1000).contains(&wait), "{e}");
+    // The user's budget (300 burst) has 100 left: another session gets it, then REST is
+    // refused with 429 and Retry-After.
+    let mut b = app.ws(&u.access).await;
+    b.welcome().await;
+    b.send(&serde_json::json!({"type": "samples", "seq": 0, "samples": batch("b0", 100)}))
+        .await;
+    assert_eq!(b.recv_type("ack").await["accepted"], 100);
+    let (s, body) = app
+        .post(
+            "/api/v1/health-data",
+            &serde_json::json!({"samples": batch("r0", 100)}),
+            Some(&u.access),
+        )
+        .await;
+    assert_eq!(s, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Refused batches were not stored; after the wait the session's batch goes through.
+    tokio::time::sleep(Duration::from_millis(wait + 50)).await;
+    a.send(&serde_json::json!({"type": "samples", "seq": 3, "samples": batch("a2", 100)}))
+        .await;
+    assert_eq!(a.recv_type("ack").await["accepted"], 100);
+}
+
+#[tokio::test]
+async fn sessions_per_user_are_capped_at_the_handshake() {
+    let app = spawn_app_with(|c| c.max_sessions_per_user = 2).await;
+    let u = app.user().await;
+    let mut first = app.ws(&u.access).await;
+    first.welcome().await;
+    let mut second = app.ws(&u.access).await;
+    second.welcome().await;
+    let url = format!("{}?access_token={}", app.ws_url(), u.access);
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+            let body: serde_json::Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        }
+        other => panic!("third session not refused: {:?}", other.map(|_| ())),
+    }
+    // Another user is not affected, and a slot frees when a session ends.
+    let v = app.user().await;
+    app.ws(&v.access).await.welcome().await;
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok((stream, _)) = tokio_tungstenite::connect_async(url.clone()).await {
+            let mut ws = crate::common::Ws { stream };
+            ws.welcome().await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
