@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin;
 mod analysis;
 mod auth;
 mod browser;
@@ -15,9 +16,12 @@ mod dynamo_faults;
 mod faults;
 mod health_data;
 mod insights;
+mod login_throttle;
+mod logout;
 mod migrate;
 mod nodes;
 mod ops;
+mod origins;
 mod pat;
 mod streams;
 mod ws_fuzz;
