@@ -3,6 +3,7 @@
 //! Rules: no globals (bar the metrics facade); backends are `Arc<dyn Trait>` so that
 //! deployments swap them without touching handlers; handlers get [`AppState`].
 
+use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::{Auth, TokenKeys, tokens};
 use crate::bus::Bus;
 use crate::bus::memory::{MemoryBus, Net};
 use crate::bus::redis::RedisBus;
 use crate::config::{Config, StoreKind};
+use crate::http::origin::OriginPolicy;
 use crate::insights::Insights;
 use crate::insights::gemini::{Gemini, GeminiConfig};
 use crate::scoring::Pat;
@@ -65,6 +68,12 @@ pub struct App {
     pub bus: Arc<dyn Bus>,
     /// Which users' windows this node owns.
     pub ownership: Ownership,
+    /// Browser origins allowed to open WebSockets and read REST answers (`--allowed-origins`).
+    pub origins: OriginPolicy,
+    /// Failed-login budgets per account and address (this node's).
+    pub login_throttle: LoginThrottle,
+    /// Normalised emails of the accounts allowed to use `/api/v1/admin/*`.
+    pub admins: HashSet<String>,
 }
 
 impl App {
@@ -96,6 +105,13 @@ impl App {
         })
         .await??
         .with_cognito(cognito)?;
+        let origins = OriginPolicy::new(&config.allowed_origins)?;
+        let admins = admin_emails(&config.admin_emails)?;
+        let login_throttle = LoginThrottle::new(
+            config.login_max_failures,
+            config.login_max_failures_per_ip,
+            Duration::from_secs(config.login_failure_window_secs.max(1)),
+        );
         let pat_options = config.pat_options();
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {
@@ -117,8 +133,23 @@ impl App {
             bus,
             config,
             pat,
+            origins,
+            login_throttle,
+            admins,
         })
     }
+}
+
+/// `--admin-emails`, normalised as accounts are; a malformed one stops the start.
+fn admin_emails(list: &[String]) -> anyhow::Result<HashSet<String>> {
+    list.iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            crate::auth::normalise_email(e)
+                .map_err(|_| anyhow::anyhow!("--admin-emails: `{e}` is not an email address"))
+        })
+        .collect()
 }
 
 /// The bus `--bus` names: in-process, or Redis (connected lazily: a node starts without it).

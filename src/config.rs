@@ -423,6 +423,39 @@ pub struct Config {
     /// Longest wait for one key-set fetch, milliseconds.
     #[arg(long, env = "CLARITY_COGNITO_JWKS_TIMEOUT_MS", default_value_t = 5_000)]
     pub cognito_jwks_timeout_ms: u64,
+
+    /// Browser origins allowed to open WebSockets and to read REST answers (CORS), exact
+    /// and comma-separated, e.g. `https://app.example.com,https://admin.example.com`. Empty
+    /// (the default): WebSockets from any origin, no CORS headers. The server's own origin
+    /// (Origin host = Host header: the built-in dashboard) is always allowed.
+    #[arg(long, env = "CLARITY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Accounts (emails, comma-separated) allowed to use `/api/v1/admin/*`. Empty (the
+    /// default): nobody.
+    #[arg(long, env = "CLARITY_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+
+    /// Take the client address for login throttling from the last `X-Forwarded-For` entry
+    /// (what a load balancer such as the ALB appends) instead of the TCP peer. Only behind a
+    /// proxy that sets it: otherwise clients could pick their own address.
+    #[arg(long, env = "CLARITY_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
+    /// Failed logins for one account from one client address before further attempts from
+    /// that address must wait (1 s, then doubling up to the window).
+    #[arg(long, env = "CLARITY_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Failed logins from one client address, over all accounts, per window (a token
+    /// bucket); past it the address gets 429 until the bucket refills.
+    #[arg(long, env = "CLARITY_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 30)]
+    pub login_max_failures_per_ip: u32,
+
+    /// Window of the login failure budgets, seconds: an account's failures from an address
+    /// are forgotten this long after the last one, and the per-address bucket refills over it.
+    #[arg(long, env = "CLARITY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900)]
+    pub login_failure_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

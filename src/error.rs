@@ -47,6 +47,9 @@ pub enum ApiError {
     },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// Login throttled: too many failed attempts for this account or from this address.
+    #[error("too many failed logins; try again after the delay given")]
+    TooManyAttempts { retry_after_ms: u64 },
 }
 
 impl ApiError {
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
         }
     }
 }
@@ -116,7 +121,8 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
             ApiError::Unavailable { retry_after_ms }
-            | ApiError::TooManyRequests { retry_after_ms, .. } => {
+            | ApiError::TooManyRequests { retry_after_ms, .. }
+            | ApiError::TooManyAttempts { retry_after_ms } => {
                 error["retry_after_ms"] = json!(retry_after_ms);
             }
             _ => {}
@@ -128,7 +134,8 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::Unavailable { retry_after_ms }
-            | ApiError::TooManyRequests { retry_after_ms, .. } => {
+            | ApiError::TooManyRequests { retry_after_ms, .. }
+            | ApiError::TooManyAttempts { retry_after_ms } => {
                 let secs = retry_after_ms.div_ceil(1000).max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
@@ -191,6 +198,10 @@ impl From<TokenError> for ApiError {
         match e {
             TokenError::Expired => ApiError::unauthorized("token_expired", "access token expired"),
             TokenError::Invalid => ApiError::unauthorized("unauthorized", "invalid access token"),
+            TokenError::Revoked => ApiError::unauthorized(
+                "token_revoked",
+                "this login was ended (logout); sign in again",
+            ),
         }
     }
 }

@@ -23,6 +23,7 @@ pub const STORE_SAMPLES_WRITTEN: &str = "clarity_store_samples_written_total";
 pub const STORE_ERRORS: &str = "clarity_store_errors_total";
 pub const HTTP_REQUESTS: &str = "clarity_http_requests_total";
 pub const COGNITO_JWKS_FETCHES: &str = "clarity_cognito_jwks_fetches_total";
+pub const LOGIN_THROTTLED: &str = "clarity_login_throttled_total";
 pub const WINDOWS: &str = "clarity_windows";
 pub const INSIGHTS: &str = "clarity_insights_total";
 pub const ANALYSES: &str = "clarity_analyses_total";

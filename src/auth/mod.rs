@@ -4,6 +4,9 @@
 //! - Login failures look the same whatever the cause (unknown email or wrong password), in
 //!   answer and in time.
 //! - Refresh tokens are single-use; presenting a spent one revokes its whole family.
+//! - Logout revokes the family of the refresh token presented (in the store, for every node)
+//!   and ends the access tokens of that login on this node until they expire (a deny-list in
+//!   memory, filled on the other nodes by the bus; see `bus::dispatch::end_login`).
 //! - Nothing here logs a password or a token.
 //! - With `--auth cognito` access tokens come from a Cognito user pool ([`cognito`]); the
 //!   local account endpoints answer `local_auth_disabled`, and a user's first valid token
@@ -11,13 +14,15 @@
 
 pub mod cognito;
 pub mod password;
+pub mod throttle;
 pub mod tokens;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use dashmap::DashSet;
+use dashmap::{DashMap, DashSet};
 use uuid::Uuid;
 
 use crate::store::{RefreshTokenRecord, RotateOutcome, Store, StoreError, UserRecord};
@@ -34,6 +39,9 @@ const MAX_KNOWN_USERS: usize = 200_000;
 /// `password_hash` of accounts provisioned for Cognito users: not a PHC string, so no
 /// password ever matches it (should the server be switched back to local auth).
 const NO_PASSWORD: &str = "!cognito";
+
+/// Ended logins kept before the expired ones are swept out.
+const ENDED_SWEEP_AT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -117,6 +125,11 @@ pub struct Auth {
     cognito: Option<Cognito>,
     /// Cognito users whose account is known to exist, so that a request costs no store read.
     known_users: DashSet<Uuid>,
+    /// Logins (refresh-token families) ended by a logout, with the Unix second by which
+    /// every access token of theirs has expired: those tokens are refused until then.
+    ended: DashMap<Uuid, i64>,
+    /// Size of `ended` at which expired entries are swept next.
+    ended_sweep_at: AtomicUsize,
 }
 
 impl Auth {
@@ -136,6 +149,8 @@ impl Auth {
             dummy_hash: password::hash("dummy password for timing equalisation")?,
             cognito: None,
             known_users: DashSet::new(),
+            ended: DashMap::new(),
+            ended_sweep_at: AtomicUsize::new(ENDED_SWEEP_AT),
         })
     }
 
@@ -167,14 +182,64 @@ impl Auth {
     /// token, whose user gets an account here on their first request.
     pub async fn verify_access(&self, token: &str) -> Result<Verified, AccessError> {
         let Some(cognito) = &self.cognito else {
-            return Ok(self.keys.verify(token)?);
+            let v = self.keys.verify(token)?;
+            if v.family.is_some_and(|f| self.is_ended(f)) {
+                return Err(TokenError::Revoked.into());
+            }
+            return Ok(v);
         };
         let id = cognito.verify(token).await?;
         self.provision(&id).await?;
         Ok(Verified {
             user_id: id.user_id,
             expires_at: id.expires_at,
+            family: None,
         })
+    }
+
+    /// Whether the login `family` was ended by a logout (known to this node).
+    pub fn is_ended(&self, family: Uuid) -> bool {
+        self.ended
+            .get(&family)
+            .is_some_and(|until| *until >= Utc::now().timestamp())
+    }
+
+    /// Refuses the access tokens of login `family` from now until they have all expired.
+    pub fn end_family(&self, family: Uuid) {
+        let now = Utc::now().timestamp();
+        let lifetime = i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+        let until = now
+            .saturating_add(lifetime)
+            .saturating_add(tokens::LEEWAY_SECS as i64);
+        self.ended.insert(family, until);
+        // Entries are only needed while tokens of theirs may be alive; sweeping when the map
+        // has doubled keeps the cost per logout constant.
+        if self.ended.len() >= self.ended_sweep_at.load(Ordering::Relaxed) {
+            self.ended.retain(|_, until| *until >= now);
+            self.ended_sweep_at.store(
+                (self.ended.len() * 2).max(ENDED_SWEEP_AT),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Logout: revokes the family of `refresh_token` (which must be `user`'s) and ends its
+    /// access tokens here; returns the family, for ending its sessions.
+    pub async fn logout(&self, user: Uuid, refresh_token: &str) -> Result<Uuid, AuthError> {
+        self.local_accounts()?;
+        let hash = tokens::refresh_token_hash(refresh_token);
+        let keep_until = Utc::now() + self.refresh_ttl;
+        match self
+            .store
+            .revoke_refresh_family(hash, user, keep_until)
+            .await?
+        {
+            Some(family) => {
+                self.end_family(family);
+                Ok(family)
+            }
+            None => Err(AuthError::InvalidRefresh),
+        }
     }
 
     /// Makes sure a Cognito user has an account (profile, shares and history need one).
@@ -306,7 +371,9 @@ impl Auth {
             .rotate_refresh_token(old_hash, record, now)
             .await?
         {
-            RotateOutcome::Rotated { user_id } => self.pair(user_id, new_token),
+            RotateOutcome::Rotated { user_id, family_id } => {
+                self.pair(user_id, family_id, new_token)
+            }
             RotateOutcome::Reused => Err(AuthError::RefreshReused),
             RotateOutcome::Invalid => Err(AuthError::InvalidRefresh),
         }
@@ -314,19 +381,27 @@ impl Auth {
 
     async fn new_family(&self, user_id: Uuid) -> Result<TokenPair, AuthError> {
         let token = tokens::new_refresh_token();
+        let family_id = Uuid::new_v4();
         self.store
             .insert_refresh_token(RefreshTokenRecord {
                 token_hash: tokens::refresh_token_hash(&token),
                 user_id,
-                family_id: Uuid::new_v4(),
+                family_id,
                 expires_at: Utc::now() + self.refresh_ttl,
             })
             .await?;
-        self.pair(user_id, token)
+        self.pair(user_id, family_id, token)
     }
 
-    fn pair(&self, user_id: Uuid, refresh_token: String) -> Result<TokenPair, AuthError> {
-        let (access_token, _) = self.keys.issue(user_id, self.access_ttl)?;
+    fn pair(
+        &self,
+        user_id: Uuid,
+        family_id: Uuid,
+        refresh_token: String,
+    ) -> Result<TokenPair, AuthError> {
+        let (access_token, _) =
+            self.keys
+                .issue_in_family(user_id, Some(family_id), self.access_ttl)?;
         Ok(TokenPair {
             access_token,
             refresh_token,

@@ -5,6 +5,8 @@
 //! - `exp`, `iat`, `iss`, `aud` and `sub` are required, `iat` not in the future; no leeway
 //!   beyond a few seconds of clock skew.
 //! - Refresh tokens are 256 random bits; only their SHA-256 is stored.
+//! - Access tokens issued at login or refresh name their refresh-token family (`fam`), so
+//!   that a logout can end them and the sessions they opened before they expire.
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,6 +34,10 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub jti: Uuid,
+    /// The refresh-token family (login) the token was issued for; absent on tokens minted
+    /// outside a login (tests, tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<Uuid>,
 }
 
 /// What a valid access token proves.
@@ -40,6 +46,8 @@ pub struct Verified {
     pub user_id: Uuid,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// The login (refresh-token family) behind a local token; `None` for Cognito tokens.
+    pub family: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +56,9 @@ pub enum TokenError {
     Expired,
     #[error("invalid token")]
     Invalid,
+    /// Valid, but its login was ended by a logout.
+    #[error("token of a login that was ended")]
+    Revoked,
 }
 
 pub struct TokenKeys {
@@ -80,6 +91,16 @@ impl TokenKeys {
 
     /// Signs an access token for `user` valid for `ttl`; returns it with its expiry.
     pub fn issue(&self, user: Uuid, ttl: Duration) -> anyhow::Result<(String, i64)> {
+        self.issue_in_family(user, None, ttl)
+    }
+
+    /// [`TokenKeys::issue`] for the login `family` (the `fam` claim).
+    pub fn issue_in_family(
+        &self,
+        user: Uuid,
+        family: Option<Uuid>,
+        ttl: Duration,
+    ) -> anyhow::Result<(String, i64)> {
         let now = chrono::Utc::now().timestamp();
         let exp = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = Claims {
@@ -89,6 +110,7 @@ impl TokenKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
+            fam: family,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, exp))
@@ -104,6 +126,7 @@ impl TokenKeys {
             Ok(data) => Ok(Verified {
                 user_id: data.claims.sub,
                 expires_at: data.claims.exp,
+                family: data.claims.fam,
             }),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
@@ -170,7 +193,12 @@ mod tests {
         let user = Uuid::new_v4();
         let (t, exp) = k.issue(user, Duration::from_secs(60)).unwrap();
         let v = k.verify(&t).unwrap();
-        assert_eq!((v.user_id, v.expires_at), (user, exp));
+        assert_eq!((v.user_id, v.expires_at, v.family), (user, exp, None));
+        let fam = Uuid::new_v4();
+        let (t2, _) = k
+            .issue_in_family(user, Some(fam), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(k.verify(&t2).unwrap().family, Some(fam));
         let other = TokenKeys::new(&[8u8; 32], "clarity", "clarity-api").unwrap();
         assert_eq!(other.verify(&t), Err(TokenError::Invalid));
         let wrong_aud = TokenKeys::new(&[7u8; 32], "clarity", "other").unwrap();
@@ -224,6 +252,7 @@ mod tests {
             iss: "clarity".into(),
             aud: "clarity-api".into(),
             jti: Uuid::new_v4(),
+            fam: None,
         };
         let t = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -1,7 +1,10 @@
 //! What a node does with messages from other nodes, and the helpers that send them.
 //!
 //! Rules: handling a message never waits on a client (pushes are `try_send`) and only the
-//! owner of a window applies forwarded samples.
+//! owner of a window applies forwarded samples. Ending sessions (logout, admin disconnect)
+//! acts on this node's sessions at once and tells the others; delivery being at most once,
+//! a node that misses the message keeps such a session until its token expires (logout) or
+//! for good (disconnect), which the documentation states.
 
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use super::Message;
 use crate::app::App;
 use crate::store::DocKind;
 use crate::streams::Event;
+use crate::ws::hub::Kick;
 
 /// Queues `text` to every session of `user`, on this node and the others.
 pub fn push_user(app: &App, user: Uuid, text: &str) {
@@ -21,6 +25,22 @@ pub fn push_user(app: &App, user: Uuid, text: &str) {
         user,
         text: text.to_owned(),
     });
+}
+
+/// Ends login `family` of `user` on every node: its access tokens are refused from now on
+/// and its sessions close with 4011. Returns how many sessions this node closed.
+pub fn end_login(app: &App, user: Uuid, family: Uuid) -> usize {
+    app.auth.end_family(family);
+    let closed = app.hub.kick_family(user, family);
+    app.bus.publish(Message::LoggedOut { user, family });
+    closed
+}
+
+/// Closes every session of `user` on every node with 4012. Returns how many this node closed.
+pub fn disconnect_user(app: &App, user: Uuid) -> usize {
+    let closed = app.hub.kick_user(user, Kick::Disconnected);
+    app.bus.publish(Message::Disconnect { user });
+    closed
 }
 
 /// Handles the inbox until shutdown; a possible loss of messages (reconnect) rebuilds the
@@ -81,6 +101,13 @@ fn handle(app: &Arc<App>, msg: Message) {
             if app.ownership.owns(user) {
                 crate::ingest::feed_window(app, user, &samples);
             }
+        }
+        Message::LoggedOut { user, family } => {
+            app.auth.end_family(family);
+            app.hub.kick_family(user, family);
+        }
+        Message::Disconnect { user } => {
+            app.hub.kick_user(user, Kick::Disconnected);
         }
         Message::Resync { users } => {
             let app = app.clone();

@@ -1,5 +1,6 @@
-//! The bus between nodes: stream events, frames for a user's sessions, revoked shares and
-//! samples for a window owned elsewhere, plus the leases that say which node owns a window.
+//! The bus between nodes: stream events, frames for a user's sessions, revoked shares,
+//! samples for a window owned elsewhere and sessions to end (logout, admin disconnect), plus
+//! the leases that say which node owns a window.
 //!
 //! Rules:
 //! - Local delivery never depends on the bus: a node delivers to its own sessions directly
@@ -51,6 +52,11 @@ pub enum Message {
     /// Forwarded samples of these users (all users when `None`) were lost: their owners
     /// rebuild the windows from the store.
     Resync { users: Option<Vec<Uuid>> },
+    /// A logout ended login `family` of `user`: its access tokens are refused and its
+    /// sessions closed (4011) on every node.
+    LoggedOut { user: Uuid, family: Uuid },
+    /// An administrator disconnected `user`: every session of theirs closes (4012).
+    Disconnect { user: Uuid },
 }
 
 /// A stream name on the wire (`DocKind` stays free of serde).

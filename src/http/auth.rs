@@ -1,5 +1,12 @@
-//! `/api/v1/auth/*`: signup, login, refresh. With `--auth cognito` all three answer 404
-//! `local_auth_disabled`: accounts and tokens are the user pool's.
+//! `/api/v1/auth/*`: signup, login, refresh, logout. With `--auth cognito` all four answer
+//! 404 `local_auth_disabled`: accounts and tokens are the user pool's.
+//!
+//! Rules:
+//! - Logins are throttled per account and client address, and per address
+//!   ([`crate::auth::throttle`]): 429 `too_many_attempts` with `Retry-After`, answered before
+//!   the password is looked at. Logs never carry the email address.
+//! - Logout needs the access token and the login's refresh token; it ends that login
+//!   everywhere: refresh tokens (store), access tokens and live sessions (4011).
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -7,9 +14,11 @@ use axum::{Json, Router, extract::State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, json_body};
+use super::client_ip::ClientIp;
+use super::{Body, bearer, json_body};
 use crate::app::AppState;
-use crate::auth::TokenPair;
+use crate::auth::throttle::Throttled;
+use crate::auth::{AuthError, TokenPair};
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -17,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/signup", post(signup))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
 }
 
 #[derive(Deserialize)]
@@ -52,12 +62,41 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<TokenPair>, ApiError> {
     state.auth.local_accounts()?;
     let b: LoginBody = json_body(&headers, &body)?;
-    Ok(Json(state.auth.login(&b.email, &b.password).await?))
+    let attempt = state
+        .login_throttle
+        .begin(&b.email, ip)
+        .map_err(|t| throttled(t, ip))?;
+    match state.auth.login(&b.email, &b.password).await {
+        Ok(pair) => {
+            attempt.succeeded();
+            Ok(Json(pair))
+        }
+        Err(e @ AuthError::InvalidCredentials) => {
+            // A wrong password (or no such account): the attempt stays counted.
+            drop(attempt);
+            Err(e.into())
+        }
+        Err(e) => {
+            // Not the client's failure (store unavailable): no budget spent.
+            attempt.undecided();
+            Err(e.into())
+        }
+    }
+}
+
+/// The answer to a throttled login; the log names the address, never the account.
+fn throttled(Throttled { scope, wait }: Throttled, ip: std::net::IpAddr) -> ApiError {
+    metrics::counter!(crate::metrics::LOGIN_THROTTLED, "scope" => scope.as_str()).increment(1);
+    tracing::info!(%ip, scope = scope.as_str(), "login throttled");
+    ApiError::TooManyAttempts {
+        retry_after_ms: (wait.as_millis() as u64).max(1),
+    }
 }
 
 #[derive(Deserialize)]
@@ -73,4 +112,21 @@ async fn refresh(
     state.auth.local_accounts()?;
     let b: RefreshBody = json_body(&headers, &body)?;
     Ok(Json(state.auth.refresh(&b.refresh_token).await?))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<StatusCode, ApiError> {
+    // Before the token check, so that Cognito mode answers as for the other endpoints.
+    state.auth.local_accounts()?;
+    let token = bearer(&headers)
+        .ok_or_else(|| ApiError::unauthorized("unauthorized", "missing bearer token"))?;
+    let caller = state.auth.verify_access(token).await?;
+    let b: RefreshBody = json_body(&headers, &body)?;
+    let family = state.auth.logout(caller.user_id, &b.refresh_token).await?;
+    let closed = crate::bus::dispatch::end_login(&state.0, caller.user_id, family);
+    tracing::info!(user_id = %caller.user_id, closed, "logged out");
+    Ok(StatusCode::NO_CONTENT)
 }

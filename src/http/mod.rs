@@ -6,12 +6,15 @@
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
 
+mod admin;
 mod analyses;
 mod auth;
+pub mod client_ip;
 mod dashboard;
 mod health_data;
 mod insights;
 mod ops;
+pub mod origin;
 mod shares;
 mod user;
 
@@ -42,9 +45,13 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(dashboard::router())
         .merge(crate::ws::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        // Before routing, so that preflights (OPTIONS) and refused WebSocket handshakes are
+        // answered here; inside the request log, which then records them.
+        .layer(middleware::from_fn_with_state(state.clone(), origin::layer))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

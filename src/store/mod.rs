@@ -44,8 +44,8 @@ pub struct RefreshTokenRecord {
 /// Result of [`Store::rotate_refresh_token`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RotateOutcome {
-    /// The old token was live and is now spent; the new one is stored.
-    Rotated { user_id: Uuid },
+    /// The old token was live and is now spent; the new one is stored in the same family.
+    Rotated { user_id: Uuid, family_id: Uuid },
     /// The old token had already been spent (a replay, maybe a stolen token): its family is
     /// now revoked.
     Reused,
@@ -239,6 +239,17 @@ pub trait Store: Send + Sync + 'static {
         new: RefreshTokenRecord,
         now: DateTime<Utc>,
     ) -> StoreResult<RotateOutcome>;
+    /// Logout: revokes the whole family of the refresh token `token_hash` if that token
+    /// belongs to `user` (spent, expired or already revoked alike), so that no token of the
+    /// login can be rotated again. Returns the family; `None` when the token is unknown or
+    /// another user's. Every token of the family expires by `keep_until`: a backend whose
+    /// revocation marker expires keeps it at least that long.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: [u8; 32],
+        user: Uuid,
+        keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
 
     /// Stores samples for `user`; returns, per input sample, whether it was new (`true`) or a
     /// duplicate of an id already stored (`false`). Durable when it returns.

@@ -3,10 +3,12 @@
 //!
 //! Rules: a push never waits: it `try_send`s into each session's bounded outbound queue; a
 //! session whose queue is full is told to close as a slow consumer (4009) instead of making
-//! the pusher wait or dropping the frame silently.
+//! the pusher wait or dropping the frame silently. Sessions are ended from outside the same
+//! way, by a token their loop watches ([`Control`]): a logout ends those of one login (4011),
+//! an administrator all of a user's (4012); the session still acks what it has in flight.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use dashmap::DashMap;
@@ -25,6 +27,49 @@ struct Entry {
     /// Explicit subscriptions of this session to its own streams, by `DocKind::code`: their
     /// events come through the subscription, in order, not through the hub.
     explicit: Explicit,
+    control: Arc<Control>,
+}
+
+/// Why a session is ended from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// The login its token belongs to was ended by a logout.
+    LoggedOut,
+    /// An administrator disconnected the user.
+    Disconnected,
+}
+
+/// What others may know and do about a live session: its login, and ending it.
+#[derive(Default)]
+pub struct Control {
+    /// The refresh-token family of the session's current access token (`None`: Cognito).
+    family: Mutex<Option<Uuid>>,
+    kicked: CancellationToken,
+    why: OnceLock<Kick>,
+}
+
+impl Control {
+    /// Tells the session to close; `false` when it had been told already.
+    pub fn kick(&self, why: Kick) -> bool {
+        let first = self.why.set(why).is_ok();
+        self.kicked.cancel();
+        first
+    }
+
+    /// Resolves once the session is told to close, with the reason.
+    pub async fn kicked(&self) -> Kick {
+        self.kicked.cancelled().await;
+        *self.why.get().unwrap_or(&Kick::Disconnected)
+    }
+
+    /// The session's token was replaced (in-band refresh), maybe by another login's.
+    pub fn set_family(&self, family: Option<Uuid>) {
+        *self.family.lock().expect("session family lock") = family;
+    }
+
+    fn family(&self) -> Option<Uuid> {
+        *self.family.lock().expect("session family lock")
+    }
 }
 
 #[derive(Default)]
@@ -39,6 +84,7 @@ pub struct Registration {
     session: Uuid,
     pub overflow: CancellationToken,
     pub explicit: Explicit,
+    pub control: Arc<Control>,
 }
 
 /// Counts of a session's explicit subscriptions to its own streams, by `DocKind::code`.
@@ -67,14 +113,18 @@ impl Hub {
         user: Uuid,
         session: Uuid,
         out: super::Outbound,
+        family: Option<Uuid>,
     ) -> Registration {
         let overflow = CancellationToken::new();
         let explicit: Explicit = Arc::new(Default::default());
+        let control = Arc::new(Control::default());
+        control.set_family(family);
         self.users.entry(user).or_default().push(Entry {
             session,
             out,
             overflow: overflow.clone(),
             explicit: explicit.clone(),
+            control: control.clone(),
         });
         Registration {
             hub: self.clone(),
@@ -82,12 +132,35 @@ impl Hub {
             session,
             overflow,
             explicit,
+            control,
         }
     }
 
     /// Live sessions of `user` on this node.
     pub fn session_count(&self, user: Uuid) -> usize {
         self.users.get(&user).map_or(0, |l| l.len())
+    }
+
+    /// Tells every session of `user` on this node to close; returns how many were told.
+    pub fn kick_user(&self, user: Uuid, why: Kick) -> usize {
+        self.kick_where(user, why, |_| true)
+    }
+
+    /// Tells the sessions of `user` whose token belongs to login `family` to close (4011).
+    pub fn kick_family(&self, user: Uuid, family: Uuid) -> usize {
+        self.kick_where(user, Kick::LoggedOut, |c| c.family() == Some(family))
+    }
+
+    fn kick_where(&self, user: Uuid, why: Kick, pick: impl Fn(&Control) -> bool) -> usize {
+        let controls: Vec<Arc<Control>> = match self.users.get(&user) {
+            Some(list) => list.iter().map(|e| e.control.clone()).collect(),
+            None => return 0,
+        };
+        controls
+            .iter()
+            .filter(|c| pick(c))
+            .filter(|c| c.kick(why))
+            .count()
     }
 
     pub fn has_sessions(&self, user: Uuid) -> bool {

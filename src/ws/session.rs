@@ -9,6 +9,8 @@
 //! - A recoverable problem gets an `error` frame; a protocol or auth violation gets an
 //!   `error` frame and then a close frame with a documented code (protocol/README.md).
 //! - On shutdown every batch already received is committed and acked before `going_away`.
+//! - A session ended from outside (its login logged out: 4011; an administrator: 4012) also
+//!   acks what it has in flight first, then sends an `error` frame saying why and closes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -24,6 +26,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
+use super::hub::Kick;
 use super::rate::TokenBucket;
 use crate::app::AppState;
 use crate::auth::{AccessError, Verified};
@@ -45,6 +48,8 @@ pub mod close {
     pub const AUTH_INVALID: u16 = 4003;
     pub const RATE_LIMITED: u16 = 4008;
     pub const SLOW_CONSUMER: u16 = 4009;
+    pub const LOGGED_OUT: u16 = 4011;
+    pub const DISCONNECTED: u16 = 4012;
 }
 
 /// Longest a single socket write may take before the peer is considered gone.
@@ -148,9 +153,16 @@ async fn serve(
         frame_burst: cfg.frame_burst,
         max_inflight_batches: cfg.max_inflight_batches.max(1),
     };
-    let hub = state
-        .hub
-        .register(verified.user_id, session_id, out_tx.clone());
+    let hub = state.hub.register(
+        verified.user_id,
+        session_id,
+        out_tx.clone(),
+        verified.family,
+    );
+    // A logout between the token check and this registration found no session to close.
+    if verified.family.is_some_and(|f| state.auth.is_ended(f)) {
+        hub.control.kick(Kick::LoggedOut);
+    }
     // The user's window is rebuilt from the store if this node has none (restart, another
     // node); the session does not wait for it.
     {
@@ -240,11 +252,13 @@ impl Session {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let max_inflight = cfg.max_inflight_batches.max(1);
         let overflow = self.hub.overflow.clone();
+        let control = self.hub.control.clone();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return End::Shutdown,
                 () = overflow.cancelled() => return End::SlowConsumer,
+                why = control.kicked() => return kicked(why),
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
                     if self.complete(done).is_err() {
                         return End::SlowConsumer;
@@ -564,6 +578,8 @@ impl Session {
         let checked = Box::pin(self.state.auth.verify_access(token)).await;
         match checked {
             Ok(v) if v.user_id == self.user => {
+                // A logout of the new token's login must now end this session, not the old one's.
+                self.hub.control.set_family(v.family);
                 self.token_exp = v.expires_at;
                 self.schedule_expiry();
                 self.send(&ServerFrame::Refreshed {
@@ -778,6 +794,22 @@ fn prepare_frame(text: &str) -> Option<ingest::Prepared> {
     let frame: ClientFrame<'_> = serde_json::from_str(text).ok()?;
     let list: Vec<&RawValue> = serde_json::from_str(frame.samples?.get()).ok()?;
     Some(ingest::prepare(&list))
+}
+
+/// How a session ended from outside closes.
+fn kicked(why: Kick) -> End {
+    match why {
+        Kick::LoggedOut => End::Violation {
+            code: close::LOGGED_OUT,
+            error: "logged_out",
+            message: "this login was ended (logout); sign in again".into(),
+        },
+        Kick::Disconnected => End::Violation {
+            code: close::DISCONNECTED,
+            error: "disconnected",
+            message: "an administrator ended this session".into(),
+        },
+    }
 }
 
 fn too_big(len: usize, max: usize) -> End {

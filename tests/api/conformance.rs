@@ -45,6 +45,7 @@ conformance!(
     concurrent_signups_with_one_email_create_one_account,
     refresh_tokens_rotate_once_and_replays_revoke_the_family,
     concurrent_rotations_of_one_token_succeed_once,
+    logout_revokes_the_whole_family_of_the_owners_token,
     sample_writes_are_idempotent,
     samples_round_trip_every_field,
     queries_order_filter_and_page,
@@ -194,14 +195,26 @@ async fn refresh_tokens_rotate_once_and_replays_revoke_the_family(backend: Backe
         .rotate_refresh_token(first.token_hash, second.clone(), now)
         .await
         .unwrap();
-    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+    assert_eq!(
+        out,
+        RotateOutcome::Rotated {
+            user_id: u.id,
+            family_id: first.family_id
+        }
+    );
 
     let third = token(u.id, 3600);
     let out = store
         .rotate_refresh_token(second.token_hash, third.clone(), now)
         .await
         .unwrap();
-    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+    assert_eq!(
+        out,
+        RotateOutcome::Rotated {
+            user_id: u.id,
+            family_id: first.family_id
+        }
+    );
 
     // Replaying a spent token revokes the whole family, the live `third` included.
     let out = store
@@ -236,7 +249,77 @@ async fn refresh_tokens_rotate_once_and_replays_revoke_the_family(backend: Backe
         .rotate_refresh_token(other.token_hash, token(u.id, 3600), now)
         .await
         .unwrap();
-    assert_eq!(out, RotateOutcome::Rotated { user_id: u.id });
+    assert_eq!(
+        out,
+        RotateOutcome::Rotated {
+            user_id: u.id,
+            family_id: other.family_id
+        }
+    );
+}
+
+async fn logout_revokes_the_whole_family_of_the_owners_token(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let u = user("logout@example.com");
+    store.create_user(u.clone()).await.unwrap();
+    let now = Utc::now();
+    let keep = now + chrono::Duration::days(30);
+    let first = token(u.id, 3600);
+    store.insert_refresh_token(first.clone()).await.unwrap();
+    let second = token(u.id, 3600);
+    let out = store
+        .rotate_refresh_token(first.token_hash, second.clone(), now)
+        .await
+        .unwrap();
+    assert!(matches!(out, RotateOutcome::Rotated { .. }), "{out:?}");
+    let other_login = token(u.id, 3600);
+    store
+        .insert_refresh_token(other_login.clone())
+        .await
+        .unwrap();
+
+    // Someone else's token, or an unknown one, revokes nothing.
+    let stranger = Uuid::new_v4();
+    assert_eq!(
+        store
+            .revoke_refresh_family(second.token_hash, stranger, keep)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .revoke_refresh_family(rand::random(), u.id, keep)
+            .await
+            .unwrap(),
+        None
+    );
+    // Presenting the spent first token names the same family as the live second one.
+    assert_eq!(
+        store
+            .revoke_refresh_family(first.token_hash, u.id, keep)
+            .await
+            .unwrap(),
+        Some(first.family_id)
+    );
+    let out = store
+        .rotate_refresh_token(second.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert_eq!(out, RotateOutcome::Invalid);
+    // Again is fine (a repeated logout), and the other login is untouched.
+    assert_eq!(
+        store
+            .revoke_refresh_family(second.token_hash, u.id, keep)
+            .await
+            .unwrap(),
+        Some(first.family_id)
+    );
+    let out = store
+        .rotate_refresh_token(other_login.token_hash, token(u.id, 3600), now)
+        .await
+        .unwrap();
+    assert!(matches!(out, RotateOutcome::Rotated { .. }), "{out:?}");
 }
 
 async fn concurrent_rotations_of_one_token_succeed_once(backend: Backend) {

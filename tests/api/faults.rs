@@ -64,6 +64,16 @@ impl Store for Faulty {
     ) -> StoreResult<RotateOutcome> {
         self.inner.rotate_refresh_token(old_hash, new, now).await
     }
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: [u8; 32],
+        user: Uuid,
+        keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        self.inner
+            .revoke_refresh_family(token_hash, user, keep_until)
+            .await
+    }
     async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
         self.check()?;
         self.inner.insert_samples(user, samples).await

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin;
 mod analysis;
 mod auth;
 mod browser;
@@ -17,9 +18,12 @@ mod faults;
 mod health_data;
 mod insights;
 mod limits;
+mod login_throttle;
+mod logout;
 mod migrate;
 mod nodes;
 mod ops;
+mod origins;
 mod pat;
 mod rest_fuzz;
 mod streams;

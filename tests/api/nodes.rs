@@ -506,3 +506,75 @@ async fn without_redis_nodes_serve_their_own_sessions_and_report_degraded_until_
     assert_eq!(live["analysis_id"], after["analysis_id"]);
     assert_eq!(next_event(&mut dash_a, "analysis").await["offset"], 3);
 }
+
+/// Ending sessions from another process over Redis: an admin's disconnect (admins named in
+/// `CLARITY_ADMIN_EMAILS`, comma-separated) and a logout, each on node A, close the user's
+/// session on node B; B then refuses the logged-out access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_and_logout_cross_processes() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let mut cluster = Cluster::new(&redis).await;
+    cluster.env.push((
+        "CLARITY_ADMIN_EMAILS",
+        "ops@example.com,boss3@example.com".into(),
+    ));
+    let a = cluster.node().await;
+    let b = cluster.node().await;
+    let (_, boss) = cluster.signup(&a, "boss3@example.com").await;
+    let (user, token) = cluster.signup(&b, "user3@example.com").await;
+    let post = |node: &Node, path: String, body: Value, token: &str| {
+        cluster
+            .http
+            .post(format!("http://{}{path}", node.addr))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+
+    let mut session = ws(&b, &token).await;
+    let resp = post(
+        &a,
+        format!("/api/v1/admin/users/{user}/disconnect"),
+        json!({}),
+        &boss,
+    )
+    .await
+    .unwrap();
+    let (status, body) = into_json(resp).await;
+    assert_eq!(status, 202, "{body}");
+    let (code, _) = session.until_close().await;
+    assert_eq!(code, 4012);
+
+    // A login of its own, ended on node A while its session runs on node B.
+    let resp = cluster
+        .http
+        .post(format!("http://{}/api/v1/auth/login", a.addr))
+        .json(&json!({"email": "user3@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (_, pair) = into_json(resp).await;
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let mut session = ws(&b, &access).await;
+    let refresh = json!({"refresh_token": pair["refresh_token"]});
+    let resp = post(&a, "/api/v1/auth/logout".into(), refresh, &access)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (code, _) = session.until_close().await;
+    assert_eq!(code, 4011);
+    let resp = cluster
+        .http
+        .get(format!("http://{}/api/v1/user/profile", b.addr))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = into_json(resp).await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]["code"]),
+        (401, &json!("token_revoked"))
+    );
+}

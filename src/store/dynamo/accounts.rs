@@ -119,6 +119,27 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Logout: the family of `token_hash`, if the token is `user`'s, gets a revocation
+    /// marker that outlives every token of the family (`keep_until`); rotation checks it in
+    /// its transaction, so no token of the family rotates afterwards.
+    pub(super) async fn revoke_family_of(
+        &self,
+        token_hash: [u8; 32],
+        user: uuid::Uuid,
+        keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<uuid::Uuid>> {
+        let Some(item) = self.get(codec::refresh_pk(&token_hash), "RT").await? else {
+            return Ok(None);
+        };
+        if attr_uuid(&item, "uid")? != user {
+            return Ok(None);
+        }
+        let family = attr_uuid(&item, "fam")?;
+        self.revoke_family(family, keep_until.timestamp_millis())
+            .await?;
+        Ok(Some(family))
+    }
+
     pub(super) async fn rotate(
         &self,
         old_hash: [u8; 32],
@@ -177,7 +198,7 @@ impl DynamoStore {
             TransactWriteItem::builder().put(put_new).build(),
         ];
         match self.transact(items).await? {
-            TxOutcome::Done => Ok(RotateOutcome::Rotated { user_id }),
+            TxOutcome::Done => Ok(RotateOutcome::Rotated { user_id, family_id }),
             TxOutcome::Cancelled(r) if r.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
                 // Spent by a concurrent request between our read and our write: a replay.
                 self.revoke_family(family_id, new.expires_at.timestamp_millis())

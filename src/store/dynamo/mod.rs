@@ -360,6 +360,16 @@ impl Store for DynamoStore {
         self.bounded(self.rotate(old_hash, new, now)).await
     }
 
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: [u8; 32],
+        user: Uuid,
+        keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        self.bounded(self.revoke_family_of(token_hash, user, keep_until))
+            .await
+    }
+
     async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
         if samples.is_empty() {
             return Ok(Vec::new());

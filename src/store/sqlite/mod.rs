@@ -329,6 +329,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: [u8; 32],
+        user: Uuid,
+        _keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        // Rows are kept past expiry here, so the revoked flag needs no lifetime.
+        self.call(move |c| writer::revoke_family(c, &token_hash, user))
+            .await
+    }
+
     async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
         if samples.is_empty() {
             return Ok(Vec::new());

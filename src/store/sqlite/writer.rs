@@ -335,7 +335,31 @@ fn rotate(
     new.family_id = family_id;
     new.user_id = user_id;
     insert_refresh(c, &new)?;
-    Ok(RotateOutcome::Rotated { user_id })
+    Ok(RotateOutcome::Rotated { user_id, family_id })
+}
+
+/// Revokes the family of `token_hash` when the token is `user`'s; returns the family.
+pub(super) fn revoke_family(
+    c: &Connection,
+    token_hash: &[u8; 32],
+    user: Uuid,
+) -> StoreResult<Option<Uuid>> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = c
+        .prepare_cached("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
+        .and_then(|mut st| {
+            st.query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(other)?;
+    let Some((_, family)) = row.filter(|(owner, _)| owner[..] == user.as_bytes()[..]) else {
+        return Ok(None);
+    };
+    c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
+        .and_then(|mut st| st.execute([&family[..]]))
+        .map_err(other)?;
+    Uuid::from_slice(&family)
+        .map(Some)
+        .map_err(|e| StoreError::Other(e.into()))
 }
 
 fn insert_samples(c: &Connection, user: Uuid, samples: &[Sample]) -> StoreResult<Vec<bool>> {

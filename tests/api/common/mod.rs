@@ -97,7 +97,7 @@ pub async fn spawn_with_store(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store
     serve(Arc::new(app), listener, dir).await
 }
 
-async fn serve(
+pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     dir: tempfile::TempDir,
@@ -115,6 +115,34 @@ async fn serve(
         shutdown: Some(tx),
         handle: Some(handle),
     }
+}
+
+/// `n` nodes in this process sharing one SQLite store and one in-process bus, as several
+/// processes share DynamoDB and Redis. The returned folder holds the store; keep it.
+pub async fn spawn_nodes(n: usize, f: impl Fn(&mut Config)) -> (tempfile::TempDir, Vec<TestApp>) {
+    let shared = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(shared.path(), SqliteOptions::default()).expect("store opens"));
+    let net = clarity::bus::memory::Net::new();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_tests(dir.path());
+        config.jwt_secret = Some(JWT_SECRET.to_string().into());
+        f(&mut config);
+        let bus = Arc::new(clarity::bus::memory::MemoryBus::new(
+            Uuid::new_v4(),
+            net.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind");
+        let app = App::with_parts(config, store.clone(), bus)
+            .await
+            .expect("app starts");
+        nodes.push(serve(Arc::new(app), listener, dir).await);
+    }
+    (shared, nodes)
 }
 
 pub struct Session {
@@ -240,6 +268,39 @@ impl TestApp {
             .expect("ws connect");
         assert_eq!(resp.status(), 101);
         Ws { stream }
+    }
+
+    /// A WebSocket handshake with extra headers (and a token, if given); `Err` holds the
+    /// refusal's status and JSON body.
+    pub async fn ws_try(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, (u16, Value)> {
+        let mut req = self.ws_url().into_client_request().unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        for (k, v) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().unwrap();
+            req.headers_mut().insert(name, v.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, resp)) => {
+                assert_eq!(resp.status(), 101);
+                Ok(Ws { stream })
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .map(|b| serde_json::from_slice(b).expect("JSON refusal"))
+                    .unwrap_or(Value::Null);
+                Err((resp.status().as_u16(), body))
+            }
+            Err(e) => panic!("ws connect: {e}"),
+        }
     }
 
     /// Every sample of the caller, following cursors.

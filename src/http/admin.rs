@@ -1,0 +1,67 @@
+//! `/api/v1/admin/*`: operations on other users' sessions, for the accounts named by
+//! `--admin-emails`.
+//!
+//! Rules:
+//! - Admins are accounts whose email is in `--admin-emails` (checked against the store on
+//!   every request, so removing a name takes effect at the next start); anyone else gets 403,
+//!   also when the list is empty.
+//! - Disconnecting closes the user's live WebSocket sessions on every node with 4012 (this
+//!   node's at once, the others' through the bus) and says how many this node closed. It is
+//!   not a ban: the user's tokens stay valid and their apps may reconnect.
+//! - Every action is logged with the admin's and the user's ids.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AuthUser;
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/admin/users/{user_id}/disconnect", post(disconnect))
+}
+
+/// Refuses callers who are not admins.
+async fn require_admin(state: &AppState, caller: Uuid) -> Result<(), ApiError> {
+    let forbidden = || ApiError::Forbidden {
+        code: "forbidden",
+        message: "administrators only (--admin-emails)".into(),
+    };
+    if state.admins.is_empty() {
+        return Err(forbidden());
+    }
+    match state.store.user_by_id(caller).await? {
+        Some(u) if state.admins.contains(&u.email) => Ok(()),
+        _ => Err(forbidden()),
+    }
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    user_id: Result<Path<Uuid>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&state, caller.user_id).await?;
+    let not_found = || ApiError::Missing {
+        code: "user_not_found",
+        message: "no account has that id".into(),
+    };
+    let Ok(Path(user)) = user_id else {
+        return Err(not_found());
+    };
+    if state.store.user_by_id(user).await?.is_none() {
+        return Err(not_found());
+    }
+    let closed = crate::bus::dispatch::disconnect_user(&state.0, user);
+    tracing::info!(admin = %caller.user_id, user_id = %user, closed, "admin disconnected a user's sessions");
+    // Accepted: other nodes close theirs when the bus delivers the request.
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "user_id": user, "closed_sessions": closed })),
+    ))
+}

@@ -1,0 +1,182 @@
+//! `POST /api/v1/auth/logout`: ends one login everywhere. Its refresh tokens (the whole
+//! family) stop rotating, its access tokens are refused, and the WebSocket sessions opened
+//! with them close with 4011 after an `error` `logged_out`. Other logins of the same user
+//! carry on.
+
+use clarity::config::AuthMode;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, Ws, spawn_app, spawn_app_with};
+
+async fn logout(app: &TestApp, access: Option<&str>, refresh: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/auth/logout",
+        &json!({ "refresh_token": refresh }),
+        access,
+    )
+    .await
+}
+
+async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/auth/refresh",
+        &json!({ "refresh_token": token }),
+        None,
+    )
+    .await
+}
+
+/// The session is still served: a ping is answered.
+async fn assert_alive(ws: &mut Ws) {
+    ws.send(&json!({"type": "ping"})).await;
+    ws.recv_type("pong").await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_login_its_tokens_and_its_sessions_only() {
+    let app = spawn_app().await;
+    let u = app.user().await;
+    // A second login of the same user (another device).
+    let (other_access, other_refresh) = app.login(&u.email).await;
+
+    // The first login rotates once: both of its access tokens and its newest refresh token
+    // belong to it.
+    let (s, pair) = refresh(&app, &u.refresh).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let access2 = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = pair["refresh_token"].as_str().unwrap().to_owned();
+
+    let mut first = app.ws(&u.access).await;
+    first.welcome().await;
+    let mut rotated = app.ws(&access2).await;
+    rotated.welcome().await;
+    let mut other = app.ws(&other_access).await;
+    other.welcome().await;
+
+    let (s, body) = logout(&app, Some(&access2), &refresh2).await;
+    assert_eq!((s, &body), (StatusCode::NO_CONTENT, &Value::Null));
+
+    for ws in [&mut first, &mut rotated] {
+        let (code, frames) = ws.until_close().await;
+        assert_eq!(code, 4011, "{frames:?}");
+        let last = frames.last().expect("an error frame before the close");
+        assert_eq!(
+            (&last["type"], &last["code"]),
+            (&json!("error"), &json!("logged_out"))
+        );
+    }
+    assert_alive(&mut other).await;
+
+    // No token of the login rotates any more, the spent one included.
+    for t in [&refresh2, &u.refresh] {
+        let (s, b) = refresh(&app, t).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")),
+            "{b}"
+        );
+    }
+    // Its access tokens are refused, over REST and at the WebSocket handshake.
+    for t in [&u.access, &access2] {
+        let (s, b) = app.get("/api/v1/user/profile", Some(t)).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("token_revoked")),
+            "{b}"
+        );
+        let (status, _) = app.ws_try(Some(t), &[]).await.err().expect("refused");
+        assert_eq!(status, 401);
+    }
+
+    // The other login is untouched.
+    let (s, _) = app.get("/api/v1/user/profile", Some(&other_access)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = refresh(&app, &other_refresh).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_alive(&mut other).await;
+}
+
+#[tokio::test]
+async fn logout_checks_the_caller_and_the_token() {
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let v = app.user().await;
+
+    let (s, b) = logout(&app, None, &u.refresh).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    // Another user's refresh token ends nothing.
+    let (s, b) = logout(&app, Some(&u.access), &v.refresh).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token"))
+    );
+    let (s, _) = refresh(&app, &v.refresh).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = logout(&app, Some(&u.access), "not-a-token").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token"))
+    );
+    let (s, b) = app
+        .post("/api/v1/auth/logout", &json!({}), Some(&u.access))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
+
+    // Logging out twice is fine: the second call finds the login ended already. The access
+    // token of a login just ended is refused, so the second call uses another login's.
+    let (s, _) = logout(&app, Some(&u.access), &u.refresh).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (access, _) = app.login(&u.email).await;
+    let (s, _) = logout(&app, Some(&access), &u.refresh).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = logout(&app, Some(&u.access), &u.refresh).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("token_revoked"))
+    );
+}
+
+#[tokio::test]
+async fn a_session_follows_the_login_of_its_latest_token() {
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let (access_b, refresh_b) = app.login(&u.email).await;
+    let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
+    // The session now runs on login B's token: ending login A leaves it alone...
+    ws.send(&json!({"type": "refresh", "access_token": access_b}))
+        .await;
+    ws.recv_type("refreshed").await;
+    let (s, _) = logout(&app, Some(&u.access), &u.refresh).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_alive(&mut ws).await;
+    // ...and ending login B ends it.
+    let (s, _) = logout(&app, Some(&access_b), &refresh_b).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (code, _) = ws.until_close().await;
+    assert_eq!(code, 4011);
+}
+
+#[tokio::test]
+async fn cognito_mode_has_no_local_logout() {
+    let app = spawn_app_with(|c| {
+        c.auth = AuthMode::Cognito;
+        c.cognito_user_pool_id = Some("us-east-1_AbC123xyz".into());
+        c.cognito_client_id = Some("3n4b5urk1ft4fl3mg5e62d9ado".into());
+        // Never fetched: logout answers before any token is looked at.
+        c.cognito_jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
+    })
+    .await;
+    let (s, b) = logout(&app, Some("whatever"), "whatever").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("local_auth_disabled"))
+    );
+}
