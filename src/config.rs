@@ -390,6 +390,11 @@ pub struct Config {
     /// Longest wait for one key-set fetch, milliseconds.
     #[arg(long, env = "CLARITY_COGNITO_JWKS_TIMEOUT_MS", default_value_t = 5_000)]
     pub cognito_jwks_timeout_ms: u64,
+
+    /// Days an audit log entry is kept (then no longer listed, and deleted: by the next
+    /// appends on SQLite, by TTL on DynamoDB); at least 1.
+    #[arg(long, env = "CLARITY_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,7 +7,9 @@
 //!   `access_token`) nor bodies (health values, passwords).
 
 mod analyses;
+mod audit;
 mod auth;
+mod client;
 mod dashboard;
 mod health_data;
 mod insights;
@@ -29,6 +31,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::error::ApiError;
+pub use client::client_ip;
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
@@ -39,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())
+        .merge(audit::router())
         .merge(ops::router())
         .merge(dashboard::router())
         .merge(crate::ws::router())

@@ -3,6 +3,7 @@
 mod common;
 
 mod analysis;
+mod audit;
 mod auth;
 mod browser;
 mod bus;
@@ -15,6 +16,7 @@ mod dynamo_faults;
 mod faults;
 mod health_data;
 mod insights;
+mod log_scan;
 mod migrate;
 mod nodes;
 mod ops;

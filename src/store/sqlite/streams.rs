@@ -72,7 +72,7 @@ pub(super) fn init_epoch(conn: &Connection) -> rusqlite::Result<String> {
 
 impl SqliteStore {
     /// Runs `f` on the writer thread in its own savepoint; replies after the commit.
-    async fn call<T: Send + 'static>(
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
