@@ -456,6 +456,11 @@ pub struct Config {
     /// are forgotten this long after the last one, and the per-address bucket refills over it.
     #[arg(long, env = "CLARITY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900)]
     pub login_failure_window_secs: u64,
+
+    /// Days an audit log entry is kept (then no longer listed, and deleted: by the next
+    /// appends on SQLite, by TTL on DynamoDB); at least 1.
+    #[arg(long, env = "CLARITY_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

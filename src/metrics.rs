@@ -43,6 +43,8 @@ pub const BUS_DROPPED: &str = "clarity_bus_dropped_total";
 pub const BUS_UP: &str = "clarity_bus_up";
 pub const LEASES: &str = "clarity_window_leases";
 pub const LEASES_CLAIMED: &str = "clarity_window_leases_claimed_total";
+pub const AUDIT_ENTRIES: &str = "clarity_audit_entries_total";
+pub const AUDIT_FAILURES: &str = "clarity_audit_write_failures_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -148,4 +150,9 @@ fn describe() {
         "PAT week queued to embedding ready"
     );
     describe_counter!(PAT_WEEKS, "Weeks scored by PAT, by outcome");
+    describe_counter!(AUDIT_ENTRIES, "Audit log entries written, by action");
+    describe_counter!(
+        AUDIT_FAILURES,
+        "Audit log entries that could not be written, by action"
+    );
 }

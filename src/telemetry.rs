@@ -1,21 +1,34 @@
 //! Logging setup.
 //!
 //! Rule: logs never carry passwords, tokens or health values; fields are ids, counts,
-//! codes and durations.
+//! codes and durations. Dependencies that would log those at trace level are capped at debug
+//! whatever the filter says: tungstenite dumps every WebSocket frame (tokens, samples,
+//! insights), the AWS SDK every DynamoDB response body (accounts with email and password
+//! hash, documents) and the signing requests (session tokens); h2 its frames.
+//! `tests/api/log_scan.rs` checks the whole log of a full scenario at debug and trace.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::config::{Config, LogFormat};
 
+/// Targets (prefixes) whose trace level carries message payloads: never logged above debug.
+const PAYLOAD_LOGGERS: [&str; 8] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "aws_smithy",
+    "aws_sdk",
+    "aws_sigv4",
+    "aws_runtime",
+    "aws_config",
+    "h2",
+];
+
 pub fn init(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
-        eprintln!("invalid log filter {:?} ({e}); using `info`", config.log);
-        EnvFilter::new("info")
-    });
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(&config.log))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let res = match config.log_format {
@@ -24,5 +37,53 @@ pub fn init(config: &Config) {
     };
     if let Err(e) = res {
         eprintln!("logging already initialised: {e}");
+    }
+}
+
+/// The `--log` filter, with [`PAYLOAD_LOGGERS`] capped at debug.
+pub fn filter(spec: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(spec).unwrap_or_else(|e| {
+        eprintln!("invalid log filter {spec:?} ({e}); using `info`");
+        EnvFilter::new("info")
+    });
+    // Only when something may log at trace: a cap below the filter's level would enable
+    // more than asked for.
+    if filter
+        .max_level_hint()
+        .is_none_or(|max| max > LevelFilter::DEBUG)
+    {
+        for target in PAYLOAD_LOGGERS {
+            // Replaces a directive for the same target the user gave.
+            filter = filter.add_directive(
+                format!("{target}=debug")
+                    .parse()
+                    .expect("a valid directive"),
+            );
+        }
+    }
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter;
+
+    #[test]
+    fn frame_dumps_are_never_enabled() {
+        for spec in [
+            "trace",
+            "info,tungstenite=trace",
+            "tokio_tungstenite=trace",
+            "warn,aws_smithy=trace",
+        ] {
+            let f = filter(spec).to_string();
+            for target in super::PAYLOAD_LOGGERS {
+                assert!(f.contains(&format!("{target}=debug")), "{spec}: {f}");
+            }
+            assert!(!f.contains("=trace"), "{spec}: {f}");
+        }
+        // Below trace nothing is added.
+        assert_eq!(filter("info").to_string(), "info");
+        assert_eq!(filter("debug").to_string(), "debug");
     }
 }

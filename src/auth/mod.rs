@@ -336,26 +336,58 @@ impl Auth {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<TokenPair, AuthError> {
-        self.local_accounts()?;
+        self.login_for(email, password).await.1
+    }
+
+    /// [`Auth::login`], also naming the account the email belongs to (when it names one),
+    /// whether the password was right or not: whose audit log the attempt goes in.
+    pub async fn login_for(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> (Option<Uuid>, Result<TokenPair, AuthError>) {
+        if let Err(e) = self.local_accounts() {
+            return (None, Err(e));
+        }
         let user = match normalise_email(email) {
-            Ok(e) => self.store.user_by_email(&e).await?,
+            Ok(e) => match self.store.user_by_email(&e).await {
+                Ok(u) => u,
+                Err(e) => return (None, Err(e.into())),
+            },
             Err(_) => None,
         };
+        let account = user.as_ref().map(|u| u.id);
         let stored = user
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let pw = password.to_owned();
-        let ok = self
+        let ok = match self
             .blocking_hash(move || password::verify(&pw, &stored))
-            .await?;
-        match user {
+            .await
+        {
+            Ok(ok) => ok,
+            Err(e) => return (account, Err(e)),
+        };
+        let res = match user {
             Some(user) if ok => self.new_family(user.id).await,
             _ => Err(AuthError::InvalidCredentials),
-        }
+        };
+        (account, res)
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
-        self.local_accounts()?;
+        self.refresh_for(refresh_token).await.1
+    }
+
+    /// [`Auth::refresh`], also naming whose token it was when the store knew it (rotated or
+    /// replayed).
+    pub async fn refresh_for(
+        &self,
+        refresh_token: &str,
+    ) -> (Option<Uuid>, Result<TokenPair, AuthError>) {
+        if let Err(e) = self.local_accounts() {
+            return (None, Err(e));
+        }
         let old_hash = tokens::refresh_token_hash(refresh_token);
         let new_token = tokens::new_refresh_token();
         let now = Utc::now();
@@ -366,16 +398,13 @@ impl Auth {
             family_id: Uuid::nil(),
             expires_at: now + self.refresh_ttl,
         };
-        match self
-            .store
-            .rotate_refresh_token(old_hash, record, now)
-            .await?
-        {
-            RotateOutcome::Rotated { user_id, family_id } => {
-                self.pair(user_id, family_id, new_token)
+        match self.store.rotate_refresh_token(old_hash, record, now).await {
+            Ok(RotateOutcome::Rotated { user_id, family_id }) => {
+                (Some(user_id), self.pair(user_id, family_id, new_token))
             }
-            RotateOutcome::Reused => Err(AuthError::RefreshReused),
-            RotateOutcome::Invalid => Err(AuthError::InvalidRefresh),
+            Ok(RotateOutcome::Reused { user_id }) => (Some(user_id), Err(AuthError::RefreshReused)),
+            Ok(RotateOutcome::Invalid) => (None, Err(AuthError::InvalidRefresh)),
+            Err(e) => (None, Err(e.into())),
         }
     }
 

@@ -4,6 +4,10 @@
 //! Rules: always the caller's own data (the user comes from the token); a `POST` answers
 //! 201 with a new analysis, or 200 with the stored one when the data has not changed since;
 //! the result is also pushed to the caller's live sessions.
+//!
+//! Reading another user's documents (`?user_id=`, with a share) is recorded in that user's
+//! audit log before the documents go out; if the entry cannot be written the read fails
+//! (503). A refused read is recorded too (`access_denied`).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -15,6 +19,7 @@ use uuid::Uuid;
 
 use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
+use crate::audit::{self, Action, Event, Origin};
 use crate::error::ApiError;
 use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
@@ -58,10 +63,19 @@ async fn create(
 async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
     owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    one_doc(&state, DocKind::Analysis, caller.user_id, id, owner).await
+    one_doc(
+        &state,
+        DocKind::Analysis,
+        caller.user_id,
+        &origin,
+        id,
+        owner,
+    )
+    .await
 }
 
 /// `?user_id=`: whose documents (default: the caller's).
@@ -71,19 +85,57 @@ pub(super) struct OwnerParam {
 }
 
 /// The owner named by `user_id` (default `caller`), once the caller may read their `kind`.
+/// A refusal is recorded in the owner's audit log (`target` names what was asked for).
 async fn owner_for(
     state: &AppState,
     caller: Uuid,
+    origin: &Origin,
     user_id: Option<&str>,
     kind: DocKind,
+    target: impl FnOnce() -> String,
 ) -> Result<Uuid, ApiError> {
     let owner = match user_id {
         None => return Ok(caller),
         Some(s) => Uuid::parse_str(s)
             .map_err(|_| ApiError::bad_request("invalid_query", "`user_id` must be a UUID"))?,
     };
-    super::shares::check_read(state, caller, owner, kind).await?;
+    if let Err(e) = super::shares::check_read(state, caller, owner, kind).await {
+        if matches!(e, ApiError::Forbidden { .. }) {
+            let event = Event {
+                owner,
+                actor: Some(caller),
+                action: Action::AccessDenied,
+                target: Some(target()),
+                origin,
+            };
+            audit::record_refusal(state, event).await;
+        }
+        return Err(e);
+    }
     Ok(owner)
+}
+
+/// Records `caller`'s read of `owner`'s `target` before it is answered; own reads are not
+/// recorded. Fails (503, or 500 for a non-transient store failure) when the entry cannot be
+/// written: no unrecorded disclosure.
+async fn record_read(
+    state: &AppState,
+    caller: Uuid,
+    owner: Uuid,
+    origin: &Origin,
+    target: String,
+) -> Result<(), ApiError> {
+    if caller == owner {
+        return Ok(());
+    }
+    let event = Event {
+        owner,
+        actor: Some(caller),
+        action: Action::DataRead,
+        target: Some(target),
+        origin,
+    };
+    Ok(audit::record(state, event).await?)
 }
 
 /// One document of `kind`, by id, of the caller or of a user who shared it with them.
@@ -91,17 +143,34 @@ pub(super) async fn one_doc(
     state: &AppState,
     kind: DocKind,
     caller: Uuid,
+    origin: &Origin,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
     owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(owner) = owner.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let user = owner_for(state, caller, owner.user_id.as_deref(), kind).await?;
+    let asked = id.as_ref().ok().map(|Path(id)| *id);
+    let target = |id: Option<Uuid>| match id {
+        Some(id) => format!("{}/{id}", kind.stream()),
+        None => kind.stream().to_owned(),
+    };
+    let user = owner_for(
+        state,
+        caller,
+        origin,
+        owner.user_id.as_deref(),
+        kind,
+        || target(asked),
+    )
+    .await?;
     // Another user's id and a malformed one look the same as a missing one.
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound);
     };
     match state.store.get_doc(kind, user, id).await? {
-        Some(d) => Ok(json_text(StatusCode::OK, d.body)),
+        Some(d) => {
+            record_read(state, caller, user, origin, target(Some(id))).await?;
+            Ok(json_text(StatusCode::OK, d.body))
+        }
         None => Err(ApiError::NotFound),
     }
 }
@@ -118,6 +187,7 @@ pub(super) struct ListParams {
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     list_page(
@@ -125,6 +195,7 @@ async fn list(
         DocKind::Analysis,
         "analyses",
         caller.user_id,
+        &origin,
         params,
     )
     .await
@@ -137,10 +208,12 @@ pub(super) async fn list_page(
     kind: DocKind,
     field: &str,
     caller: uuid::Uuid,
+    origin: &Origin,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let user = owner_for(state, caller, p.user_id.as_deref(), kind).await?;
+    let target = || kind.stream().to_owned();
+    let user = owner_for(state, caller, origin, p.user_id.as_deref(), kind, target).await?;
     let limit = parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let query = DocQuery {
         from_ms: p
@@ -153,6 +226,7 @@ pub(super) async fn list_page(
         limit,
     };
     let page = state.store.list_docs(kind, user, query).await?;
+    record_read(state, caller, user, origin, target()).await?;
     // Bodies are stored JSON documents: spliced in, not re-parsed.
     let mut out = format!("{{\"{field}\":[");
     for (i, a) in page.docs.iter().enumerate() {

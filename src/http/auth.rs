@@ -7,6 +7,10 @@
 //!   the password is looked at. Logs never carry the email address.
 //! - Logout needs the access token and the login's refresh token; it ends that login
 //!   everywhere: refresh tokens (store), access tokens and live sessions (4011).
+//! - Audit (the account's log, after the fact, best effort): `account_created`, `login`,
+//!   `login_failed` (a wrong password for an existing account; an email with no account has
+//!   no log to go in and is not recorded) and `refresh_token_reused`. Routine refreshes are
+//!   not recorded.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -17,6 +21,7 @@ use serde_json::{Value, json};
 use super::client_ip::ClientIp;
 use super::{Body, bearer, json_body};
 use crate::app::AppState;
+use crate::audit::{self, Action, Event, Origin};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthError, TokenPair};
 use crate::error::ApiError;
@@ -38,6 +43,7 @@ struct SignupBody {
 
 async fn signup(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -48,6 +54,14 @@ async fn signup(
         .signup(&b.email, &b.password, b.display_name.as_deref())
         .await?;
     tracing::info!(user_id = %user.id, "account created");
+    let event = Event {
+        owner: user.id,
+        actor: Some(user.id),
+        action: Action::AccountCreated,
+        target: None,
+        origin: &origin,
+    };
+    audit::record_best_effort(&state, event).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user_id": user.id, "email": user.email })),
@@ -63,6 +77,7 @@ struct LoginBody {
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    origin: Origin,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<TokenPair>, ApiError> {
@@ -72,22 +87,34 @@ async fn login(
         .login_throttle
         .begin(&b.email, ip)
         .map_err(|t| throttled(t, ip))?;
-    match state.auth.login(&b.email, &b.password).await {
-        Ok(pair) => {
+    let (account, res) = state.auth.login_for(&b.email, &b.password).await;
+    let action = match &res {
+        Ok(_) => {
             attempt.succeeded();
-            Ok(Json(pair))
+            Some(Action::Login)
         }
-        Err(e @ AuthError::InvalidCredentials) => {
+        Err(AuthError::InvalidCredentials) => {
             // A wrong password (or no such account): the attempt stays counted.
             drop(attempt);
-            Err(e.into())
+            Some(Action::LoginFailed)
         }
-        Err(e) => {
+        Err(_) => {
             // Not the client's failure (store unavailable): no budget spent.
             attempt.undecided();
-            Err(e.into())
+            None
         }
+    };
+    if let (Some(owner), Some(action)) = (account, action) {
+        let event = Event {
+            owner,
+            actor: (action == Action::Login).then_some(owner),
+            action,
+            target: None,
+            origin: &origin,
+        };
+        audit::record_best_effort(&state, event).await;
     }
+    Ok(Json(res?))
 }
 
 /// The answer to a throttled login; the log names the address, never the account.
@@ -106,12 +133,25 @@ struct RefreshBody {
 
 async fn refresh(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<TokenPair>, ApiError> {
     state.auth.local_accounts()?;
     let b: RefreshBody = json_body(&headers, &body)?;
-    Ok(Json(state.auth.refresh(&b.refresh_token).await?))
+    let (account, res) = state.auth.refresh_for(&b.refresh_token).await;
+    if let (Some(owner), Err(AuthError::RefreshReused)) = (account, &res) {
+        let event = Event {
+            owner,
+            // Whoever replayed the token is not known: it may be a thief.
+            actor: None,
+            action: Action::RefreshTokenReused,
+            target: None,
+            origin: &origin,
+        };
+        audit::record_best_effort(&state, event).await;
+    }
+    Ok(Json(res?))
 }
 
 async fn logout(

@@ -1,4 +1,4 @@
-//! The client's network address, for login throttling.
+//! The client's network address, for login throttling and the audit log.
 //!
 //! Rules:
 //! - By default the TCP peer address: a client cannot choose it.
@@ -26,21 +26,28 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let forwarded = if state.config.trust_forwarded_for {
-            last_forwarded_for(&parts.headers)
-        } else {
-            None
-        };
         // Served without connection info (a router driven in-process): one shared bucket.
-        let ip = forwarded
-            .or(peer)
+        let ip = address(parts, state.config.trust_forwarded_for)
             .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         Ok(ClientIp(prefix(ip)))
     }
+}
+
+/// The client's address (whole, not cut to a prefix): the last `X-Forwarded-For` entry when
+/// `trust_forwarded_for`, else the TCP peer; `None` without connection info. The one place
+/// that decides it, for throttling and the audit log alike.
+pub fn address(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
+    let forwarded = if trust_forwarded_for {
+        last_forwarded_for(&parts.headers)
+    } else {
+        None
+    };
+    forwarded.or_else(|| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
 }
 
 /// The last entry of the last `X-Forwarded-For` header, if it is an address (with or

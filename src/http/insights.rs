@@ -17,6 +17,7 @@ use super::AuthUser;
 use super::analyses::{ListParams, OwnerParam, list_page, one_doc};
 use super::json_text;
 use crate::app::AppState;
+use crate::audit::Origin;
 use crate::error::ApiError;
 use crate::insights::{self, InsightError};
 use crate::store::DocKind;
@@ -91,16 +92,26 @@ async fn create(
 async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
     owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    one_doc(&state, DocKind::Insight, caller.user_id, id, owner).await
+    one_doc(&state, DocKind::Insight, caller.user_id, &origin, id, owner).await
 }
 
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    list_page(&state, DocKind::Insight, "insights", caller.user_id, params).await
+    list_page(
+        &state,
+        DocKind::Insight,
+        "insights",
+        caller.user_id,
+        &origin,
+        params,
+    )
+    .await
 }

@@ -8,7 +8,9 @@
 
 mod admin;
 mod analyses;
+mod audit;
 mod auth;
+mod client;
 pub mod client_ip;
 mod dashboard;
 mod health_data;
@@ -32,6 +34,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::error::ApiError;
+pub use client::client_ip;
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
@@ -42,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())
+        .merge(audit::router())
         .merge(ops::router())
         .merge(dashboard::router())
         .merge(crate::ws::router())

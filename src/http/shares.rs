@@ -7,6 +7,8 @@
 //! - Granting is idempotent: the same grantee and scope again returns the existing share (200).
 //! - Deleting ends the grantee's live subscriptions to that stream at once.
 //! - Raw samples are never shared: dashboards see derived documents only.
+//! - Grants and revocations go in the owner's audit log (`share_granted`, `share_revoked`,
+//!   target `<scope>:<grantee id>`), after the fact: a failed entry is logged and counted.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +22,7 @@ use uuid::Uuid;
 
 use super::{AuthUser, Body, json_body};
 use crate::app::AppState;
+use crate::audit::{self, Action, Event, Origin};
 use crate::error::ApiError;
 use crate::store::{DocKind, ShareRecord};
 
@@ -54,6 +57,7 @@ async fn share_json(state: &AppState, sh: &ShareRecord) -> Result<Value, ApiErro
 async fn create(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
@@ -91,6 +95,11 @@ async fn create(
     let stored = state.store.put_share(wanted.clone()).await?;
     let status = if stored.id == wanted.id {
         tracing::info!(share_id = %stored.id, owner = %stored.owner_id, grantee = %stored.grantee_id, scope = scope.stream(), "share granted");
+        audit::record_best_effort(
+            &state,
+            share_event(&stored, caller.user_id, Action::ShareGranted, &origin),
+        )
+        .await;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -118,6 +127,7 @@ async fn list(
 async fn remove(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
+    origin: Origin,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Ok(Path(id)) = id else {
@@ -139,7 +149,25 @@ async fn remove(
         stream: share.scope.into(),
     });
     tracing::info!(share_id = %share.id, ended, "share revoked");
+    let event = share_event(&share, caller.user_id, Action::ShareRevoked, &origin);
+    audit::record_best_effort(&state, event).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The owner's audit entry for a change of `share` made by `actor`.
+fn share_event<'a>(
+    share: &ShareRecord,
+    actor: Uuid,
+    action: Action,
+    origin: &'a Origin,
+) -> Event<'a> {
+    Event {
+        owner: share.owner_id,
+        actor: Some(actor),
+        action,
+        target: Some(format!("{}:{}", share.scope.stream(), share.grantee_id)),
+        origin,
+    }
 }
 
 /// Whether `caller` may read `owner`'s documents of `kind`: their own, or shared with them.

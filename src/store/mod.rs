@@ -47,8 +47,8 @@ pub enum RotateOutcome {
     /// The old token was live and is now spent; the new one is stored in the same family.
     Rotated { user_id: Uuid, family_id: Uuid },
     /// The old token had already been spent (a replay, maybe a stolen token): its family is
-    /// now revoked.
-    Reused,
+    /// now revoked. `user_id` is whose login it was (for their audit log).
+    Reused { user_id: Uuid },
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -190,6 +190,37 @@ pub struct StreamEvent {
     pub body: String,
 }
 
+/// One entry of a user's audit log: who did what to or with their data, when and from where.
+/// Never carries health values, tokens, passwords or email addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Time-ordered (UUIDv7): listings order by it.
+    pub id: Uuid,
+    /// The data owner the entry concerns; only they can list it.
+    pub owner_id: Uuid,
+    /// Who acted; `None` when nobody was authenticated (a failed login).
+    pub actor_id: Option<Uuid>,
+    /// Stable snake_case code (see `crate::audit::Action`).
+    pub action: String,
+    /// What was acted on, e.g. `insights`, `insights/<id>`, `share/<id>`.
+    pub target: Option<String>,
+    /// When (stores keep milliseconds).
+    pub at: DateTime<Utc>,
+    /// The client's IP address.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// After this the entry is no longer listed and may be deleted (retention).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One page of a user's audit log, newest first.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    /// The id of the last entry returned when older ones may follow: pass it as `before`.
+    pub next: Option<Uuid>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The email address is already registered.
@@ -293,6 +324,18 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<StreamEvent>>;
+
+    /// Appends an entry to its owner's audit log (durable when it returns). Entries are never
+    /// changed; ids are unique.
+    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()>;
+    /// `owner`'s unexpired audit entries, newest first (descending id), strictly older than
+    /// `before` when given, at most `limit`.
+    async fn list_audit(
+        &self,
+        owner: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<AuditPage>;
 
     async fn put_analysis(&self, analysis: DocRecord) -> StoreResult<bool> {
         self.put_doc(DocKind::Analysis, analysis).await

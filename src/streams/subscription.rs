@@ -7,6 +7,9 @@
 //!   pongs and heartbeats always find room; a reader that stops reading holds this task, not
 //!   the publisher, and its events beyond the small per-subscription queue are dropped and
 //!   reported as `lagged`.
+//! - Subscribing to another user's stream is recorded in their audit log before anything of
+//!   the stream is sent (one entry per subscribe); when it cannot be recorded the client gets
+//!   `store_unavailable` instead.
 //! - Offsets reach the client strictly increasing: duplicates are skipped and a hole (an event
 //!   published out of order, on another task or node) is filled from the store.
 
@@ -37,6 +40,8 @@ pub struct Request {
     /// For a session's own stream: its hub counters, so the hub stops pushing what this
     /// subscription delivers.
     pub own: Option<crate::ws::hub::Explicit>,
+    /// Where the viewer connected from, for the owner's audit log.
+    pub origin: crate::audit::Origin,
 }
 
 /// Holds one count in a session's explicit-subscription counters.
@@ -131,7 +136,16 @@ async fn serve(
     shared: &Arc<SubShared>,
 ) -> Result<(), StoreError> {
     let store = &app.store;
+    let audit_event = |action| crate::audit::Event {
+        owner: req.owner,
+        actor: Some(req.viewer),
+        action,
+        target: Some(req.kind.stream().to_owned()),
+        origin: &req.origin,
+    };
     if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
+        let denied = audit_event(crate::audit::Action::AccessDenied);
+        crate::audit::record_refusal(app, denied).await;
         send_final(
             out,
             error_frame(
@@ -142,6 +156,10 @@ async fn serve(
         )
         .await;
         return Ok(());
+    }
+    if req.owner != req.viewer {
+        // Before anything of the stream goes out; no entry, no subscription.
+        crate::audit::record(app, audit_event(crate::audit::Action::StreamSubscribed)).await?;
     }
     let _own = req.own.clone().map(|counts| {
         let i = req.kind.code() as usize;

@@ -49,6 +49,7 @@ struct WsQuery {
 
 async fn upgrade(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     headers: HeaderMap,
     query: Result<Query<WsQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -85,6 +86,6 @@ async fn upgrade(
         .max_frame_size(max.saturating_mul(2).max(64 * 1024))
         .on_upgrade(move |socket| {
             let tracker = state.sessions.clone();
-            tracker.track_future(session::run(state, socket, verified))
+            tracker.track_future(session::run(state, socket, verified, origin))
         }))
 }

@@ -117,16 +117,23 @@ struct Session {
     completed: u64,
     /// An `analyze` waiting for the batches sent before it: runs once `completed` reaches it.
     analyze_after: Option<u64>,
+    /// Where the client connected from, for the audit entries of its subscriptions.
+    origin: crate::audit::Origin,
 }
 
-pub async fn run(state: AppState, socket: WebSocket, verified: Verified) {
+pub async fn run(
+    state: AppState,
+    socket: WebSocket,
+    verified: Verified,
+    origin: crate::audit::Origin,
+) {
     let session_id = Uuid::new_v4();
     let span = tracing::info_span!("ws", %session_id, user_id = %verified.user_id);
     async move {
         ::metrics::gauge!(metrics::WS_CONNECTIONS).increment(1.0);
         ::metrics::counter!(metrics::WS_SESSIONS_TOTAL).increment(1);
         tracing::debug!("session opened");
-        let end = serve(state, socket, verified, session_id).await;
+        let end = serve(state, socket, verified, session_id, origin).await;
         ::metrics::gauge!(metrics::WS_CONNECTIONS).decrement(1.0);
         tracing::debug!(reason = end, "session closed");
     }
@@ -139,6 +146,7 @@ async fn serve(
     socket: WebSocket,
     verified: Verified,
     session_id: Uuid,
+    origin: crate::audit::Origin,
 ) -> &'static str {
     let cfg = &state.config;
     let (sink, mut stream) = socket.split();
@@ -200,6 +208,7 @@ async fn serve(
         submitted: 0,
         completed: 0,
         analyze_after: None,
+        origin,
     };
     s.schedule_expiry();
     let welcome = ServerFrame::Welcome {
@@ -533,6 +542,7 @@ impl Session {
             since: frame.since,
             epoch: frame.epoch.as_deref().map(str::to_owned),
             own: (owner == self.user).then(|| self.hub.explicit.clone()),
+            origin: self.origin.clone(),
         };
         let handle = subscription::start(
             &self.state.0,

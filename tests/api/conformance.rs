@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use clarity::samples::{Kind, Sample, Timestamp};
 use clarity::store::{
-    Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SampleQuery,
-    ShareRecord, Store, StoreError, UserRecord,
+    AuditRecord, Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome,
+    SampleQuery, ShareRecord, Store, StoreError, UserRecord,
 };
 use futures_util::future::join_all;
 use uuid::Uuid;
@@ -55,6 +55,7 @@ conformance!(
     shares_are_unique_listed_both_ways_and_deletable,
     stream_offsets_are_dense_replayable_and_bounded,
     two_server_processes_share_one_store,
+    audit_entries_are_private_newest_first_paged_and_expire,
 );
 
 async fn open(backend: &Backend) -> (tempfile::TempDir, Arc<dyn Store>) {
@@ -221,7 +222,7 @@ async fn refresh_tokens_rotate_once_and_replays_revoke_the_family(backend: Backe
         .rotate_refresh_token(first.token_hash, token(u.id, 3600), now)
         .await
         .unwrap();
-    assert_eq!(out, RotateOutcome::Reused);
+    assert_eq!(out, RotateOutcome::Reused { user_id: u.id });
     let out = store
         .rotate_refresh_token(third.token_hash, token(u.id, 3600), now)
         .await
@@ -340,7 +341,10 @@ async fn concurrent_rotations_of_one_token_succeed_once(backend: Backend) {
         .filter(|i| matches!(outs[*i], RotateOutcome::Rotated { .. }))
         .collect();
     assert_eq!(won.len(), 1, "{outs:?}");
-    assert!(outs.contains(&RotateOutcome::Reused), "{outs:?}");
+    assert!(
+        outs.contains(&RotateOutcome::Reused { user_id: u.id }),
+        "{outs:?}"
+    );
     // The race was a replay: the winner's token belongs to a revoked family.
     let out = store
         .rotate_refresh_token(news[won[0]].token_hash, token(u.id, 3600), now)
@@ -773,4 +777,91 @@ async fn stream_offsets_are_dense_replayable_and_bounded(backend: Backend) {
         kept.ends_with(&[4, 5, 6]),
         "the last `keep` events stay: {kept:?}"
     );
+}
+
+fn audit_entry(owner: Uuid, n: i64) -> AuditRecord {
+    let at = Utc
+        .timestamp_millis_opt(Utc::now().timestamp_millis() - 60_000 + n)
+        .unwrap();
+    AuditRecord {
+        // Time-ordered ids, as the server makes them.
+        id: Uuid::now_v7(),
+        owner_id: owner,
+        actor_id: (n % 2 == 0).then(Uuid::new_v4),
+        action: if n % 3 == 0 { "login" } else { "data_read" }.into(),
+        target: (n % 2 == 1).then(|| format!("insights/{}", Uuid::new_v4())),
+        at,
+        ip: (n % 4 != 3).then(|| ["127.0.0.1", "2001:db8::7"][(n % 2) as usize].into()),
+        user_agent: (n % 5 != 4).then(|| format!("Ünïcode agent/{n} ✓")),
+        expires_at: at + chrono::Duration::days(365),
+    }
+}
+
+async fn audit_entries_are_private_newest_first_paged_and_expire(backend: Backend) {
+    let (_dir, store) = open(&backend).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(
+        store
+            .list_audit(a, None, 10)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+
+    let mut written = Vec::new();
+    for n in 0..12 {
+        let e = audit_entry(a, n);
+        store.append_audit(e.clone()).await.unwrap();
+        written.push(e);
+        // Another owner's entries, interleaved.
+        store.append_audit(audit_entry(b, n)).await.unwrap();
+    }
+    // An expired entry (retention passed, not yet deleted) is not listed.
+    let mut expired = audit_entry(a, 99);
+    expired.expires_at = Utc
+        .timestamp_millis_opt(Utc::now().timestamp_millis() - 1000)
+        .unwrap();
+    store.append_audit(expired.clone()).await.unwrap();
+    // Concurrent appends all land.
+    let more: Vec<AuditRecord> = (12..18).map(|n| audit_entry(a, n)).collect();
+    for r in join_all(more.iter().map(|e| store.append_audit(e.clone()))).await {
+        r.unwrap();
+    }
+    written.extend(more);
+    written.sort_by_key(|e| std::cmp::Reverse(e.id));
+
+    for limit in [1, 5, 18, 100] {
+        let mut got = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.list_audit(a, before, limit).await.unwrap();
+            assert!(page.entries.len() <= limit);
+            got.extend(page.entries);
+            match page.next {
+                Some(id) => before = Some(id),
+                None => break,
+            }
+        }
+        assert_eq!(
+            got, written,
+            "limit {limit}: every field, newest first, no expired"
+        );
+    }
+    let theirs = store.list_audit(b, None, 100).await.unwrap().entries;
+    assert_eq!(theirs.len(), 12);
+    assert!(
+        theirs.iter().all(|e| e.owner_id == b),
+        "private to the owner"
+    );
+    // `before` is exclusive.
+    let page = store.list_audit(a, Some(written[2].id), 2).await.unwrap();
+    assert_eq!(
+        page.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [written[3].id, written[4].id]
+    );
+    assert_eq!(page.next, Some(written[4].id));
+    let last = written.last().unwrap().id;
+    let page = store.list_audit(a, Some(last), 10).await.unwrap();
+    assert!(page.entries.is_empty() && page.next.is_none());
 }

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clarity::samples::Sample;
 use clarity::store::{
-    DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
-    SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
+    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
+    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult,
+    StreamEvent, UserRecord,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -21,6 +22,8 @@ use crate::common::{hr, spawn_with_store};
 const HEALTHY: u8 = 0;
 const OVERLOADED: u8 = 1;
 const BROKEN: u8 = 2;
+/// Only audit entries cannot be written.
+const AUDIT_DOWN: u8 = 3;
 
 /// Delegates to a real store unless told to fail.
 struct Faulty {
@@ -141,6 +144,22 @@ impl Store for Faulty {
     ) -> StoreResult<Vec<StreamEvent>> {
         self.check()?;
         self.inner.read_events(user, kind, after, limit).await
+    }
+    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
+        self.check()?;
+        if self.mode.load(Ordering::SeqCst) == AUDIT_DOWN {
+            return Err(StoreError::Timeout);
+        }
+        self.inner.append_audit(entry).await
+    }
+    async fn list_audit(
+        &self,
+        owner: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        self.check()?;
+        self.inner.list_audit(owner, before, limit).await
     }
     async fn close(&self) {
         self.inner.close().await
@@ -265,4 +284,70 @@ async fn a_full_write_queue_answers_503_not_an_ack() {
     for n in ok {
         assert!(stored.iter().any(|s| s["id"] == format!("q{n}-0").as_str()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_data_is_not_disclosed_unless_the_read_is_audited() {
+    let mode = Arc::new(AtomicU8::new(HEALTHY));
+    let app = spawn_with_store({
+        let mode = mode.clone();
+        move |inner| Arc::new(Faulty { inner, mode })
+    })
+    .await;
+    let (owner, viewer) = (app.user().await, app.user().await);
+    let (status, _) = app
+        .post(
+            "/api/v1/shares",
+            &json!({"grantee_email": viewer.email, "scope": "insights"}),
+            Some(&owner.access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let list = format!("/api/v1/insights?user_id={}", owner.user_id);
+    assert_eq!(app.get(&list, Some(&viewer.access)).await.0, StatusCode::OK);
+
+    mode.store(AUDIT_DOWN, Ordering::SeqCst);
+    // Fail closed: no entry, no data.
+    let (status, body) = app.get(&list, Some(&viewer.access)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+        "{body}"
+    );
+    assert!(body.get("insights").is_none());
+    let mut dash = app.ws(&viewer.access).await;
+    dash.welcome().await;
+    dash.send(&json!({"type": "subscribe", "stream": "insights", "user_id": owner.user_id}))
+        .await;
+    let e = dash.recv().await;
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("store_unavailable")),
+        "{e}"
+    );
+    // What already happened is not undone by a missing entry: own reads and logins work.
+    assert_eq!(
+        app.get("/api/v1/insights", Some(&owner.access)).await.0,
+        StatusCode::OK
+    );
+    app.login(&owner.email).await;
+    assert!(
+        app.metrics()
+            .await
+            .contains("clarity_audit_write_failures_total{action=\"data_read\"}")
+    );
+
+    mode.store(HEALTHY, Ordering::SeqCst);
+    assert_eq!(app.get(&list, Some(&viewer.access)).await.0, StatusCode::OK);
+    let (_, log) = app.get("/api/v1/audit", Some(&owner.access)).await;
+    let reads = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "data_read")
+        .count();
+    assert_eq!(
+        reads, 2,
+        "the two reads that went out, not the refused one: {log}"
+    );
 }

@@ -4,6 +4,7 @@ mod common;
 
 mod admin;
 mod analysis;
+mod audit;
 mod auth;
 mod browser;
 mod bus;
@@ -18,6 +19,7 @@ mod faults;
 mod health_data;
 mod insights;
 mod limits;
+mod log_scan;
 mod login_throttle;
 mod logout;
 mod migrate;

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod analyses;
+mod audit;
 mod chunks;
 mod codec;
 pub mod schema;
@@ -35,8 +36,9 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{
-    DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome, SamplePage,
-    SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
+    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
+    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult,
+    StreamEvent, UserRecord,
 };
 use crate::samples::Sample;
 use codec::{n, s};
@@ -451,6 +453,19 @@ impl Store for DynamoStore {
     ) -> StoreResult<Vec<StreamEvent>> {
         self.bounded(self.event_items(user, kind, after, limit))
             .await
+    }
+
+    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
+        self.bounded(self.put_audit_item(&entry)).await
+    }
+
+    async fn list_audit(
+        &self,
+        owner: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        self.bounded(self.audit_items(owner, before, limit)).await
     }
 
     async fn close(&self) {

@@ -10,6 +10,7 @@
 //! | refresh token   | `RT#<sha256 hex>`  | `RT`                  | uid, fam, exp, used?, ttl                |
 //! | revoked family  | `RTF#<uuid>`       | `RTF`                 | revoked, ttl                             |
 //! | sample chunk    | `SAMPLES#<uuid>`   | `<kind:02>#<hour:010>`| `i:<sample id>` → binary sample          |
+//! | audit entry     | `AUDIT#<owner>`    | `E#<UUIDv7>`          | actor, action, target, at, ip, ua, exp, ttl |
 //!
 //! Why: the account and its email claim are written in one transaction, so an email is unique
 //! without a GSI (GSIs are eventually consistent and could not enforce it). A sample chunk
@@ -27,7 +28,8 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 
-/// Name of the TTL attribute (epoch seconds): spent refresh tokens and revoked families expire.
+/// Name of the TTL attribute (epoch seconds): spent refresh tokens, revoked families, stream
+/// events and audit entries past retention expire.
 pub const TTL_ATTR: &str = "ttl";
 
 /// Creates the table and enables TTL; succeeds when both already exist.

@@ -8,6 +8,7 @@
 //! - `synchronous=FULL` by default: an acknowledged batch survives power loss, not only a
 //!   process crash. Group commit is what keeps that affordable.
 
+mod audit;
 mod streams;
 mod writer;
 
@@ -22,8 +23,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome,
-    SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult, StreamEvent, UserRecord,
+    AuditPage, AuditRecord, Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord,
+    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError,
+    StoreResult, StreamEvent, UserRecord,
 };
 use crate::samples::{Kind, Sample, Timestamp};
 use writer::Op;
@@ -134,6 +136,7 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(streams::SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
         let epoch = streams::init_epoch(&conn)?;
         conn.set_prepared_statement_cache_capacity(32);
 
@@ -518,6 +521,19 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<StreamEvent>> {
         self.event_rows(user, kind, after, limit).await
+    }
+
+    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
+        self.append_audit_row(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        owner: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        self.audit_rows(owner, before, limit).await
     }
 
     async fn close(&self) {

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -13,32 +14,85 @@ use super::{PASSWORD, into_json};
 
 /// Starts the real binary with `args`, an ephemeral port, `dir` as data folder and `envs`.
 pub async fn start_binary(args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> (Child, SocketAddr) {
+    let (child, addr, _) = spawn(args, dir, envs, "info", "text", false).await;
+    (child, addr)
+}
+
+/// Every line the server wrote (stderr, where logs go, and stdout), as it arrives.
+pub type Captured = Arc<Mutex<Vec<String>>>;
+
+/// [`start_binary`] with `--log <level>` and `--log-format <format>`, keeping every line of
+/// output (for tests that inspect the log).
+pub async fn start_logged(
+    args: &[&str],
+    dir: &Path,
+    envs: &[(&str, &str)],
+    level: &str,
+    format: &str,
+) -> (Child, SocketAddr, Captured) {
+    spawn(args, dir, envs, level, format, true).await
+}
+
+async fn spawn(
+    args: &[&str],
+    dir: &Path,
+    envs: &[(&str, &str)],
+    level: &str,
+    format: &str,
+    keep: bool,
+) -> (Child, SocketAddr, Captured) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clarity"))
         .args(args)
-        .args(["--listen", "127.0.0.1:0", "--log", "info", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--log", level, "--data-dir"])
         .arg(dir)
         .env_remove("CLARITY_JWT_SECRET")
+        .env_remove("RUST_LOG")
         .envs(envs.iter().copied())
-        .env("CLARITY_LOG_FORMAT", "text")
+        .env("CLARITY_LOG_FORMAT", format)
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start clarity");
+    let captured: Captured = Arc::default();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            if keep {
+                captured.lock().unwrap().push(line.clone());
+            }
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().unwrap().parse().unwrap();
+                // Text (`... listening on http://ADDR`) or JSON (`..."listening on http://ADDR"...`).
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                    .collect();
+                return addr.parse().unwrap();
             }
         }
         panic!("server exited before listening");
     })
     .await
     .expect("server listens within 30 s");
-    // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    // Keep draining the output so the child never blocks on a full pipe.
+    let sink = captured.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if keep {
+                sink.lock().unwrap().push(line);
+            }
+        }
+    });
+    let sink = captured.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            if keep {
+                sink.lock().unwrap().push(line);
+            }
+        }
+    });
+    (child, addr, captured)
 }
 
 pub async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> String {
