@@ -209,3 +209,58 @@ async fn repeated_sigkill_under_a_hundred_sessions_loses_and_doubles_nothing() {
     );
     drop(child);
 }
+
+/// SIGTERM with sessions that never read (their clients hung): the node still exits within
+/// `--shutdown-grace-secs` (plus the store's close), and sessions that do read get
+/// `going_away` and 1001 first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_within_the_configured_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let (mut child, addr) = start_binary(
+        &["serve", "--shutdown-grace-secs", "2"],
+        dir.path(),
+        &[("CLARITY_JWT_SECRET", JWT_SECRET)],
+    )
+    .await;
+    let resp = http
+        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .json(&json!({"email": "drain@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let token = login(&http, addr, "drain@example.com").await;
+    let url = format!("ws://{addr}/api/v1/ws?access_token={token}");
+    // Hung clients: connected, never read again.
+    let mut hung = Vec::new();
+    for _ in 0..10 {
+        hung.push(
+            tokio_tungstenite::connect_async(url.clone())
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut reader = crate::common::Ws { stream: ws };
+    reader.welcome().await;
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, frames) = reader.until_close().await;
+    assert_eq!(code, 1001);
+    assert_eq!(frames.last().unwrap()["type"], "going_away");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_secs(8),
+        "drained in {took:?}, grace 2 s"
+    );
+    drop(hung);
+}
