@@ -183,9 +183,7 @@ async fn bare_binary_serves_and_stops_on_sigterm() {
         .await;
     assert_eq!(ws.recv_type("ack").await["seq"], 1);
 
-    let pid = i32::try_from(child.id().unwrap()).unwrap();
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    crate::common::process::sigterm(&child);
     let (code, frames) = ws.until_close().await;
     assert_eq!(code, 1001);
     assert_eq!(frames.last().unwrap()["type"], "going_away");

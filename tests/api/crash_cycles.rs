@@ -245,10 +245,8 @@ async fn sigterm_drains_within_the_configured_deadline() {
     let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut reader = crate::common::Ws { stream: ws };
     reader.welcome().await;
-    let pid = i32::try_from(child.id().unwrap()).unwrap();
     let started = std::time::Instant::now();
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    crate::common::process::sigterm(&child);
     let (code, frames) = reader.until_close().await;
     assert_eq!(code, 1001);
     assert_eq!(frames.last().unwrap()["type"], "going_away");

@@ -106,3 +106,10 @@ pub async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> Str
     assert!(status.is_success(), "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
+
+/// Sends SIGTERM to a child started by [`start_binary`].
+pub fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id().expect("child still running")).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
