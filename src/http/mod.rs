@@ -5,12 +5,16 @@
 //! - Every response, errors included, is JSON (bar `/metrics` and the `/dashboard` files).
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
+//! - Every REST route is documented: [`api`] holds them all, each registered from its
+//!   `#[utoipa::path]` annotation, and its document is served at `/api/openapi.json`
+//!   ([`openapi`]). Only the WebSocket and the dashboard's files are routed without one.
 
 mod analyses;
 mod auth;
 mod dashboard;
 mod health_data;
 mod insights;
+pub mod openapi;
 mod ops;
 mod shares;
 mod user;
@@ -25,14 +29,15 @@ use axum::response::Response;
 use axum::{Router, middleware};
 use bytes::Bytes;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::error::ApiError;
 
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
-    Router::new()
+/// The REST API: every route with its OpenAPI operation. A new area's router goes here.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
@@ -40,6 +45,13 @@ pub fn router(state: AppState) -> Router {
         .merge(insights::router())
         .merge(shares::router())
         .merge(ops::router())
+        .merge(openapi::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::from(api())
+        // Not REST: the dashboard's files, and the WebSocket (protocol/asyncapi.yaml).
         .merge(dashboard::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound })

@@ -17,6 +17,7 @@ mod health_data;
 mod insights;
 mod migrate;
 mod nodes;
+mod openapi;
 mod ops;
 mod pat;
 mod streams;

@@ -868,9 +868,7 @@ pub async fn run(env: Arc<Env>, args: &FanoutArgs) -> Result<Report> {
             .map(|u| client::Target::parse(u))
             .collect::<Result<Vec<_>>>()?
     };
-    report
-        .params
-        .set("dashboard_nodes", targets.len() as u64);
+    report.params.set("dashboard_nodes", targets.len() as u64);
     let per_day = args.seed_minutes as f64
         + env.common.duration as f64 * 1000.0 / args.interval_ms as f64
             * args.minutes_per_frame as f64;
