@@ -6,10 +6,31 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{AccessError, AuthError, TokenError};
 use crate::store::StoreError;
+
+/// The body of every error response (and of the WebSocket's HTTP refusals).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable; each response lists the codes it can carry.
+    #[schema(value_type = String, example = "invalid_query")]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+    /// With 429 and 503: how long to wait before retrying, also given (in seconds, rounded
+    /// up) as `Retry-After`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, nullable = false)]
+    pub retry_after_ms: Option<u64>,
+}
 
 /// Retry hint given with 503s caused by the store.
 pub const STORE_RETRY_AFTER_MS: u64 = 1000;
@@ -117,17 +138,21 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        let mut error = ErrorDetail {
+            code: self.code(),
+            message: self.to_string(),
+            retry_after_ms: None,
+        };
         match &self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
             ApiError::Unavailable { retry_after_ms }
             | ApiError::TooManyRequests { retry_after_ms, .. }
             | ApiError::TooManyAttempts { retry_after_ms } => {
-                error["retry_after_ms"] = json!(retry_after_ms);
+                error.retry_after_ms = Some(*retry_after_ms);
             }
             _ => {}
         }
-        let mut resp = (status, axum::Json(json!({ "error": error }))).into_response();
+        let mut resp = (status, axum::Json(ErrorBody { error })).into_response();
         let headers = resp.headers_mut();
         match &self {
             ApiError::Unauthorized { .. } => {

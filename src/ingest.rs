@@ -32,10 +32,13 @@ pub struct Prepared {
 }
 
 /// What happened to each sample of a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
+    /// Stored now.
     pub accepted: usize,
+    /// Already stored (same `id` for this user): not stored again.
     pub duplicates: usize,
+    /// Not stored, with why.
     pub rejected: Vec<Rejection>,
 }
 

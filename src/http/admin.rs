@@ -10,20 +10,31 @@
 //!   not a ban: the user's tokens stay valid and their apps may reconnect.
 //! - Every action is logged with the admin's and the user's ids.
 
+use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AuthUser;
+use super::openapi::BearerErrors;
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/admin/users/{user_id}/disconnect", post(disconnect))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(disconnect))
+}
+
+/// What a disconnect did on the node that answered.
+#[derive(Serialize, ToSchema)]
+struct Disconnected {
+    user_id: Uuid,
+    /// Sessions this node closed; other nodes close theirs when the bus delivers.
+    closed_sessions: usize,
 }
 
 /// Refuses callers who are not admins.
@@ -41,11 +52,26 @@ async fn require_admin(state: &AppState, caller: Uuid) -> Result<(), ApiError> {
     }
 }
 
+/// Close a user's live sessions (admins)
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{user_id}/disconnect",
+    operation_id = "admin_disconnect_user",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user whose sessions end.")),
+    responses(
+        (status = 202, description = "This node's sessions of the user closed (4012); the other nodes' follow over the bus.", body = Disconnected),
+        (status = 403, description = "`forbidden`: the caller is not in `--admin-emails`.", body = ErrorBody),
+        (status = 404, description = "`user_not_found`.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn disconnect(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
     user_id: Result<Path<Uuid>, PathRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Disconnected>), ApiError> {
     require_admin(&state, caller.user_id).await?;
     let not_found = || ApiError::Missing {
         code: "user_not_found",
@@ -62,6 +88,9 @@ async fn disconnect(
     // Accepted: other nodes close theirs when the bus delivers the request.
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "user_id": user, "closed_sessions": closed })),
+        Json(Disconnected {
+            user_id: user,
+            closed_sessions: closed,
+        }),
     ))
 }

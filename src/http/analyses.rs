@@ -9,30 +9,50 @@
 //! audit log before the documents go out; if the entry cannot be written the read fails
 //! (503). A refused read is recorded too (`access_denied`).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::openapi::{Analysis, AnalysisPage, BearerErrors};
 use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, Origin};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/analyses", post(create).get(list))
-        .route("/api/v1/analyses/{id}", get(one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(one))
 }
 
+/// Analyse now
+///
+/// Runs the analytics on the caller's last week (at most 7 days, trimmed to the minutes with
+/// activity data) and stores the result; the analysis is also pushed to the caller's live
+/// sessions.
+#[utoipa::path(
+    post,
+    path = "/api/v1/analyses",
+    operation_id = "create_analysis",
+    tag = "analyses",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A new analysis.", body = Analysis),
+        (status = 200, description = "The data has not changed since the stored analysis: that one (same id).", body = Analysis),
+        (status = 422, description = "`no_data`: no activity data in the last 7 days.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -60,6 +80,22 @@ async fn create(
     }
 }
 
+/// One analysis
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses/{id}",
+    operation_id = "get_analysis",
+    tag = "analyses",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "`analysis_id`."), OwnerParam),
+    responses(
+        (status = 200, description = "The analysis.", body = Analysis),
+        (status = 400, description = "`invalid_query`: `user_id` is not a UUID.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no share of `user_id`'s analyses with the caller.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such analysis of that user (a malformed id included).", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -79,8 +115,11 @@ async fn one(
 }
 
 /// `?user_id=`: whose documents (default: the caller's).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct OwnerParam {
+    /// Another user who shares these documents with the caller (default: the caller).
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
 }
 
@@ -175,15 +214,41 @@ pub(super) async fn one_doc(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
+    /// Documents whose window ends at or after this (RFC 3339 with offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<String>,
+    /// Documents whose window ends before this (RFC 3339 with offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
+    /// Page size, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
+    /// Another user who shares these documents with the caller (default: the caller).
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
 }
 
+/// Analysis history
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses",
+    operation_id = "list_analyses",
+    tag = "analyses",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of analyses, ordered by window end.", body = AnalysisPage),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no share of `user_id`'s analyses with the caller.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

@@ -13,40 +13,73 @@
 //!   not recorded.
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router, extract::State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::client_ip::ClientIp;
+use super::openapi::{JsonBodyErrors, Unavailable};
 use super::{Body, bearer, json_body};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, Origin};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthError, TokenPair};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/signup", post(signup))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SignupBody {
+    /// Stored lower-case; the domain must have a dot.
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
+    /// 8-128 characters, at least 4 different ones, not a very common password, not the
+    /// email address.
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     password: String,
+    /// At most 100 characters, no control characters; empty is none.
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     display_name: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct SignupResponse {
+    user_id: Uuid,
+    /// Normalised (lower-case).
+    email: String,
+}
+
+/// Create an account
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    operation_id = "signup",
+    tag = "auth",
+    request_body(content = SignupBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created. Log in for tokens.", body = SignupResponse),
+        (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
+        (status = 409, description = "`email_taken`.", body = ErrorBody),
+        (status = 422, description = "`invalid_email`, `weak_password`, `invalid_input` (e.g. a display name over 100 characters) or `invalid_body` (not of the schema).", body = ErrorBody),
+        JsonBodyErrors,
+        Unavailable,
+    ),
+)]
 async fn signup(
     State(state): State<AppState>,
     origin: Origin,
     headers: HeaderMap,
     Body(body): Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
     state.auth.local_accounts()?;
     let b: SignupBody = json_body(&headers, &body)?;
     let user = state
@@ -64,16 +97,40 @@ async fn signup(
     audit::record_best_effort(&state, event).await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "user_id": user.id, "email": user.email })),
+        Json(SignupResponse {
+            user_id: user.id,
+            email: user.email,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
+    #[schema(example = "ada@example.com")]
     email: String,
+    #[schema(example = "correct horse battery")]
     password: String,
 }
 
+/// Log in
+///
+/// A new token pair. Unknown email and wrong password get the same answer, in the same time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in.", body = TokenPair),
+        (status = 401, description = "`invalid_credentials`.", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed logins for this account from this address, or from this address overall.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the next attempt is admitted."))),
+        JsonBodyErrors,
+        Unavailable,
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -126,11 +183,30 @@ fn throttled(Throttled { scope, wait }: Throttled, ip: std::net::IpAddr) -> ApiE
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Refresh tokens
+///
+/// Spends the refresh token for a new pair. Replaying a spent one revokes every token of
+/// that login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new pair; the old refresh token is spent.", body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`.", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),
+        JsonBodyErrors,
+        Unavailable,
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
     origin: Origin,
@@ -154,6 +230,23 @@ async fn refresh(
     Ok(Json(res?))
 }
 
+/// Log out: end this login everywhere
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "The login's refresh tokens are revoked, its access tokens refused and its live sessions closed (4011)."),
+        (status = 401, description = "`unauthorized`, `token_expired` or `token_revoked` (the access token), or `invalid_refresh_token` (not a token of the caller's).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
+        (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),
+        JsonBodyErrors,
+        Unavailable,
+    ),
+)]
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,17 +3,20 @@
 //! Rules: an upload answers 200 only after the accepted samples are durable; history is
 //! always scoped to the caller (the user id comes from the token, never from the request).
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::openapi::{BearerErrors, JsonBodyErrors, SampleInput};
 use super::{AuthUser, Body, json_body, parse_limit, parse_time};
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ingest::{self, IngestReport};
 use crate::samples::{Kind, SampleOut};
 use crate::store::{Cursor, SampleQuery};
@@ -22,16 +25,38 @@ use crate::store::{Cursor, SampleQuery};
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/health-data", get(history).post(upload))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload, history))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UploadBody<'a> {
+    /// At most `--max-samples-per-request` (10,000). Each is validated on its own: one that
+    /// does not match is listed in `rejected` and never fails the others.
     #[serde(borrow)]
+    #[schema(value_type = Vec<SampleInput>)]
     samples: Vec<&'a RawValue>,
 }
 
+/// Upload samples
+///
+/// Answers after the accepted samples are durable. A sample `id` already stored for the
+/// caller counts as a duplicate and is not stored again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/health-data",
+    operation_id = "upload_samples",
+    tag = "health-data",
+    security(("bearer" = [])),
+    request_body(content = UploadBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; per-sample rejections are in the body.", body = IngestReport),
+        (status = 422, description = "`invalid_body`: not `{samples: [...]}`.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over the user's samples per second (`--max-user-samples-per-sec`); nothing was stored.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the batch fits."))),
+        JsonBodyErrors,
+        BearerErrors,
+    ),
+)]
 async fn upload(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -71,21 +96,49 @@ async fn upload(
     Ok(Json(report))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryParams {
+    /// Only this kind.
+    #[param(value_type = Option<Kind>)]
     kind: Option<String>,
+    /// Samples starting at or after this (RFC 3339 with offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<String>,
+    /// Samples starting before this (RFC 3339 with offset).
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
+    /// Page size, default 1000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of samples, ordered by `(start, id)`.
+#[derive(Serialize, ToSchema)]
 struct HistoryPage<'a> {
     samples: Vec<SampleOut<'a>>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
+/// Sample history
+#[utoipa::path(
+    get,
+    path = "/api/v1/health-data",
+    operation_id = "list_samples",
+    tag = "health-data",
+    security(("bearer" = [])),
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "The caller's samples.", body = HistoryPage),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn history(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

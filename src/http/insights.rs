@@ -6,29 +6,30 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AuthUser;
 use super::analyses::{ListParams, OwnerParam, list_page, one_doc};
 use super::json_text;
+use super::openapi::{BearerErrors, Insight, InsightPage};
 use crate::app::AppState;
 use crate::audit::Origin;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::insights::{self, InsightError};
 use crate::store::DocKind;
 use crate::window::analysis::{self, AnalysisError, Trigger};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/insights", post(create).get(list))
-        .route("/api/v1/insights/{id}", get(one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(one))
 }
 
 /// Counts this request against the caller's hourly budget.
@@ -48,6 +49,24 @@ fn admit(state: &AppState, user: Uuid) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Insight now
+///
+/// An insight for the latest window (the analysis runs first). Counted against the caller's
+/// `--insight-requests-per-hour` (12). Also pushed to the caller's live sessions.
+#[utoipa::path(
+    post,
+    path = "/api/v1/insights",
+    operation_id = "create_insight",
+    tag = "insights",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A new insight.", body = Insight),
+        (status = 200, description = "The stored insight still applies (the data has not changed).", body = Insight),
+        (status = 422, description = "`no_data`: no activity data in the last 7 days.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over `--insight-requests-per-hour` in the last hour.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until a request is admitted again."))),
+        BearerErrors,
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -89,6 +108,22 @@ async fn create(
     }
 }
 
+/// One insight
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/{id}",
+    operation_id = "get_insight",
+    tag = "insights",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "`insight_id`."), OwnerParam),
+    responses(
+        (status = 200, description = "The insight.", body = Insight),
+        (status = 400, description = "`invalid_query`: `user_id` is not a UUID.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no share of `user_id`'s insights with the caller.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such insight of that user (a malformed id included).", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -99,6 +134,21 @@ async fn one(
     one_doc(&state, DocKind::Insight, caller.user_id, &origin, id, owner).await
 }
 
+/// Insight history
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights",
+    operation_id = "list_insights",
+    tag = "insights",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of insights, ordered by window end.", body = InsightPage),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no share of `user_id`'s insights with the caller.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

@@ -5,6 +5,9 @@
 //! - Every response, errors included, is JSON (bar `/metrics` and the `/dashboard` files).
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
+//! - Every REST route is documented: [`api`] holds them all, each registered from its
+//!   `#[utoipa::path]` annotation, and its document is served at `/api/openapi.json`
+//!   ([`openapi`]). Only the WebSocket and the dashboard's files are routed without one.
 
 mod admin;
 mod analyses;
@@ -15,6 +18,7 @@ pub mod client_ip;
 mod dashboard;
 mod health_data;
 mod insights;
+pub mod openapi;
 mod ops;
 pub mod origin;
 mod shares;
@@ -30,15 +34,16 @@ use axum::response::Response;
 use axum::{Router, middleware};
 use bytes::Bytes;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::error::ApiError;
 pub use client::client_ip;
 
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
-    Router::new()
+/// The REST API: every route with its OpenAPI operation. A new area's router goes here.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
@@ -46,10 +51,17 @@ pub fn router(state: AppState) -> Router {
         .merge(insights::router())
         .merge(shares::router())
         .merge(audit::router())
+        .merge(admin::router())
         .merge(ops::router())
+        .merge(openapi::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::from(api())
+        // Not REST: the dashboard's files, and the WebSocket (protocol/asyncapi.yaml).
         .merge(dashboard::router())
         .merge(crate::ws::router())
-        .merge(admin::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -4,29 +4,103 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router, extract::State};
-use serde_json::json;
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 
 /// Readiness fails if the store has not answered within this.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/health",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/api/ready", get(ready))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(value_type = String, pattern = "^ok$")]
+    status: &'static str,
+}
+
+/// Liveness
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "health",
+    tag = "ops",
+    responses((status = 200, description = "The process answers.", body = Health)),
+)]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// `ready` (200) or `degraded` (503: the bus is down).
+    #[schema(value_type = String, pattern = "^(ready|degraded)$")]
+    status: &'static str,
+    #[schema(value_type = String, pattern = "^ok$")]
+    store: &'static str,
+    bus: BusInfo,
+    /// This node's id.
+    node: Uuid,
+    details: Details,
+    /// When degraded: the error shape every non-2xx answer has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BusInfo {
+    /// `memory` or `redis`.
+    #[schema(value_type = String)]
+    kind: &'static str,
+    up: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Details {
+    pat: PatInfo,
+}
+
+/// PAT is optional: its absence is reported, never a reason to take the node out.
+#[derive(Serialize, ToSchema)]
+struct PatInfo {
+    available: bool,
+    /// The model, when available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    model: Option<String>,
+    /// Why not, when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    reason: Option<String>,
+}
+
+/// Readiness
+///
 /// 200 when the node can do everything; 503 when shutting down, when the store does not
 /// answer, or (`"status":"degraded"`) when the bus is down: the node still serves its own
 /// sessions, but a load balancer should send new ones elsewhere while others are healthy.
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    operation_id = "ready",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "`unavailable` (shutting down, store not answering), or `degraded` with the readiness fields too (the bus is down).", body = ErrorBody, headers(("Retry-After" = u64, description = "With `unavailable`."))),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable {
@@ -53,27 +127,45 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     } else {
         ("degraded", StatusCode::SERVICE_UNAVAILABLE)
     };
-    // PAT is optional: its absence is reported, never a reason to take the node out.
-    let mut body = json!({
-        "status": status,
-        "store": "ok",
-        "bus": { "kind": bus.kind, "up": bus.up },
-        "node": state.bus.node(),
-        "details": { "pat": match state.pat.status() {
-            Ok(model) => json!({ "available": true, "model": model }),
-            Err(reason) => json!({ "available": false, "reason": reason }),
-        }},
-    });
-    if !bus.up {
-        // The error shape every non-2xx answer has, next to the details.
-        body["error"] = json!({
-            "code": "degraded",
-            "message": "the bus to the other nodes is down: this node serves its own sessions only",
-        });
-    }
+    let pat = match state.pat.status() {
+        Ok(model) => PatInfo {
+            available: true,
+            model: Some(model.to_owned()),
+            reason: None,
+        },
+        Err(reason) => PatInfo {
+            available: false,
+            model: None,
+            reason: Some(reason.to_owned()),
+        },
+    };
+    let body = Readiness {
+        status,
+        store: "ok",
+        bus: BusInfo {
+            kind: bus.kind,
+            up: bus.up,
+        },
+        node: state.bus.node(),
+        details: Details { pat },
+        error: (!bus.up).then(|| ErrorDetail {
+            code: "degraded",
+            message: "the bus to the other nodes is down: this node serves its own sessions only"
+                .into(),
+            retry_after_ms: None,
+        }),
+    };
     Ok((code, Json(body)).into_response())
 }
 
+/// Prometheus metrics
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text exposition format.", content_type = "text/plain", body = String)),
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
     (

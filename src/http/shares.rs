@@ -10,50 +10,112 @@
 //! - Grants and revocations go in the owner's audit log (`share_granted`, `share_revoked`,
 //!   target `<scope>:<grantee id>`), after the fact: a failed entry is logged and counted.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::openapi::BearerErrors;
 use super::{AuthUser, Body, json_body};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, Origin};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{DocKind, ShareRecord};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/shares", post(create).get(list))
-        .route("/api/v1/shares/{id}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(remove))
 }
 
-#[derive(Deserialize)]
+/// What a share lets the grantee read: history over REST and the live stream.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Scope {
+    Insights,
+    Analyses,
+}
+
+#[derive(Deserialize, ToSchema)]
 struct CreateBody {
+    /// The account to share with (not the caller's own).
+    #[schema(format = Email, example = "grace@example.com")]
     grantee_email: String,
+    /// Anything else is 400 `invalid_request`.
+    #[schema(value_type = Scope)]
     scope: String,
 }
 
-async fn share_json(state: &AppState, sh: &ShareRecord) -> Result<Value, ApiError> {
+#[derive(Serialize, ToSchema)]
+struct Share {
+    share_id: Uuid,
+    owner_id: Uuid,
+    /// `null` if the account is gone.
+    #[schema(required = true)]
+    owner_email: Option<String>,
+    grantee_id: Uuid,
+    /// `null` if the account is gone.
+    #[schema(required = true)]
+    grantee_email: Option<String>,
+    #[schema(value_type = Scope)]
+    scope: &'static str,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ShareList {
+    /// Shares the caller gave.
+    granted: Vec<Share>,
+    /// Shares the caller was given.
+    received: Vec<Share>,
+}
+
+async fn share_json(state: &AppState, sh: &ShareRecord) -> Result<Share, ApiError> {
     let (owner, grantee) = tokio::try_join!(
         state.store.user_by_id(sh.owner_id),
         state.store.user_by_id(sh.grantee_id)
     )?;
-    Ok(json!({
-        "share_id": sh.id,
-        "owner_id": sh.owner_id,
-        "owner_email": owner.map(|u| u.email),
-        "grantee_id": sh.grantee_id,
-        "grantee_email": grantee.map(|u| u.email),
-        "scope": sh.scope.stream(),
-        "created_at": sh.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-    }))
+    Ok(Share {
+        share_id: sh.id,
+        owner_id: sh.owner_id,
+        owner_email: owner.map(|u| u.email),
+        grantee_id: sh.grantee_id,
+        grantee_email: grantee.map(|u| u.email),
+        scope: sh.scope.stream(),
+        created_at: sh.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+    })
 }
 
+/// Share
+///
+/// Lets another account read the caller's insights or analyses (history and live stream).
+/// Granting again returns the existing share.
+#[utoipa::path(
+    post,
+    path = "/api/v1/shares",
+    operation_id = "create_share",
+    tag = "shares",
+    security(("bearer" = [])),
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Granted.", body = Share),
+        (status = 200, description = "Granted already: the existing share.", body = Share),
+        (status = 400, description = "`invalid_request` (unknown scope, not an email address, the caller's own address), `invalid_json` (the body is not JSON) or `invalid_body` (it could not be read).", body = ErrorBody),
+        (status = 404, description = "`grantee_not_found`: no account has that address.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: not of the schema.", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
@@ -107,10 +169,22 @@ async fn create(
     Ok((status, Json(share_json(&state, &stored).await?)).into_response())
 }
 
+/// Shares of the caller
+#[utoipa::path(
+    get,
+    path = "/api/v1/shares",
+    operation_id = "list_shares",
+    tag = "shares",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Shares given and received.", body = ShareList),
+        BearerErrors,
+    ),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ShareList>, ApiError> {
     let mut granted = Vec::new();
     let mut received = Vec::new();
     for sh in state.store.shares_of(caller.user_id).await? {
@@ -121,9 +195,25 @@ async fn list(
             received.push(v);
         }
     }
-    Ok(Json(json!({ "granted": granted, "received": received })))
+    Ok(Json(ShareList { granted, received }))
 }
 
+/// Revoke a share
+///
+/// By its owner or its grantee. Ends the grantee's live subscriptions to that stream at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/shares/{id}",
+    operation_id = "delete_share",
+    tag = "shares",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "`share_id`.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "`not_found`: no such share, or the caller is neither its owner nor its grantee (a malformed id included).", body = ErrorBody),
+        BearerErrors,
+    ),
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,

@@ -1,31 +1,60 @@
 //! `/api/v1/user/*`: the caller's own account.
 
-use axum::routing::get;
-use axum::{Json, Router, extract::State};
-use serde_json::{Value, json};
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::AuthUser;
+use super::openapi::BearerErrors;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/user/profile", get(profile))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(profile))
 }
 
+#[derive(Serialize, ToSchema)]
+struct Profile {
+    user_id: Uuid,
+    email: String,
+    /// `null` when none was given at signup.
+    #[schema(required = true)]
+    display_name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+}
+
+/// The caller's profile
+#[utoipa::path(
+    get,
+    path = "/api/v1/user/profile",
+    operation_id = "get_profile",
+    tag = "user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = Profile),
+        BearerErrors,
+    ),
+)]
 async fn profile(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Profile>, ApiError> {
     // A valid token for a deleted account is treated like a bad token.
     let user = state
         .store
         .user_by_id(caller.user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unauthorized", "account no longer exists"))?;
-    Ok(Json(json!({
-        "user_id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "created_at": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })))
+    Ok(Json(Profile {
+        user_id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        created_at: user
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }))
 }

@@ -24,6 +24,7 @@ mod login_throttle;
 mod logout;
 mod migrate;
 mod nodes;
+mod openapi;
 mod ops;
 mod origins;
 mod pat;
