@@ -274,6 +274,18 @@ impl Checker {
         }
     }
 
+    /// [`Checker::call`] for a path without parameters (the path is its own template).
+    async fn at(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> Answer {
+        self.call(app, method, path, path, token, body).await
+    }
+
     /// Sends the request, checks the answer against the operation `method template` and
     /// returns it.
     async fn call(
@@ -377,10 +389,9 @@ async fn responses_are_as_documented() {
 
     // Accounts and tokens.
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             signup("ada@example.com", PASSWORD),
@@ -389,10 +400,9 @@ async fn responses_are_as_documented() {
     assert_eq!(a.status, StatusCode::CREATED);
     let owner_id = a.body["user_id"].as_str().unwrap().to_owned();
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             signup("ada@example.com", PASSWORD),
@@ -400,10 +410,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             signup("bob@example.com", "aaaaaaaa"),
@@ -411,10 +420,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             Body::Raw("text/plain", "{}".into()),
@@ -422,10 +430,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             Body::Raw("application/json", "{".into()),
@@ -433,20 +440,18 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/signup",
             "/api/v1/auth/signup",
             no,
             Body::Json(json!({"email": 1})),
         )
         .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
-    api.call(
+    api.at(
         &app,
         "POST",
-        "/api/v1/auth/signup",
         "/api/v1/auth/signup",
         no,
         signup("grace@example.com", PASSWORD),
@@ -455,10 +460,9 @@ async fn responses_are_as_documented() {
     let login =
         |email: &str, password: &str| Body::Json(json!({"email": email, "password": password}));
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/login",
             "/api/v1/auth/login",
             no,
             login("ada@example.com", "wrong password"),
@@ -466,10 +470,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/login",
             "/api/v1/auth/login",
             no,
             login("ada@example.com", PASSWORD),
@@ -478,10 +481,9 @@ async fn responses_are_as_documented() {
     assert_eq!(a.status, StatusCode::OK);
     let refresh = a.body["refresh_token"].as_str().unwrap().to_owned();
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/refresh",
             "/api/v1/auth/refresh",
             no,
             Body::Json(json!({"refresh_token": refresh})),
@@ -490,10 +492,9 @@ async fn responses_are_as_documented() {
     assert_eq!(a.status, StatusCode::OK);
     let token = a.body["access_token"].as_str().unwrap().to_owned();
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/refresh",
             "/api/v1/auth/refresh",
             no,
             Body::Json(json!({"refresh_token": refresh})),
@@ -501,10 +502,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/login",
             "/api/v1/auth/login",
             no,
             login("grace@example.com", PASSWORD),
@@ -514,24 +514,16 @@ async fn responses_are_as_documented() {
     let t = Some(token.as_str());
 
     let a = api
-        .call(
-            &app,
-            "GET",
-            "/api/v1/user/profile",
-            "/api/v1/user/profile",
-            t,
-            Body::Empty,
-        )
+        .at(&app, "GET", "/api/v1/user/profile", t, Body::Empty)
         .await;
     assert_eq!(
         (a.status, &a.body["display_name"]),
         (StatusCode::OK, &json!("Ada"))
     );
     let a = api
-        .call(
+        .at(
             &app,
             "GET",
-            "/api/v1/user/profile",
             "/api/v1/user/profile",
             Some("not a token"),
             Body::Empty,
@@ -548,10 +540,9 @@ async fn responses_are_as_documented() {
         [1, 2],
     ]});
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/health-data",
             "/api/v1/health-data",
             t,
             Body::Json(samples.clone()),
@@ -559,24 +550,16 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!((a.status, &a.body["accepted"]), (StatusCode::OK, &json!(3)));
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/health-data",
-            "/api/v1/health-data",
-            t,
-            Body::Json(samples),
-        )
+        .at(&app, "POST", "/api/v1/health-data", t, Body::Json(samples))
         .await;
     assert_eq!(a.body["duplicates"], 3);
     let too_many: Vec<Value> = (0..101)
         .map(|i| crate::common::hr(&format!("x{i}"), i, 60))
         .collect();
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/health-data",
             "/api/v1/health-data",
             t,
             Body::Json(json!({"samples": too_many})),
@@ -584,10 +567,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/health-data",
             "/api/v1/health-data",
             t,
             Body::Json(json!({"samples": 1})),
@@ -632,61 +614,26 @@ async fn responses_are_as_documented() {
 
     // Analyses and insights (Grace has no data).
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/analyses",
-            "/api/v1/analyses",
-            Some(&grace),
-            Body::Empty,
-        )
+        .at(&app, "POST", "/api/v1/analyses", Some(&grace), Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/analyses",
-            "/api/v1/analyses",
-            t,
-            Body::Empty,
-        )
+        .at(&app, "POST", "/api/v1/analyses", t, Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let analysis_id = a.body["analysis_id"].as_str().unwrap().to_owned();
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/analyses",
-            "/api/v1/analyses",
-            t,
-            Body::Empty,
-        )
+        .at(&app, "POST", "/api/v1/analyses", t, Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::OK);
     // 201, or 200 when the insight the new analysis started is stored already.
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/insights",
-            "/api/v1/insights",
-            t,
-            Body::Empty,
-        )
+        .at(&app, "POST", "/api/v1/insights", t, Body::Empty)
         .await;
     assert!(a.status.is_success(), "{}", a.status);
     let insight_id = a.body["insight_id"].as_str().unwrap().to_owned();
     let a = api
-        .call(
-            &app,
-            "POST",
-            "/api/v1/insights",
-            "/api/v1/insights",
-            t,
-            Body::Empty,
-        )
+        .at(&app, "POST", "/api/v1/insights", t, Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(a.headers.contains_key("retry-after"));
@@ -769,10 +716,9 @@ async fn responses_are_as_documented() {
     let share =
         |email: &str, scope: &str| Body::Json(json!({"grantee_email": email, "scope": scope}));
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/shares",
             "/api/v1/shares",
             t,
             share("grace@example.com", "insights"),
@@ -781,10 +727,9 @@ async fn responses_are_as_documented() {
     assert_eq!(a.status, StatusCode::CREATED);
     let share_id = a.body["share_id"].as_str().unwrap().to_owned();
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/shares",
             "/api/v1/shares",
             t,
             share("grace@example.com", "insights"),
@@ -792,10 +737,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/shares",
             "/api/v1/shares",
             t,
             share("nobody@example.com", "insights"),
@@ -803,10 +747,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/shares",
             "/api/v1/shares",
             t,
             share("grace@example.com", "samples"),
@@ -825,14 +768,7 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = api
-        .call(
-            &app,
-            "GET",
-            "/api/v1/shares",
-            "/api/v1/shares",
-            Some(&grace),
-            Body::Empty,
-        )
+        .at(&app, "GET", "/api/v1/shares", Some(&grace), Body::Empty)
         .await;
     assert_eq!(a.body["received"].as_array().unwrap().len(), 1);
     let a = api
@@ -904,10 +840,9 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/login",
             "/api/v1/auth/login",
             no,
             login("ada@example.com", PASSWORD),
@@ -918,10 +853,9 @@ async fn responses_are_as_documented() {
         a.body["refresh_token"].as_str().unwrap().to_owned(),
     );
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/auth/logout",
             "/api/v1/auth/logout",
             Some(access.as_str()),
             Body::Json(json!({"refresh_token": refresh})),
@@ -936,15 +870,12 @@ async fn responses_are_as_documented() {
     }
     // The store closed (as on shutdown): readiness and writes answer 503.
     app.app.store.close().await;
-    let a = api
-        .call(&app, "GET", "/api/ready", "/api/ready", no, Body::Empty)
-        .await;
+    let a = api.at(&app, "GET", "/api/ready", no, Body::Empty).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     let a = api
-        .call(
+        .at(
             &app,
             "POST",
-            "/api/v1/health-data",
             "/api/v1/health-data",
             t,
             Body::Json(json!({"samples": [crate::common::hr("late", 1, 60)]})),
