@@ -75,16 +75,21 @@ impl Emulator {
             .spawn()
             .expect("java starts");
         self.child = Some(child);
-        for _ in 0..150 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+        // Listening is not serving: a JVM started next to a busy test run can take seconds to
+        // answer its first request, longer than the store timeout the tests use.
+        let mut config = clarity::config::Config::for_tests(self.db.path());
+        config.dynamodb_endpoint = Some(self.endpoint());
+        config.store_timeout_ms = 10_000;
+        let client = clarity::store::dynamo::client(&clarity::app::dynamo_options(&config)).await;
+        for _ in 0..120 {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(5), client.list_tables().send()).await;
+            if matches!(answer, Ok(Ok(_))) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("DynamoDB Local did not start on port {}", self.port);
+        panic!("DynamoDB Local did not serve on port {}", self.port);
     }
 
     async fn kill(&mut self) {

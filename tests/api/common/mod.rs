@@ -73,8 +73,10 @@ pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut Config)) -> Te
 pub async fn spawn_on(backend: &Backend, f: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = backend.config(dir.path());
-    f(&mut config);
+    // Table creation gets the default timeout: a test's short store timeout is for its
+    // traffic, not for the setup (DynamoDB Local under a busy run can take seconds).
     backend.migrate(&config).await;
+    f(&mut config);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind");
