@@ -70,24 +70,22 @@ struct Lost {
 impl Lost {
     fn note(&mut self, msg: &Message) {
         match msg {
-            Message::Samples { user, .. } if !self.all => {
-                self.users.insert(*user);
-                if self.users.len() > MAX_RESYNC_USERS {
-                    self.all = true;
-                    self.users.clear();
-                }
-            }
+            Message::Samples { user, .. } => self.note_user(*user),
             Message::Resync { users: None } => self.all = true,
-            Message::Resync { users: Some(u) } => {
-                for m in u {
-                    self.note(&Message::Samples {
-                        user: *m,
-                        samples: Vec::new(),
-                    });
-                }
-            }
+            Message::Resync { users: Some(u) } => u.iter().for_each(|m| self.note_user(*m)),
             // Stream events are in the store: subscribers fill gaps from there.
             _ => {}
+        }
+    }
+
+    fn note_user(&mut self, user: Uuid) {
+        if self.all {
+            return;
+        }
+        self.users.insert(user);
+        if self.users.len() > MAX_RESYNC_USERS {
+            self.all = true;
+            self.users.clear();
         }
     }
 

@@ -1,4 +1,5 @@
-//! The client's network address, for login throttling and the audit log.
+//! The client's network address, for login throttling and the audit log (with the user
+//! agent, as [`Origin`]).
 //!
 //! Rules:
 //! - By default the TCP peer address: a client cannot choose it.
@@ -6,16 +7,19 @@
 //!   in front of us (an ALB) saw and appended. Earlier entries are written by the client and
 //!   never trusted. Off by default, since without such a proxy any client could pick an
 //!   address per request and escape the per-address budgets.
-//! - IPv6 addresses are cut to their /64: one subscriber commonly holds a whole /64, so a
-//!   budget per single address would be no budget.
+//! - Throttling cuts IPv6 addresses to their /64: one subscriber commonly holds a whole /64,
+//!   so a budget per single address would be no budget. The audit log keeps the address.
+//! - A request served without connection info (an in-process router) has no address.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
+use crate::audit::Origin;
 use crate::error::ApiError;
 
 /// The address a request came from, as throttling counts it.
@@ -48,6 +52,22 @@ pub fn address(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
     })
+}
+
+/// Who is on the other end, as audit entries record it: the whole address and the user agent.
+impl FromRequestParts<AppState> for Origin {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let ua = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Origin::new(
+            address(parts, state.config.trust_forwarded_for),
+            ua,
+        ))
+    }
 }
 
 /// The last entry of the last `X-Forwarded-For` header, if it is an address (with or

@@ -13,7 +13,6 @@ mod admin;
 mod analyses;
 mod audit;
 mod auth;
-mod client;
 pub mod client_ip;
 mod dashboard;
 mod health_data;
@@ -39,7 +38,6 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::error::ApiError;
-pub use client::client_ip;
 
 /// The REST API: every route with its OpenAPI operation. A new area's router goes here.
 pub fn api() -> OpenApiRouter<AppState> {

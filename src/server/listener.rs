@@ -120,6 +120,7 @@ impl axum::serve::Listener for GuardedListener {
                 deadline: Box::pin(tokio::time::sleep(self.limits.handshake)),
                 answered: false,
                 idle: self.limits.idle,
+                last_read: Instant::now(),
             };
             return (stream, addr);
         }
@@ -146,6 +147,20 @@ pub struct GuardedStream {
     /// Whether the server has written anything yet (the handshake is over then).
     answered: bool,
     idle: Duration,
+    /// When data last arrived. The timer is moved only when it fires (to `last_read + idle`),
+    /// not on every read: a busy socket reads thousands of times a second.
+    last_read: Instant,
+}
+
+impl GuardedStream {
+    /// The first bytes written end the handshake: from then on the idle deadline applies.
+    fn wrote(&mut self, r: &io::Result<usize>) {
+        if !self.answered && matches!(r, Ok(n) if *n > 0) {
+            self.answered = true;
+            let next = Instant::now() + self.idle;
+            self.deadline.as_mut().reset(next);
+        }
+    }
 }
 
 impl AsyncRead for GuardedStream {
@@ -157,22 +172,29 @@ impl AsyncRead for GuardedStream {
         let before = buf.filled().len();
         match Pin::new(&mut self.tcp).poll_read(cx, buf) {
             Poll::Ready(r) => {
-                if self.answered && buf.filled().len() > before {
-                    let next = Instant::now() + self.idle;
-                    self.deadline.as_mut().reset(next);
+                if buf.filled().len() > before {
+                    self.last_read = Instant::now();
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
+            Poll::Pending => loop {
                 ready!(self.deadline.as_mut().poll(cx));
+                if self.answered {
+                    let due = self.last_read + self.idle;
+                    if due > Instant::now() {
+                        // Data came since the timer was set: push it out and wait again.
+                        self.deadline.as_mut().reset(due);
+                        continue;
+                    }
+                }
                 let what = if self.answered { "idle" } else { "handshake" };
                 ::metrics::counter!(crate::metrics::CONNECTIONS_TIMED_OUT, "phase" => what)
                     .increment(1);
-                Poll::Ready(Err(io::Error::new(
+                return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("{what} timeout"),
-                )))
-            }
+                )));
+            },
         }
     }
 }
@@ -184,11 +206,7 @@ impl AsyncWrite for GuardedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = ready!(Pin::new(&mut self.tcp).poll_write(cx, buf));
-        if !self.answered && matches!(r, Ok(n) if n > 0) {
-            self.answered = true;
-            let next = Instant::now() + self.idle;
-            self.deadline.as_mut().reset(next);
-        }
+        self.wrote(&r);
         Poll::Ready(r)
     }
 
@@ -206,11 +224,7 @@ impl AsyncWrite for GuardedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs));
-        if !self.answered && matches!(r, Ok(n) if n > 0) {
-            self.answered = true;
-            let next = Instant::now() + self.idle;
-            self.deadline.as_mut().reset(next);
-        }
+        self.wrote(&r);
         Poll::Ready(r)
     }
 
