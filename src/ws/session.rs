@@ -161,6 +161,20 @@ async fn serve(
         frame_burst: cfg.frame_burst,
         max_inflight_batches: cfg.max_inflight_batches.max(1),
     };
+    // The welcome is queued before the session can be found by anything that pushes (the
+    // hub, the bus): it must be the first frame the client reads. The queue is new and
+    // empty, so it fits.
+    let welcome = ServerFrame::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        session_id,
+        user_id: verified.user_id,
+        server_time: frames::now_rfc3339(),
+        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+        token_expires_at: frames::unix_secs_rfc3339(verified.expires_at),
+        limits: &limits,
+    };
+    count_out(welcome.type_name());
+    let queued = out_tx.try_send(Box::new(Message::Text(welcome.to_text().into())));
     let hub = state.hub.register(
         verified.user_id,
         session_id,
@@ -211,18 +225,9 @@ async fn serve(
         origin,
     };
     s.schedule_expiry();
-    let welcome = ServerFrame::Welcome {
-        protocol_version: PROTOCOL_VERSION,
-        session_id,
-        user_id: verified.user_id,
-        server_time: frames::now_rfc3339(),
-        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
-        token_expires_at: frames::unix_secs_rfc3339(verified.expires_at),
-        limits: &limits,
-    };
-    let end = match s.send(&welcome) {
+    let end = match queued {
         Ok(()) => s.read_loop(&mut stream).await,
-        Err(Overflow) => End::SlowConsumer,
+        Err(_) => End::SlowConsumer,
     };
     let we_closed = matches!(end, End::Shutdown | End::Violation { .. });
     let reason = s.finish(end).await;
