@@ -13,6 +13,7 @@ pub mod features;
 pub mod gemini;
 mod local;
 pub mod prompt;
+mod text;
 
 use std::sync::Arc;
 
