@@ -3,7 +3,7 @@
 //! live over the WebSocket.
 //!
 //! Rules:
-//! - The three files are compiled into the binary (`include_str!`): the page works with the
+//! - The four files (page, script, style, favicon) are compiled into the binary (`include_str!`): the page works with the
 //!   binary alone, with no file-system lookups at run time and no path taken from the request.
 //! - No CDN, framework or build step: the page loads nothing but these files and the API of the
 //!   same origin. The Content-Security-Policy enforces that (no inline script or style, no
@@ -23,10 +23,13 @@ use crate::app::AppState;
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
+/// Linked from the page, so browsers do not ask for a `/favicon.ico` the server lacks.
+const FAVICON_SVG: &str = include_str!("dashboard/favicon.svg");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 /// Same-origin everything; `connect-src` adds WebSocket schemes because `'self'` does not
 /// cover `ws:` in every browser. No `'unsafe-inline'`: the page has no inline code or style.
@@ -39,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/", get(|| file(INDEX_HTML, HTML)))
         .route("/dashboard/app.js", get(|| file(APP_JS, JS)))
         .route("/dashboard/style.css", get(|| file(STYLE_CSS, CSS)))
+        .route("/dashboard/favicon.svg", get(|| file(FAVICON_SVG, SVG)))
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> impl IntoResponse {

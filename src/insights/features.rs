@@ -9,11 +9,16 @@ use serde_json::Value;
 
 /// A night counts for sleep averages when at least this share of its minutes has data.
 const FULL_NIGHT_SHARE: f64 = 0.8;
+/// Day-to-day rhythm measures (IS, IV, RA, acrophase) need at least this many days.
+pub const RHYTHM_MIN_DAYS: f64 = 2.0;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Features {
-    /// Days of the analysed window (fractional).
+    /// Days of the analysed window (fractional, two decimals: too coarse for short windows).
     pub days: f64,
+    /// Minutes the analysed window spans: what text about its length is made from.
+    #[serde(default)]
+    pub span_minutes: u64,
     /// Share of the window's minutes with activity data, 0-1.
     pub coverage: f64,
     /// `activity_count` or `step_count`.
@@ -46,11 +51,15 @@ pub struct Features {
     pub change: Option<Change>,
 }
 
+/// Differences against the previous report: this window's value minus that report's. Named
+/// `_delta` so that neither a reader of the stored features nor a model takes one for the
+/// measure's value (an IS change of -0.18 is not an IS of -0.18).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    pub sleep_minutes_mean: Option<f64>,
-    pub interdaily_stability: Option<f64>,
-    pub relative_amplitude: Option<f64>,
+    /// Minutes of sleep a night.
+    pub sleep_minutes_mean_delta: Option<f64>,
+    pub interdaily_stability_delta: Option<f64>,
+    pub relative_amplitude_delta: Option<f64>,
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -108,6 +117,7 @@ impl Features {
         let np = &a["nonparametric"];
         Features {
             days: round(span_minutes / 1440.0, 2),
+            span_minutes: span_minutes.max(0.0).round() as u64,
             coverage: if span_minutes > 0.0 {
                 round(minutes_present / span_minutes, 3)
             } else {
@@ -134,16 +144,23 @@ impl Features {
         }
     }
 
-    /// Adds the change against an earlier week's features.
+    /// Adds the change against an earlier week's features. Rhythm measures are compared only
+    /// when both windows are long enough for them to mean something.
     pub fn compare_with(&mut self, previous: &Features) {
         let d = |now: Option<f64>, before: Option<f64>, places| match (now, before) {
             (Some(a), Some(b)) => Some(round(a - b, places)),
             _ => None,
         };
+        let rhythm = self.days >= RHYTHM_MIN_DAYS && previous.days >= RHYTHM_MIN_DAYS;
+        let r = |x: Option<f64>| x.filter(|_| rhythm);
         let change = Change {
-            sleep_minutes_mean: d(self.sleep_minutes_mean, previous.sleep_minutes_mean, 1),
-            interdaily_stability: d(self.interdaily_stability, previous.interdaily_stability, 3),
-            relative_amplitude: d(self.relative_amplitude, previous.relative_amplitude, 3),
+            sleep_minutes_mean_delta: d(self.sleep_minutes_mean, previous.sleep_minutes_mean, 1),
+            interdaily_stability_delta: r(d(
+                self.interdaily_stability,
+                previous.interdaily_stability,
+                3,
+            )),
+            relative_amplitude_delta: r(d(self.relative_amplitude, previous.relative_amplitude, 3)),
         };
         if change != Change::default() {
             self.change = Some(change);

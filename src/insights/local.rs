@@ -2,26 +2,20 @@
 //!
 //! Rules: every sentence states a measured value and what it means against a published
 //! reference range; nothing is invented, so the same features always give the same text.
+//! Durations, shares and changes are worded by [`super::text`]: nothing positive reads as
+//! zero, and a change is said as a change. A window too short for any finding says so in its
+//! summary instead of summarising nothing.
 //! Ranges: adults need 7-9 h of sleep (AASM/SRS); sleep efficiency >= 85 % is normal;
 //! IS ~0.6 and RA ~0.85 are typical for healthy adults in actigraphy studies, IV > 1 is a
 //! fragmented rhythm.
 
-use super::features::Features;
+use super::features::{Features, RHYTHM_MIN_DAYS};
+use super::text::{difference, duration, minutes_difference, percent, span};
 use super::{Generated, GeneratorKind};
 
-fn hm(minutes: f64) -> String {
-    let m = minutes.round() as i64;
-    format!("{}h {:02}m", m / 60, m % 60)
-}
-
-/// A stretch of data: hours below two days, days above.
-fn span(days: f64) -> String {
-    if days >= 2.0 {
-        format!("{days:.1} days")
-    } else {
-        hm(days * 1440.0)
-    }
-}
+/// Changes smaller than these are not worth a sentence.
+const SLEEP_CHANGE_MINUTES: f64 = 15.0;
+const RHYTHM_CHANGE: f64 = 0.05;
 
 fn clock(hours: f64) -> String {
     let m = (hours * 60.0).round() as i64 % 1440;
@@ -34,18 +28,24 @@ pub fn generate(f: &Features) -> Generated {
     let mut headline = Vec::new();
 
     // Day-to-day measures mean nothing on a day or two of data.
-    let rhythm = f.days >= 2.0;
+    let rhythm = f.days >= RHYTHM_MIN_DAYS;
+    // Stored features from before `span_minutes` existed carry only the rounded days.
+    let minutes = if f.span_minutes > 0 {
+        f.span_minutes as f64
+    } else {
+        f.days * 1440.0
+    };
     if !rhythm {
         points.push(format!(
             "Only {} of data so far: day-to-day rhythm measures need at least two days.",
-            span(f.days)
+            span(minutes)
         ));
     }
     if f.coverage < 0.8 {
         points.push(format!(
-            "Only {:.0}% of the minutes in the analysed {} have activity data, so these findings are tentative.",
-            f.coverage * 100.0,
-            span(f.days)
+            "Only {} of the minutes in the analysed {} have activity data, so these findings are tentative.",
+            percent(f.coverage),
+            span(minutes)
         ));
         recs.push(
             "Wear the device day and night, including while asleep, for more reliable results."
@@ -65,24 +65,30 @@ pub fn generate(f: &Features) -> Generated {
             };
             headline.push(format!(
                 "You slept {} a night on average ({verdict})",
-                hm(mean)
+                duration(mean)
             ));
             points.push(format!(
                 "Average sleep over {n} night{}: {} ({verdict}).",
                 if n == 1 { "" } else { "s" },
-                hm(mean)
+                duration(mean)
             ));
             if let Some(sd) = f.sleep_minutes_sd {
                 if sd > 60.0 {
                     points.push(format!(
                         "Sleep length varied by about {} from night to night, which is irregular.",
-                        hm(sd)
+                        duration(sd)
                     ));
                     recs.push("Keep bed and wake times within an hour of each other every day, weekends included.".into());
+                } else if sd.round() < 1.0 {
+                    // A spread that rounds to nothing is no variation to report as a number.
+                    points.push(
+                        "Sleep length was regular: it varied by under a minute from night to night."
+                            .into(),
+                    );
                 } else {
                     points.push(format!(
                         "Sleep length was regular (night-to-night variation about {}).",
-                        hm(sd)
+                        duration(sd)
                     ));
                 }
             }
@@ -153,16 +159,35 @@ pub fn generate(f: &Features) -> Generated {
         points.push(format!("Mean recorded heart rate was {hr:.0} bpm."));
     }
     if let Some(c) = &f.change {
-        if let Some(d) = c.sleep_minutes_mean.filter(|d| d.abs() >= 15.0) {
-            let dir = if d > 0.0 { "more" } else { "less" };
+        if let Some(d) = c
+            .sleep_minutes_mean_delta
+            .filter(|d| d.abs() >= SLEEP_CHANGE_MINUTES)
+        {
             points.push(format!(
-                "That is {} {dir} sleep a night than in your previous report.",
-                hm(d.abs())
+                "That is {} sleep a night than in your previous report.",
+                minutes_difference(d)
             ));
         }
-        if let Some(d) = c.interdaily_stability.filter(|d| d.abs() >= 0.05) {
+        let rhythm_change = |d: &Option<f64>| d.filter(|d| rhythm && d.abs() >= RHYTHM_CHANGE);
+        if let (Some(d), Some(is)) = (
+            rhythm_change(&c.interdaily_stability_delta),
+            f.interdaily_stability,
+        ) {
             let dir = if d > 0.0 { "more" } else { "less" };
-            points.push(format!("Your rhythm was {dir} regular than in your previous report (interdaily stability {d:+.2})."));
+            points.push(format!(
+                "Your rhythm was {dir} regular: interdaily stability was {} in your previous report ({is:.2} now).",
+                difference(d, 2)
+            ));
+        }
+        if let (Some(d), Some(ra)) = (
+            rhythm_change(&c.relative_amplitude_delta),
+            f.relative_amplitude,
+        ) {
+            let dir = if d > 0.0 { "stronger" } else { "weaker" };
+            points.push(format!(
+                "Your day-night contrast was {dir}: relative amplitude was {} in your previous report ({ra:.2} now).",
+                difference(d, 2)
+            ));
         }
     }
     if recs.is_empty() && !rhythm {
@@ -178,7 +203,11 @@ pub fn generate(f: &Features) -> Generated {
         );
     }
     let summary = if headline.is_empty() {
-        format!("Summary of {} of activity data.", span(f.days))
+        // Nothing to sum up: say why rather than "summarising" a stretch of data.
+        format!(
+            "Only {} of activity data so far: too short for a summary (sleep needs a complete night, daily rhythm at least two days).",
+            span(minutes)
+        )
     } else {
         let mut s = headline.join("; ");
         s.push('.');
@@ -193,5 +222,56 @@ pub fn generate(f: &Features) -> Generated {
         key_points: points,
         recommendations: recs,
         fallback_reason: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(g: &Generated) -> Vec<String> {
+        let mut v = vec![g.summary.clone()];
+        v.extend(g.key_points.iter().cloned());
+        v.extend(g.recommendations.iter().cloned());
+        v
+    }
+
+    #[test]
+    fn a_night_to_night_spread_that_rounds_to_nothing_is_not_stated_as_zero() {
+        for sd in [0.0, 0.3] {
+            let f = Features {
+                days: 3.0,
+                coverage: 1.0,
+                nights: 3,
+                sleep_minutes_mean: Some(450.0),
+                sleep_minutes_sd: Some(sd),
+                ..Features::default()
+            };
+            let texts = all(&generate(&f));
+            assert!(texts.iter().all(|t| !t.contains("0h 00m")), "{texts:#?}");
+            assert!(
+                texts.iter().any(|t| t.contains("under a minute")),
+                "{texts:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_sleep_and_spreads_under_an_hour_are_in_minutes() {
+        let f = Features {
+            days: 3.0,
+            coverage: 1.0,
+            nights: 2,
+            sleep_minutes_mean: Some(45.0),
+            sleep_minutes_sd: Some(12.4),
+            ..Features::default()
+        };
+        let texts = all(&generate(&f));
+        assert!(texts[0].contains("45 minutes a night"), "{texts:#?}");
+        assert!(
+            texts.iter().any(|t| t.contains("about 12 minutes")),
+            "{texts:#?}"
+        );
+        assert!(texts.iter().all(|t| !t.contains("0h ")), "{texts:#?}");
     }
 }

@@ -8,11 +8,15 @@
 //!   case the user gets an `insight_failed` event. A model answer is never made up.
 //! - One insight per (analysis, generator, prompt version): its id is a digest of those, so a
 //!   repeated request gives the stored insight instead of a second one.
+//! - Which analyses get one is decided by the callers: a new asked-for analysis, a new
+//!   day-complete analysis of a window ending within 48 hours of now (`window::analysis`), and
+//!   `POST /api/v1/insights`; protocol/README.md states the same rule.
 
 pub mod features;
 pub mod gemini;
 mod local;
 pub mod prompt;
+mod text;
 
 use std::sync::Arc;
 

@@ -2,13 +2,17 @@
 //!
 //! Rules: the prompt holds only derived [`Features`] (no email, name, user id or sample rows);
 //! any change to its wording or to the features bumps [`PROMPT_VERSION`], which is stored with
-//! every insight so that old and new texts can be told apart.
+//! every insight so that old and new texts can be told apart. Changes against the previous
+//! report are not in the feature values: they follow in words, labelled as differences, so
+//! that a model cannot read an IS change of -0.18 as an IS of -0.18.
 
 use serde_json::{Value, json};
 
 use super::features::Features;
+use super::text::{difference, minutes_difference};
 
-pub const PROMPT_VERSION: &str = "insight-v1";
+/// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
+pub const PROMPT_VERSION: &str = "insight-v2";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -20,24 +24,70 @@ pub struct Prompt {
 }
 
 const SYSTEM: &str = "You are a careful sleep and circadian-rhythm coach writing for the wearer of \
-an activity tracker. You receive features computed from one week of minute-level actigraphy. \
-Write in plain, kind, non-alarming English for a lay reader. Use only the numbers given; do not \
-invent values, diagnoses or medical advice; say when data coverage is too low to be sure. \
+an activity tracker. You receive features computed from up to one week of minute-level \
+actigraphy. Write in plain, kind, non-alarming English for a lay reader. Use only the numbers \
+given; do not invent values, diagnoses or medical advice; say when data coverage is too low or \
+the window too short to be sure. Give durations under an hour in minutes. A change against the \
+previous report is a difference, not a value: say it as 'higher' or 'lower than before'. \
 Answer with JSON matching the response schema: a one- or two-sentence summary, 2 to 6 key \
 points, and 1 to 4 concrete recommendations.";
 
 pub fn build(features: &Features) -> Prompt {
-    let features = serde_json::to_string_pretty(features).unwrap_or_else(|_| "{}".into());
+    let values = Features {
+        change: None,
+        ..features.clone()
+    };
+    let values = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "{}".into());
+    let mut user = format!(
+        "Features of the analysed window, up to the last week (days and span_minutes: its \
+         length; sleep in minutes per night from the Sadeh algorithm; interdaily_stability \
+         0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
+         relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
+         local):\n{values}"
+    );
+    let changes = features
+        .change
+        .as_ref()
+        .map(change_lines)
+        .unwrap_or_default();
+    if !changes.is_empty() {
+        user.push_str(
+            "\n\nChanges since the previous report. These are differences (this window minus the \
+             previous report), not values of the measures; the current values are above:",
+        );
+        for line in changes {
+            user.push_str("\n- ");
+            user.push_str(&line);
+        }
+    }
     Prompt {
         system: SYSTEM,
-        user: format!(
-            "Features of the last week (sleep in minutes per night from the Sadeh algorithm; \
-             interdaily_stability 0-1, higher = more regular days; intradaily_variability, \
-             higher = more fragmented; relative_amplitude 0-1, higher = stronger day-night \
-             contrast; clock times are local; `change` compares with the previous week):\n\
-             {features}"
-        ),
+        user,
     }
+}
+
+/// One line per known difference, in words with the signed number labelled as a difference.
+fn change_lines(c: &super::features::Change) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(d) = c.sleep_minutes_mean_delta {
+        lines.push(format!(
+            "sleep per night: {} than in the previous report (sleep_minutes_mean_delta {d:+.1} minutes)",
+            minutes_difference(d)
+        ));
+    }
+    if let Some(d) = c.interdaily_stability_delta {
+        lines.push(format!(
+            "interdaily stability: {} in the previous report (interdaily_stability_delta {d:+.3})",
+            difference(d, 2)
+        ));
+    }
+    if let Some(d) = c.relative_amplitude_delta {
+        lines.push(format!(
+            "relative amplitude: {} in the previous report (relative_amplitude_delta {d:+.3})",
+            difference(d, 2)
+        ));
+    }
+    lines
 }
 
 /// The `responseSchema` (OpenAPI subset Gemini accepts).

@@ -1,17 +1,19 @@
 //! The dashboard page: how it is served, and the page itself in headless Chromium driven by
 //! Playwright (`tests/browser/dashboard.mjs`), watching a shared user's insight arrive live.
+//! The owner's data is step counts on UTC+9 while the browser runs in Los Angeles time: dates
+//! and hours must be the owner's, and captions and legend must say steps.
 //!
 //! The browser test needs `/usr/bin/chromium` and `tests/browser/node_modules` (both installed
 //! by `scripts/browser-env`); without them it is skipped with a message, unless
-//! `CLARITY_TEST_REQUIRE_BROWSER=1` (CI) makes that a failure. Its screenshot is left at
-//! `target/test-artifacts/dashboard.png`.
+//! `CLARITY_TEST_REQUIRE_BROWSER=1` (CI) makes that a failure. Its screenshots are left at
+//! `target/test-artifacts/dashboard-1280.png` and `dashboard-390.png` (a phone's width).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DurationRound, Timelike, Utc};
+use chrono::{DateTime, DurationRound, FixedOffset, Timelike, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -26,6 +28,10 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 /// The script itself gives up 60 s after READY; this only guards against a hung process.
 const DONE_WITHIN: Duration = Duration::from_secs(120);
 const DAYS: i64 = 3;
+/// The owner's clock (UTC+9), and the viewer's browser somewhere else (UTC-8 in winter,
+/// UTC-7 in summer): 16 or 17 hours apart, so every hour label and most dates differ.
+const DATA_OFFSET_MINUTES: i32 = 9 * 60;
+const VIEWER_TIME_ZONE: &str = "America/Los_Angeles";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,6 +49,7 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
         ("/dashboard/", "text/html"),
         ("/dashboard/app.js", "application/javascript"),
         ("/dashboard/style.css", "text/css"),
+        ("/dashboard/favicon.svg", "image/svg+xml"),
     ] {
         let resp = get(path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
@@ -70,6 +77,10 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
                 "{body}"
             );
             assert!(body.contains(r#"href="/dashboard/style.css""#), "{body}");
+            assert!(
+                body.contains(r#"<link rel="icon" href="/dashboard/favicon.svg""#),
+                "{body}"
+            );
             // Everything the page loads is its own: no inline script or style (the CSP would
             // block them), no other origin.
             assert!(
@@ -82,7 +93,12 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
             );
         }
     }
-    // Only the three files: anything else under /dashboard is the API's JSON 404.
+    let icon = get("/dashboard/favicon.svg").await.text().await.unwrap();
+    assert!(
+        icon.starts_with("<svg") && icon.contains("viewBox"),
+        "{icon}"
+    );
+    // Only the four files: anything else under /dashboard is the API's JSON 404.
     let resp = get("/dashboard/secret.txt").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body: Value = resp.json().await.unwrap();
@@ -141,9 +157,21 @@ async fn dashboard_shows_a_shared_insight_live_in_chromium() {
         assert_eq!(s, StatusCode::CREATED, "{share}");
     }
 
-    let shot = root().join("target/test-artifacts/dashboard.png");
-    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    let _ = std::fs::remove_file(&shot);
+    let shots = root().join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (wide, narrow) = (
+        shots.join("dashboard-1280.png"),
+        shots.join("dashboard-390.png"),
+    );
+    for shot in [&wide, &narrow] {
+        let _ = std::fs::remove_file(shot);
+    }
+    // The data (made after READY) ends at this minute; the page must show it on UTC+9.
+    let clock = FixedOffset::east_opt(DATA_OFFSET_MINUTES * 60).unwrap();
+    let end = Utc::now()
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap()
+        .with_timezone(&clock);
 
     let mut child = Command::new("node")
         .arg(&script)
@@ -153,7 +181,12 @@ async fn dashboard_shows_a_shared_insight_live_in_chromium() {
         .env("VIEWER_PASSWORD", PASSWORD)
         .env("OWNER_ID", owner.user_id.to_string())
         .env("OWNER_EMAIL", &owner.email)
-        .env("SCREENSHOT", &shot)
+        .env("SCREENSHOT", &wide)
+        .env("SCREENSHOT_NARROW", &narrow)
+        .env("TIME_ZONE", VIEWER_TIME_ZONE)
+        .env("DATA_OFFSET_MINUTES", DATA_OFFSET_MINUTES.to_string())
+        .env("DATA_END_MS", end.timestamp_millis().to_string())
+        .env("DATA_DAYS", DAYS.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -207,7 +240,7 @@ async fn dashboard_shows_a_shared_insight_live_in_chromium() {
     // Only now does the owner's data arrive: the page must show it live.
     let mut ws = app.ws(&owner.access).await;
     ws.welcome().await;
-    let mut insights = stream_days(&mut ws, DAYS).await;
+    let mut insights = stream_days(&mut ws, end, DAYS).await;
     insights.extend(analyze_until_insight(&mut ws).await);
 
     let mut seen: Option<Value> = None;
@@ -237,18 +270,17 @@ async fn dashboard_shows_a_shared_insight_live_in_chromium() {
     );
     assert!(seen["bars"].as_u64().unwrap() > 24, "{seen}");
 
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(png.len() > 10 * 1024, "screenshot of {} bytes", png.len());
+    for shot in [&wide, &narrow] {
+        let png = std::fs::read(shot).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        assert!(png.len() > 10 * 1024, "screenshot of {} bytes", png.len());
+    }
 }
 
-/// `days` of minute activity counts ending at the last whole minute, with nights (23:00 to
-/// 07:00 UTC) still so that the analysis finds sleep periods. Returns the ids of the insights
+/// `days` of minute step counts ending at `end`, on `end`'s clock, with nights (23:00 to 07:00
+/// there) still so that the analysis finds sleep periods. Returns the ids of the insights
 /// pushed meanwhile (a completed day brings an analysis and its insight).
-async fn stream_days(ws: &mut Ws, days: i64) -> Vec<String> {
-    let end = Utc::now()
-        .duration_trunc(chrono::Duration::minutes(1))
-        .unwrap();
+async fn stream_days(ws: &mut Ws, end: DateTime<FixedOffset>, days: i64) -> Vec<String> {
     let start = end - chrono::Duration::days(days);
     let samples: Vec<Value> = (0..days * 1440)
         .map(|m| {
@@ -260,9 +292,9 @@ async fn stream_days(ws: &mut Ws, days: i64) -> Vec<String> {
             let value = if night {
                 0
             } else {
-                50 + (350.0 * curve) as i64 + (m * 37) % 120
+                10 + (90.0 * curve) as i64 + (m * 37) % 30
             };
-            json!({"id": format!("dash-{m}"), "kind": "activity_count",
+            json!({"id": format!("dash-{m}"), "kind": "step_count",
                 "start": t.to_rfc3339(), "value": value, "source": "watch"})
         })
         .collect();

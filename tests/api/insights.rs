@@ -433,5 +433,154 @@ async fn without_a_key_the_local_generator_is_used() {
     assert_eq!(s, Http::CREATED, "{i}");
     assert_eq!(i["generator"], "local");
     assert!(i["fallback_reason"].is_null());
-    assert_eq!(i["prompt_version"], "insight-v1");
+    assert_eq!(i["prompt_version"], "insight-v2");
+}
+
+/// Uploads whole days of minute activity from `t0`: a daily curve peaking at `peak_hour(day)`.
+async fn upload_days(
+    ws: &mut Ws,
+    t0: chrono::DateTime<chrono::FixedOffset>,
+    days: std::ops::Range<i64>,
+    peak_hour: impl Fn(i64) -> f64,
+) {
+    for day in days {
+        let peak = peak_hour(day);
+        let samples: Vec<Value> = (0..1440)
+            .map(|m| {
+                let h = m as f64 / 60.0;
+                let v = (250.0 + 250.0 * ((h - peak) / 24.0 * std::f64::consts::TAU).cos()).round();
+                json!({"id": format!("d{day}-{m}"), "kind": "activity_count",
+                    "start": (t0 + chrono::Duration::minutes(day * 1440 + m)).to_rfc3339(), "value": v})
+            })
+            .collect();
+        ws.send(&json!({"type": "samples", "seq": day, "samples": samples}))
+            .await;
+        ws.recv_type("ack").await;
+    }
+}
+
+/// Three regular days, an insight, then three days whose peak moves every day, and a second
+/// insight: its interdaily stability is lower than the first's. Old dates (October), so no
+/// completed day brings an automatic insight. Returns the two insights.
+async fn two_insights_with_a_drop_in_stability(app: &TestApp) -> (Value, Value) {
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-10-05T00:00:00+02:00").unwrap();
+    upload_days(&mut ws, t0, 0..3, |_| 15.0).await;
+    let (s, first) = post_insight(app, &user).await;
+    assert_eq!(s, Http::CREATED, "{first}");
+    upload_days(&mut ws, t0, 3..6, |d| [3.0, 11.0, 19.0][(d % 3) as usize]).await;
+    let (s, second) = post_insight(app, &user).await;
+    assert_eq!(s, Http::CREATED, "{second}");
+    (first, second)
+}
+
+fn texts(insight: &Value) -> Vec<String> {
+    let mut all = vec![insight["summary"].as_str().unwrap().to_owned()];
+    for list in ["key_points", "recommendations"] {
+        all.extend(
+            insight[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_three_minute_window_says_it_is_too_short_and_never_prints_zero_durations() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-02T06:00:00+01:00").unwrap();
+    let samples: Vec<Value> = (0..3)
+        .map(|m| {
+            json!({"id": format!("s{m}"), "kind": "activity_count",
+            "start": (t0 + chrono::Duration::minutes(m)).to_rfc3339(), "value": 40 + m})
+        })
+        .collect();
+    ws.send(&json!({"type": "samples", "seq": 1, "samples": samples}))
+        .await;
+    ws.recv_type("ack").await;
+    let (s, i) = post_insight(&app, &user).await;
+    assert_eq!(s, Http::CREATED, "{i}");
+    let all = texts(&i);
+    for t in &all {
+        for zero in ["0h 00m", " 0 minutes", "0.0 days", " 0%"] {
+            assert!(!t.contains(zero), "{t:?} reads as zero ({zero})");
+        }
+    }
+    let summary = i["summary"].as_str().unwrap();
+    assert!(summary.contains("3 minutes"), "{summary}");
+    assert!(summary.contains("too short"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_in_interdaily_stability_is_phrased_as_a_change_not_a_value() {
+    let app = spawn_app().await;
+    let (first, second) = two_insights_with_a_drop_in_stability(&app).await;
+    let before = first["features"]["interdaily_stability"].as_f64().unwrap();
+    let now = second["features"]["interdaily_stability"].as_f64().unwrap();
+    assert!(now < before - 0.05, "IS {before} -> {now}");
+    let all = texts(&second);
+    let expected = format!("{:.2} lower than in your previous report", before - now);
+    assert!(
+        all.iter()
+            .any(|t| t.contains("interdaily stability") && t.contains(&expected)),
+        "no {expected:?} in {all:#?}"
+    );
+    for t in &all {
+        assert!(
+            !t.contains("stability -") && !t.contains("stability +"),
+            "a signed change reads as a value: {t:?}"
+        );
+    }
+    // The stored features name the change a delta too.
+    let delta = second["features"]["change"]["interdaily_stability_delta"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no labelled delta: {}", second["features"]));
+    assert!((delta - (now - before)).abs() < 0.002, "{delta}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prompt_labels_changes_as_differences_from_the_previous_report() {
+    let (mock, base) = start_mock().await;
+    mock.push(Answer::Json(200, reply("First."), None));
+    mock.push(Answer::Json(200, reply("Second."), None));
+    let app = with_gemini(&base, |_| {}).await;
+    let (_, second) = two_insights_with_a_drop_in_stability(&app).await;
+    assert_eq!(second["generator"], "gemini", "{second}");
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 2);
+    let prompt = seen[1].body["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The feature values themselves are there, once, under their own names.
+    let now = second["features"]["interdaily_stability"].as_f64().unwrap();
+    assert!(
+        prompt.contains(&format!("\"interdaily_stability\": {now}")),
+        "{prompt}"
+    );
+    // A change is never a bare signed number under the measure's name.
+    assert!(
+        !prompt.contains("\"interdaily_stability\": -"),
+        "a delta under the value's name: {prompt}"
+    );
+    let delta = second["features"]["change"]["interdaily_stability_delta"]
+        .as_f64()
+        .unwrap();
+    let line = prompt
+        .lines()
+        .find(|l| l.contains("interdaily stability") && l.contains("previous report"))
+        .unwrap_or_else(|| panic!("no change line in {prompt}"));
+    assert!(
+        line.contains(&format!("{:.2} lower", -delta)),
+        "{line:?} (delta {delta})"
+    );
+    assert!(prompt.contains("differences"), "{prompt}");
 }

@@ -8,6 +8,11 @@
 //   cookie or a page URL, and are never logged.
 // - Server text goes into the page through textContent and SVG attributes only, never as
 //   markup, so a summary cannot inject code.
+// - Dates and hours are on the user's clock: the UTC offset of their data (an analysis' or
+//   insight's `window`), never the viewer's browser time zone, which may be another one.
+// - Captions, legend and chart title name what is drawn (steps or activity counts; sleep only
+//   when a sleep period is shaded). The chart is drawn at the width it is shown at, so its
+//   text keeps its size on a phone; it is redrawn when that width changes.
 // - Per stream the last offset seen is kept, so a reconnect or a `lagged` resumes with
 //   `since` instead of reloading; when the server cannot replay (`recover: false`) the
 //   history comes from REST. Documents are keyed by id, so a replay that overlaps what is
@@ -31,6 +36,7 @@
   // of an expired one fails without telling the page why.
   const TOKEN_MARGIN_MS = 30000;
   const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
   const $ = (id) => document.getElementById(id);
 
@@ -87,14 +93,63 @@
     n.hidden = !text;
   }
 
-  function fmtDateTime(iso) {
-    const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  // ---- the user's clock ---------------------------------------------------------------------
+
+  // The UTC offset (minutes) of a document's data: `window.utc_offset_minutes`, else the offset
+  // its window times are written with.
+  function offsetOf(doc) {
+    const w = (doc && doc.window) || {};
+    if (Number.isFinite(w.utc_offset_minutes)) return w.utc_offset_minutes;
+    const m = /([+-])(\d\d):(\d\d)$/.exec(String(w.to || w.from || ''));
+    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
   }
 
-  function fmtDate(iso) {
-    const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleDateString();
+  // A Date whose UTC fields read as the user's wall clock at `ms`.
+  function onClock(ms, offsetMin) {
+    return new Date(ms + offsetMin * 60000);
+  }
+
+  const pad2 = (n) => String(n).padStart(2, '0');
+
+  function fmtOffset(offsetMin) {
+    if (!offsetMin) return 'UTC';
+    const a = Math.abs(offsetMin);
+    return `UTC${offsetMin < 0 ? '-' : '+'}${Math.floor(a / 60)}${a % 60 ? `:${pad2(a % 60)}` : ''}`;
+  }
+
+  // "14:05" on the user's clock.
+  function clock(ms, offsetMin) {
+    const d = onClock(ms, offsetMin);
+    return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+  }
+
+  // "Sun 6 Dec" on the user's clock.
+  function fmtDay(ms, offsetMin) {
+    const d = onClock(ms, offsetMin);
+    return `${WEEKDAYS[d.getUTCDay()]} ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}`;
+  }
+
+  // "Sun 6 Dec 2026, 14:05 (UTC+9)" on the user's clock; the offset is named because the
+  // viewer may be elsewhere.
+  function fmtDateTime(iso, offsetMin) {
+    const ms = Date.parse(iso);
+    if (Number.isNaN(ms)) return String(iso);
+    return `${fmtDay(ms, offsetMin)} ${onClock(ms, offsetMin).getUTCFullYear()}, `
+      + `${clock(ms, offsetMin)} (${fmtOffset(offsetMin)})`;
+  }
+
+  // "3 days" / "27 hours": the length of a window.
+  function fmtLength(ms) {
+    const hours = Math.round(ms / HOUR_MS);
+    if (hours < 48) return `${hours} hour${hours === 1 ? '' : 's'}`;
+    return `${+(hours / 24).toFixed(1)} days`;
+  }
+
+  // What the bars are: steps when the analysis used step counts.
+  function activityWords(a) {
+    return (a.activity && a.activity.kind) === 'step_count'
+      ? { noun: 'steps', title: 'Steps per hour' }
+      : { noun: 'activity counts', title: 'Activity per hour' };
   }
 
   // ---- session and REST --------------------------------------------------------------------
@@ -274,6 +329,7 @@
       ? 'No insights yet. New ones appear here as they arrive.'
       : 'Insights are not shared with you.';
     $('chart').replaceChildren();
+    $('chart-legend').hidden = true;
     $('chart-caption').textContent = state.subs.has('analyses')
       ? 'No analysis yet.'
       : 'Analyses are not shared with you.';
@@ -534,9 +590,14 @@
 
   function insightItem(d) {
     const li = el('li', { class: 'insight', 'data-testid': 'insight', 'data-insight-id': d.insight_id });
-    const meta = el('p', { class: 'meta' }, el('time', { datetime: d.created_at }, fmtDateTime(d.created_at)));
-    if (d.window && d.window.from && d.window.to) {
-      meta.append(` · week ${fmtDate(d.window.from)} – ${fmtDate(d.window.to)}`);
+    const off = offsetOf(d);
+    const meta = el('p', { class: 'meta', 'data-testid': 'insight-meta' },
+      el('time', { datetime: d.created_at }, fmtDateTime(d.created_at, off)));
+    const from = Date.parse(d.window && d.window.from);
+    const to = Date.parse(d.window && d.window.to);
+    if (!Number.isNaN(from) && !Number.isNaN(to) && to > from) {
+      // The window's end is exclusive: its last day is the one of its last minute.
+      meta.append(` · data ${fmtDay(from, off)} – ${fmtDay(to - 60000, off)}`);
     }
     li.append(meta);
     li.append(el('p', { class: 'summary', 'data-testid': 'insight-summary' }, d.summary || ''));
@@ -560,21 +621,18 @@
     drawChart(a);
   }
 
-  // Hours and minutes of `ms` on the analysis' clock (the user's offset, not the browser's).
-  function clock(ms, offsetMin) {
-    const d = new Date(ms + offsetMin * 60000);
-    return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
-  }
-
   function drawChart(a) {
     const box = $('chart');
     const caption = $('chart-caption');
+    const words = activityWords(a);
     box.replaceChildren();
     box.dataset.analysisId = a.analysis_id || '';
+    $('chart-title').textContent = words.title;
+    $('chart-legend').hidden = true;
     const hourly = a.activity && a.activity.hourly;
     const start = hourly ? Date.parse(hourly.start) : NaN;
     if (!hourly || !Array.isArray(hourly.means) || !hourly.means.length || Number.isNaN(start)) {
-      caption.textContent = 'The latest analysis has no hourly activity.';
+      caption.textContent = `The latest analysis has no hourly ${words.noun}.`;
       return;
     }
     // The last week only, should the analysis ever carry more.
@@ -582,14 +640,14 @@
     const means = hourly.means.slice(skip);
     const t0 = start + skip * HOUR_MS;
     const t1 = t0 + means.length * HOUR_MS;
-    const offsetMin = a.window && Number.isFinite(a.window.utc_offset_minutes)
-      ? a.window.utc_offset_minutes
-      : -new Date().getTimezoneOffset();
+    const offsetMin = offsetOf(a);
     const present = means.filter((v) => typeof v === 'number' && Number.isFinite(v));
     const max = present.length ? Math.max(...present) : 0;
 
-    const W = 840; const H = 220;
-    const left = 48; const right = 8; const top = 10; const bottom = 26;
+    // Drawn at the shown width, one SVG unit a CSS pixel, so labels keep their size.
+    const W = Math.max(Math.round(box.clientWidth) || 840, 240);
+    const H = W < 500 ? 180 : 220;
+    const left = 40; const right = 8; const top = 10; const bottom = 36;
     const plotW = W - left - right; const plotH = H - top - bottom;
     const x = (t) => left + ((t - t0) / (t1 - t0)) * plotW;
 
@@ -597,7 +655,7 @@
       .map((p) => ({ from: Date.parse(p.in_bed), to: Date.parse(p.out_bed), p }))
       .filter((p) => !Number.isNaN(p.from) && !Number.isNaN(p.to) && p.to > t0 && p.from < t1);
 
-    const title = 'Mean activity per hour over the last week';
+    const title = `Mean ${words.noun} per hour`;
     const desc = `${present.length} of ${means.length} hours with data, highest hourly mean ${Math.round(max)}; `
       + `${periods.length} sleep period${periods.length === 1 ? '' : 's'} shaded.`;
     const root = svg('svg', {
@@ -617,15 +675,36 @@
       root.append(band);
     }
 
-    // A dashed line and a label at each midnight of the user's clock.
+    // Hour labels on the user's clock, as often as they fit (every 3, 6 or 12 hours)...
     const offsetMs = offsetMin * 60000;
+    const hourPx = plotW / means.length;
+    const every = [3, 6, 12].find((h) => h * hourPx >= 34);
+    const axisY = top + plotH;
+    if (every) {
+      let tick = Math.ceil((t0 + offsetMs) / (every * HOUR_MS)) * every * HOUR_MS - offsetMs;
+      for (; tick < t1; tick += every * HOUR_MS) {
+        const hour = onClock(tick, offsetMin).getUTCHours();
+        const tx = x(tick);
+        if (hour === 0 || tx - 12 < left || tx + 12 > W - right) continue;
+        root.append(svg('line', { class: 'axis', x1: tx, x2: tx, y1: axisY, y2: axisY + 3 }));
+        root.append(svg('text', {
+          class: 'hour-label', 'data-testid': 'hour-label', x: tx, y: axisY + 14, 'text-anchor': 'middle',
+        }, pad2(hour)));
+      }
+    }
+    // ... and a dashed line and the date at each midnight.
+    const dayPx = 24 * hourPx;
     let midnight = Math.ceil((t0 + offsetMs) / (24 * HOUR_MS)) * 24 * HOUR_MS - offsetMs;
     for (; midnight < t1; midnight += 24 * HOUR_MS) {
       const mx = x(midnight);
-      root.append(svg('line', { class: 'day-line', x1: mx, x2: mx, y1: top, y2: top + plotH }));
-      const day = new Date(midnight + offsetMs);
-      if (mx + 40 <= W) {
-        root.append(svg('text', { x: mx + 3, y: H - 8 }, `${WEEKDAYS[day.getUTCDay()]} ${day.getUTCDate()}`));
+      root.append(svg('line', { class: 'day-line', x1: mx, x2: mx, y1: top, y2: axisY + 16 }));
+      const day = onClock(midnight, offsetMin);
+      // Weekday and date where a day is wide enough, else the date alone.
+      const label = dayPx >= 44 ? `${WEEKDAYS[day.getUTCDay()]} ${day.getUTCDate()}` : String(day.getUTCDate());
+      if (mx + label.length * 6.5 + 3 <= W) {
+        root.append(svg('text', {
+          class: 'day-label', 'data-testid': 'day-label', x: mx + 3, y: H - 4,
+        }, label));
       }
     }
 
@@ -645,9 +724,25 @@
     root.append(svg('text', { x: left - 6, y: top + 10, 'text-anchor': 'end' }, String(Math.round(max))));
     box.append(root);
 
-    const kind = (a.activity && a.activity.kind) === 'step_count' ? 'steps' : 'activity counts';
-    caption.textContent = `Week to ${fmtDateTime(a.window ? a.window.to : a.created_at)}: `
-      + `mean ${kind} per hour; ${desc}`;
+    const wFrom = Date.parse(a.window && a.window.from);
+    const wTo = Date.parse(a.window && a.window.to);
+    const span = Number.isNaN(wFrom) || Number.isNaN(wTo) ? '' : `Last ${fmtLength(wTo - wFrom)} to `;
+    caption.textContent = `${span}${fmtDateTime(a.window ? a.window.to : a.created_at, offsetMin)}: `
+      + `mean ${words.noun} per hour; ${desc}`;
+    $('legend-bars-text').textContent = `mean ${words.noun} per hour`;
+    $('legend-sleep').hidden = periods.length === 0;
+    $('chart-legend').hidden = false;
+  }
+
+  // Redraws the chart when its width changes (a phone turned, a window resized).
+  function watchWidth() {
+    let width = 0;
+    new ResizeObserver(([entry]) => {
+      const w = Math.round(entry.contentRect.width);
+      if (w === width) return;
+      width = w;
+      if (state.analysis) drawChart(state.analysis);
+    }).observe($('chart'));
   }
 
   // ---- start -------------------------------------------------------------------------------
@@ -656,6 +751,7 @@
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', () => endSession(''));
     $('user-select').addEventListener('change', (ev) => selectUser(ev.target.value));
+    watchWidth();
     const saved = sessionStorage.getItem(STORAGE_KEY);
     if (saved) {
       try {
