@@ -14,6 +14,7 @@ mod conformance;
 mod conformance_nodes;
 mod crash;
 mod crash_cycles;
+mod day_order;
 mod dynamo_faults;
 mod faults;
 mod health_data;
