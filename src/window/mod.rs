@@ -13,6 +13,9 @@
 //! - Batches are applied in the order their client sent them (the session chains them, see
 //!   `ingest::Turn`), so a day is complete only once every batch sent before is in.
 //! - Windows of users without sessions or new data for `idle` are dropped by [`Windows::sweep`].
+//! - A sample reaching more than 24 h past now, or spanning more than its kind allows, never
+//!   moves a window (it may have been stored before validation refused such samples): one
+//!   bad sample must not push a user's week out of reach of every analysis.
 
 pub mod analysis;
 pub mod ownership;
@@ -35,6 +38,9 @@ pub const WINDOW_KINDS: [Kind; 3] = [Kind::ActivityCount, Kind::StepCount, Kind:
 
 /// Page size of a rebuild read.
 const REBUILD_PAGE: usize = 10_000;
+/// How far ahead of the clock a sample may reach and still count (clock skew; validation
+/// allows the same).
+const MAX_AHEAD_MS: i64 = 24 * 3_600_000;
 
 pub struct UserWindow {
     state: Mutex<State>,
@@ -320,7 +326,21 @@ fn add_batch<'a>(st: &mut State, samples: impl Iterator<Item = &'a Sample>, appl
     }
 }
 
+/// Whether a stored sample may move a window: its times lie at most [`MAX_AHEAD_MS`] ahead of
+/// now and its span within its kind's maximum. Validation refuses anything else today; this
+/// keeps samples stored before it did (or by a node with a wrong clock) from pushing a
+/// user's window years ahead, where no analysis would find data.
+fn plausible(sample: &Sample, now_ms: i64) -> bool {
+    let end = sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms);
+    end <= now_ms + MAX_AHEAD_MS
+        && sample.start.utc_ms <= now_ms + MAX_AHEAD_MS
+        && end - sample.start.utc_ms <= sample.kind.max_duration_ms()
+}
+
 fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
+    if !plausible(sample, Utc::now().timestamp_millis()) {
+        return;
+    }
     st.series.add(sample);
     st.version += 1;
     let Some(end) = st.series.end_minute() else {

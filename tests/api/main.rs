@@ -17,6 +17,7 @@ mod crash_cycles;
 mod day_order;
 mod dynamo_faults;
 mod faults;
+mod future_end;
 mod health_data;
 mod insights;
 mod limits;
