@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -49,18 +50,60 @@ pub fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
     start_due_analysis(app, user, &applied);
 }
 
-/// Starts the daily analysis of the last day new data completed, if any.
-fn start_due_analysis(app: &Arc<App>, user: Uuid, applied: &Applied) {
-    if let Some(day) = applied.completed_days.last() {
-        let offset = app
-            .windows
-            .get(user)
-            .map(|w| w.with(|s, _| s.offset_secs()))
-            .unwrap_or(0);
+/// Starts the daily analysis of the last day new data completed, and again that of every
+/// complete day it brought late activity to. (An analysis that finds the same input as one
+/// already stored is neither stored nor pushed again.)
+pub fn start_due_analysis(app: &Arc<App>, user: Uuid, applied: &Applied) {
+    let due = applied.due_days();
+    if due.is_empty() {
+        return;
+    }
+    let offset = app
+        .windows
+        .get(user)
+        .map(|w| w.with(|s, _| s.offset_secs()))
+        .unwrap_or(0);
+    for day in due {
         let midnight = day
             .and_hms_opt(0, 0, 0)
             .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
         analysis::spawn(app, user, Trigger::DayComplete, midnight, None);
+    }
+}
+
+/// A batch's place in its session's order. Batches in flight are stored concurrently (on
+/// DynamoDB they complete in any order), but their samples reach the window in the order
+/// the client sent them: each waits for the one before. So the batch that completes a day
+/// is applied after every batch sent before it, and that day's analysis sees them all.
+pub struct Turn {
+    /// Resolves (or fails, if that batch was dropped) once the previous batch is applied.
+    previous: Option<oneshot::Receiver<()>>,
+    /// Dropped once this batch is applied (or given up): that releases the next one.
+    _release_next: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// The next turn after `last` (the previous batch's release), which it then holds.
+    pub fn next(last: &mut Option<oneshot::Receiver<()>>) -> Turn {
+        let (release_next, release) = oneshot::channel();
+        Turn {
+            previous: last.replace(release),
+            _release_next: release_next,
+        }
+    }
+
+    /// Gives the turn up without applying anything, once the batches before are applied:
+    /// the order holds for the batches after a failed one too.
+    pub async fn pass(mut self) {
+        self.wait().await;
+    }
+
+    async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // An error means the previous batch ended without reaching the window (store
+            // failure, session gone): nothing to wait for.
+            let _ = previous.await;
+        }
     }
 }
 
@@ -130,6 +173,17 @@ pub async fn commit(
     prepared: Prepared,
     transport: &'static str,
 ) -> Result<IngestReport, StoreError> {
+    commit_in_turn(app, user, prepared, transport, None).await
+}
+
+/// [`commit`], applying to the window only once the batch before it (`turn`) has been.
+pub async fn commit_in_turn(
+    app: &Arc<App>,
+    user: Uuid,
+    prepared: Prepared,
+    transport: &'static str,
+    mut turn: Option<Turn>,
+) -> Result<IngestReport, StoreError> {
     let Prepared { samples, rejected } = prepared;
     let windowed: Vec<(usize, Sample)> = samples
         .iter()
@@ -137,16 +191,29 @@ pub async fn commit(
         .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
         .map(|(i, s)| (i, s.clone()))
         .collect();
-    let new = app.store.insert_samples(user, samples).await?;
+    let new = match app.store.insert_samples(user, samples).await {
+        Ok(new) => new,
+        Err(e) => {
+            if let Some(turn) = turn {
+                turn.pass().await;
+            }
+            return Err(e);
+        }
+    };
     // Duplicates are already in the window (or older than it): only new samples count.
     let fresh: Vec<Sample> = windowed
         .into_iter()
         .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
         .map(|(_, s)| s)
         .collect();
+    if let Some(turn) = &mut turn {
+        turn.wait().await;
+    }
     if !fresh.is_empty() {
         to_window(app, user, fresh).await;
     }
+    // Releases the next batch of the session.
+    drop(turn);
     let accepted = new.iter().filter(|n| **n).count();
     let duplicates = new.len() - accepted;
     let count = |outcome: &'static str, n: usize| {

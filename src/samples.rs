@@ -94,6 +94,23 @@ impl Kind {
         }
     }
 
+    /// Longest interval (`end` - `start`) a sample of this kind may span. Readings are
+    /// momentary or averaged over minutes; a count covers at most an hour's epoch, steps or a
+    /// sleep stage at most a day. Longer spans are broken clocks, and would stretch a user's
+    /// window far beyond the data (see protocol/README.md, "Rejection codes").
+    pub fn max_duration_ms(self) -> i64 {
+        const HOUR: i64 = 3_600_000;
+        match self {
+            Kind::StepCount | Kind::SleepStage => 24 * HOUR,
+            Kind::ActivityCount
+            | Kind::HeartRate
+            | Kind::HeartRateVariability
+            | Kind::RespiratoryRate
+            | Kind::OxygenSaturation
+            | Kind::BodyTemperature => HOUR,
+        }
+    }
+
     /// Physiologically plausible range, inclusive.
     pub fn range(self) -> (f64, f64) {
         match self {
@@ -210,7 +227,9 @@ pub struct SampleOut<'a> {
     /// 2000-01-01, at most 24 h ahead of the server's clock.
     #[schema(value_type = String, format = DateTime)]
     pub start: String,
-    /// At or after `start`; required for `sleep_stage`.
+    /// At or after `start`; required for `sleep_stage`. At most 24 h ahead of the server's
+    /// clock, and at most 24 h after `start` for `step_count` and `sleep_stage`, 1 h for the
+    /// other kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, format = DateTime, nullable = false, required = false)]
     pub end: Option<String>,
@@ -350,6 +369,25 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
             "start must be after 2000-01-01 and at most 24 h in the future",
         ));
     }
+    if let Some(end) = end {
+        if end.utc_ms > now_ms + MAX_FUTURE_MS {
+            return Err(invalid(
+                "time_out_of_range",
+                "end must be at most 24 h in the future",
+            ));
+        }
+        let max = kind.max_duration_ms();
+        if end.utc_ms - start.utc_ms > max {
+            return Err(invalid(
+                "time_out_of_range",
+                format!(
+                    "{} samples span at most {} h from start to end",
+                    kind.as_str(),
+                    max / 3_600_000
+                ),
+            ));
+        }
+    }
     if let Some(unit) = raw.unit {
         let canonical = kind.unit();
         let ok = match canonical {
@@ -486,6 +524,18 @@ mod tests {
                 "time_out_of_range",
             ),
             (
+                r#"{"id":"a","kind":"activity_count","start":"2026-01-01T00:00:00Z","end":"9999-12-31T00:00:00Z","value":6}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"id":"a","kind":"activity_count","start":"2026-01-01T00:00:00Z","end":"2026-01-01T01:00:01Z","value":6}"#,
+                "time_out_of_range",
+            ),
+            (
+                r#"{"id":"a","kind":"step_count","start":"2026-01-01T00:00:00Z","end":"2026-01-02T00:00:01Z","value":6}"#,
+                "time_out_of_range",
+            ),
+            (
                 r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":900}"#,
                 "out_of_range",
             ),
@@ -514,6 +564,66 @@ mod tests {
         for (json, code) in cases {
             assert_eq!(parse(json).unwrap_err().0, code, "{json}");
         }
+    }
+
+    #[test]
+    fn each_kind_spans_up_to_its_maximum() {
+        for kind in Kind::ALL {
+            let value = if kind == Kind::SleepStage {
+                "\"light\"".to_owned()
+            } else {
+                kind.range().0.to_string()
+            };
+            let start = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+            let at = |ms: i64| {
+                Timestamp {
+                    utc_ms: start.utc_ms + ms,
+                    offset_secs: 0,
+                }
+                .to_rfc3339()
+            };
+            let json = |ms: i64| {
+                format!(
+                    r#"{{"id":"a","kind":"{}","start":"2026-01-01T00:00:00Z","end":"{}","value":{value}}}"#,
+                    kind.as_str(),
+                    at(ms)
+                )
+            };
+            let max = kind.max_duration_ms();
+            assert!(parse(&json(max)).is_ok(), "{kind:?}");
+            let err = parse(&json(max + 1)).unwrap_err();
+            assert_eq!(err.0, "time_out_of_range", "{kind:?}");
+            assert!(err.1.contains(kind.as_str()), "{}", err.1);
+        }
+    }
+
+    #[test]
+    fn end_may_not_lie_more_than_a_day_ahead() {
+        let now = Timestamp {
+            utc_ms: NOW,
+            offset_secs: 0,
+        };
+        let end = Timestamp {
+            utc_ms: NOW + MAX_FUTURE_MS + 1,
+            ..now
+        };
+        let json = format!(
+            r#"{{"id":"a","kind":"step_count","start":"{}","end":"{}","value":1}}"#,
+            Timestamp {
+                utc_ms: NOW + MAX_FUTURE_MS - 60_000,
+                ..now
+            }
+            .to_rfc3339(),
+            end.to_rfc3339()
+        );
+        let err = parse(&json).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                "time_out_of_range",
+                "end must be at most 24 h in the future".into()
+            )
+        );
     }
 
     #[test]

@@ -8,8 +8,14 @@
 //!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
 //! - Locks are held for in-memory work only, never across an `.await`.
 //! - A day completes when a sample's local date (from its UTC offset) passes the previous
-//!   one; that is what triggers the daily analysis.
+//!   one; that is what triggers the daily analysis. Activity that arrives later for a day
+//!   already complete (late data) makes that day's analysis due again.
+//! - Batches are applied in the order their client sent them (the session chains them, see
+//!   `ingest::Turn`), so a day is complete only once every batch sent before is in.
 //! - Windows of users without sessions or new data for `idle` are dropped by [`Windows::sweep`].
+//! - A sample reaching more than 24 h past now, or spanning more than its kind allows, never
+//!   moves a window (it may have been stored before validation refused such samples): one
+//!   bad sample must not push a user's week out of reach of every analysis.
 
 pub mod analysis;
 pub mod ownership;
@@ -32,6 +38,9 @@ pub const WINDOW_KINDS: [Kind; 3] = [Kind::ActivityCount, Kind::StepCount, Kind:
 
 /// Page size of a rebuild read.
 const REBUILD_PAGE: usize = 10_000;
+/// How far ahead of the clock a sample may reach and still count (clock skew; validation
+/// allows the same).
+const MAX_AHEAD_MS: i64 = 24 * 3_600_000;
 
 pub struct UserWindow {
     state: Mutex<State>,
@@ -72,6 +81,21 @@ pub struct Windows {
 pub struct Applied {
     /// Local midnights passed by the new data (the days before them are complete).
     pub completed_days: Vec<NaiveDate>,
+    /// Local dates of days that were already complete before this data and got activity
+    /// now (late data): each is analysed again. Distinct, at most one per day of the window.
+    pub late_days: Vec<NaiveDate>,
+}
+
+impl Applied {
+    /// The ends (local midnights) of the day analyses this data makes due: the last day it
+    /// completed, and every complete day it added activity to.
+    pub fn due_days(&self) -> Vec<NaiveDate> {
+        let mut due: Vec<NaiveDate> = self.late_days.iter().filter_map(|d| d.succ_opt()).collect();
+        due.extend(self.completed_days.last().copied());
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
 }
 
 impl Windows {
@@ -112,9 +136,7 @@ impl Windows {
             return Applied::default();
         }
         let mut applied = Applied::default();
-        for s in samples {
-            add(&mut st, s, &mut applied);
-        }
+        add_batch(&mut st, samples, &mut applied);
         applied
     }
 
@@ -156,8 +178,9 @@ impl Windows {
 
     /// Makes sure `user`'s window holds what the store has of the last 7 days, rebuilding it
     /// once per window (a window created by ingest alone has only what arrived since).
-    pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<()> {
-        self.ensure_with(store, user, &[]).await.map(|_| ())
+    /// Returns what the samples that arrived during the rebuild did (their analyses are due).
+    pub async fn ensure(&self, store: &dyn Store, user: Uuid) -> StoreResult<Applied> {
+        self.ensure_with(store, user, &[]).await
     }
 
     /// [`Windows::ensure`], then applies `batch` (stored samples the store read may or may not
@@ -184,9 +207,7 @@ impl Windows {
             st.touched = Instant::now();
             if st.rebuilt {
                 let mut applied = Applied::default();
-                for s in &batch {
-                    add(&mut st, s, &mut applied);
-                }
+                add_batch(&mut st, batch.iter().copied(), &mut applied);
                 Next::Done(applied)
             } else if let Some(held) = &mut st.held {
                 // Another task is reading the store: the batch joins what arrives meanwhile,
@@ -236,20 +257,20 @@ impl Windows {
         st.series = Series::new();
         st.day = None;
         st.rebuilt = true;
-        let skip: HashSet<&str> = batch.iter().map(|s| s.id.as_str()).collect();
-        let seen: HashSet<&str> = loaded.iter().map(|s| s.id.as_str()).collect();
-        for s in loaded
+        // What arrived while the store was read (held) and the batch go last, as if they had
+        // arrived after the rebuild, in arrival order: the days they complete (and the late
+        // data they bring) count. The read may have seen them too; they are applied once.
+        let skip: HashSet<&str> = batch
             .iter()
-            .filter(|s| !skip.contains(s.id.as_str()))
-            .chain(held.iter().filter(|s| !seen.contains(s.id.as_str())))
-        {
+            .map(|s| s.id.as_str())
+            .chain(held.iter().map(|s| s.id.as_str()))
+            .collect();
+        for s in loaded.iter().filter(|s| !skip.contains(s.id.as_str())) {
             add(&mut st, s, &mut ignored);
         }
-        // The batch last, as if it had arrived after the rebuild: the days it completes count.
         let mut applied = Applied::default();
-        for s in batch {
-            add(&mut st, s, &mut applied);
-        }
+        add_batch(&mut st, held.iter(), &mut applied);
+        add_batch(&mut st, batch.iter().copied(), &mut applied);
         drop(st);
         window.rebuilt.send_replace(true);
         Ok(applied)
@@ -266,7 +287,60 @@ impl Windows {
     }
 }
 
+/// Adds newly arrived samples in order. Activity for a day that was complete before them
+/// (its local date before the latest date seen) is late data: that day is due again.
+fn add_batch<'a>(st: &mut State, samples: impl Iterator<Item = &'a Sample>, applied: &mut Applied) {
+    let Some(before) = st.day else {
+        for s in samples {
+            add(st, s, applied);
+        }
+        return;
+    };
+    for s in samples {
+        add(st, s, applied);
+        let activity = match s.kind {
+            Kind::ActivityCount => true,
+            // Steps stand in only while there are no activity counts.
+            Kind::StepCount => st.series.activity_kind() == Some(ActivityKind::StepCount),
+            _ => false,
+        };
+        if !activity {
+            continue;
+        }
+        let (Some(end), first) = (st.series.end_minute(), s.start.utc_ms.div_euclid(60_000)) else {
+            continue;
+        };
+        if first < end - WINDOW_MINUTES as i64 {
+            // Older than the window: stored only, no analysis can see it.
+            continue;
+        }
+        let offset = i64::from(st.series.offset_secs());
+        let Some(date) =
+            DateTime::<Utc>::from_timestamp(first * 60 + offset, 0).map(|t| t.date_naive())
+        else {
+            continue;
+        };
+        if date < before && !applied.late_days.contains(&date) {
+            applied.late_days.push(date);
+        }
+    }
+}
+
+/// Whether a stored sample may move a window: its times lie at most [`MAX_AHEAD_MS`] ahead of
+/// now and its span within its kind's maximum. Validation refuses anything else today; this
+/// keeps samples stored before it did (or by a node with a wrong clock) from pushing a
+/// user's window years ahead, where no analysis would find data.
+fn plausible(sample: &Sample, now_ms: i64) -> bool {
+    let end = sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms);
+    end <= now_ms + MAX_AHEAD_MS
+        && sample.start.utc_ms <= now_ms + MAX_AHEAD_MS
+        && end - sample.start.utc_ms <= sample.kind.max_duration_ms()
+}
+
 fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
+    if !plausible(sample, Utc::now().timestamp_millis()) {
+        return;
+    }
     st.series.add(sample);
     st.version += 1;
     let Some(end) = st.series.end_minute() else {

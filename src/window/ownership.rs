@@ -162,14 +162,15 @@ impl Ownership {
 /// Prepares this node's window of `user` for a session here: the owner keeps its window (and
 /// rebuilds it from the store when it just became the owner); a non-owner keeps none, since
 /// the owner gets the user's samples.
-pub async fn open_window(app: &App, user: Uuid) -> StoreResult<Claim> {
+pub async fn open_window(app: &Arc<App>, user: Uuid) -> StoreResult<Claim> {
     let claim = app.ownership.claim(user).await;
     match claim {
         Claim::Owner { fresh } => {
             if fresh {
                 app.windows.mark_stale(user);
             }
-            app.windows.ensure(&*app.store, user).await?;
+            let applied = app.windows.ensure(&*app.store, user).await?;
+            crate::ingest::start_due_analysis(app, user, &applied);
         }
         Claim::Elsewhere => app.windows.remove(user),
     }
@@ -178,19 +179,23 @@ pub async fn open_window(app: &App, user: Uuid) -> StoreResult<Claim> {
 
 /// Prepares a window to analyse on request: the owner's own, or on another node a copy read
 /// afresh from the store (which has everything acked, wherever it arrived).
-pub async fn window_for_request(app: &App, user: Uuid) -> StoreResult<()> {
-    match app.ownership.claim(user).await {
+pub async fn window_for_request(app: &Arc<App>, user: Uuid) -> StoreResult<()> {
+    let claim = app.ownership.claim(user).await;
+    match claim {
         Claim::Owner { fresh: false } => {}
         Claim::Owner { fresh: true } | Claim::Elsewhere => app.windows.mark_stale(user),
     }
-    app.windows.ensure(&*app.store, user).await?;
+    let applied = app.windows.ensure(&*app.store, user).await?;
+    if matches!(claim, Claim::Owner { .. }) {
+        crate::ingest::start_due_analysis(app, user, &applied);
+    }
     Ok(())
 }
 
 /// Rebuilds the owned windows of `users` (all owned when `None`) from the store: forwarded
 /// samples may have been lost. At most a few at a time, so a resync of many users does not
 /// flood the store.
-pub async fn resync(app: &App, users: Option<Vec<Uuid>>) {
+pub async fn resync(app: &Arc<App>, users: Option<Vec<Uuid>>) {
     use futures_util::StreamExt;
     let users: Vec<Uuid> = users
         .unwrap_or_else(|| app.ownership.owned())
@@ -209,8 +214,11 @@ pub async fn resync(app: &App, users: Option<Vec<Uuid>>) {
     }
     futures_util::stream::iter(users)
         .for_each_concurrent(4, |u| async move {
-            if let Err(e) = app.windows.ensure(&*app.store, u).await {
-                tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+            match app.windows.ensure(&*app.store, u).await {
+                Ok(applied) => crate::ingest::start_due_analysis(app, u, &applied),
+                Err(e) => {
+                    tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+                }
             }
         })
         .await;

@@ -5,7 +5,8 @@
 //!   means the peer is not reading and the session is closed with 4009 rather than buffering
 //!   without bound. Nothing is lost: unacked batches are resent by the client.
 //! - Up to `max_inflight_batches` batches wait for the store at once; acks leave in frame
-//!   order. At the limit the session stops reading, which pushes back through TCP.
+//!   order, and batches reach the user's window in frame order too (`ingest::Turn`). At the
+//!   limit the session stops reading, which pushes back through TCP.
 //! - A recoverable problem gets an `error` frame; a protocol or auth violation gets an
 //!   `error` frame and then a close frame with a documented code (protocol/README.md).
 //! - On shutdown every batch already received is committed and acked before `going_away`.
@@ -117,6 +118,9 @@ struct Session {
     completed: u64,
     /// An `analyze` waiting for the batches sent before it: runs once `completed` reaches it.
     analyze_after: Option<u64>,
+    /// Released once the last submitted batch is in the window: the next one waits for it,
+    /// so the window sees batches in frame order whatever order the store finishes them in.
+    window_turn: Option<oneshot::Receiver<()>>,
     /// Where the client connected from, for the audit entries of its subscriptions.
     origin: crate::audit::Origin,
 }
@@ -222,6 +226,7 @@ async fn serve(
         submitted: 0,
         completed: 0,
         analyze_after: None,
+        window_turn: None,
         origin,
     };
     s.schedule_expiry();
@@ -483,6 +488,7 @@ impl Session {
         let app = self.state.0.clone();
         let user = self.user;
         let received = Instant::now();
+        let turn = ingest::Turn::next(&mut self.window_turn);
         self.submitted += 1;
         self.inflight.push_back(
             async move {
@@ -494,8 +500,11 @@ impl Session {
                         .map_err(StoreError::Other),
                 };
                 let result = match prepared {
-                    Ok(p) => ingest::commit(&app, user, p, "ws").await,
-                    Err(e) => Err(e),
+                    Ok(p) => ingest::commit_in_turn(&app, user, p, "ws", Some(turn)).await,
+                    Err(e) => {
+                        turn.pass().await;
+                        Err(e)
+                    }
                 };
                 Completed {
                     seq,
