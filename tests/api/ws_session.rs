@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::common::{Frame, TestApp, hr, spawn_app, spawn_app_with, spawn_in};
 
@@ -20,7 +19,7 @@ async fn app_without_pings() -> TestApp {
 #[tokio::test(start_paused = true)]
 async fn expiring_token_is_announced_then_the_session_closes_4001() {
     let app = app_without_pings().await;
-    let token = app.mint(Uuid::new_v4(), Duration::from_secs(900));
+    let token = app.mint(app.account().await, Duration::from_secs(900));
     let mut ws = app.ws(&token).await;
     let welcome = ws.welcome().await;
     let started = tokio::time::Instant::now();
@@ -41,7 +40,7 @@ async fn expiring_token_is_announced_then_the_session_closes_4001() {
 #[tokio::test(start_paused = true)]
 async fn in_band_refresh_extends_the_session() {
     let app = app_without_pings().await;
-    let user = Uuid::new_v4();
+    let user = app.account().await;
     let mut ws = app.ws(&app.mint(user, Duration::from_secs(900))).await;
     ws.welcome().await;
     assert_eq!(ws.recv_within(LONG).await["type"], "token_expiring");
@@ -63,9 +62,9 @@ async fn in_band_refresh_extends_the_session() {
 #[tokio::test(start_paused = true)]
 async fn refresh_with_a_bad_or_foreign_token_closes_4003() {
     let app = app_without_pings().await;
-    let user = Uuid::new_v4();
+    let user = app.account().await;
     for bad in [
-        app.mint(Uuid::new_v4(), Duration::from_secs(900)),
+        app.mint(app.account().await, Duration::from_secs(900)),
         "garbage".to_owned(),
     ] {
         let mut ws = app.ws(&app.mint(user, Duration::from_secs(900))).await;
@@ -82,7 +81,7 @@ async fn refresh_with_a_bad_or_foreign_token_closes_4003() {
 async fn silent_peer_is_dropped_after_missed_heartbeats() {
     let app = spawn_app().await;
     let mut ws = app
-        .ws(&app.mint(Uuid::new_v4(), Duration::from_secs(900)))
+        .ws(&app.mint(app.account().await, Duration::from_secs(900)))
         .await;
     ws.welcome().await;
     // Not reading means not answering pings.
@@ -113,7 +112,7 @@ async fn silent_peer_is_dropped_after_missed_heartbeats() {
 async fn responsive_peer_stays_connected() {
     let app = spawn_app().await;
     let mut ws = app
-        .ws(&app.mint(Uuid::new_v4(), Duration::from_secs(3600)))
+        .ws(&app.mint(app.account().await, Duration::from_secs(3600)))
         .await;
     ws.welcome().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
