@@ -506,6 +506,10 @@ async fn responses_are_as_documented() {
         )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // The replay ended that login (its access tokens too): sign in again.
+    let (s, _) = app.get("/api/v1/user/profile", Some(&token)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let token = app.login("ada@example.com").await.0;
     let a = api
         .at(
             &app,
