@@ -72,8 +72,8 @@ pub struct App {
     pub origins: OriginPolicy,
     /// Failed-login budgets per account and address (this node's).
     pub login_throttle: LoginThrottle,
-    /// Normalised emails of the accounts allowed to use `/api/v1/admin/*`.
-    pub admins: HashSet<String>,
+    /// Ids of the accounts allowed to use `/api/v1/admin/*` (`--admin-user-ids`).
+    pub admins: HashSet<uuid::Uuid>,
 }
 
 impl App {
@@ -106,7 +106,7 @@ impl App {
         .await??
         .with_cognito(cognito)?;
         let origins = OriginPolicy::new(&config.allowed_origins)?;
-        let admins = admin_emails(&config.admin_emails)?;
+        let admins = admin_user_ids(&config.admin_user_ids, &config.admin_emails)?;
         let login_throttle = LoginThrottle::new(
             config.login_max_failures,
             config.login_max_failures_per_ip,
@@ -140,14 +140,29 @@ impl App {
     }
 }
 
-/// `--admin-emails`, normalised as accounts are; a malformed one stops the start.
-fn admin_emails(list: &[String]) -> anyhow::Result<HashSet<String>> {
-    list.iter()
-        .map(|e| e.trim())
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            crate::auth::normalise_email(e)
-                .map_err(|_| anyhow::anyhow!("--admin-emails: `{e}` is not an email address"))
+/// `--admin-user-ids`; a malformed one, or the removed `--admin-emails`, stops the start.
+/// Admins are named by account id because an email address proves nothing: with an address
+/// no account holds yet, anyone could sign up with it and be an admin.
+fn admin_user_ids(ids: &[String], emails: &[String]) -> anyhow::Result<HashSet<uuid::Uuid>> {
+    let nonempty = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect()
+    };
+    anyhow::ensure!(
+        nonempty(emails).is_empty(),
+        "--admin-emails (CLARITY_ADMIN_EMAILS) is no longer supported: whoever signs up with \
+         an address first would be an admin. Name admins by account id with --admin-user-ids \
+         (CLARITY_ADMIN_USER_IDS, comma-separated UUIDs); an account's id is the `user_id` of \
+         its signup answer and of GET /api/v1/user/profile"
+    );
+    nonempty(ids)
+        .iter()
+        .map(|id| {
+            uuid::Uuid::parse_str(id).map_err(|_| {
+                anyhow::anyhow!("--admin-user-ids: `{id}` is not an account id (a UUID)")
+            })
         })
         .collect()
 }

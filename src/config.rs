@@ -431,9 +431,15 @@ pub struct Config {
     #[arg(long, env = "CLARITY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Accounts (emails, comma-separated) allowed to use `/api/v1/admin/*`. Empty (the
-    /// default): nobody.
-    #[arg(long, env = "CLARITY_ADMIN_EMAILS", value_delimiter = ',')]
+    /// Accounts allowed to use `/api/v1/admin/*`, by account id (UUIDs, comma-separated; an
+    /// account's id is the `user_id` of its signup answer and of `GET /api/v1/user/profile`).
+    /// Empty (the default): nobody.
+    #[arg(long, env = "CLARITY_ADMIN_USER_IDS", value_delimiter = ',')]
+    pub admin_user_ids: Vec<String>,
+
+    /// Removed (an email address proves nothing until someone signs up with it): given, the
+    /// server refuses to start and points to `--admin-user-ids`.
+    #[arg(long, env = "CLARITY_ADMIN_EMAILS", value_delimiter = ',', hide = true)]
     pub admin_emails: Vec<String>,
 
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry

@@ -207,7 +207,7 @@ impl From<AuthError> for ApiError {
             },
             AuthError::InvalidCredentials => ApiError::unauthorized("invalid_credentials", msg),
             AuthError::InvalidRefresh => ApiError::unauthorized("invalid_refresh_token", msg),
-            AuthError::RefreshReused => ApiError::unauthorized("refresh_token_reused", msg),
+            AuthError::RefreshReused { .. } => ApiError::unauthorized("refresh_token_reused", msg),
             AuthError::LocalAuthDisabled => ApiError::Missing {
                 code: "local_auth_disabled",
                 message: msg,
@@ -225,7 +225,11 @@ impl From<TokenError> for ApiError {
             TokenError::Invalid => ApiError::unauthorized("unauthorized", "invalid access token"),
             TokenError::Revoked => ApiError::unauthorized(
                 "token_revoked",
-                "this login was ended (logout); sign in again",
+                "this login was ended (logout, or a replayed refresh token); sign in again",
+            ),
+            TokenError::AccountNotFound => ApiError::unauthorized(
+                "account_not_found",
+                "the account this token was issued for no longer exists",
             ),
         }
     }

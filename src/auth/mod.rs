@@ -3,7 +3,8 @@
 //! Rules:
 //! - Login failures look the same whatever the cause (unknown email or wrong password), in
 //!   answer and in time.
-//! - Refresh tokens are single-use; presenting a spent one revokes its whole family.
+//! - Refresh tokens are single-use; presenting a spent one revokes its whole family and ends
+//!   that login exactly as a logout does (access tokens refused, sessions closed 4011).
 //! - Logout revokes the family of the refresh token presented (in the store, for every node)
 //!   and ends the access tokens of that login on this node until they expire (a deny-list in
 //!   memory, filled on the other nodes by the bus; see `bus::dispatch::end_login`).
@@ -12,6 +13,7 @@
 //!   local account endpoints answer `local_auth_disabled`, and a user's first valid token
 //!   provisions their account here (id = the token's `sub`).
 
+pub mod accounts;
 pub mod cognito;
 pub mod password;
 pub mod throttle;
@@ -22,19 +24,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::store::{RefreshTokenRecord, RotateOutcome, Store, StoreError, UserRecord};
+use accounts::AccountCache;
 use cognito::{Cognito, CognitoError, CognitoIdentity, CognitoSettings};
 pub use tokens::{TokenError, TokenKeys, Verified};
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 100;
-
-/// Cognito users remembered as provisioned (a set of ids, ~50 bytes each); past this the set
-/// starts over, which costs one store read per user on their next request.
-const MAX_KNOWN_USERS: usize = 200_000;
 
 /// `password_hash` of accounts provisioned for Cognito users: not a PHC string, so no
 /// password ever matches it (should the server be switched back to local auth).
@@ -57,8 +56,10 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("refresh token is invalid or expired")]
     InvalidRefresh,
+    /// A spent refresh token was presented: login `family` is revoked in the store and its
+    /// access tokens refused here; the caller ends its sessions and tells the other nodes.
     #[error("refresh token was already used; all tokens of this login are revoked")]
-    RefreshReused,
+    RefreshReused { family: Uuid },
     #[error(
         "accounts are managed by Amazon Cognito on this server: sign up, sign in and refresh \
          tokens with the user pool, then send its access token as `Authorization: Bearer`"
@@ -126,8 +127,9 @@ pub struct Auth {
     dummy_hash: String,
     /// `Some` with `--auth cognito`: access tokens come from the user pool.
     cognito: Option<Cognito>,
-    /// Cognito users whose account is known to exist, so that a request costs no store read.
-    known_users: DashSet<Uuid>,
+    /// Accounts known to exist, so that checking the account of a request seldom costs a
+    /// store read.
+    accounts: AccountCache,
     /// Logins (refresh-token families) ended by a logout, with the Unix second by which
     /// every access token of theirs has expired: those tokens are refused until then.
     ended: DashMap<Uuid, i64>,
@@ -151,7 +153,7 @@ impl Auth {
             hashing: password::HashPool::new(cores)?,
             dummy_hash: password::hash("dummy password for timing equalisation")?,
             cognito: None,
-            known_users: DashSet::new(),
+            accounts: AccountCache::default(),
             ended: DashMap::new(),
             ended_sweep_at: AtomicUsize::new(ENDED_SWEEP_AT),
         })
@@ -182,12 +184,16 @@ impl Auth {
     }
 
     /// Checks an access token: a local HS256 token, or with `--auth cognito` a Cognito access
-    /// token, whose user gets an account here on their first request.
+    /// token, whose user gets an account here on their first request. A local token whose
+    /// account no longer exists is refused (`AccountNotFound`).
     pub async fn verify_access(&self, token: &str) -> Result<Verified, AccessError> {
         let Some(cognito) = &self.cognito else {
             let v = self.keys.verify(token)?;
             if v.family.is_some_and(|f| self.is_ended(f)) {
                 return Err(TokenError::Revoked.into());
+            }
+            if !self.account_exists(v.user_id).await? {
+                return Err(TokenError::AccountNotFound.into());
             }
             return Ok(v);
         };
@@ -198,6 +204,29 @@ impl Auth {
             expires_at: id.expires_at,
             family: None,
         })
+    }
+
+    /// Whether `user` has an account (cached for [`accounts::ACCOUNT_TTL`]).
+    async fn account_exists(&self, user: Uuid) -> Result<bool, AccessError> {
+        if self.accounts.is_fresh(user) {
+            return Ok(true);
+        }
+        let exists = self
+            .store
+            .user_by_id(user)
+            .await
+            .map_err(AccessError::Store)?
+            .is_some();
+        if exists {
+            self.accounts.remember(user);
+        }
+        Ok(exists)
+    }
+
+    /// Forgets that `user`'s account exists (it was erased): this node refuses their tokens
+    /// from their next request.
+    pub fn forget_account(&self, user: Uuid) {
+        self.accounts.forget(user);
     }
 
     /// Whether the login `family` was ended by a logout (known to this node).
@@ -247,22 +276,11 @@ impl Auth {
 
     /// Makes sure a Cognito user has an account (profile, shares and history need one).
     async fn provision(&self, id: &CognitoIdentity) -> Result<(), AccessError> {
-        if self.known_users.contains(&id.user_id) {
+        if self.account_exists(id.user_id).await? {
             return Ok(());
         }
-        let exists = self
-            .store
-            .user_by_id(id.user_id)
-            .await
-            .map_err(AccessError::Store)?
-            .is_some();
-        if !exists {
-            self.create_cognito_account(id).await?;
-        }
-        if self.known_users.len() >= MAX_KNOWN_USERS {
-            self.known_users.clear();
-        }
-        self.known_users.insert(id.user_id);
+        self.create_cognito_account(id).await?;
+        self.accounts.remember(id.user_id);
         Ok(())
     }
 
@@ -405,7 +423,15 @@ impl Auth {
             Ok(RotateOutcome::Rotated { user_id, family_id }) => {
                 (Some(user_id), self.pair(user_id, family_id, new_token))
             }
-            Ok(RotateOutcome::Reused { user_id }) => (Some(user_id), Err(AuthError::RefreshReused)),
+            Ok(RotateOutcome::Reused { user_id, family_id }) => {
+                // Treated as a logout of that login: whoever holds its access tokens (the
+                // owner or a thief) is refused from now on.
+                self.end_family(family_id);
+                (
+                    Some(user_id),
+                    Err(AuthError::RefreshReused { family: family_id }),
+                )
+            }
             Ok(RotateOutcome::Invalid) => (None, Err(AuthError::InvalidRefresh)),
             Err(e) => (None, Err(e.into())),
         }

@@ -59,6 +59,9 @@ pub enum TokenError {
     /// Valid, but its login was ended by a logout.
     #[error("token of a login that was ended")]
     Revoked,
+    /// Valid, but its account no longer exists.
+    #[error("the token's account no longer exists")]
+    AccountNotFound,
 }
 
 pub struct TokenKeys {

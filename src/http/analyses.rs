@@ -90,7 +90,7 @@ async fn create(
     params(("id" = Uuid, Path, description = "`analysis_id`."), OwnerParam),
     responses(
         (status = 200, description = "The analysis.", body = Analysis),
-        (status = 400, description = "`invalid_query`: `user_id` is not a UUID.", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: `user_id` is not a UUID, or a parameter this endpoint does not take.", body = ErrorBody),
         (status = 403, description = "`forbidden`: no share of `user_id`'s analyses with the caller.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such analysis of that user (a malformed id included).", body = ErrorBody),
         BearerErrors,
@@ -117,6 +117,7 @@ async fn one(
 /// `?user_id=`: whose documents (default: the caller's).
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct OwnerParam {
     /// Another user who shares these documents with the caller (default: the caller).
     #[param(value_type = Option<Uuid>)]
@@ -186,7 +187,7 @@ pub(super) async fn one_doc(
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
     owner: Result<Query<OwnerParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(owner) = owner.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(owner) = owner.map_err(super::query_error)?;
     let asked = id.as_ref().ok().map(|Path(id)| *id);
     let target = |id: Option<Uuid>| match id {
         Some(id) => format!("{}/{id}", kind.stream()),
@@ -216,6 +217,7 @@ pub(super) async fn one_doc(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     /// Documents whose window ends at or after this (RFC 3339 with offset).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -244,7 +246,7 @@ pub(super) struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "A page of analyses, ordered by window end.", body = AnalysisPage),
-        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema, or one this endpoint does not take) or `invalid_cursor`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: no share of `user_id`'s analyses with the caller.", body = ErrorBody),
         BearerErrors,
     ),
@@ -276,7 +278,7 @@ pub(super) async fn list_page(
     origin: &Origin,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params.map_err(super::query_error)?;
     let target = || kind.stream().to_owned();
     let user = owner_for(state, caller, origin, p.user_id.as_deref(), kind, target).await?;
     let limit = parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct Params {
     /// Page size, default 50.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -88,7 +89,7 @@ fn entry(e: &AuditRecord) -> Entry {
     params(Params),
     responses(
         (status = 200, description = "A page of the caller's audit log, newest first.", body = AuditPage),
-        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema, or one this endpoint does not take) or `invalid_cursor`.", body = ErrorBody),
         BearerErrors,
     ),
 )]
@@ -97,7 +98,7 @@ async fn list(
     AuthUser(caller): AuthUser,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params.map_err(super::query_error)?;
     let limit = parse_limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let before = p
         .cursor

@@ -6,7 +6,8 @@
 //!   ([`crate::auth::throttle`]): 429 `too_many_attempts` with `Retry-After`, answered before
 //!   the password is looked at. Logs never carry the email address.
 //! - Logout needs the access token and the login's refresh token; it ends that login
-//!   everywhere: refresh tokens (store), access tokens and live sessions (4011).
+//!   everywhere: refresh tokens (store), access tokens and live sessions (4011). A replayed
+//!   (spent) refresh token ends its login the same way: it may be a thief's.
 //! - Audit (the account's log, after the fact, best effort): `account_created`, `login`,
 //!   `login_failed` (a wrong password for an existing account; an email with no account has
 //!   no log to go in and is not recorded) and `refresh_token_reused`. Routine refreshes are
@@ -190,8 +191,9 @@ struct RefreshBody {
 
 /// Refresh tokens
 ///
-/// Spends the refresh token for a new pair. Replaying a spent one revokes every token of
-/// that login.
+/// Spends the refresh token for a new pair. Replaying a spent one ends that login as a
+/// logout does: its refresh tokens are revoked, its access tokens refused and its live
+/// sessions closed (4011), on every node.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",
@@ -200,7 +202,7 @@ struct RefreshBody {
     request_body(content = RefreshBody, content_type = "application/json"),
     responses(
         (status = 200, description = "A new pair; the old refresh token is spent.", body = TokenPair),
-        (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`.", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (a spent token: the whole login is now ended, its access tokens refused and its sessions closed).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
         (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),
         JsonBodyErrors,
@@ -216,7 +218,10 @@ async fn refresh(
     state.auth.local_accounts()?;
     let b: RefreshBody = json_body(&headers, &body)?;
     let (account, res) = state.auth.refresh_for(&b.refresh_token).await;
-    if let (Some(owner), Err(AuthError::RefreshReused)) = (account, &res) {
+    if let (Some(owner), Err(AuthError::RefreshReused { family })) = (account, &res) {
+        // A replay may be a thief's: the whole login ends, as at logout, on every node.
+        let closed = crate::bus::dispatch::end_login(&state.0, owner, *family);
+        tracing::info!(user_id = %owner, closed, "refresh token replayed; login ended");
         let event = Event {
             owner,
             // Whoever replayed the token is not known: it may be a thief.

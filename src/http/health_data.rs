@@ -2,6 +2,8 @@
 //!
 //! Rules: an upload answers 200 only after the accepted samples are durable; history is
 //! always scoped to the caller (the user id comes from the token, never from the request).
+//! Raw samples are never shared, so `user_id` is no parameter here: a request naming one
+//! (anyone's, the caller's included) gets 400 rather than the caller's own data.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -98,6 +100,7 @@ async fn upload(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct HistoryParams {
     /// Only this kind.
     #[param(value_type = Option<Kind>)]
@@ -114,6 +117,9 @@ struct HistoryParams {
     /// `next_cursor` of the previous page.
     #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
+    /// Not a parameter: read only to refuse it with a message saying why.
+    #[param(ignore)]
+    user_id: Option<serde::de::IgnoredAny>,
 }
 
 /// A page of samples, ordered by `(start, id)`.
@@ -135,7 +141,7 @@ struct HistoryPage<'a> {
     params(HistoryParams),
     responses(
         (status = 200, description = "The caller's samples.", body = HistoryPage),
-        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema, or one this endpoint does not take, such as `user_id`: raw samples are never shared) or `invalid_cursor`.", body = ErrorBody),
         BearerErrors,
     ),
 )]
@@ -144,7 +150,14 @@ async fn history(
     AuthUser(caller): AuthUser,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let Query(p) = params.map_err(super::query_error)?;
+    if p.user_id.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`user_id` is not a parameter of /api/v1/health-data: raw samples are never \
+             shared, so the history is always the caller's own",
+        ));
+    }
     let query = SampleQuery {
         kind: p
             .kind

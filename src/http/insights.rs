@@ -118,7 +118,7 @@ async fn create(
     params(("id" = Uuid, Path, description = "`insight_id`."), OwnerParam),
     responses(
         (status = 200, description = "The insight.", body = Insight),
-        (status = 400, description = "`invalid_query`: `user_id` is not a UUID.", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: `user_id` is not a UUID, or a parameter this endpoint does not take.", body = ErrorBody),
         (status = 403, description = "`forbidden`: no share of `user_id`'s insights with the caller.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such insight of that user (a malformed id included).", body = ErrorBody),
         BearerErrors,
@@ -144,7 +144,7 @@ async fn one(
     params(ListParams),
     responses(
         (status = 200, description = "A page of insights, ordered by window end.", body = InsightPage),
-        (status = 400, description = "`invalid_query` (a parameter out of its schema) or `invalid_cursor`.", body = ErrorBody),
+        (status = 400, description = "`invalid_query` (a parameter out of its schema, or one this endpoint does not take) or `invalid_cursor`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: no share of `user_id`'s insights with the caller.", body = ErrorBody),
         BearerErrors,
     ),

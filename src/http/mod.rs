@@ -165,6 +165,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The one answer to a query string that does not fit its endpoint's parameters: 400
+/// `invalid_query` naming the rule broken (an unknown parameter is named, with the ones the
+/// endpoint takes). Query structs deny unknown fields, so that a misspelt or foreign
+/// parameter (`user_id` where there is none) is refused rather than silently ignored.
+pub(crate) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}
+
 /// An RFC 3339 query parameter as UTC milliseconds.
 pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
     crate::samples::Timestamp::parse(value)

@@ -323,8 +323,10 @@ impl IntoResponses for BearerErrors {
             (
                 "401".into(),
                 error_response(
-                    "`unauthorized` (missing, malformed or invalid bearer token, or the \
-                     account no longer exists) or `token_expired`.",
+                    "`unauthorized` (missing, malformed or invalid bearer token), \
+                     `token_expired`, `token_revoked` (its login was ended: logout or a \
+                     replayed refresh token) or `account_not_found` (the token's account no \
+                     longer exists).",
                     &[("WWW-Authenticate", "`Bearer`.")],
                 ),
             ),

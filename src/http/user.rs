@@ -43,12 +43,13 @@ async fn profile(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
 ) -> Result<Json<Profile>, ApiError> {
-    // A valid token for a deleted account is treated like a bad token.
+    // The extractor checked the account; it may have gone since (or its positive answer
+    // was cached): the same refusal.
     let user = state
         .store
         .user_by_id(caller.user_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("unauthorized", "account no longer exists"))?;
+        .ok_or(crate::auth::TokenError::AccountNotFound)?;
     Ok(Json(Profile {
         user_id: user.id,
         email: user.email,

@@ -47,8 +47,9 @@ pub enum RotateOutcome {
     /// The old token was live and is now spent; the new one is stored in the same family.
     Rotated { user_id: Uuid, family_id: Uuid },
     /// The old token had already been spent (a replay, maybe a stolen token): its family is
-    /// now revoked. `user_id` is whose login it was (for their audit log).
-    Reused { user_id: Uuid },
+    /// now revoked. `user_id` is whose login it was (for their audit log), `family_id` the
+    /// login, whose access tokens and sessions must end too.
+    Reused { user_id: Uuid, family_id: Uuid },
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -299,7 +300,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool>;
     /// Shares the user owns or received.
     async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>>;
-    /// Whether `grantee` may read `owner`'s documents of kind `scope`.
+    /// Whether `grantee` may read `owner`'s documents of kind `scope`. Strongly consistent: a
+    /// delete that returned is seen (subscriptions rely on it to never outlive a revoke).
     async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool>;
 
     /// Identifies this store's offset sequences: offsets are only comparable within one epoch

@@ -11,8 +11,11 @@
 //!   shared, reference-counted text) plus its session's outbound queue.
 //! - The user's own device sessions get their events through the hub without subscribing,
 //!   unless they subscribed explicitly (then only the subscription delivers, in order).
-//! - Authorisation is checked when subscribing; revoking a share ends the matching live
-//!   subscriptions at once, on every node.
+//! - Authorisation is checked when subscribing, after the subscriber is registered (see
+//!   `subscription`); revoking a share ends the matching live subscriptions at once on this
+//!   node and, when the bus delivers, on the others: an event published after the revoke by
+//!   the node that revoked reaches another node after the revoke does (the bus keeps one
+//!   node's messages in order).
 //! - Events reach the other nodes over the bus; a node that missed some (bus outage) fills the
 //!   gap from the store when the next event arrives (see `subscription`).
 

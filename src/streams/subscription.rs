@@ -2,6 +2,11 @@
 //! forward live events in offset order.
 //!
 //! Rules:
+//! - Registered before the grant is checked, deliveries held back until it passes: a share
+//!   deleted before the check is seen by it (a strongly consistent read), one deleted after
+//!   finds the registration when the revoke ends live subscriptions (here, or on another node
+//!   when the bus delivers `Revoked`). Checking first and registering after would let a
+//!   revoke in between find nothing and the subscription outlive it.
 //! - Registered before the stream head is read, so no event falls between replay and live.
 //! - Sends into the session's outbound queue only while a quarter of it is free, so acks,
 //!   pongs and heartbeats always find room; a reader that stops reading holds this task, not
@@ -143,6 +148,17 @@ async fn serve(
         target: Some(req.kind.stream().to_owned()),
         origin: &req.origin,
     };
+    let _own = req.own.clone().map(|counts| {
+        let i = req.kind.code() as usize;
+        counts[i].fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OwnGuard(counts, i)
+    });
+    // Before the grant check (see the module's rules); nothing is read from `rx` until the
+    // check has passed.
+    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
+    let _registration = app
+        .streams
+        .register(req.owner, req.kind, req.viewer, tx, shared.clone());
     if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
         let denied = audit_event(crate::audit::Action::AccessDenied);
         crate::audit::record_refusal(app, denied).await;
@@ -161,15 +177,6 @@ async fn serve(
         // Before anything of the stream goes out; no entry, no subscription.
         crate::audit::record(app, audit_event(crate::audit::Action::StreamSubscribed)).await?;
     }
-    let _own = req.own.clone().map(|counts| {
-        let i = req.kind.code() as usize;
-        counts[i].fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        OwnGuard(counts, i)
-    });
-    let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
-    let _registration = app
-        .streams
-        .register(req.owner, req.kind, req.viewer, tx, shared.clone());
     let (head, epoch) = tokio::try_join!(store.stream_head(req.owner, req.kind), store.epoch())?;
     let history = app.streams.history;
     let (recover, replay) = match req.since {

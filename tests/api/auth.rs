@@ -3,7 +3,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{PASSWORD, spawn_app, spawn_app_with};
+use crate::common::hooked::Hooks;
+use crate::common::{PASSWORD, TestApp, hr, spawn_app, spawn_app_with, spawn_with_store};
 
 #[tokio::test]
 async fn signup_login_profile() {
@@ -291,4 +292,69 @@ async fn access_tokens_are_checked() {
         (s, b["error"]["code"].as_str().unwrap()),
         (StatusCode::UNAUTHORIZED, "token_expired")
     );
+}
+
+/// Every authenticated request of `token` is refused with 401 `account_not_found`: upload,
+/// history, share creation, profile and the WebSocket handshake.
+async fn assert_account_refused(app: &TestApp, token: &str, grantee: &str) {
+    let upload = json!({"samples": [hr("gone-1", 0, 60)]});
+    let share = json!({"grantee_email": grantee, "scope": "insights"});
+    for (what, (s, body)) in [
+        (
+            "upload",
+            app.post("/api/v1/health-data", &upload, Some(token)).await,
+        ),
+        ("history", app.get("/api/v1/health-data", Some(token)).await),
+        (
+            "share",
+            app.post("/api/v1/shares", &share, Some(token)).await,
+        ),
+        (
+            "profile",
+            app.get("/api/v1/user/profile", Some(token)).await,
+        ),
+    ] {
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("account_not_found")),
+            "{what}: {body}"
+        );
+    }
+    let (status, body) = app.ws_try(Some(token), &[]).await.err().expect("refused");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("account_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn tokens_of_accounts_that_do_not_exist_are_refused() {
+    let hooks = Hooks::default();
+    let app = spawn_with_store(|s| hooks.wrap(s)).await;
+    let grantee = app.user().await;
+
+    // Signed with the server's key for an id no account ever had.
+    let never = app.mint(uuid::Uuid::new_v4(), Duration::from_secs(600));
+    assert_account_refused(&app, &never, &grantee.email).await;
+
+    // An account that worked, then was removed from the store (and forgotten by the
+    // node's account cache, as erasure does).
+    let u = app.user().await;
+    let (s, body) = app
+        .post(
+            "/api/v1/health-data",
+            &json!({"samples": [hr("before-1", 0, 60)]}),
+            Some(&u.access),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    hooks.remove_account(u.user_id);
+    app.app.auth.forget_account(u.user_id);
+    assert_account_refused(&app, &u.access, &grantee.email).await;
+    let minted = app.mint(u.user_id, Duration::from_secs(600));
+    assert_account_refused(&app, &minted, &grantee.email).await;
+
+    // Accounts that exist are served as before.
+    let (s, _) = app.get("/api/v1/health-data", Some(&grantee.access)).await;
+    assert_eq!(s, StatusCode::OK);
 }

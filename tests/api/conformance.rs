@@ -222,7 +222,13 @@ async fn refresh_tokens_rotate_once_and_replays_revoke_the_family(backend: Backe
         .rotate_refresh_token(first.token_hash, token(u.id, 3600), now)
         .await
         .unwrap();
-    assert_eq!(out, RotateOutcome::Reused { user_id: u.id });
+    assert_eq!(
+        out,
+        RotateOutcome::Reused {
+            user_id: u.id,
+            family_id: first.family_id
+        }
+    );
     let out = store
         .rotate_refresh_token(third.token_hash, token(u.id, 3600), now)
         .await
@@ -342,7 +348,10 @@ async fn concurrent_rotations_of_one_token_succeed_once(backend: Backend) {
         .collect();
     assert_eq!(won.len(), 1, "{outs:?}");
     assert!(
-        outs.contains(&RotateOutcome::Reused { user_id: u.id }),
+        outs.contains(&RotateOutcome::Reused {
+            user_id: u.id,
+            family_id: t.family_id
+        }),
         "{outs:?}"
     );
     // The race was a replay: the winner's token belongs to a revoked family.

@@ -268,3 +268,68 @@ async fn users_never_see_each_other() {
         (Some(60), Some(90))
     );
 }
+
+/// `user_id` on the sample history named someone else and silently got the caller's own
+/// samples. It is no parameter there (raw samples are never shared): 400 naming it, for
+/// anyone's id, the caller's included; and every query-taking endpoint refuses a parameter
+/// it does not take with 400 `invalid_query` naming it, instead of ignoring it.
+#[tokio::test]
+async fn unknown_and_foreign_query_parameters_are_refused() {
+    let app = spawn_app().await;
+    let (me, other) = (app.user().await, app.user().await);
+    for (u, id) in [(&me, "mine-1"), (&other, "theirs-1")] {
+        let (s, body) = app
+            .post(
+                "/api/v1/health-data",
+                &json!({"samples": [hr(id, 0, 60)]}),
+                Some(&u.access),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    for whose in [other.user_id, me.user_id] {
+        let path = format!("/api/v1/health-data?user_id={whose}");
+        let (s, body) = app.get(&path, Some(&me.access)).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("`user_id`"), "{message}");
+        assert!(body.get("samples").is_none(), "{body}");
+    }
+    let doc = uuid::Uuid::new_v4();
+    for path in [
+        "/api/v1/health-data?kind=heart_rate&colour=blue".to_owned(),
+        "/api/v1/analyses?colour=blue".to_owned(),
+        "/api/v1/insights?limit=5&colour=blue".to_owned(),
+        format!("/api/v1/analyses/{doc}?colour=blue"),
+        format!("/api/v1/insights/{doc}?colour=blue"),
+        "/api/v1/audit?colour=blue".to_owned(),
+    ] {
+        let (s, body) = app.get(&path, Some(&me.access)).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{path}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("colour"), "{path}: {message}");
+    }
+    // The parameters each endpoint does take still work.
+    let (s, body) = app
+        .get(
+            "/api/v1/health-data?kind=heart_rate&limit=10",
+            Some(&me.access),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["mine-1"]);
+}

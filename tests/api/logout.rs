@@ -1,13 +1,13 @@
 //! `POST /api/v1/auth/logout`: ends one login everywhere. Its refresh tokens (the whole
 //! family) stop rotating, its access tokens are refused, and the WebSocket sessions opened
 //! with them close with 4011 after an `error` `logged_out`. Other logins of the same user
-//! carry on.
+//! carry on. A replayed (spent) refresh token ends its login exactly as a logout does.
 
 use clarity::config::AuthMode;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, Ws, spawn_app, spawn_app_with};
+use crate::common::{TestApp, Ws, spawn_app, spawn_app_with, spawn_nodes};
 
 async fn logout(app: &TestApp, access: Option<&str>, refresh: &str) -> (StatusCode, Value) {
     app.post(
@@ -179,4 +179,70 @@ async fn cognito_mode_has_no_local_logout() {
         (s, b["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("local_auth_disabled"))
     );
+}
+
+/// The refresh-token replay (a thief's or the owner's) answers `refresh_token_reused` and
+/// ends that login like a logout: both the original and the thief's rotated access tokens
+/// are refused over REST and at the handshake, on the node that saw the replay and on the
+/// others (bus), and sessions running on them close with 4011. Another login carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_refresh_token_ends_the_login_on_every_node() {
+    let (_store, nodes) = spawn_nodes(2, |_| {}).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let u = a.user().await;
+    let (other_access, _) = a.login(&u.email).await;
+
+    // The thief spends the stolen refresh token first and gets a pair of their own.
+    let (s, pair) = refresh(a, &u.refresh).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    let thief_access = pair["access_token"].as_str().unwrap().to_owned();
+    let thief_refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+
+    let mut owner_a = a.ws(&u.access).await;
+    owner_a.welcome().await;
+    let mut thief_b = b.ws(&thief_access).await;
+    thief_b.welcome().await;
+    let mut other_b = b.ws(&other_access).await;
+    other_b.welcome().await;
+
+    // The owner's app presents the spent token: the replay is detected on node A.
+    let (s, body) = refresh(a, &u.refresh).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("refresh_token_reused")),
+        "{body}"
+    );
+
+    for ws in [&mut owner_a, &mut thief_b] {
+        let (code, frames) = ws.until_close().await;
+        assert_eq!(code, 4011, "{frames:?}");
+        let last = frames.last().expect("an error frame before the close");
+        assert_eq!(
+            (&last["type"], &last["code"]),
+            (&json!("error"), &json!("logged_out"))
+        );
+    }
+    for node in [a, b] {
+        for t in [&u.access, &thief_access] {
+            let (s, body) = node.get("/api/v1/user/profile", Some(t)).await;
+            assert_eq!(
+                (s, body["error"]["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("token_revoked")),
+                "{body}"
+            );
+            let (s, body) = node.get("/api/v1/health-data", Some(t)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+            let (status, body) = node.ws_try(Some(t), &[]).await.err().expect("refused");
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (401, Some("token_revoked"))
+            );
+        }
+    }
+    // The thief's refresh token is dead too; the other login is untouched.
+    let (s, b2) = refresh(b, &thief_refresh).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b2}");
+    let (s, _) = b.get("/api/v1/user/profile", Some(&other_access)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_alive(&mut other_b).await;
 }

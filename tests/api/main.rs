@@ -31,6 +31,7 @@ mod ops;
 mod origins;
 mod pat;
 mod rest_fuzz;
+mod revoke_race;
 mod streams;
 mod ws_fuzz;
 mod ws_ingest;

@@ -507,22 +507,23 @@ async fn without_redis_nodes_serve_their_own_sessions_and_report_degraded_until_
     assert_eq!(next_event(&mut dash_a, "analysis").await["offset"], 3);
 }
 
-/// Ending sessions from another process over Redis: an admin's disconnect (admins named in
-/// `CLARITY_ADMIN_EMAILS`, comma-separated) and a logout, each on node A, close the user's
-/// session on node B; B then refuses the logged-out access token.
+/// Ending sessions from another process over Redis: an admin's disconnect (admins named by
+/// account id in `CLARITY_ADMIN_USER_IDS`, comma-separated) and a logout, each on node A,
+/// close the user's session on node B; B then refuses the logged-out access token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_and_logout_cross_processes() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
     let mut cluster = Cluster::new(&redis).await;
+    // As an operator does: the admin signs up, then node A starts naming their account id.
+    let b = cluster.node().await;
+    let (boss_id, boss) = cluster.signup(&b, "boss3@example.com").await;
     cluster.env.push((
-        "CLARITY_ADMIN_EMAILS",
-        "ops@example.com,boss3@example.com".into(),
+        "CLARITY_ADMIN_USER_IDS",
+        format!("{},{boss_id}", uuid::Uuid::new_v4()),
     ));
     let a = cluster.node().await;
-    let b = cluster.node().await;
-    let (_, boss) = cluster.signup(&a, "boss3@example.com").await;
     let (user, token) = cluster.signup(&b, "user3@example.com").await;
     let post = |node: &Node, path: String, body: Value, token: &str| {
         cluster

@@ -40,6 +40,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/openapi.json"),
 ];
 
+/// The admin (`--admin-user-ids`).
+const BOSS: uuid::Uuid = uuid::Uuid::from_u128(0xb055);
+
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 async fn document(app: &TestApp) -> Value {
@@ -378,9 +381,11 @@ async fn responses_are_as_documented() {
     let app = spawn_app_with(|c| {
         c.insight_requests_per_hour = 1;
         c.max_samples_per_request = 100;
-        c.admin_emails = vec!["ada@example.com".into()];
+        c.admin_user_ids = vec![BOSS.to_string()];
     })
     .await;
+    app.account_with_id(BOSS, "boss@example.com").await;
+    let boss = app.login("boss@example.com").await.0;
     let api = Checker::new(&app).await;
     let no = None;
     let signup = |email: &str, password: &str| {
@@ -501,6 +506,10 @@ async fn responses_are_as_documented() {
         )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // The replay ended that login (its access tokens too): sign in again.
+    let (s, _) = app.get("/api/v1/user/profile", Some(&token)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let token = app.login("ada@example.com").await.0;
     let a = api
         .at(
             &app,
@@ -817,10 +826,16 @@ async fn responses_are_as_documented() {
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // Raw samples are never shared: `user_id` is no parameter of the history (400).
+    let foreign = format!("/api/v1/health-data?user_id={}", uuid::Uuid::new_v4());
+    let a = api
+        .call(&app, "GET", "/api/v1/health-data", &foreign, t, Body::Empty)
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let disconnect = "/api/v1/admin/users/{user_id}/disconnect";
     let own = format!("/api/v1/admin/users/{owner_id}/disconnect");
     let a = api
-        .call(&app, "POST", disconnect, &own, t, Body::Empty)
+        .call(&app, "POST", disconnect, &own, Some(&boss), Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let a = api
@@ -836,7 +851,7 @@ async fn responses_are_as_documented() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let unknown = format!("/api/v1/admin/users/{}/disconnect", uuid::Uuid::new_v4());
     let a = api
-        .call(&app, "POST", disconnect, &unknown, t, Body::Empty)
+        .call(&app, "POST", disconnect, &unknown, Some(&boss), Body::Empty)
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = api

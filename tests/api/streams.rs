@@ -10,7 +10,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::{Frame, Session, TestApp, Ws, spawn_app, spawn_app_with};
 
-async fn share(app: &TestApp, owner: &Session, grantee: &str, scope: &str) -> (StatusCode, Value) {
+pub(crate) async fn share(
+    app: &TestApp,
+    owner: &Session,
+    grantee: &str,
+    scope: &str,
+) -> (StatusCode, Value) {
     app.post(
         "/api/v1/shares",
         &json!({"grantee_email": grantee, "scope": scope}),
@@ -19,7 +24,7 @@ async fn share(app: &TestApp, owner: &Session, grantee: &str, scope: &str) -> (S
     .await
 }
 
-async fn delete(app: &TestApp, path: &str, token: &str) -> StatusCode {
+pub(crate) async fn delete(app: &TestApp, path: &str, token: &str) -> StatusCode {
     app.http
         .delete(app.url(path))
         .bearer_auth(token)
@@ -31,7 +36,7 @@ async fn delete(app: &TestApp, path: &str, token: &str) -> StatusCode {
 
 /// One new minute of activity then `analyze`: one new analysis and one new insight. Returns
 /// when the device's own session has both events; their offsets.
-async fn produce(device: &mut Ws, minute: i64) -> (u64, u64) {
+pub(crate) async fn produce(device: &mut Ws, minute: i64) -> (u64, u64) {
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-28T06:00:00+00:00").unwrap();
     let start = (t0 + chrono::Duration::minutes(minute)).to_rfc3339();
     device

@@ -1,11 +1,12 @@
 //! Session lifecycle: token expiry and in-band refresh, heartbeats, graceful shutdown.
 //! Heartbeat and expiry tests run on paused tokio time with the production defaults
-//! (15 min tokens, 30 s heartbeats), so they take no wall-clock time.
+//! (15 min tokens, 30 s heartbeats), so they take no wall-clock time. Time is paused once the
+//! session is open: account and token checks read the store, whose bounded waits paused
+//! time could skip past.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::common::{Frame, TestApp, hr, spawn_app, spawn_app_with, spawn_in};
 
@@ -17,12 +18,13 @@ async fn app_without_pings() -> TestApp {
     spawn_app_with(|c| c.heartbeat_interval_ms = 24 * 3600 * 1000).await
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn expiring_token_is_announced_then_the_session_closes_4001() {
     let app = app_without_pings().await;
-    let token = app.mint(Uuid::new_v4(), Duration::from_secs(900));
+    let token = app.mint(app.account().await, Duration::from_secs(900));
     let mut ws = app.ws(&token).await;
     let welcome = ws.welcome().await;
+    tokio::time::pause();
     let started = tokio::time::Instant::now();
     let warn = ws.recv_within(LONG).await;
     assert_eq!(warn["type"], "token_expiring", "{warn}");
@@ -38,12 +40,13 @@ async fn expiring_token_is_announced_then_the_session_closes_4001() {
     assert!((895..=905).contains(&total), "closed after {total} s");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn in_band_refresh_extends_the_session() {
     let app = app_without_pings().await;
-    let user = Uuid::new_v4();
+    let user = app.account().await;
     let mut ws = app.ws(&app.mint(user, Duration::from_secs(900))).await;
     ws.welcome().await;
+    tokio::time::pause();
     assert_eq!(ws.recv_within(LONG).await["type"], "token_expiring");
     let fresh = app.mint(user, Duration::from_secs(1800));
     ws.send(&json!({"type": "refresh", "access_token": fresh}))
@@ -60,12 +63,12 @@ async fn in_band_refresh_extends_the_session() {
     assert!(before.elapsed() > Duration::from_secs(1700));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn refresh_with_a_bad_or_foreign_token_closes_4003() {
     let app = app_without_pings().await;
-    let user = Uuid::new_v4();
+    let user = app.account().await;
     for bad in [
-        app.mint(Uuid::new_v4(), Duration::from_secs(900)),
+        app.mint(app.account().await, Duration::from_secs(900)),
         "garbage".to_owned(),
     ] {
         let mut ws = app.ws(&app.mint(user, Duration::from_secs(900))).await;
@@ -78,13 +81,14 @@ async fn refresh_with_a_bad_or_foreign_token_closes_4003() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn silent_peer_is_dropped_after_missed_heartbeats() {
     let app = spawn_app().await;
     let mut ws = app
-        .ws(&app.mint(Uuid::new_v4(), Duration::from_secs(900)))
+        .ws(&app.mint(app.account().await, Duration::from_secs(900)))
         .await;
     ws.welcome().await;
+    tokio::time::pause();
     // Not reading means not answering pings.
     tokio::time::sleep(Duration::from_secs(200)).await;
     // The server gave up on us: the session task is gone and counted as a heartbeat timeout.
@@ -109,13 +113,14 @@ async fn silent_peer_is_dropped_after_missed_heartbeats() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn responsive_peer_stays_connected() {
     let app = spawn_app().await;
     let mut ws = app
-        .ws(&app.mint(Uuid::new_v4(), Duration::from_secs(3600)))
+        .ws(&app.mint(app.account().await, Duration::from_secs(3600)))
         .await;
     ws.welcome().await;
+    tokio::time::pause();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     let mut pings = 0;
     // Reading answers pings (tungstenite pongs automatically).

@@ -160,7 +160,7 @@ impl DynamoStore {
             // The new token's expiry bounds the family's lifetime, so the marker can go then.
             self.revoke_family(family_id, new.expires_at.timestamp_millis())
                 .await?;
-            return Ok(RotateOutcome::Reused { user_id });
+            return Ok(RotateOutcome::Reused { user_id, family_id });
         }
         if expires_ms <= now.timestamp_millis() {
             return Ok(RotateOutcome::Invalid);
@@ -203,7 +203,7 @@ impl DynamoStore {
                 // Spent by a concurrent request between our read and our write: a replay.
                 self.revoke_family(family_id, new.expires_at.timestamp_millis())
                     .await?;
-                Ok(RotateOutcome::Reused { user_id })
+                Ok(RotateOutcome::Reused { user_id, family_id })
             }
             TxOutcome::Cancelled(_) => Ok(RotateOutcome::Invalid),
         }

@@ -324,7 +324,7 @@ fn rotate(
         c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
             .and_then(|mut st| st.execute([&family[..]]))
             .map_err(other)?;
-        return Ok(RotateOutcome::Reused { user_id });
+        return Ok(RotateOutcome::Reused { user_id, family_id });
     }
     if expires_at <= now.timestamp_millis() {
         return Ok(RotateOutcome::Invalid);

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod fuzz;
+pub mod hooked;
 pub mod process;
 pub mod redis;
 
@@ -122,9 +123,19 @@ pub async fn serve(
 /// `n` nodes in this process sharing one SQLite store and one in-process bus, as several
 /// processes share DynamoDB and Redis. The returned folder holds the store; keep it.
 pub async fn spawn_nodes(n: usize, f: impl Fn(&mut Config)) -> (tempfile::TempDir, Vec<TestApp>) {
+    spawn_nodes_with_store(n, |s| s, f).await
+}
+
+/// [`spawn_nodes`] on a store wrapped by `wrap` (race hooks, fault injection).
+pub async fn spawn_nodes_with_store(
+    n: usize,
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    f: impl Fn(&mut Config),
+) -> (tempfile::TempDir, Vec<TestApp>) {
     let shared = tempfile::tempdir().expect("temp dir");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(shared.path(), SqliteOptions::default()).expect("store opens"));
+    let store: Arc<dyn Store> = wrap(Arc::new(
+        SqliteStore::open(shared.path(), SqliteOptions::default()).expect("store opens"),
+    ));
     let net = clarity::bus::memory::Net::new();
     let mut nodes = Vec::new();
     for _ in 0..n {
@@ -254,6 +265,31 @@ impl TestApp {
             access,
             refresh,
         }
+    }
+
+    /// An account made directly in the store (no signup request; its password is
+    /// [`PASSWORD`]), e.g. with an id chosen before the server started.
+    pub async fn account_with_id(&self, id: Uuid, email: &str) {
+        let user = clarity::store::UserRecord {
+            id,
+            email: email.to_owned(),
+            display_name: None,
+            password_hash: clarity::auth::password::hash(PASSWORD).expect("hash"),
+            created_at: chrono::Utc::now(),
+        };
+        self.app
+            .store
+            .create_user(user)
+            .await
+            .expect("account stored");
+    }
+
+    /// A new account made directly in the store, for tests that mint their own tokens.
+    pub async fn account(&self) -> Uuid {
+        let id = Uuid::now_v7();
+        self.account_with_id(id, &format!("a{}@example.com", id.simple()))
+            .await;
+        id
     }
 
     /// An access token signed with the server's key, without touching the store.
