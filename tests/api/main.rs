@@ -5,6 +5,7 @@ mod common;
 mod admin;
 mod analysis;
 mod audit;
+mod backlog;
 mod auth;
 mod browser;
 mod bus;
