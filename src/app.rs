@@ -237,7 +237,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         }
         StoreKind::Dynamodb => {
             let opts = dynamo_options(config);
-            let client = dynamo::client(&opts).await;
+            let client = dynamo::client(&opts).await?;
             dynamo::schema::migrate(&client, &opts.table()).await?;
         }
     }

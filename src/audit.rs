@@ -1,5 +1,5 @@
 //! The audit log: an append-only record, per data owner, of what others did with their data
-//! and of what happened to their account (README "Audit log").
+//! and of what happened to their account (docs/security.md "Audit log").
 //!
 //! Rules:
 //! - An entry holds ids, a stable action code, a target (a stream, scope or document id),

@@ -55,6 +55,15 @@ pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
 
 /// `clarity score`: one week through a PAT bundle, on this thread (no server, no pool).
 pub fn score(args: &ScoreArgs) -> ExitCode {
+    // Configuration first: no point reading a week of data that cannot be scored.
+    let Some(lib) = scoring::runtime::library_path(args.onnxruntime_lib.as_deref()) else {
+        eprintln!(
+            "clarity score: ONNX Runtime library not configured: pass --onnxruntime-lib or set \
+             CLARITY_ONNXRUNTIME_LIB (or ORT_DYLIB_PATH) to libonnxruntime.so.1.31.1 from the \
+             onnxruntime==1.31.1 wheel (`scripts/pat-env lib` prints it)"
+        );
+        return ExitCode::FAILURE;
+    };
     let name = args.input.display();
     let text = match std::fs::read_to_string(&args.input) {
         Ok(t) => t,
@@ -85,12 +94,6 @@ pub fn score(args: &ScoreArgs) -> ExitCode {
             eprintln!("clarity score: {e}");
             return ExitCode::from(2);
         }
-    };
-    let Some(lib) = scoring::runtime::library_path(args.onnxruntime_lib.as_deref()) else {
-        eprintln!(
-            "clarity score: ONNX Runtime library not configured (--onnxruntime-lib or ORT_DYLIB_PATH)"
-        );
-        return ExitCode::FAILURE;
     };
     let run = || -> Result<(scoring::Output, f64), String> {
         let env = scoring::runtime::environment(&lib)?;

@@ -28,10 +28,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Create the store's tables (idempotent) and exit. Production DynamoDB tables come from
     /// the deploy template instead.
-    Migrate(Config),
+    Migrate(MigrateArgs),
     /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute)
     /// with the server's own analytics and print one JSON document.
     Analyze(AnalyzeArgs),
@@ -58,6 +58,64 @@ pub struct ScoreArgs {
     pub tokens: bool,
 }
 
+/// `clarity migrate` takes only the settings that creating the store's tables uses.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Folder of the embedded database (SQLite).
+    #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Storage backend.
+    #[arg(long, env = "CLARITY_STORE", value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+
+    /// Prefix of the DynamoDB table name (the table is `<prefix>clarity`).
+    #[arg(long, env = "CLARITY_DYNAMODB_TABLE_PREFIX", default_value = "")]
+    pub dynamodb_table_prefix: String,
+
+    /// DynamoDB endpoint override, e.g. `http://127.0.0.1:8000` for DynamoDB Local. Region
+    /// and credentials come from the standard AWS chain (`AWS_REGION`, `AWS_PROFILE`, task role).
+    #[arg(long, env = "CLARITY_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+
+    /// Attempts per DynamoDB request (SDK standard retry with jittered backoff).
+    #[arg(long, env = "CLARITY_DYNAMODB_MAX_ATTEMPTS", default_value_t = 4)]
+    pub dynamodb_max_attempts: u32,
+
+    /// Longest wait for one store operation, milliseconds.
+    #[arg(long, env = "CLARITY_STORE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub store_timeout_ms: u64,
+
+    /// SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes.
+    #[arg(long, env = "CLARITY_SQLITE_SYNCHRONOUS", default_value = "FULL")]
+    pub sqlite_synchronous: String,
+
+    /// Log output format.
+    #[arg(long, env = "CLARITY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "CLARITY_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl MigrateArgs {
+    /// The serve defaults with these settings: what `app::migrate` takes.
+    pub fn into_config(self) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.data_dir = self.data_dir;
+        c.store = self.store;
+        c.dynamodb_table_prefix = self.dynamodb_table_prefix;
+        c.dynamodb_endpoint = self.dynamodb_endpoint;
+        c.dynamodb_max_attempts = self.dynamodb_max_attempts;
+        c.store_timeout_ms = self.store_timeout_ms;
+        c.sqlite_synchronous = self.sqlite_synchronous;
+        c.log_format = self.log_format;
+        c.log = self.log;
+        c
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
     /// Input CSV; an empty count is a missing minute.
@@ -76,7 +134,8 @@ impl Cli {
     /// The serve settings, whether given after `serve` or bare.
     pub fn into_config(self) -> Config {
         match self.command {
-            Some(Command::Serve(c) | Command::Migrate(c)) => c,
+            Some(Command::Serve(c)) => *c,
+            Some(Command::Migrate(m)) => m.into_config(),
             Some(Command::Analyze(_) | Command::Score(_)) | None => self.serve,
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use clarity::app::{self, App};
-use clarity::config::{Cli, Command};
+use clarity::config::{AuthMode, Cli, Command, StoreKind};
 use clarity::{server, telemetry};
 
 fn main() -> ExitCode {
@@ -48,6 +48,16 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
     // Each WebSocket is a file descriptor; the default soft limit (1024) is far too low.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
+    if config.store == StoreKind::Dynamodb
+        && config.auth == AuthMode::Local
+        && config.jwt_secret.is_none()
+    {
+        tracing::warn!(
+            "--store dynamodb without --jwt-secret: this node signs tokens with its own key \
+             (data-dir/jwt_secret), so other nodes will refuse them; give every node the same \
+             --jwt-secret (CLARITY_JWT_SECRET, at least 32 bytes)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let app = Arc::new(App::new(config).await?);

@@ -303,10 +303,11 @@ struct RawSample<'a> {
     id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     kind: Option<std::borrow::Cow<'a, str>>,
+    // Any JSON type, so that a number (epoch seconds) gets the time rule, not a type error.
     #[serde(borrow)]
-    start: Option<std::borrow::Cow<'a, str>>,
+    start: Option<&'a RawValue>,
     #[serde(borrow)]
-    end: Option<std::borrow::Cow<'a, str>>,
+    end: Option<&'a RawValue>,
     value: Option<serde_json::Value>,
     #[serde(borrow)]
     unit: Option<std::borrow::Cow<'a, str>>,
@@ -315,6 +316,51 @@ struct RawSample<'a> {
 }
 
 type Invalid = (&'static str, String);
+
+/// The rule every time field follows, with an example, for rejection messages.
+pub(crate) const TIME_RULE: &str =
+    "an RFC 3339 date-time string with offset, e.g. 2026-11-29T08:00:00+01:00";
+
+/// A time field (`start`/`end`), or a rejection naming the rule and what was wrong.
+fn parse_time_field(field: &str, raw: &RawValue) -> Result<Timestamp, Invalid> {
+    let text: Option<std::borrow::Cow<'_, str>> = serde_json::from_str(raw.get()).ok();
+    let Some(text) = text else {
+        let got = if raw
+            .get()
+            .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        {
+            "a number"
+        } else {
+            "not a string"
+        };
+        return Err(invalid(
+            "invalid_time",
+            format!("{field} must be {TIME_RULE}; got {got}"),
+        ));
+    };
+    Timestamp::parse(&text).ok_or_else(|| {
+        let hint = if chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").is_ok() {
+            " (the UTC offset is missing: add Z or +HH:MM)"
+        } else {
+            ""
+        };
+        invalid("invalid_time", format!("{field} must be {TIME_RULE}{hint}"))
+    })
+}
+
+/// Client text quoted in a message, cut to a bounded length (never echoed at length).
+fn truncated(s: &str) -> &str {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The accepted kinds, for the `unknown_kind` message.
+fn kind_list() -> String {
+    Kind::ALL.map(Kind::as_str).join(", ")
+}
 
 fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
     (code, message.into())
@@ -336,25 +382,23 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
     let kind_str = raw
         .kind
         .ok_or_else(|| invalid("invalid_sample", "missing field `kind`"))?;
-    let kind = Kind::parse(&kind_str)
-        .ok_or_else(|| invalid("unknown_kind", format!("unknown kind `{kind_str}`")))?;
+    let kind = Kind::parse(&kind_str).ok_or_else(|| {
+        invalid(
+            "unknown_kind",
+            format!(
+                "unknown kind `{}`; kind must be one of {}",
+                truncated(&kind_str),
+                kind_list()
+            ),
+        )
+    })?;
     let start_str = raw
         .start
         .ok_or_else(|| invalid("invalid_sample", "missing field `start`"))?;
-    let start = Timestamp::parse(&start_str).ok_or_else(|| {
-        invalid(
-            "invalid_time",
-            "start must be an RFC 3339 date-time with offset",
-        )
-    })?;
+    let start = parse_time_field("start", start_str)?;
     let end = match raw.end {
         None => None,
-        Some(s) => Some(Timestamp::parse(&s).ok_or_else(|| {
-            invalid(
-                "invalid_time",
-                "end must be an RFC 3339 date-time with offset",
-            )
-        })?),
+        Some(s) => Some(parse_time_field("end", s)?),
     };
     if let Some(end) = end {
         if end.utc_ms < start.utc_ms {
@@ -555,6 +599,10 @@ mod tests {
                 r#"{"id":"a","kind":"sleep_stage","start":"2026-01-01T00:00:00Z","value":"rem"}"#,
                 "invalid_time",
             ),
+            (
+                r#"{"id":"a","kind":"heart_rate","start":1764400000,"value":60}"#,
+                "invalid_time",
+            ),
             (r#"[1,2]"#, "invalid_sample"),
             (
                 r#"{"id":7,"kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60}"#,
@@ -623,6 +671,35 @@ mod tests {
                 "time_out_of_range",
                 "end must be at most 24 h in the future".into()
             )
+        );
+    }
+
+    #[test]
+    fn messages_name_the_rule() {
+        let msg = |json: &str| parse(json).unwrap_err().1;
+        let m = msg(r#"{"id":"a","kind":"mood","start":"2026-01-01T00:00:00Z","value":1}"#);
+        assert!(
+            m.contains("activity_count") && m.contains("sleep_stage"),
+            "{m}"
+        );
+        let m = msg(r#"{"id":"a","kind":"heart_rate","start":1764400000,"value":60}"#);
+        assert!(
+            m.contains("e.g. 2026-11-29T08:00:00+01:00") && m.contains("number"),
+            "{m}"
+        );
+        let m = msg(r#"{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00","value":60}"#);
+        assert!(
+            m.contains("e.g. 2026-11-29T08:00:00+01:00") && m.contains("offset is missing"),
+            "{m}"
+        );
+        let long = "k".repeat(10_000);
+        let m = msg(&format!(
+            r#"{{"id":"a","kind":"{long}","start":"2026-01-01T00:00:00Z","value":1}}"#
+        ));
+        assert!(
+            m.len() < 400,
+            "client text is not echoed at length: {} bytes",
+            m.len()
         );
     }
 

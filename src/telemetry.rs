@@ -61,8 +61,28 @@ pub fn filter(spec: &str) -> EnvFilter {
             );
         }
     }
+    // The AWS SDK's credential and region chains warn, at length, about every provider that
+    // found nothing (instance metadata included) on a machine that is not an EC2 instance;
+    // the store reports missing credentials in one line instead. Asking for debug, or naming
+    // aws_config in the filter, shows them again.
+    if filter
+        .max_level_hint()
+        .is_some_and(|max| max <= LevelFilter::INFO)
+        && !spec.contains("aws_config")
+    {
+        for target in CHAIN_LOGGERS {
+            filter = filter.add_directive(
+                format!("{target}=error")
+                    .parse()
+                    .expect("a valid directive"),
+            );
+        }
+    }
     filter
 }
+
+/// Targets of the AWS SDK's provider chains, quiet below debug (see [`filter`]).
+const CHAIN_LOGGERS: [&str; 2] = ["aws_config::imds", "aws_config::meta::credentials"];
 
 #[cfg(test)]
 mod tests {
@@ -83,7 +103,7 @@ mod tests {
             assert!(!f.contains("=trace"), "{spec}: {f}");
         }
         // Below trace nothing is added.
-        assert_eq!(filter("info").to_string(), "info");
+        assert!(!filter("info").to_string().contains("debug"));
         assert_eq!(filter("debug").to_string(), "debug");
     }
 }

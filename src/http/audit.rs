@@ -1,4 +1,4 @@
-//! `GET /api/v1/audit`: the caller's audit log, newest first (README "Audit log").
+//! `GET /api/v1/audit`: the caller's audit log, newest first (docs/security.md "Audit log").
 //!
 //! Rules: only the caller's own entries (those about their data and account); paginated
 //! with the listing cursor; the entries carry ids and codes, never health values.

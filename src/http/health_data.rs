@@ -68,7 +68,7 @@ async fn upload(
     let max = state.config.max_samples_per_request;
     let big = body.len() > ingest::OFFLOAD_BYTES;
     let validate = move || -> Result<(ingest::Prepared, usize), ApiError> {
-        let b: UploadBody<'_> = json_body(&headers, &body)?;
+        let b: UploadBody<'_> = json_body(&headers, &body).map_err(|e| bare_array(e, &body))?;
         if b.samples.len() > max {
             return Err(ApiError::PayloadTooLarge(format!(
                 "at most {max} samples per request, got {}",
@@ -91,11 +91,24 @@ async fn upload(
                 "more than {} samples per second for this user",
                 state.config.max_user_samples_per_sec
             ),
-            retry_after_ms: wait.as_millis().max(1) as u64,
+            retry_after_ms: crate::ws::rate::retry_after_ms(wait),
         });
     }
     let report = ingest::commit(&state.0, caller.user_id, prepared, "rest").await?;
     Ok(Json(report))
+}
+
+/// A body that is a bare array of samples gets the shape it should have had.
+fn bare_array(e: ApiError, body: &[u8]) -> ApiError {
+    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    match e {
+        ApiError::Unprocessable { code, .. } if is_array => ApiError::unprocessable(
+            code,
+            "the body must be an object `{\"samples\":[...]}`, not a bare array: \
+             wrap the samples as {\"samples\": [ ... ]}",
+        ),
+        e => e,
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

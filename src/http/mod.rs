@@ -178,9 +178,17 @@ pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
     crate::samples::Timestamp::parse(value)
         .map(|t| t.utc_ms)
         .ok_or_else(|| {
+            // A literal `+` in a query string decodes to a space, so `+01:00` arrives as
+            // ` 01:00`: the most common way to get this wrong.
+            let hint = if value.contains(' ') {
+                "; it contains a space: a `+` in a query string must be URL-encoded as %2B \
+                 (e.g. from=2026-11-29T08:00:00%2B01:00)"
+            } else {
+                ""
+            };
             ApiError::bad_request(
                 "invalid_query",
-                format!("`{name}` must be an RFC 3339 date-time with offset"),
+                format!("`{name}` must be {}{hint}", crate::samples::TIME_RULE),
             )
         })
 }

@@ -8,6 +8,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// A bucket's wait as the `retry_after_ms` a client is told: rounded up to the millisecond
+/// (at least 1), so that a client waiting exactly that long is never refused again.
+pub fn retry_after_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_micros().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 pub struct TokenBucket {
     per_sec: f64,
     burst: f64,
@@ -61,6 +69,20 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_the_advertised_retry_after_is_always_enough() {
+        // 3 per second: the wait for one token is 333.3 ms, which must be told as 334.
+        let mut b = TokenBucket::new(3, 1);
+        b.try_take().unwrap();
+        let wait = b.try_take().unwrap_err();
+        let told = retry_after_ms(wait);
+        tokio::time::advance(Duration::from_millis(told)).await;
+        b.try_take()
+            .expect("a client that waited retry_after_ms is let in");
+        assert_eq!(told, 334);
+        assert_eq!(retry_after_ms(Duration::from_micros(10)), 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn refills_at_the_configured_rate() {

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
 use super::hub::Kick;
-use super::rate::TokenBucket;
+use super::rate::{self, TokenBucket};
 use crate::app::AppState;
 use crate::auth::{AccessError, Verified};
 use crate::error::STORE_RETRY_AFTER_MS;
@@ -363,9 +363,13 @@ impl Session {
             }
             self.send(&ServerFrame::Error {
                 code: "rate_limited",
-                message: "too many frames; this one was not processed".into(),
+                message: format!(
+                    "too many frames; this `{}` frame was not processed: resend it after retry_after_ms",
+                    truncate(frame.ty.as_deref().unwrap_or("untyped"), 64)
+                )
+                .into(),
                 seq: frame.seq,
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                retry_after_ms: Some(rate::retry_after_ms(wait)),
             })?;
             return Ok(None);
         }
@@ -475,7 +479,7 @@ impl Session {
                 )
                 .into(),
                 seq: Some(seq),
-                retry_after_ms: Some(wait.as_millis().max(1) as u64),
+                retry_after_ms: Some(rate::retry_after_ms(wait)),
             });
         }
         // Small frames are validated here; big ones on the blocking pool (re-read there from

@@ -80,7 +80,9 @@ impl Emulator {
         let mut config = clarity::config::Config::for_tests(self.db.path());
         config.dynamodb_endpoint = Some(self.endpoint());
         config.store_timeout_ms = 10_000;
-        let client = clarity::store::dynamo::client(&clarity::app::dynamo_options(&config)).await;
+        let client = clarity::store::dynamo::client(&clarity::app::dynamo_options(&config))
+            .await
+            .expect("credentials");
         for _ in 0..120 {
             let answer =
                 tokio::time::timeout(Duration::from_secs(5), client.list_tables().send()).await;

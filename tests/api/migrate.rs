@@ -8,9 +8,12 @@ use tokio::process::Command;
 use crate::common::Backend;
 
 async fn clarity(args: &[&str], backend: &Backend, dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clarity"))
-        .args(args)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clarity"));
+    cmd.args(args);
+    if args[0] == "serve" {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.arg("--data-dir")
         .arg(dir)
         .envs(backend.env())
         .env("CLARITY_JWT_SECRET", crate::common::JWT_SECRET)

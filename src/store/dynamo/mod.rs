@@ -83,9 +83,19 @@ pub struct DynamoStore {
     epoch: tokio::sync::OnceCell<String>,
 }
 
+/// What to set when no credentials are found: one line instead of the SDK's provider chain.
+const NO_CREDENTIALS: &str = "no AWS credentials found for DynamoDB: set AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY (and AWS_REGION), or AWS_PROFILE, or run with an IAM role; for \
+     DynamoDB Local any values work, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+     AWS_REGION=us-east-1";
+
+/// How long the credential chain may take at start-up (instance metadata lookups included).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds an SDK client: region and credentials from the standard AWS chain, with our retry
-/// and timeout bounds.
-pub async fn client(opts: &DynamoOptions) -> Client {
+/// and timeout bounds. Fails with one line on what to set when the chain finds no
+/// credentials, instead of letting every request fail with the chain's nested errors.
+pub async fn client(opts: &DynamoOptions) -> anyhow::Result<Client> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(
             // Short backoffs: the whole call must fit in the store timeout, and a client told
@@ -114,13 +124,34 @@ pub async fn client(opts: &DynamoOptions) -> Client {
             .region(aws_config::Region::new("us-east-1"))
             .build();
     }
-    Client::new(&conf)
+    check_credentials(&conf).await?;
+    Ok(Client::new(&conf))
+}
+
+async fn check_credentials(conf: &aws_config::SdkConfig) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+    let provider = conf
+        .credentials_provider()
+        .ok_or_else(|| anyhow::anyhow!(NO_CREDENTIALS))?;
+    match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            // The chain's errors (every provider tried, instance metadata included) are long;
+            // kept for debugging, out of the user's way.
+            tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "credential chain");
+            anyhow::bail!(NO_CREDENTIALS)
+        }
+        Err(_) => anyhow::bail!(
+            "the AWS credential chain gave no answer within {}s. {NO_CREDENTIALS}",
+            CREDENTIALS_TIMEOUT.as_secs()
+        ),
+    }
 }
 
 impl DynamoStore {
     /// Connects and checks that the table exists (run `clarity migrate` first).
     pub async fn connect(opts: &DynamoOptions) -> anyhow::Result<DynamoStore> {
-        let client = client(opts).await;
+        let client = client(opts).await?;
         let table = opts.table();
         anyhow::ensure!(
             schema::exists(&client, &table).await?,
