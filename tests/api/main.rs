@@ -30,6 +30,7 @@ mod origins;
 mod pat;
 mod rest_fuzz;
 mod streams;
+mod ws_backpressure;
 mod ws_fuzz;
 mod ws_ingest;
 mod ws_session;
