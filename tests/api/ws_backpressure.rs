@@ -122,7 +122,9 @@ async fn a_frame_far_over_the_limit_always_closes_with_1009_never_a_reset() {
     // Acks of ~8 KB each, so that the close frame is still in the server's send buffer when
     // the session ends: closing then with the big frame unread would reset the connection and
     // destroy it.
-    let bad: Vec<Value> = (0..100).map(|i| crate::common::hr(&format!("b{i}"), i, 1)).collect();
+    let bad: Vec<Value> = (0..100)
+        .map(|i| crate::common::hr(&format!("b{i}"), i, 1))
+        .collect();
     let mut frames = Vec::new();
     for seq in 0..3 {
         let f = json!({"type": "samples", "seq": seq, "samples": bad}).to_string();
@@ -176,9 +178,10 @@ fn close_code(mut bytes: &[u8]) -> Option<u16> {
         let (opcode, len7) = (bytes[0] & 0x0f, (bytes[1] & 0x7f) as usize);
         let (len, head) = match len7 {
             126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 if bytes.len() >= 10 => {
-                (u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize, 10)
-            }
+            127 if bytes.len() >= 10 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             126 | 127 => return None,
             n => (n, 2),
         };
