@@ -11,6 +11,9 @@
 //! - Events that already happened (logins, share changes, refused reads) are recorded after
 //!   the fact and do not change the answer when the entry cannot be written: the failure is
 //!   logged and counted (`clarity_audit_write_failures_total`) ([`record_best_effort`]).
+//!   Login entries are written beside the answer rather than before it, so that a wrong
+//!   password is answered as fast as an unknown email; the task is tracked with the sessions,
+//!   so shutdown waits for it before closing the store.
 //! - Own reads are not recorded.
 
 use std::net::IpAddr;

@@ -243,9 +243,21 @@ pub struct Config {
     #[arg(long, env = "CLARITY_MAX_INFLIGHT_BATCHES", default_value_t = 8)]
     pub max_inflight_batches: usize,
 
-    /// Frames queued to a session's socket before it counts as a slow consumer (4009).
+    /// Frames queued to a session's socket, per kind: pushed frames (analyses, insights,
+    /// stream events) beyond it close the session as a slow consumer (4009); the session's own
+    /// replies (acks, pongs, errors) beyond it make it stop reading until they drain.
     #[arg(long, env = "CLARITY_OUTBOUND_QUEUE", default_value_t = 64)]
     pub outbound_queue: usize,
+
+    /// Bytes of replies queued to a session's socket; beyond it the session stops reading
+    /// until the client has read some (TCP back-pressure on the client).
+    #[arg(long, env = "CLARITY_OUTBOUND_QUEUE_BYTES", default_value_t = 256 * 1024)]
+    pub outbound_queue_bytes: usize,
+
+    /// A session whose output has been waiting for the socket this long without catching up
+    /// (the client reads too slowly or not at all) is dropped, milliseconds.
+    #[arg(long, env = "CLARITY_WS_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_write_timeout_ms: u64,
 
     /// Kernel send buffer per connection, bytes (0: the kernel's autotuning, up to
     /// megabytes). Bounds what a peer that stops reading costs; Linux doubles the value.
@@ -570,6 +582,10 @@ impl Config {
             max_batch: self.pat_max_batch,
             queue: self.pat_queue,
         }
+    }
+
+    pub fn ws_write_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_write_timeout_ms.max(1))
     }
 
     pub fn idle_timeout(&self) -> Duration {

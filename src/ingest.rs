@@ -2,7 +2,9 @@
 //!
 //! Rules: validation happens before the store is touched and rejects per sample; the report
 //! exists only once the store has committed, so building one means the accepted samples are
-//! durable.
+//! durable. A report never echoes client input at length: it lists the first
+//! [`MAX_LISTED_REJECTIONS`] rejections, each message cut to [`MAX_REJECTION_MESSAGE`]
+//! characters, and counts the rest (`rejected_omitted`).
 
 use std::sync::Arc;
 
@@ -26,10 +28,18 @@ use crate::ws::rate::TokenBucket;
 /// (two on a 2-core machine) for several milliseconds.
 pub const OFFLOAD_BYTES: usize = 64 * 1024;
 
+/// Rejections listed in a report; the rest are only counted. A frame of thousands of bad
+/// samples would otherwise be answered with an ack larger than the frame.
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+
+/// Longest rejection message, in characters (a message may quote the sample's input).
+pub const MAX_REJECTION_MESSAGE: usize = 200;
+
 /// A validated batch, not yet stored.
 pub struct Prepared {
     samples: Vec<Sample>,
     rejected: Vec<Rejection>,
+    rejected_omitted: usize,
 }
 
 /// What happened to each sample of a batch.
@@ -39,8 +49,10 @@ pub struct IngestReport {
     pub accepted: usize,
     /// Already stored (same `id` for this user): not stored again.
     pub duplicates: usize,
-    /// Not stored, with why.
+    /// Not stored, with why: the first 100 such samples.
     pub rejected: Vec<Rejection>,
+    /// Further samples not stored because they are invalid, beyond those listed in `rejected`.
+    pub rejected_omitted: usize,
 }
 
 /// Applies new samples to the window this node owns; a completed local day starts the daily
@@ -149,10 +161,19 @@ pub fn admit(app: &App, user: Uuid, n: usize) -> Result<(), std::time::Duration>
 }
 
 pub fn prepare(raw: &[&RawValue]) -> Prepared {
-    let (valid, rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
+    let (valid, mut rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
+    let rejected_omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS);
+    rejected.truncate(MAX_LISTED_REJECTIONS);
+    for r in &mut rejected {
+        if let Some((cut, _)) = r.message.char_indices().nth(MAX_REJECTION_MESSAGE) {
+            r.message.truncate(cut);
+            r.message.push('…');
+        }
+    }
     Prepared {
         samples: valid.into_iter().map(|(_, s)| s).collect(),
         rejected,
+        rejected_omitted,
     }
 }
 
@@ -184,7 +205,11 @@ pub async fn commit_in_turn(
     transport: &'static str,
     mut turn: Option<Turn>,
 ) -> Result<IngestReport, StoreError> {
-    let Prepared { samples, rejected } = prepared;
+    let Prepared {
+        samples,
+        rejected,
+        rejected_omitted,
+    } = prepared;
     let windowed: Vec<(usize, Sample)> = samples
         .iter()
         .enumerate()
@@ -224,10 +249,11 @@ pub async fn commit_in_turn(
     };
     count("accepted", accepted);
     count("duplicate", duplicates);
-    count("rejected", rejected.len());
+    count("rejected", rejected.len() + rejected_omitted);
     Ok(IngestReport {
         accepted,
         duplicates,
         rejected,
+        rejected_omitted,
     })
 }

@@ -15,6 +15,7 @@ pub const WS_SESSIONS_TOTAL: &str = "clarity_ws_sessions_total";
 pub const WS_FRAMES_IN: &str = "clarity_ws_frames_received_total";
 pub const WS_FRAMES_OUT: &str = "clarity_ws_frames_sent_total";
 pub const WS_CLOSES: &str = "clarity_ws_closes_total";
+pub const WS_OUTBOUND_BYTES: &str = "clarity_ws_outbound_queued_bytes";
 pub const SAMPLES: &str = "clarity_samples_total";
 pub const ACK_LATENCY_SECONDS: &str = "clarity_ack_latency_seconds";
 pub const STORE_COMMIT_SECONDS: &str = "clarity_store_commit_seconds";
@@ -81,6 +82,11 @@ pub fn handle() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(WS_CONNECTIONS, "Open WebSocket sessions");
+    describe_gauge!(
+        WS_OUTBOUND_BYTES,
+        Unit::Bytes,
+        "Bytes of session replies queued for WebSocket writers, all sessions"
+    );
     describe_counter!(STREAM_EVENTS, "Stream events published, by stream");
     describe_counter!(
         STREAM_LAGGED,

@@ -29,6 +29,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::{Router, middleware};
 use bytes::Bytes;
@@ -63,11 +64,36 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            body_limit,
+            announced_body_limit,
+        ))
         // Before routing, so that preflights (OPTIONS) and refused WebSocket handshakes are
         // answered here; inside the request log, which then records them.
         .layer(middleware::from_fn_with_state(state.clone(), origin::layer))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// A body announced (`Content-Length`) over the limit is refused before it is read: waiting
+/// for bytes that will be refused anyway would hold the connection until a timeout.
+async fn announced_body_limit(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > limit as u64 => ApiError::PayloadTooLarge(format!(
+            "request body of {len} bytes is over the limit of {limit} bytes"
+        ))
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 async fn log_request(req: Request, next: Next) -> Response {

@@ -11,6 +11,11 @@
 //! - At most `--max-connections-per-ip` open connections per peer address (0: no limit); one
 //!   over it is answered `429` with the JSON error body and closed. Behind a load balancer the
 //!   peer is the balancer: set 0 there (its per-client limits apply instead).
+//! - Lingering close: a connection is not simply closed when the server is done with it. If
+//!   the peer's data sat unread (a body over the limit, a frame far over the limit, frames sent
+//!   after our close), the kernel would answer with a reset, which can destroy the answer still
+//!   on its way (a 413, a close frame). So our side is shut down (FIN) and what still arrives is
+//!   read and discarded until the peer closes, for at most [`LINGER`] and [`LINGER_BYTES`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -20,9 +25,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
+
+/// Longest a closed connection is drained before it is closed for good.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and discarded from a closed connection.
+const LINGER_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the listener enforces.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +160,45 @@ pub struct GuardedStream {
     /// When data last arrived. The timer is moved only when it fires (to `last_read + idle`),
     /// not on every read: a busy socket reads thousands of times a second.
     last_read: Instant,
+}
+
+impl Drop for GuardedStream {
+    fn drop(&mut self) {
+        // A duplicate of the socket outlives this stream, so the close below (of our
+        // descriptor) neither sends anything nor discards the peer's data; the linger does.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match socket2::SockRef::from(&self.tcp).try_clone() {
+            Ok(dup) => {
+                runtime.spawn(linger(std::net::TcpStream::from(dup)));
+            }
+            Err(e) => tracing::debug!(error = %e, "could not keep the socket to drain it"),
+        }
+    }
+}
+
+/// Ends our side of a finished connection and discards what the peer still sends, until it
+/// closes too (bounded), so that the kernel has no unread data to answer with a reset.
+async fn linger(tcp: std::net::TcpStream) {
+    if tcp.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mut tcp) = TcpStream::from_std(tcp) else {
+        return;
+    };
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = tcp.shutdown().await;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
 }
 
 impl GuardedStream {

@@ -41,6 +41,7 @@ pub enum ServerFrame<'a> {
         accepted: usize,
         duplicates: usize,
         rejected: &'a [Rejection],
+        rejected_omitted: usize,
     },
     Error {
         code: &'static str,

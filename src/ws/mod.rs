@@ -8,6 +8,7 @@
 
 mod frames;
 pub mod hub;
+mod outbound;
 pub mod rate;
 pub mod session;
 

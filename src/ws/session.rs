@@ -1,9 +1,11 @@
 //! One device session: read frames, store batches, ack in order, keep the peer honest.
 //!
 //! Rules:
-//! - Outbound frames go through a bounded queue to a writer task (`try_send`); a full queue
-//!   means the peer is not reading and the session is closed with 4009 rather than buffering
-//!   without bound. Nothing is lost: unacked batches are resent by the client.
+//! - Replies (acks, pongs, errors) go through a queue bounded in frames and bytes to a writer
+//!   task; when it is full the session waits for room before reading on (TCP back-pressure on
+//!   the client). Frames pushed from elsewhere never wait: a full push queue closes the session
+//!   with 4009. A client that does not read its backlog within the write timeout is dropped
+//!   (see `outbound.rs`). Nothing is lost: unacked batches are resent by the client.
 //! - Up to `max_inflight_batches` batches wait for the store at once; acks leave in frame
 //!   order, and batches reach the user's window in frame order too (`ingest::Turn`). At the
 //!   limit the session stops reading, which pushes back through TCP.
@@ -18,8 +20,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{FuturesOrdered, SplitSink};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -28,6 +30,7 @@ use uuid::Uuid;
 
 use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
 use super::hub::Kick;
+use super::outbound::{self, Gone, Replies};
 use super::rate::{self, TokenBucket};
 use crate::app::AppState;
 use crate::auth::{AccessError, Verified};
@@ -53,8 +56,6 @@ pub mod close {
     pub const DISCONNECTED: u16 = 4012;
 }
 
-/// Longest a single socket write may take before the peer is considered gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the session waits for its writer to flush the final frames.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the peer's close reply after ours.
@@ -82,16 +83,16 @@ enum End {
         error: &'static str,
         message: String,
     },
-    /// The outbound queue is full; the writer has been told to close.
+    /// A push found the outbound queue full; the writer has been told to close.
     SlowConsumer,
 }
-
-/// The outbound queue overflowed.
-struct Overflow;
 
 struct Session {
     state: AppState,
     user: Uuid,
+    /// The session's own replies (bounded; sending waits for room).
+    replies: Replies,
+    /// Where frames pushed to this session go (subscriptions, analyses it asked for).
     out: super::Outbound,
     /// This session in the hub, for pushed analyses; unregisters on drop.
     hub: super::hub::Registration,
@@ -155,8 +156,9 @@ async fn serve(
     let cfg = &state.config;
     let (sink, mut stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(cfg.outbound_queue.max(4));
+    let (replies, replies_rx) =
+        outbound::replies(cfg.outbound_queue.max(4), cfg.outbound_queue_bytes);
     let (kill_tx, kill_rx) = oneshot::channel();
-    let writer = state.sessions.spawn(write_loop(sink, out_rx, kill_rx));
 
     let limits = Limits {
         max_frame_bytes: cfg.max_frame_bytes,
@@ -165,9 +167,8 @@ async fn serve(
         frame_burst: cfg.frame_burst,
         max_inflight_batches: cfg.max_inflight_batches.max(1),
     };
-    // The welcome is queued before the session can be found by anything that pushes (the
-    // hub, the bus): it must be the first frame the client reads. The queue is new and
-    // empty, so it fits.
+    // The writer starts with the welcome, before anything pushed (the hub, the bus) can
+    // reach it: it must be the first frame the client reads.
     let welcome = ServerFrame::Welcome {
         protocol_version: PROTOCOL_VERSION,
         session_id,
@@ -178,7 +179,14 @@ async fn serve(
         limits: &limits,
     };
     count_out(welcome.type_name());
-    let queued = out_tx.try_send(Box::new(Message::Text(welcome.to_text().into())));
+    let writer = state.sessions.spawn(outbound::write_loop(
+        sink,
+        Message::Text(welcome.to_text().into()),
+        replies_rx,
+        out_rx,
+        kill_rx,
+        cfg.ws_write_timeout(),
+    ));
     let hub = state.hub.register(
         verified.user_id,
         session_id,
@@ -203,6 +211,7 @@ async fn serve(
     let mut s = Session {
         state: state.clone(),
         user: verified.user_id,
+        replies,
         out: out_tx,
         hub,
         kill: Some(kill_tx),
@@ -230,10 +239,7 @@ async fn serve(
         origin,
     };
     s.schedule_expiry();
-    let end = match queued {
-        Ok(()) => s.read_loop(&mut stream).await,
-        Err(_) => End::SlowConsumer,
-    };
+    let end = s.read_loop(&mut stream).await;
     let we_closed = matches!(end, End::Shutdown | End::Violation { .. });
     let reason = s.finish(end).await;
     // Subscription tasks hold the queue too: they must stop for the writer to finish.
@@ -272,15 +278,17 @@ impl Session {
         let max_inflight = cfg.max_inflight_batches.max(1);
         let overflow = self.hub.overflow.clone();
         let control = self.hub.control.clone();
+        let writer_gone = self.replies.gone().clone();
         loop {
             tokio::select! {
                 biased;
+                () = writer_gone.cancelled() => return End::PeerGone,
                 () = shutdown.cancelled() => return End::Shutdown,
                 () = overflow.cancelled() => return End::SlowConsumer,
                 why = control.kicked() => return kicked(why),
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    if self.complete(done).is_err() {
-                        return End::SlowConsumer;
+                    if self.complete(done).await.is_err() {
+                        return End::PeerGone;
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -291,12 +299,11 @@ impl Session {
                             message: "no frame from the client within the heartbeat timeout".into(),
                         };
                     }
-                    if self.out.try_send(Box::new(Message::Ping(Default::default()))).is_err() {
-                        return End::SlowConsumer;
-                    }
+                    // With replies backed up the write timeout watches the peer instead.
+                    self.replies.try_send(Message::Ping(Default::default()));
                 }
                 () = &mut self.expiry => {
-                    if let Some(end) = self.on_expiry_timer() {
+                    if let Some(end) = self.on_expiry_timer().await {
                         return end;
                     }
                 }
@@ -310,7 +317,7 @@ impl Session {
                     match self.on_message(msg).await {
                         Ok(None) => {}
                         Ok(Some(end)) => return end,
-                        Err(Overflow) => return End::SlowConsumer,
+                        Err(Gone) => return End::PeerGone,
                     }
                 }
             }
@@ -318,7 +325,7 @@ impl Session {
     }
 
     /// Handles one incoming message; `Some` ends the session.
-    async fn on_message(&mut self, msg: Message) -> Result<Option<End>, Overflow> {
+    async fn on_message(&mut self, msg: Message) -> Result<Option<End>, Gone> {
         let text = match msg {
             Message::Text(t) => t,
             Message::Binary(_) => {
@@ -326,7 +333,8 @@ impl Session {
                 self.send(&ServerFrame::error(
                     "unsupported_frame",
                     "binary frames are not supported; send JSON text frames",
-                ))?;
+                ))
+                .await?;
                 return Ok(None);
             }
             Message::Close(_) => return Ok(Some(End::PeerGone)),
@@ -347,7 +355,8 @@ impl Session {
                 } else {
                     "invalid_frame"
                 };
-                self.send(&ServerFrame::error(code, format!("cannot read frame: {e}")))?;
+                self.send(&ServerFrame::error(code, format!("cannot read frame: {e}")))
+                    .await?;
                 return Ok(None);
             }
         };
@@ -370,21 +379,23 @@ impl Session {
                 .into(),
                 seq: frame.seq,
                 retry_after_ms: Some(rate::retry_after_ms(wait)),
-            })?;
+            })
+            .await?;
             return Ok(None);
         }
         self.strikes = 0;
         match frame.ty.as_deref() {
             Some("samples") => {
                 count_in("samples");
-                self.on_samples(&frame, &text)?;
+                self.on_samples(&frame, &text).await?;
                 Ok(None)
             }
             Some("ping") => {
                 count_in("ping");
                 self.send(&ServerFrame::Pong {
                     server_time: frames::now_rfc3339(),
-                })?;
+                })
+                .await?;
                 Ok(None)
             }
             Some("refresh") => {
@@ -404,12 +415,12 @@ impl Session {
             }
             Some("subscribe") => {
                 count_in("subscribe");
-                self.on_subscribe(&frame)?;
+                self.on_subscribe(&frame).await?;
                 Ok(None)
             }
             Some("unsubscribe") => {
                 count_in("unsubscribe");
-                self.on_unsubscribe(&frame)?;
+                self.on_unsubscribe(&frame).await?;
                 Ok(None)
             }
             Some(other) => {
@@ -420,18 +431,20 @@ impl Session {
                     message: message.into(),
                     seq: frame.seq,
                     retry_after_ms: None,
-                })?;
+                })
+                .await?;
                 Ok(None)
             }
             None => {
                 count_in("invalid");
-                self.send(&ServerFrame::error("invalid_frame", "missing field `type`"))?;
+                self.send(&ServerFrame::error("invalid_frame", "missing field `type`"))
+                    .await?;
                 Ok(None)
             }
         }
     }
 
-    fn on_samples(&mut self, frame: &ClientFrame<'_>, text: &Utf8Bytes) -> Result<(), Overflow> {
+    async fn on_samples(&mut self, frame: &ClientFrame<'_>, text: &Utf8Bytes) -> Result<(), Gone> {
         let invalid = |message: &str, seq: Option<u64>| ServerFrame::Error {
             code: "invalid_frame",
             message: message.to_owned().into(),
@@ -439,25 +452,33 @@ impl Session {
             retry_after_ms: None,
         };
         let Some(seq) = frame.seq else {
-            return self.send(&invalid(
-                "samples frames need a non-negative integer `seq`",
-                None,
-            ));
+            return self
+                .send(&invalid(
+                    "samples frames need a non-negative integer `seq`",
+                    None,
+                ))
+                .await;
         };
         let Some(raw) = frame.samples else {
-            return self.send(&invalid("missing field `samples`", Some(seq)));
+            return self
+                .send(&invalid("missing field `samples`", Some(seq)))
+                .await;
         };
         let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
-            return self.send(&invalid("`samples` must be an array", Some(seq)));
+            return self
+                .send(&invalid("`samples` must be an array", Some(seq)))
+                .await;
         };
         let max = self.state.config.max_samples_per_frame;
         if list.len() > max {
-            return self.send(&ServerFrame::Error {
-                code: "too_many_samples",
-                message: format!("at most {max} samples per frame, got {}", list.len()).into(),
-                seq: Some(seq),
-                retry_after_ms: None,
-            });
+            return self
+                .send(&ServerFrame::Error {
+                    code: "too_many_samples",
+                    message: format!("at most {max} samples per frame, got {}", list.len()).into(),
+                    seq: Some(seq),
+                    retry_after_ms: None,
+                })
+                .await;
         }
         // Samples per second: this session's budget, then the user's on this node.
         let wait = match self.sample_limiter.try_take_n(list.len()) {
@@ -480,7 +501,7 @@ impl Session {
                 .into(),
                 seq: Some(seq),
                 retry_after_ms: Some(rate::retry_after_ms(wait)),
-            });
+            }).await;
         }
         // Small frames are validated here; big ones on the blocking pool (re-read there from
         // the same bytes, which is cheap next to validating them).
@@ -536,10 +557,10 @@ impl Session {
         Ok((owner, kind))
     }
 
-    fn on_subscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+    async fn on_subscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Gone> {
         let (owner, kind) = match self.stream_key(frame) {
             Ok(k) => k,
-            Err(e) => return self.send(&e),
+            Err(e) => return self.send(&e).await,
         };
         self.subs.retain(|_, h| !h.task.is_finished());
         // Subscribing again replaces the subscription (a client resuming from an offset).
@@ -548,10 +569,12 @@ impl Session {
         }
         let max = self.state.config.max_subscriptions;
         if self.subs.len() >= max {
-            return self.send(&ServerFrame::error(
-                "too_many_subscriptions",
-                format!("at most {max} subscriptions per session"),
-            ));
+            return self
+                .send(&ServerFrame::error(
+                    "too_many_subscriptions",
+                    format!("at most {max} subscriptions per session"),
+                ))
+                .await;
         }
         let req = subscription::Request {
             viewer: self.user,
@@ -572,34 +595,45 @@ impl Session {
         Ok(())
     }
 
-    fn on_unsubscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Overflow> {
+    async fn on_unsubscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Gone> {
         let (owner, kind) = match self.stream_key(frame) {
             Ok(k) => k,
-            Err(e) => return self.send(&e),
+            Err(e) => return self.send(&e).await,
         };
         match self.subs.remove(&(owner, kind)) {
             Some(h) if !h.task.is_finished() => {
                 h.shared.end(EndReason::Requested);
-                self.send(&ServerFrame::Unsubscribed {
+                let frame = ServerFrame::Unsubscribed {
                     stream: kind.stream(),
                     user_id: owner,
                     reason: "requested",
-                })
+                };
+                count_out(frame.type_name());
+                // Through the push queue, behind the events the subscription queued there:
+                // nothing of it may follow `unsubscribed`.
+                self.out
+                    .send(Box::new(Message::Text(frame.to_text().into())))
+                    .await
+                    .map_err(|_| Gone)
             }
-            _ => self.send(&ServerFrame::error(
-                "not_subscribed",
-                format!("no subscription to {owner}'s {} stream", kind.stream()),
-            )),
+            _ => {
+                self.send(&ServerFrame::error(
+                    "not_subscribed",
+                    format!("no subscription to {owner}'s {} stream", kind.stream()),
+                ))
+                .await
+            }
         }
     }
 
     /// With Cognito this may wait for a key-set fetch (bounded by its timeout).
-    async fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Overflow> {
+    async fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Gone> {
         let Some(token) = frame.access_token.as_deref() else {
             self.send(&ServerFrame::error(
                 "invalid_frame",
                 "missing field `access_token`",
-            ))?;
+            ))
+            .await?;
             return Ok(None);
         };
         // Boxed: the check's future is large and rare; inline, every idle session would carry it.
@@ -612,7 +646,8 @@ impl Session {
                 self.schedule_expiry();
                 self.send(&ServerFrame::Refreshed {
                     expires_at: frames::unix_secs_rfc3339(v.expires_at),
-                })?;
+                })
+                .await?;
                 Ok(None)
             }
             Ok(_) => Ok(Some(End::Violation {
@@ -636,7 +671,8 @@ impl Session {
                     message: "the token cannot be checked now; send the refresh again later".into(),
                     seq: None,
                     retry_after_ms: Some(retry_after_ms.max(1000)),
-                })?;
+                })
+                .await?;
                 Ok(None)
             }
         }
@@ -658,7 +694,7 @@ impl Session {
         self.expiry.as_mut().reset(warn_at);
     }
 
-    fn on_expiry_timer(&mut self) -> Option<End> {
+    async fn on_expiry_timer(&mut self) -> Option<End> {
         let now = Instant::now();
         if self.warned || now >= self.expire_at {
             return Some(End::Violation {
@@ -672,8 +708,8 @@ impl Session {
             expires_at: frames::unix_secs_rfc3339(self.token_exp),
             expires_in_ms: (self.expire_at - now).as_millis() as u64,
         };
-        if self.send(&frame).is_err() {
-            return Some(End::SlowConsumer);
+        if self.send(&frame).await.is_err() {
+            return Some(End::PeerGone);
         }
         self.expiry.as_mut().reset(self.expire_at);
         None
@@ -690,7 +726,7 @@ impl Session {
         );
     }
 
-    fn complete(&mut self, done: Completed) -> Result<(), Overflow> {
+    async fn complete(&mut self, done: Completed) -> Result<(), Gone> {
         self.completed += 1;
         if self.analyze_after.is_some_and(|n| self.completed >= n) {
             self.analyze_after = None;
@@ -705,7 +741,9 @@ impl Session {
                     accepted: report.accepted,
                     duplicates: report.duplicates,
                     rejected: &report.rejected,
+                    rejected_omitted: report.rejected_omitted,
                 })
+                .await
             }
             Err(e) => {
                 let (code, retry) = if e.is_transient() {
@@ -721,6 +759,7 @@ impl Session {
                     seq: Some(done.seq),
                     retry_after_ms: retry,
                 })
+                .await
             }
         }
     }
@@ -740,8 +779,7 @@ impl Session {
             }
             End::Shutdown => {
                 if self.drain().await.is_err() {
-                    self.kill_with(close::SLOW_CONSUMER, "slow consumer");
-                    return "slow_consumer";
+                    return "peer_gone";
                 }
                 let frame = ServerFrame::GoingAway {
                     reason: "server shutting down",
@@ -758,8 +796,7 @@ impl Session {
                 message,
             } => {
                 if self.drain().await.is_err() {
-                    self.kill_with(close::SLOW_CONSUMER, "slow consumer");
-                    return "slow_consumer";
+                    return "peer_gone";
                 }
                 tracing::info!(code, error, "closing session");
                 let frame = ServerFrame::Error {
@@ -776,9 +813,9 @@ impl Session {
     }
 
     /// Waits for every batch in flight and sends its ack.
-    async fn drain(&mut self) -> Result<(), Overflow> {
+    async fn drain(&mut self) -> Result<(), Gone> {
         while let Some(done) = self.inflight.next().await {
-            self.complete(done)?;
+            self.complete(done).await?;
         }
         Ok(())
     }
@@ -790,8 +827,7 @@ impl Session {
             reason: Utf8Bytes::from_static(reason),
         }));
         for msg in [Message::Text(frame.to_text().into()), close] {
-            let msg = Box::new(msg);
-            if tokio::time::timeout(FLUSH_TIMEOUT, self.out.send(msg))
+            if tokio::time::timeout(FLUSH_TIMEOUT, self.replies.send(msg))
                 .await
                 .map_or(true, |r| r.is_err())
             {
@@ -809,11 +845,12 @@ impl Session {
         }
     }
 
-    fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Overflow> {
+    /// Queues a reply, waiting (and so not reading) while the replies queue is full.
+    async fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Gone> {
         count_out(frame.type_name());
-        self.out
-            .try_send(Box::new(Message::Text(frame.to_text().into())))
-            .map_err(|_| Overflow)
+        self.replies
+            .send(Message::Text(frame.to_text().into()))
+            .await
     }
 }
 
@@ -884,37 +921,4 @@ fn count_out(kind: &'static str) {
 
 fn count_close(reason: &'static str) {
     ::metrics::counter!(metrics::WS_CLOSES, "reason" => reason).increment(1);
-}
-
-/// Owns the socket's sending half: writes queued messages in order; a kill request jumps the
-/// queue (the queue is full or the peer is misbehaving).
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<super::Outgoing>,
-    mut kill: oneshot::Receiver<CloseFrame>,
-) {
-    // A oneshot must not be polled again once it resolved (the session may drop its sender).
-    let mut kill_armed = true;
-    loop {
-        tokio::select! {
-            biased;
-            res = &mut kill, if kill_armed => {
-                kill_armed = false;
-                if let Ok(frame) = res {
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-                    break;
-                }
-            }
-            msg = queue.recv() => {
-                let Some(msg) = msg else { break };
-                let msg = *msg;
-                let is_close = matches!(msg, Message::Close(_));
-                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
-                    Ok(Ok(())) if !is_close => {}
-                    _ => break,
-                }
-            }
-        }
-    }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }

@@ -61,6 +61,26 @@ async fn produce(device: &mut Ws) -> Value {
     }
 }
 
+/// Waits (bounded) until the caller's log holds `n` login entries (`login`, `login_failed`):
+/// they are written beside the login's answer, not before it.
+async fn logins_recorded(app: &TestApp, token: &str, n: usize) {
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let log = audit_log(app, token, 500).await;
+            let logins = actions(&log)
+                .iter()
+                .filter(|a| a.starts_with("login"))
+                .count();
+            if logins >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "{n} login entries recorded");
+}
+
 /// Every entry of the caller's audit log, following cursors with pages of `limit`.
 async fn audit_log(app: &TestApp, token: &str, limit: usize) -> Vec<Value> {
     let mut out = Vec::new();
@@ -215,6 +235,7 @@ async fn the_owner_sees_reads_shares_and_logins_and_nothing_else_does() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(dash.recv_type("unsubscribed").await["reason"], "revoked");
 
+    logins_recorded(&app, &owner_access, 3).await;
     let log = audit_log(&app, &owner_access, 500).await;
     assert_eq!(
         actions(&log),
@@ -318,6 +339,7 @@ async fn the_owner_sees_reads_shares_and_logins_and_nothing_else_does() {
     }
 
     // The viewer sees their own log only, whatever they ask for.
+    logins_recorded(&app, &viewer.access, 1).await;
     let theirs = audit_log(&app, &viewer.access, 500).await;
     assert_eq!(actions(&theirs), ["login", "account_created"]);
     let (status, body) = app
@@ -367,6 +389,7 @@ async fn the_audit_endpoint_needs_a_token_and_checks_its_query() {
             "{query}: {body}"
         );
     }
+    logins_recorded(&app, &u.access, 1).await;
     let (status, body) = app.get("/api/v1/audit", Some(&u.access)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

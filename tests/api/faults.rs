@@ -24,6 +24,8 @@ const OVERLOADED: u8 = 1;
 const BROKEN: u8 = 2;
 /// Only audit entries cannot be written.
 const AUDIT_DOWN: u8 = 3;
+/// Audit appends wait until the mode changes.
+const AUDIT_HELD: u8 = 4;
 
 /// Delegates to a real store unless told to fail.
 struct Faulty {
@@ -149,6 +151,9 @@ impl Store for Faulty {
         self.check()?;
         if self.mode.load(Ordering::SeqCst) == AUDIT_DOWN {
             return Err(StoreError::Timeout);
+        }
+        while self.mode.load(Ordering::SeqCst) == AUDIT_HELD {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         self.inner.append_audit(entry).await
     }
@@ -349,5 +354,64 @@ async fn another_users_data_is_not_disclosed_unless_the_read_is_audited() {
     assert_eq!(
         reads, 2,
         "the two reads that went out, not the refused one: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_answered_before_its_audit_entry_is_written() {
+    let mode = Arc::new(AtomicU8::new(HEALTHY));
+    let app = spawn_with_store({
+        let mode = mode.clone();
+        move |inner| Arc::new(Faulty { inner, mode })
+    })
+    .await;
+    let u = app.user().await;
+    let failed = |page: &AuditPage| {
+        page.entries
+            .iter()
+            .filter(|e| e.action == "login_failed")
+            .count()
+    };
+    mode.store(AUDIT_HELD, Ordering::SeqCst);
+    // Hang guard only: the answer must not wait for the held audit write at all.
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        app.post(
+            "/api/v1/auth/login",
+            &json!({"email": u.email, "password": "not the password"}),
+            None,
+        ),
+    )
+    .await
+    .expect("the login is answered while its audit entry is still being written");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+    let page = app
+        .app
+        .store
+        .list_audit(u.user_id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(failed(&page), 0, "the write is still held");
+
+    mode.store(HEALTHY, Ordering::SeqCst);
+    let written = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let page = app
+                .app
+                .store
+                .list_audit(u.user_id, None, 100)
+                .await
+                .unwrap();
+            if failed(&page) == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        written.is_ok(),
+        "the failed login is recorded once released"
     );
 }

@@ -195,3 +195,32 @@ async fn sessions_per_user_are_capped_at_the_handshake() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_413_at_once() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 1024 * 1024).await;
+    let u = app.user().await;
+    for path in ["/api/v1/health-data", "/api/v1/auth/login"] {
+        let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+        // Headers only: the body would follow, but a server that waits for it waits for ever.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n",
+            u.access
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // Hang guard only: the answer comes at once, not at a timeout.
+        let (answer, _) = read_until_closed(&mut tcp, Duration::from_secs(3)).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        let body = &answer[answer.find("\r\n\r\n").expect("a body") + 4..];
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1048576"),
+            "the message names the limit: {body}"
+        );
+    }
+}

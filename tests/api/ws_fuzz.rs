@@ -113,7 +113,8 @@ async fn every_generated_frame_gets_one_answer() {
                 let n = sent["samples"].as_array().unwrap().len() as u64;
                 let total = reply["accepted"].as_u64().unwrap()
                     + reply["duplicates"].as_u64().unwrap()
-                    + reply["rejected"].as_array().unwrap().len() as u64;
+                    + reply["rejected"].as_array().unwrap().len() as u64
+                    + reply["rejected_omitted"].as_u64().unwrap();
                 assert_eq!(total, n, "{text} -> {reply}");
                 assert_eq!(reply["seq"], sent["seq"]);
             }
