@@ -229,9 +229,16 @@ fn clarity_score_prints_the_embedding_of_a_csv_week() {
         .arg(&dir)
         .arg("--input")
         .arg(&csv)
+        .arg("--onnxruntime-lib")
+        .arg(&lib)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
