@@ -194,7 +194,12 @@ pub async fn write_loop(
                 let _ = tokio::time::timeout_at(deadline, sink.close()).await;
                 return;
             }
-            Ok(Err(_)) => return,
+            Ok(Err(_)) => {
+                // Most often the peer closed first and this frame came too late: the close
+                // reply tungstenite still holds must go out, or the peer sees a bare FIN.
+                let _ = tokio::time::timeout_at(deadline, sink.close()).await;
+                return;
+            }
             Err(_) => {
                 // Waiting longer for a peer that does not read only holds memory: drop it.
                 tracing::debug!("write timeout: the client did not read its backlog in time");
