@@ -186,6 +186,42 @@ fn every_serve_setting_has_an_env_var_and_a_default_bar_the_listed_exceptions() 
     );
 }
 
+/// Each flag's value is named after the flag in upper snake case (`--store-timeout-ms
+/// <STORE_TIMEOUT_MS>`), as clap derives it from the field name: a field renamed inside a
+/// settings group must keep the name users see in `--help` and in error messages.
+#[test]
+fn every_value_is_named_after_its_flag() {
+    let mut root = Cli::command();
+    root.build();
+    let mut wrong = Vec::new();
+    let mut check = |cmd: &clap::Command| {
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if !arg.get_action().takes_values() {
+                continue;
+            }
+            let want = long.to_uppercase().replace('-', "_");
+            let got: Vec<&str> = arg
+                .get_value_names()
+                .unwrap_or_default()
+                .iter()
+                .map(|n| n.as_str())
+                .collect();
+            if got != [want.as_str()] {
+                wrong.push(format!("{} --{long} <{}>", cmd.get_name(), got.join(" ")));
+            }
+        }
+    };
+    check(&root);
+    for sub in root.get_subcommands() {
+        check(sub);
+    }
+    assert!(
+        wrong.is_empty(),
+        "value names that are not the flag in upper case: {wrong:#?}"
+    );
+}
+
 /// What a user reads: each command's `--help` from the real binary names each of its visible
 /// flags in the snapshot (and its environment variable).
 #[tokio::test]
