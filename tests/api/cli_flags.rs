@@ -264,3 +264,23 @@ async fn help_of_each_command_lists_its_snapshot_flags() {
         assert!(seen > 0, "the snapshot has no flags of {command}");
     }
 }
+
+/// docs/configuration.md, the reference for operators, names every visible serve flag.
+#[test]
+fn the_configuration_docs_name_every_serve_flag() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md exists");
+    let missing: Vec<String> = flag_lines()
+        .iter()
+        .filter(|l| l.starts_with("serve ") && !l.contains("[hidden]"))
+        .filter_map(|l| l.split(' ').nth(1).map(str::to_owned))
+        .filter(|flag| !docs.contains(&format!("`{flag}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md does not list {missing:?}"
+    );
+}
