@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,14 +16,14 @@ use crate::auth::{Auth, TokenKeys, tokens};
 use crate::bus::Bus;
 use crate::bus::memory::{MemoryBus, Net};
 use crate::bus::redis::RedisBus;
-use crate::config::{Config, StoreKind};
+use crate::config::{BusConfig, Config, InsightsConfig, StoreKind};
 use crate::http::origin::OriginPolicy;
 use crate::insights::Insights;
-use crate::insights::gemini::{Gemini, GeminiConfig};
-use crate::scoring::Pat;
+use crate::insights::gemini::Gemini;
+use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
-use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::sqlite::SqliteStore;
 use crate::streams::Streams;
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
@@ -84,7 +83,7 @@ impl App {
     }
 
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
-        let bus = bus_from(&config)?;
+        let bus = bus_from(&config.bus)?;
         App::with_parts(config, store, bus).await
     }
 
@@ -95,24 +94,24 @@ impl App {
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<App> {
         let cognito = config.cognito()?;
-        let secret = tokens::load_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
-        let keys = TokenKeys::new(&secret, &config.jwt_issuer, &config.jwt_audience)?;
-        let access_ttl = Duration::from_secs(config.access_token_ttl_secs.max(1));
-        let refresh_ttl = Duration::from_secs(config.refresh_token_ttl_secs.max(1));
+        let auth_config = &config.auth;
+        let secret = tokens::load_secret(auth_config.jwt_secret.as_ref(), &config.store.data_dir)?;
+        let keys = TokenKeys::new(&secret, &auth_config.jwt_issuer, &auth_config.jwt_audience)?;
+        let (access_ttl, refresh_ttl) = (auth_config.access_ttl(), auth_config.refresh_ttl());
         let auth = tokio::task::spawn_blocking({
             let store = store.clone();
             move || Auth::new(keys, store, access_ttl, refresh_ttl)
         })
         .await??
         .with_cognito(cognito)?;
-        let origins = OriginPolicy::new(&config.allowed_origins)?;
-        let admins = admin_user_ids(&config.admin_user_ids, &config.admin_emails)?;
+        let origins = OriginPolicy::new(&config.server.allowed_origins)?;
+        let admins = admin_user_ids(&auth_config.admin_user_ids, &auth_config.admin_emails)?;
         let login_throttle = LoginThrottle::new(
-            config.login_max_failures,
-            config.login_max_failures_per_ip,
-            Duration::from_secs(config.login_failure_window_secs.max(1)),
+            auth_config.login_max_failures,
+            auth_config.login_max_failures_per_ip,
+            auth_config.login_failure_window(),
         );
-        let pat_options = config.pat_options();
+        let pat_options = PatOptions::from(&config.scoring);
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {
             store,
@@ -125,11 +124,11 @@ impl App {
             analysis_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
-            insights: insights_from(&config)?,
+            insights: insights_from(&config.insights)?,
             insight_requests: DashMap::new(),
             user_samples: DashMap::new(),
-            streams: Arc::new(Streams::new(config.stream_history)),
-            ownership: Ownership::new(bus.clone(), config.lease_ttl()),
+            streams: Arc::new(Streams::new(config.limits.stream_history)),
+            ownership: Ownership::new(bus.clone(), config.bus.lease_ttl()),
             bus,
             config,
             pat,
@@ -168,12 +167,12 @@ fn admin_user_ids(ids: &[String], emails: &[String]) -> anyhow::Result<HashSet<u
 }
 
 /// The bus `--bus` names: in-process, or Redis (connected lazily: a node starts without it).
-fn bus_from(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+fn bus_from(config: &BusConfig) -> anyhow::Result<Arc<dyn Bus>> {
     let node = config.node_id.unwrap_or_else(uuid::Uuid::new_v4);
-    Ok(match config.bus.as_str() {
+    Ok(match config.url.as_str() {
         "memory" => Arc::new(MemoryBus::new(node, Net::new())),
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            Arc::new(RedisBus::start(url, &config.bus_prefix, node)?)
+            Arc::new(RedisBus::start(url, &config.prefix, node)?)
         }
         other => anyhow::bail!(
             "unknown --bus {other:?}: use `memory` or a Redis URL (redis://HOST:PORT)"
@@ -181,36 +180,17 @@ fn bus_from(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     })
 }
 
-fn insights_from(config: &Config) -> anyhow::Result<Insights> {
-    let gemini = match &config.gemini_api_key {
-        Some(key) => Some(Gemini::new(GeminiConfig {
-            base_url: config.gemini_base_url.clone(),
-            model: config.gemini_model.clone(),
-            api_key: key.clone(),
-            timeout: Duration::from_millis(config.gemini_timeout_ms.max(1)),
-            max_attempts: config.gemini_max_attempts.max(1),
-            max_concurrency: config.gemini_max_concurrency,
-            breaker_failures: config.gemini_breaker_failures,
-            breaker_cooldown: Duration::from_secs(config.gemini_breaker_secs),
-            stream: config.gemini_stream,
-        })?),
-        None => None,
-    };
-    Ok(Insights::new(gemini, config.gemini_fallback))
+fn insights_from(config: &InsightsConfig) -> anyhow::Result<Insights> {
+    let gemini = config.gemini().map(Gemini::new).transpose()?;
+    Ok(Insights::new(gemini, config.fallback))
 }
 
 /// Opens the store `config` names; the DynamoDB table must exist (`clarity migrate`).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match config.store {
+    Ok(match config.store.kind {
         StoreKind::Sqlite => {
-            let opts = SqliteOptions {
-                synchronous: config.sqlite_synchronous.clone(),
-                queue_depth: config.store_queue_depth,
-                max_pending_samples: config.store_max_pending_samples,
-                timeout: config.store_timeout(),
-                ..SqliteOptions::default()
-            };
-            let dir = config.data_dir.clone();
+            let opts = config.sqlite.options(&config.store, &config.writes);
+            let dir = config.store.data_dir.clone();
             Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??)
         }
         StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&dynamo_options(config)).await?),
@@ -218,19 +198,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 pub fn dynamo_options(config: &Config) -> DynamoOptions {
-    DynamoOptions {
-        table_prefix: config.dynamodb_table_prefix.clone(),
-        endpoint: config.dynamodb_endpoint.clone(),
-        max_attempts: config.dynamodb_max_attempts,
-        timeout: config.store_timeout(),
-        max_pending_samples: config.store_max_pending_samples,
-        max_inflight: config.dynamodb_max_inflight,
-    }
+    config.dynamodb.options(&config.store, &config.writes)
 }
 
 /// `clarity migrate`: creates what the configured store needs, idempotently.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    match config.store {
+    match config.store.kind {
         StoreKind::Sqlite => {
             // Opening creates the schema.
             open_store(config).await?.close().await;

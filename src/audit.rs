@@ -106,7 +106,7 @@ pub struct Event<'a> {
 /// what it records (fail closed).
 pub async fn record(app: &App, event: Event<'_>) -> StoreResult<()> {
     let at = Utc::now();
-    let days = i64::from(app.config.audit_retention_days.max(1));
+    let days = i64::from(app.config.audit.retention_days.max(1));
     let entry = AuditRecord {
         id: Uuid::now_v7(),
         owner_id: event.owner,

@@ -150,10 +150,10 @@ async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
 /// they fit (the request is then refused, not queued).
 pub fn admit(app: &App, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
     let cfg = &app.config;
-    let per_sec = cfg.max_user_samples_per_sec.max(1);
+    let per_sec = cfg.limits.max_user_samples_per_sec.max(1);
     let burst = (per_sec.saturating_mul(2) as usize)
-        .max(cfg.max_samples_per_request)
-        .max(cfg.max_samples_per_frame);
+        .max(cfg.limits.max_samples_per_request)
+        .max(cfg.limits.max_samples_per_frame);
     app.user_samples
         .entry(user)
         .or_insert_with(|| TokenBucket::new(per_sec, u32::try_from(burst).unwrap_or(u32::MAX)))

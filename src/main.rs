@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
-    telemetry::init(&config);
+    telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,9 +49,9 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "cannot raise the open-file limit");
     }
-    if config.store == StoreKind::Dynamodb
-        && config.auth == AuthMode::Local
-        && config.jwt_secret.is_none()
+    if config.store.kind == StoreKind::Dynamodb
+        && config.auth.mode == AuthMode::Local
+        && config.auth.jwt_secret.is_none()
     {
         tracing::warn!(
             "--store dynamodb without --jwt-secret: this node signs tokens with its own key \
@@ -59,11 +59,11 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
              --jwt-secret (CLARITY_JWT_SECRET, at least 32 bytes)"
         );
     }
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     let app = Arc::new(App::new(config).await?);
     tracing::info!(
-        store = ?app.config.store,
-        data_dir = %app.config.data_dir.display(),
+        store = ?app.config.store.kind,
+        data_dir = %app.config.store.data_dir.display(),
         "listening on http://{}",
         listener.local_addr()?
     );

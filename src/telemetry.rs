@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::config::{LogFormat, TelemetryConfig};
 
 /// Targets (prefixes) whose trace level carries message payloads: never logged above debug.
 const PAYLOAD_LOGGERS: [&str; 8] = [
@@ -26,7 +26,7 @@ const PAYLOAD_LOGGERS: [&str; 8] = [
     "h2",
 ];
 
-pub fn init(config: &Config) {
+pub fn init(config: &TelemetryConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(&config.log))
         .with_ansi(std::io::stderr().is_terminal())

@@ -27,10 +27,10 @@ impl Server {
         let mut config = clarity::config::Config::for_tests(dir.path());
         // The load generator puts many sessions and uploads on few accounts, as fast as the
         // server answers: per-user limits lifted, as BENCHMARKS.md's server command does.
-        config.max_sessions_per_user = 0;
-        config.max_user_samples_per_sec = 100_000_000;
-        config.max_samples_per_sec = 100_000_000;
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        config.limits.max_sessions_per_user = 0;
+        config.limits.max_user_samples_per_sec = 100_000_000;
+        config.limits.max_samples_per_sec = 100_000_000;
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");

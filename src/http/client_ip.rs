@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // Served without connection info (a router driven in-process): one shared bucket.
-        let ip = address(parts, state.config.trust_forwarded_for)
+        let ip = address(parts, state.config.server.trust_forwarded_for)
             .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         Ok(ClientIp(prefix(ip)))
     }
@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for Origin {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
         Ok(Origin::new(
-            address(parts, state.config.trust_forwarded_for),
+            address(parts, state.config.server.trust_forwarded_for),
             ua,
         ))
     }

@@ -65,7 +65,7 @@ async fn upload(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<IngestReport>, ApiError> {
-    let max = state.config.max_samples_per_request;
+    let max = state.config.limits.max_samples_per_request;
     let big = body.len() > ingest::OFFLOAD_BYTES;
     let validate = move || -> Result<(ingest::Prepared, usize), ApiError> {
         let b: UploadBody<'_> = json_body(&headers, &body).map_err(|e| bare_array(e, &body))?;
@@ -89,7 +89,7 @@ async fn upload(
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "more than {} samples per second for this user",
-                state.config.max_user_samples_per_sec
+                state.config.limits.max_user_samples_per_sec
             ),
             retry_after_ms: crate::ws::rate::retry_after_ms(wait),
         });

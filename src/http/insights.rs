@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Counts this request against the caller's hourly budget.
 fn admit(state: &AppState, user: Uuid) -> Result<(), ApiError> {
-    let limit = state.config.insight_requests_per_hour.max(1) as usize;
+    let limit = state.config.insights.insight_requests_per_hour.max(1) as usize;
     let mut recent = state.insight_requests.entry(user).or_default();
     let now = Instant::now();
     recent.retain(|t| now.duration_since(*t) < HOUR);

@@ -56,7 +56,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
+    let body_limit = state.config.limits.max_body_bytes;
     Router::from(api())
         // Not REST: the dashboard's files, and the WebSocket (protocol/asyncapi.yaml).
         .merge(dashboard::router())

@@ -8,7 +8,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -40,10 +39,10 @@ pub async fn run(
     let listener = listener::GuardedListener::new(
         listener,
         listener::Limits {
-            handshake: Duration::from_millis(config.handshake_timeout_ms.max(1)),
-            idle: config.idle_timeout(),
-            per_ip: config.max_connections_per_ip,
-            send_buffer: config.socket_send_buffer,
+            handshake: config.server.handshake_timeout(),
+            idle: config.server.idle_timeout(),
+            per_ip: config.server.max_connections_per_ip,
+            send_buffer: config.server.socket_send_buffer,
         },
     );
     // `tap_io` adds nothing; it is what gives `ConnectInfo<SocketAddr>` for any listener.
@@ -63,7 +62,7 @@ pub async fn run(
     let result = serve.await;
     app.shutdown.cancel();
     app.sessions.close();
-    if tokio::time::timeout(app.config.shutdown_grace(), app.sessions.wait())
+    if tokio::time::timeout(app.config.server.shutdown_grace(), app.sessions.wait())
         .await
         .is_err()
     {
@@ -82,7 +81,7 @@ pub async fn run(
 
 /// Drops the windows of users gone quiet, so memory follows the active users.
 async fn sweep_windows(app: Arc<App>) {
-    let idle = app.config.window_idle();
+    let idle = app.config.windows.idle();
     let mut tick = tokio::time::interval(idle.min(std::time::Duration::from_secs(60)));
     loop {
         tokio::select! {

@@ -62,7 +62,7 @@ async fn upgrade(
     let verified = state.auth.verify_access(token).await?;
     // Per node; checked before the upgrade, so a burst of simultaneous opens may pass it by
     // a few.
-    let max_sessions = state.config.max_sessions_per_user;
+    let max_sessions = state.config.limits.max_sessions_per_user;
     if max_sessions > 0 && state.hub.session_count(verified.user_id) >= max_sessions {
         return Err(ApiError::TooManyRequests {
             message: format!("at most {max_sessions} open sessions per user"),
@@ -77,7 +77,7 @@ async fn upgrade(
     let ws = ws.map_err(|e| ApiError::UpgradeRequired {
         message: format!("WebSocket upgrade required: {}", e.body_text()),
     })?;
-    let max = state.config.max_frame_bytes;
+    let max = state.config.limits.max_frame_bytes;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)

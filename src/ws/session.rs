@@ -155,17 +155,19 @@ async fn serve(
 ) -> &'static str {
     let cfg = &state.config;
     let (sink, mut stream) = socket.split();
-    let (out_tx, out_rx) = mpsc::channel(cfg.outbound_queue.max(4));
-    let (replies, replies_rx) =
-        outbound::replies(cfg.outbound_queue.max(4), cfg.outbound_queue_bytes);
+    let (out_tx, out_rx) = mpsc::channel(cfg.limits.outbound_queue.max(4));
+    let (replies, replies_rx) = outbound::replies(
+        cfg.limits.outbound_queue.max(4),
+        cfg.limits.outbound_queue_bytes,
+    );
     let (kill_tx, kill_rx) = oneshot::channel();
 
     let limits = Limits {
-        max_frame_bytes: cfg.max_frame_bytes,
-        max_samples_per_frame: cfg.max_samples_per_frame,
-        max_frames_per_sec: cfg.max_frames_per_sec,
-        frame_burst: cfg.frame_burst,
-        max_inflight_batches: cfg.max_inflight_batches.max(1),
+        max_frame_bytes: cfg.limits.max_frame_bytes,
+        max_samples_per_frame: cfg.limits.max_samples_per_frame,
+        max_frames_per_sec: cfg.limits.max_frames_per_sec,
+        frame_burst: cfg.limits.frame_burst,
+        max_inflight_batches: cfg.limits.max_inflight_batches.max(1),
     };
     // The writer starts with the welcome, before anything pushed (the hub, the bus) can
     // reach it: it must be the first frame the client reads.
@@ -174,7 +176,7 @@ async fn serve(
         session_id,
         user_id: verified.user_id,
         server_time: frames::now_rfc3339(),
-        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+        heartbeat_interval_ms: cfg.server.heartbeat_interval_ms,
         token_expires_at: frames::unix_secs_rfc3339(verified.expires_at),
         limits: &limits,
     };
@@ -185,7 +187,7 @@ async fn serve(
         replies_rx,
         out_rx,
         kill_rx,
-        cfg.ws_write_timeout(),
+        cfg.limits.ws_write_timeout(),
     ));
     let hub = state.hub.register(
         verified.user_id,
@@ -215,11 +217,12 @@ async fn serve(
         out: out_tx,
         hub,
         kill: Some(kill_tx),
-        limiter: TokenBucket::new(cfg.max_frames_per_sec, cfg.frame_burst),
+        limiter: TokenBucket::new(cfg.limits.max_frames_per_sec, cfg.limits.frame_burst),
         sample_limiter: TokenBucket::new(
-            cfg.max_samples_per_sec,
+            cfg.limits.max_samples_per_sec,
             u32::try_from(
-                (cfg.max_samples_per_sec.saturating_mul(2) as usize).max(cfg.max_samples_per_frame),
+                (cfg.limits.max_samples_per_sec.saturating_mul(2) as usize)
+                    .max(cfg.limits.max_samples_per_frame),
             )
             .unwrap_or(u32::MAX),
         ),
@@ -272,10 +275,10 @@ impl Session {
         let state = self.state.clone();
         let cfg = &state.config;
         let shutdown = state.shutdown.clone();
-        let interval = cfg.heartbeat_interval();
+        let interval = cfg.server.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let max_inflight = cfg.max_inflight_batches.max(1);
+        let max_inflight = cfg.limits.max_inflight_batches.max(1);
         let overflow = self.hub.overflow.clone();
         let control = self.hub.control.clone();
         let writer_gone = self.replies.gone().clone();
@@ -292,7 +295,7 @@ impl Session {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if self.last_seen.elapsed() >= cfg.heartbeat_timeout() {
+                    if self.last_seen.elapsed() >= cfg.server.heartbeat_timeout() {
                         return End::Violation {
                             code: close::HEARTBEAT_TIMEOUT,
                             error: "heartbeat_timeout",
@@ -310,7 +313,7 @@ impl Session {
                 msg = stream.next(), if self.inflight.len() < max_inflight => {
                     let msg = match msg {
                         None => return End::PeerGone,
-                        Some(Err(e)) => return classify_read_error(e, cfg.max_frame_bytes),
+                        Some(Err(e)) => return classify_read_error(e, cfg.limits.max_frame_bytes),
                         Some(Ok(m)) => m,
                     };
                     self.last_seen = Instant::now();
@@ -341,7 +344,7 @@ impl Session {
             // Control frames only prove liveness; tungstenite answers pings itself.
             Message::Ping(_) | Message::Pong(_) => return Ok(None),
         };
-        let max = self.state.config.max_frame_bytes;
+        let max = self.state.config.limits.max_frame_bytes;
         if text.len() > max {
             count_in("oversized");
             return Ok(Some(too_big(text.len(), max)));
@@ -363,7 +366,7 @@ impl Session {
         if let Err(wait) = self.limiter.try_take() {
             count_in("rate_limited");
             self.strikes += 1;
-            if self.strikes > self.state.config.frame_burst {
+            if self.strikes > self.state.config.limits.frame_burst {
                 return Ok(Some(End::Violation {
                     code: close::RATE_LIMITED,
                     error: "rate_limit_exceeded",
@@ -469,7 +472,7 @@ impl Session {
                 .send(&invalid("`samples` must be an array", Some(seq)))
                 .await;
         };
-        let max = self.state.config.max_samples_per_frame;
+        let max = self.state.config.limits.max_samples_per_frame;
         if list.len() > max {
             return self
                 .send(&ServerFrame::Error {
@@ -482,11 +485,19 @@ impl Session {
         }
         // Samples per second: this session's budget, then the user's on this node.
         let wait = match self.sample_limiter.try_take_n(list.len()) {
-            Err(wait) => Some((wait, "session", self.state.config.max_samples_per_sec)),
+            Err(wait) => Some((
+                wait,
+                "session",
+                self.state.config.limits.max_samples_per_sec,
+            )),
             Ok(()) => match ingest::admit(&self.state, self.user, list.len()) {
                 Err(wait) => {
                     self.sample_limiter.give_back(list.len());
-                    Some((wait, "user", self.state.config.max_user_samples_per_sec))
+                    Some((
+                        wait,
+                        "user",
+                        self.state.config.limits.max_user_samples_per_sec,
+                    ))
                 }
                 Ok(()) => None,
             },
@@ -567,7 +578,7 @@ impl Session {
         if let Some(old) = self.subs.remove(&(owner, kind)) {
             old.shared.end(EndReason::Requested);
         }
-        let max = self.state.config.max_subscriptions;
+        let max = self.state.config.limits.max_subscriptions;
         if self.subs.len() >= max {
             return self
                 .send(&ServerFrame::error(
@@ -689,7 +700,7 @@ impl Session {
         let now = Instant::now();
         self.expire_at = now + Duration::from_millis(left as u64);
         self.warned = false;
-        let warning = Duration::from_secs(self.state.config.token_expiry_warning_secs);
+        let warning = Duration::from_secs(self.state.config.auth.token_expiry_warning_secs);
         let warn_at = self.expire_at.checked_sub(warning).unwrap_or(now).max(now);
         self.expiry.as_mut().reset(warn_at);
     }

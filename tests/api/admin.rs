@@ -27,7 +27,7 @@ async fn admin(app: &TestApp) -> String {
 }
 
 fn admins(c: &mut Config) {
-    c.admin_user_ids = vec![Uuid::new_v4().to_string(), ADMIN_ID.to_string()];
+    c.auth.admin_user_ids = vec![Uuid::new_v4().to_string(), ADMIN_ID.to_string()];
 }
 
 async fn disconnect(app: &TestApp, token: Option<&str>, user: &str) -> (StatusCode, Value) {
@@ -184,9 +184,11 @@ async fn disconnect_and_logout_reach_sessions_on_other_nodes() {
 async fn signing_up_with_an_admins_address_gives_no_admin_rights() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.jwt_secret = Some(JWT_SECRET.to_string().into());
-    config.admin_emails = vec!["admin@example.com".into()];
-    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
+    config.auth.admin_emails = vec!["admin@example.com".into()];
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .unwrap();
     match App::new(config).await {
         Err(e) => {
             let msg = e.to_string();
@@ -207,8 +209,8 @@ async fn signing_up_with_an_admins_address_gives_no_admin_rights() {
     // Malformed ids stop the start too, naming the bad entry.
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.jwt_secret = Some(JWT_SECRET.to_string().into());
-    config.admin_user_ids = vec!["admin@example.com".into()];
+    config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
+    config.auth.admin_user_ids = vec!["admin@example.com".into()];
     let err = App::new(config).await.err().expect("refused");
     assert!(err.to_string().contains("`admin@example.com`"), "{err}");
 }
@@ -217,7 +219,7 @@ async fn signing_up_with_an_admins_address_gives_no_admin_rights() {
 /// and the configured id is the admin whatever its address.
 #[tokio::test]
 async fn admins_are_their_account_ids_not_their_addresses() {
-    let app = spawn_app_with(|c| c.admin_user_ids = vec![ADMIN_ID.to_string()]).await;
+    let app = spawn_app_with(|c| c.auth.admin_user_ids = vec![ADMIN_ID.to_string()]).await;
     let victim = app.user().await;
     // An address nobody holds, then the admin's own address in another case: no rights.
     app.signup("Admin@Example.com").await;

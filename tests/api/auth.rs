@@ -226,7 +226,7 @@ async fn refresh_rotates_and_detects_reuse() {
 
 #[tokio::test]
 async fn expired_refresh_token_is_refused() {
-    let app = spawn_app_with(|c| c.refresh_token_ttl_secs = 1).await;
+    let app = spawn_app_with(|c| c.auth.refresh_token_ttl_secs = 1).await;
     let u = app.user().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, b) = app

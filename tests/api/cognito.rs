@@ -162,11 +162,11 @@ impl Jwks {
 }
 
 fn cognito_config(c: &mut Config, jwks: &Jwks) {
-    c.auth = AuthMode::Cognito;
-    c.cognito_user_pool_id = Some(POOL.into());
-    c.cognito_client_id = Some(CLIENT_ID.into());
-    c.cognito_jwks_url = Some(jwks.url());
-    c.cognito_jwks_timeout_ms = 2_000;
+    c.auth.mode = AuthMode::Cognito;
+    c.cognito.user_pool_id = Some(POOL.into());
+    c.cognito.client_id = Some(CLIENT_ID.into());
+    c.cognito.jwks_url = Some(jwks.url());
+    c.cognito.jwks_timeout_ms = 2_000;
 }
 
 async fn spawn_cognito(jwks: &Jwks, f: impl FnOnce(&mut Config)) -> TestApp {
@@ -448,7 +448,7 @@ async fn bad_cognito_tokens_get_401() {
 #[tokio::test]
 async fn key_rotation_refetches_for_a_new_kid_but_not_too_often() {
     let jwks = Jwks::start(&[key1()]).await;
-    let app = spawn_cognito(&jwks, |c| c.cognito_jwks_min_refetch_ms = 1_000).await;
+    let app = spawn_cognito(&jwks, |c| c.cognito.jwks_min_refetch_ms = 1_000).await;
     let user = Uuid::new_v4();
     let old = sign(key1(), &claims(user));
     assert_eq!(
@@ -504,8 +504,8 @@ async fn key_rotation_refetches_for_a_new_kid_but_not_too_often() {
 async fn key_set_is_refreshed_after_its_max_age() {
     let jwks = Jwks::start(&[key1(), key2()]).await;
     let app = spawn_cognito(&jwks, |c| {
-        c.cognito_jwks_max_age_secs = 1;
-        c.cognito_jwks_min_refetch_ms = 100;
+        c.cognito.jwks_max_age_secs = 1;
+        c.cognito.jwks_min_refetch_ms = 100;
     })
     .await;
     let user = Uuid::new_v4();
@@ -549,8 +549,8 @@ async fn key_set_is_refreshed_after_its_max_age() {
 async fn key_set_outage_keeps_cached_keys_and_answers_503_for_the_rest() {
     let jwks = Jwks::start(&[key1()]).await;
     let app = spawn_cognito(&jwks, |c| {
-        c.cognito_jwks_max_age_secs = 1;
-        c.cognito_jwks_min_refetch_ms = 1_000;
+        c.cognito.jwks_max_age_secs = 1;
+        c.cognito.jwks_min_refetch_ms = 1_000;
     })
     .await;
     let user = Uuid::new_v4();
@@ -611,7 +611,7 @@ async fn key_set_outage_keeps_cached_keys_and_answers_503_for_the_rest() {
 #[tokio::test]
 async fn websocket_refresh_with_cognito_tokens() {
     let jwks = Jwks::start(&[key1()]).await;
-    let app = spawn_cognito(&jwks, |c| c.cognito_jwks_min_refetch_ms = 200).await;
+    let app = spawn_cognito(&jwks, |c| c.cognito.jwks_min_refetch_ms = 200).await;
     let user = Uuid::new_v4();
     let mut first = claims(user);
     first["exp"] = (now() + 600).into();
@@ -689,9 +689,9 @@ async fn cognito_mode_needs_pool_and_client() {
     let dir = tempfile::tempdir().unwrap();
     let start = |f: &dyn Fn(&mut Config)| {
         let mut c = Config::for_tests(dir.path());
-        c.auth = AuthMode::Cognito;
-        c.cognito_user_pool_id = Some(POOL.into());
-        c.cognito_client_id = Some(CLIENT_ID.into());
+        c.auth.mode = AuthMode::Cognito;
+        c.cognito.user_pool_id = Some(POOL.into());
+        c.cognito.client_id = Some(CLIENT_ID.into());
         f(&mut c);
         async move {
             match App::new(c).await {
@@ -700,26 +700,26 @@ async fn cognito_mode_needs_pool_and_client() {
             }
         }
     };
-    let e = start(&|c| c.cognito_user_pool_id = None).await;
+    let e = start(&|c| c.cognito.user_pool_id = None).await;
     assert!(e.contains("--cognito-user-pool-id"), "{e}");
-    let e = start(&|c| c.cognito_client_id = Some(" ".into())).await;
+    let e = start(&|c| c.cognito.client_id = Some(" ".into())).await;
     assert!(e.contains("--cognito-client-id"), "{e}");
-    let e = start(&|c| c.cognito_user_pool_id = Some("nounderscore".into())).await;
+    let e = start(&|c| c.cognito.user_pool_id = Some("nounderscore".into())).await;
     assert!(e.contains("--cognito-region"), "{e}");
 
     // The defaults derived from the pool id.
     let mut c = Config::for_tests(dir.path());
-    c.auth = AuthMode::Cognito;
-    c.cognito_user_pool_id = Some(POOL.into());
-    c.cognito_client_id = Some(CLIENT_ID.into());
+    c.auth.mode = AuthMode::Cognito;
+    c.cognito.user_pool_id = Some(POOL.into());
+    c.cognito.client_id = Some(CLIENT_ID.into());
     let s = c.cognito().unwrap().unwrap();
     assert_eq!(s.issuer, ISSUER);
     assert_eq!(s.jwks_url, format!("{ISSUER}/.well-known/jwks.json"));
-    c.cognito_region = Some("us-west-2".into());
+    c.cognito.region = Some("us-west-2".into());
     assert_eq!(
         c.cognito().unwrap().unwrap().issuer,
         "https://cognito-idp.us-west-2.amazonaws.com/eu-west-1_TestPool1"
     );
-    c.auth = AuthMode::Local;
+    c.auth.mode = AuthMode::Local;
     assert!(c.cognito().unwrap().is_none());
 }

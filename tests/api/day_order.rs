@@ -232,9 +232,9 @@ impl Stream {
 }
 
 fn lift_limits(config: &mut Config) {
-    config.max_samples_per_sec = 1_000_000;
-    config.max_user_samples_per_sec = 1_000_000;
-    config.max_inflight_batches = IN_FLIGHT;
+    config.limits.max_samples_per_sec = 1_000_000;
+    config.limits.max_user_samples_per_sec = 1_000_000;
+    config.limits.max_inflight_batches = IN_FLIGHT;
 }
 
 /// A server on `backend` whose store is wrapped by `wrap`.
@@ -247,7 +247,9 @@ async fn spawn_wrapped(
     backend.migrate(&config).await;
     lift_limits(&mut config);
     let store = clarity::app::open_store(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .unwrap();
     let app = App::with_store(config, wrap(store)).await.unwrap();
     serve(Arc::new(app), listener, dir).await
 }
@@ -414,13 +416,15 @@ async fn two_nodes_day_analyses_see_every_earlier_batch_when_the_store_reorders(
     for _ in 0..2 {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
-        config.jwt_secret = Some(JWT_SECRET.to_string().into());
+        config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
         lift_limits(&mut config);
         let bus = Arc::new(clarity::bus::memory::MemoryBus::new(
             Uuid::new_v4(),
             net.clone(),
         ));
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .unwrap();
         let app = App::with_parts(config, store.clone(), bus).await.unwrap();
         nodes.push(serve(Arc::new(app), listener, dir).await);
     }

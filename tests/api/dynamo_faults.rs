@@ -78,8 +78,8 @@ impl Emulator {
         // Listening is not serving: a JVM started next to a busy test run can take seconds to
         // answer its first request, longer than the store timeout the tests use.
         let mut config = clarity::config::Config::for_tests(self.db.path());
-        config.dynamodb_endpoint = Some(self.endpoint());
-        config.store_timeout_ms = 10_000;
+        config.dynamodb.endpoint = Some(self.endpoint());
+        config.store.timeout_ms = 10_000;
         let client = clarity::store::dynamo::client(&clarity::app::dynamo_options(&config))
             .await
             .expect("credentials");
@@ -192,8 +192,8 @@ async fn emulator_stopped_mid_stream_gives_errors_then_ingest_resumes_exactly_on
         prefix: "fault-".into(),
     };
     let app = spawn_on(&backend, |c| {
-        c.store_timeout_ms = 2_000;
-        c.dynamodb_max_attempts = 2;
+        c.store.timeout_ms = 2_000;
+        c.dynamodb.max_attempts = 2;
     })
     .await;
     let user = app.user().await;
@@ -298,7 +298,7 @@ async fn throttling_is_retried_then_refused_with_retry_after_and_ready_reflects_
         endpoint: proxy,
         prefix,
     };
-    let app = spawn_on(&backend, |c| c.dynamodb_max_attempts = 3).await;
+    let app = spawn_on(&backend, |c| c.dynamodb.max_attempts = 3).await;
     let user = app.user().await;
     let mut ws = app.ws(&user.access).await;
     ws.welcome().await;

@@ -118,8 +118,8 @@ async fn an_unencoded_plus_in_a_time_parameter_gets_a_hint() {
 #[tokio::test]
 async fn rate_limited_names_the_frame_it_refused() {
     let app = spawn_app_with(|c| {
-        c.max_frames_per_sec = 1;
-        c.frame_burst = 2;
+        c.limits.max_frames_per_sec = 1;
+        c.limits.frame_burst = 2;
     })
     .await;
     let u = app.user().await;

@@ -250,7 +250,7 @@ async fn store_outage_is_reported_and_recovered_from() {
 #[tokio::test]
 async fn a_full_write_queue_answers_503_not_an_ack() {
     // A real SQLite store with a one-slot queue: concurrent uploads overflow it.
-    let app = crate::common::spawn_app_with(|c| c.store_queue_depth = 1).await;
+    let app = crate::common::spawn_app_with(|c| c.writes.queue_depth = 1).await;
     let u = app.user().await;
     let uploads = (0..64).map(|n| {
         let http = app.http.clone();

@@ -82,8 +82,8 @@ async fn upload_reports_each_sample() {
 #[tokio::test]
 async fn upload_limits_and_auth() {
     let app = spawn_app_with(|c| {
-        c.max_samples_per_request = 5;
-        c.max_body_bytes = 4096;
+        c.limits.max_samples_per_request = 5;
+        c.limits.max_body_bytes = 4096;
     })
     .await;
     let u = app.user().await;

@@ -115,11 +115,11 @@ fn reply(summary: &str) -> Value {
 async fn with_gemini(base: &str, tune: impl FnOnce(&mut clarity::config::Config)) -> TestApp {
     let base = base.to_owned();
     spawn_app_with(move |c| {
-        c.gemini_api_key = Some(KEY.to_string().into());
-        c.gemini_base_url = base;
-        c.gemini_model = "gemini-test".into();
-        c.gemini_stream = false;
-        c.gemini_timeout_ms = 2_000;
+        c.insights.api_key = Some(KEY.to_string().into());
+        c.insights.base_url = base;
+        c.insights.model = "gemini-test".into();
+        c.insights.stream = false;
+        c.insights.timeout_ms = 2_000;
         tune(c);
     })
     .await
@@ -203,7 +203,7 @@ async fn streamed_text_goes_out_as_deltas_before_the_insight() {
         .unwrap()
         .remove("finishReason");
     mock.push(Answer::Sse(vec![first, reply_with(b, "STOP")]));
-    let app = with_gemini(&base, |c| c.gemini_stream = true).await;
+    let app = with_gemini(&base, |c| c.insights.stream = true).await;
     let (user, mut ws) = user_with_data(&app).await;
     ws.send(&json!({"type": "analyze"})).await;
     let mut deltas = String::new();
@@ -249,8 +249,8 @@ async fn a_429_is_retried_after_retry_after() {
 async fn server_errors_fall_back_to_local_and_open_the_breaker() {
     let (mock, base) = start_mock().await;
     let app = with_gemini(&base, |c| {
-        c.gemini_max_attempts = 2;
-        c.gemini_breaker_failures = 2;
+        c.insights.max_attempts = 2;
+        c.insights.breaker_failures = 2;
     })
     .await;
     let (user, mut ws) = user_with_data(&app).await;
@@ -282,9 +282,9 @@ async fn server_errors_fall_back_to_local_and_open_the_breaker() {
 async fn timeouts_safety_blocks_and_malformed_answers_fall_back_without_hanging() {
     let (mock, base) = start_mock().await;
     let app = with_gemini(&base, |c| {
-        c.gemini_timeout_ms = 500;
-        c.gemini_max_attempts = 1;
-        c.gemini_breaker_failures = 100;
+        c.insights.timeout_ms = 500;
+        c.insights.max_attempts = 1;
+        c.insights.breaker_failures = 100;
     })
     .await;
     let (user, mut ws) = user_with_data(&app).await;
@@ -334,8 +334,8 @@ async fn timeouts_safety_blocks_and_malformed_answers_fall_back_without_hanging(
 async fn without_fallback_a_failure_is_an_insight_failed_event() {
     let (mock, base) = start_mock().await;
     let app = with_gemini(&base, |c| {
-        c.gemini_fallback = false;
-        c.gemini_max_attempts = 1;
+        c.insights.fallback = false;
+        c.insights.max_attempts = 1;
     })
     .await;
     let (user, mut ws) = user_with_data(&app).await;
@@ -358,7 +358,7 @@ async fn without_fallback_a_failure_is_an_insight_failed_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_week_gives_an_analysis_then_a_local_insight_and_requests_are_rate_limited() {
-    let app = spawn_app_with(|c| c.insight_requests_per_hour = 2).await;
+    let app = spawn_app_with(|c| c.insights.insight_requests_per_hour = 2).await;
     let user = app.user().await;
     let mut ws = app.ws(&user.access).await;
     ws.welcome().await;

@@ -28,7 +28,7 @@ async fn read_until_closed(tcp: &mut TcpStream, limit: Duration) -> (String, Dur
 
 #[tokio::test]
 async fn a_client_trickling_headers_is_cut_at_the_handshake_deadline() {
-    let app = spawn_app_with(|c| c.handshake_timeout_ms = 300).await;
+    let app = spawn_app_with(|c| c.server.handshake_timeout_ms = 300).await;
     let mut slow = TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -55,8 +55,8 @@ async fn a_client_trickling_headers_is_cut_at_the_handshake_deadline() {
 #[tokio::test]
 async fn idle_connections_close_but_live_websockets_stay() {
     let app = spawn_app_with(|c| {
-        c.idle_timeout_secs = 1;
-        c.heartbeat_interval_ms = 200;
+        c.server.idle_timeout_secs = 1;
+        c.server.heartbeat_interval_ms = 200;
     })
     .await;
     // An idle keep-alive connection goes after the idle deadline.
@@ -82,7 +82,7 @@ async fn idle_connections_close_but_live_websockets_stay() {
 
 #[tokio::test]
 async fn connections_per_address_are_capped_with_a_json_429() {
-    let app = spawn_app_with(|c| c.max_connections_per_ip = 3).await;
+    let app = spawn_app_with(|c| c.server.max_connections_per_ip = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(TcpStream::connect(app.addr).await.unwrap());
@@ -116,10 +116,10 @@ fn batch(prefix: &str, n: usize) -> serde_json::Value {
 #[tokio::test]
 async fn samples_per_second_are_limited_per_session_and_per_user() {
     let app = spawn_app_with(|c| {
-        c.max_samples_per_frame = 100;
-        c.max_samples_per_request = 100;
-        c.max_samples_per_sec = 100;
-        c.max_user_samples_per_sec = 150;
+        c.limits.max_samples_per_frame = 100;
+        c.limits.max_samples_per_request = 100;
+        c.limits.max_samples_per_sec = 100;
+        c.limits.max_user_samples_per_sec = 150;
     })
     .await;
     let u = app.user().await;
@@ -164,7 +164,7 @@ async fn samples_per_second_are_limited_per_session_and_per_user() {
 
 #[tokio::test]
 async fn sessions_per_user_are_capped_at_the_handshake() {
-    let app = spawn_app_with(|c| c.max_sessions_per_user = 2).await;
+    let app = spawn_app_with(|c| c.limits.max_sessions_per_user = 2).await;
     let u = app.user().await;
     let mut first = app.ws(&u.access).await;
     first.welcome().await;
@@ -198,7 +198,7 @@ async fn sessions_per_user_are_capped_at_the_handshake() {
 
 #[tokio::test]
 async fn a_body_announced_over_the_limit_is_refused_413_at_once() {
-    let app = spawn_app_with(|c| c.max_body_bytes = 1024 * 1024).await;
+    let app = spawn_app_with(|c| c.limits.max_body_bytes = 1024 * 1024).await;
     let u = app.user().await;
     for path in ["/api/v1/health-data", "/api/v1/auth/login"] {
         let mut tcp = TcpStream::connect(app.addr).await.unwrap();

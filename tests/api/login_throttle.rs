@@ -51,10 +51,10 @@ fn assert_throttled(a: &Answer) -> u64 {
 
 async fn throttled_app(per_account: u32, per_ip: u32) -> TestApp {
     spawn_app_with(|c| {
-        c.trust_forwarded_for = true;
-        c.login_max_failures = per_account;
-        c.login_max_failures_per_ip = per_ip;
-        c.login_failure_window_secs = 900;
+        c.server.trust_forwarded_for = true;
+        c.auth.login_max_failures = per_account;
+        c.auth.login_max_failures_per_ip = per_ip;
+        c.auth.login_failure_window_secs = 900;
     })
     .await
 }
@@ -113,9 +113,9 @@ async fn a_success_resets_the_count() {
 async fn an_address_failing_across_accounts_runs_out_of_budget() {
     // 4 failures per 20 s: one comes back every 5 s.
     let app = spawn_app_with(|c| {
-        c.trust_forwarded_for = true;
-        c.login_max_failures_per_ip = 4;
-        c.login_failure_window_secs = 20;
+        c.server.trust_forwarded_for = true;
+        c.auth.login_max_failures_per_ip = 4;
+        c.auth.login_failure_window_secs = 20;
     })
     .await;
     app.signup("dee@example.com").await;
@@ -138,7 +138,7 @@ async fn an_address_failing_across_accounts_runs_out_of_budget() {
 
 #[tokio::test]
 async fn forwarded_for_is_ignored_unless_trusted() {
-    let app = spawn_app_with(|c| c.login_max_failures_per_ip = 3).await;
+    let app = spawn_app_with(|c| c.auth.login_max_failures_per_ip = 3).await;
     for i in 0..3 {
         // A new made-up address each time: all of them are the loopback peer here.
         let a = login_from(

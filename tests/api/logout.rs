@@ -167,11 +167,11 @@ async fn a_session_follows_the_login_of_its_latest_token() {
 #[tokio::test]
 async fn cognito_mode_has_no_local_logout() {
     let app = spawn_app_with(|c| {
-        c.auth = AuthMode::Cognito;
-        c.cognito_user_pool_id = Some("us-east-1_AbC123xyz".into());
-        c.cognito_client_id = Some("3n4b5urk1ft4fl3mg5e62d9ado".into());
+        c.auth.mode = AuthMode::Cognito;
+        c.cognito.user_pool_id = Some("us-east-1_AbC123xyz".into());
+        c.cognito.client_id = Some("3n4b5urk1ft4fl3mg5e62d9ado".into());
         // Never fetched: logout answers before any token is looked at.
-        c.cognito_jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
+        c.cognito.jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
     })
     .await;
     let (s, b) = logout(&app, Some("whatever"), "whatever").await;

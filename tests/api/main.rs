@@ -11,6 +11,7 @@ mod browser;
 mod bus;
 mod cli_analyze;
 mod cli_errors;
+mod cli_flags;
 mod cognito;
 mod conformance;
 mod conformance_nodes;

@@ -379,9 +379,9 @@ impl Checker {
 #[tokio::test]
 async fn responses_are_as_documented() {
     let app = spawn_app_with(|c| {
-        c.insight_requests_per_hour = 1;
-        c.max_samples_per_request = 100;
-        c.admin_user_ids = vec![BOSS.to_string()];
+        c.insights.insight_requests_per_hour = 1;
+        c.limits.max_samples_per_request = 100;
+        c.auth.admin_user_ids = vec![BOSS.to_string()];
     })
     .await;
     app.account_with_id(BOSS, "boss@example.com").await;

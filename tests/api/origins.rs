@@ -14,7 +14,7 @@ const EVIL: &str = "https://evil.example.net";
 
 async fn with_list() -> TestApp {
     spawn_app_with(|c| {
-        c.allowed_origins = vec![APP_ORIGIN.into(), "http://localhost:3000".into()];
+        c.server.allowed_origins = vec![APP_ORIGIN.into(), "http://localhost:3000".into()];
     })
     .await
 }
@@ -189,7 +189,7 @@ async fn without_a_list_every_origin_connects_and_rest_stays_same_origin() {
 async fn a_malformed_origin_in_the_list_stops_the_start_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests(dir.path());
-    config.allowed_origins = vec![APP_ORIGIN.into(), "https://app.example.com/".into()];
+    config.server.allowed_origins = vec![APP_ORIGIN.into(), "https://app.example.com/".into()];
     let err = App::new(config).await.err().expect("refused").to_string();
     assert!(err.contains("--allowed-origins"), "{err}");
     assert!(err.contains("`https://app.example.com/`"), "{err}");

@@ -245,8 +245,8 @@ fn clarity_score_prints_the_embedding_of_a_csv_week() {
 async fn a_streamed_week_gets_a_pat_embedding() {
     let Some((dir, lib)) = bundle_s() else { return };
     let app = spawn_app_with(|c| {
-        c.pat_model = Some(dir.clone());
-        c.onnxruntime_lib = Some(lib.clone());
+        c.scoring.model = Some(dir.clone());
+        c.scoring.onnxruntime_lib = Some(lib.clone());
     })
     .await;
     let (s, ready) = app.get("/api/ready", None).await;
@@ -322,8 +322,8 @@ async fn a_broken_bundle_leaves_the_server_running() {
     std::fs::write(dir.path().join("bundle.json"), "{}").unwrap();
     let path = dir.path().to_path_buf();
     let app = spawn_app_with(|c| {
-        c.pat_model = Some(path);
-        c.onnxruntime_lib = Some("/nonexistent/libonnxruntime.so".into());
+        c.scoring.model = Some(path);
+        c.scoring.onnxruntime_lib = Some("/nonexistent/libonnxruntime.so".into());
     })
     .await;
     let (s, ready) = app.get("/api/ready", None).await;

@@ -52,7 +52,7 @@ fn urlencoding(s: &str) -> String {
 async fn generated_bodies_and_queries_never_get_a_server_error() {
     let app = spawn_app_with(|c| {
         // The generator is not an abuser: keep per-user budgets out of the way.
-        c.insight_requests_per_hour = 1_000_000;
+        c.insights.insight_requests_per_hour = 1_000_000;
     })
     .await;
     let user = app.user().await;

@@ -313,7 +313,7 @@ async fn resuming_after_a_reconnect_replays_exactly_the_missed_events_in_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_older_than_the_history_limit_are_not_replayed() {
-    let app = spawn_app_with(|c| c.stream_history = 3).await;
+    let app = spawn_app_with(|c| c.limits.stream_history = 3).await;
     let owner = app.user().await;
     let mut device = app.ws(&owner.access).await;
     device.welcome().await;
@@ -399,7 +399,7 @@ async fn own_streams_need_no_grant_and_an_explicit_subscription_is_not_doubled()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_holds_a_bounded_number_of_subscriptions() {
-    let app = spawn_app_with(|c| c.max_subscriptions = 1).await;
+    let app = spawn_app_with(|c| c.limits.max_subscriptions = 1).await;
     let owner = app.user().await;
     let mut ws = app.ws(&owner.access).await;
     ws.welcome().await;
@@ -440,11 +440,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn a_stalled_subscriber_is_bounded_does_not_delay_others_and_resumes_from_its_offset() {
     const EVENTS: u64 = 100;
     let app = spawn_app_with(|c| {
-        c.outbound_queue = 8;
-        c.socket_send_buffer = 8192;
+        c.limits.outbound_queue = 8;
+        c.server.socket_send_buffer = 8192;
         // The device sends two frames per event, as fast as the server answers.
-        c.max_frames_per_sec = 10_000;
-        c.heartbeat_interval_ms = 600_000;
+        c.limits.max_frames_per_sec = 10_000;
+        c.server.heartbeat_interval_ms = 600_000;
     })
     .await;
     let (owner, viewer) = (app.user().await, app.user().await);

@@ -117,7 +117,7 @@ async fn an_ack_lists_at_most_100_rejections_with_short_messages_and_counts_the_
 
 #[tokio::test]
 async fn a_frame_far_over_the_limit_always_closes_with_1009_never_a_reset() {
-    let app = spawn_app_with(|c| c.socket_send_buffer = 4096).await;
+    let app = spawn_app_with(|c| c.server.socket_send_buffer = 4096).await;
     let u = app.user().await;
     // Acks of ~8 KB each, so that the close frame is still in the server's send buffer when
     // the session ends: closing then with the big frame unread would reset the connection and
@@ -248,10 +248,10 @@ fn client_frame(text: &str) -> Vec<u8> {
 async fn a_client_that_reads_a_trickle_of_its_backlog_is_dropped_at_the_write_timeout() {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
     let app = spawn_app_with(|c| {
-        c.ws_write_timeout_ms = WRITE_TIMEOUT.as_millis() as u64;
-        c.socket_send_buffer = 4096;
-        c.max_frames_per_sec = 1_000_000;
-        c.frame_burst = 1_000_000;
+        c.limits.ws_write_timeout_ms = WRITE_TIMEOUT.as_millis() as u64;
+        c.server.socket_send_buffer = 4096;
+        c.limits.max_frames_per_sec = 1_000_000;
+        c.limits.frame_burst = 1_000_000;
     })
     .await;
     let u = app.user().await;

@@ -77,8 +77,8 @@ fn frame() -> impl Strategy<Value = String> {
 #[tokio::test]
 async fn every_generated_frame_gets_one_answer() {
     let app = spawn_app_with(|c| {
-        c.max_frames_per_sec = 100_000;
-        c.frame_burst = 100_000;
+        c.limits.max_frames_per_sec = 100_000;
+        c.limits.frame_burst = 100_000;
     })
     .await;
     let u = app.user().await;

@@ -132,7 +132,7 @@ async fn acks_follow_frame_order_with_batches_in_flight() {
 
 #[tokio::test]
 async fn bad_frames_get_errors_and_the_session_stays_open() {
-    let app = spawn_app_with(|c| c.max_samples_per_frame = 10).await;
+    let app = spawn_app_with(|c| c.limits.max_samples_per_frame = 10).await;
     let u = app.user().await;
     let mut ws = app.ws(&u.access).await;
     ws.welcome().await;
@@ -200,7 +200,7 @@ async fn bad_frames_get_errors_and_the_session_stays_open() {
 
 #[tokio::test]
 async fn oversized_frame_closes_with_1009() {
-    let app = spawn_app_with(|c| c.max_frame_bytes = 2048).await;
+    let app = spawn_app_with(|c| c.limits.max_frame_bytes = 2048).await;
     let u = app.user().await;
     let mut ws = app.ws(&u.access).await;
     assert_eq!(ws.welcome().await["limits"]["max_frame_bytes"], 2048);
@@ -237,8 +237,8 @@ async fn oversized_frame_closes_with_1009() {
 #[tokio::test]
 async fn rate_limit_abuse_closes_with_4008() {
     let app = spawn_app_with(|c| {
-        c.max_frames_per_sec = 5;
-        c.frame_burst = 5;
+        c.limits.max_frames_per_sec = 5;
+        c.limits.frame_burst = 5;
     })
     .await;
     let u = app.user().await;
@@ -267,8 +267,8 @@ async fn rate_limit_abuse_closes_with_4008() {
 #[tokio::test]
 async fn rate_limited_client_that_backs_off_keeps_its_session() {
     let app = spawn_app_with(|c| {
-        c.max_frames_per_sec = 20;
-        c.frame_burst = 2;
+        c.limits.max_frames_per_sec = 20;
+        c.limits.frame_burst = 2;
     })
     .await;
     let u = app.user().await;
@@ -292,10 +292,10 @@ async fn rate_limited_client_that_backs_off_keeps_its_session() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_dropped_at_the_write_timeout() {
     let app = spawn_app_with(|c| {
-        c.outbound_queue = 4;
-        c.ws_write_timeout_ms = 1000;
-        c.max_frames_per_sec = 1_000_000;
-        c.frame_burst = 1_000_000;
+        c.limits.outbound_queue = 4;
+        c.limits.ws_write_timeout_ms = 1000;
+        c.limits.max_frames_per_sec = 1_000_000;
+        c.limits.frame_burst = 1_000_000;
     })
     .await;
     let u = app.user().await;

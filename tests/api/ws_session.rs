@@ -15,7 +15,7 @@ const LONG: Duration = Duration::from_secs(3600);
 /// Paused time auto-advances even while socket I/O is in flight, so a server that pings
 /// would race the client's pongs against its own close; token tests switch pings off.
 async fn app_without_pings() -> TestApp {
-    spawn_app_with(|c| c.heartbeat_interval_ms = 24 * 3600 * 1000).await
+    spawn_app_with(|c| c.server.heartbeat_interval_ms = 24 * 3600 * 1000).await
 }
 
 #[tokio::test]

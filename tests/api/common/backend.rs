@@ -56,17 +56,17 @@ impl Backend {
     /// Test defaults on `dir`, pointed at this backend.
     pub fn config(&self, dir: &Path) -> Config {
         let mut config = Config::for_tests(dir);
-        config.jwt_secret = Some(super::JWT_SECRET.to_string().into());
-        config.log = "warn".into();
+        config.auth.jwt_secret = Some(super::JWT_SECRET.to_string().into());
+        config.telemetry.log = "warn".into();
         self.apply(&mut config);
         config
     }
 
     pub fn apply(&self, config: &mut Config) {
         if let Backend::Dynamo { endpoint, prefix } = self {
-            config.store = StoreKind::Dynamodb;
-            config.dynamodb_endpoint = Some(endpoint.clone());
-            config.dynamodb_table_prefix = prefix.clone();
+            config.store.kind = StoreKind::Dynamodb;
+            config.dynamodb.endpoint = Some(endpoint.clone());
+            config.dynamodb.table_prefix = prefix.clone();
         }
     }
 

@@ -60,10 +60,10 @@ pub async fn spawn_in(dir: tempfile::TempDir, f: impl FnOnce(&mut Config)) -> Te
         .with_test_writer()
         .try_init();
     let mut config = Config::for_tests(dir.path());
-    config.jwt_secret = Some(JWT_SECRET.to_string().into());
-    config.log = "warn".into();
+    config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
+    config.telemetry.log = "warn".into();
     f(&mut config);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .expect("bind");
     let app = Arc::new(App::new(config).await.expect("app starts"));
@@ -78,7 +78,7 @@ pub async fn spawn_on(backend: &Backend, f: impl FnOnce(&mut Config)) -> TestApp
     // traffic, not for the setup (DynamoDB Local under a busy run can take seconds).
     backend.migrate(&config).await;
     f(&mut config);
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .expect("bind");
     let app = Arc::new(App::new(config).await.expect("app starts"));
@@ -89,9 +89,9 @@ pub async fn spawn_on(backend: &Backend, f: impl FnOnce(&mut Config)) -> TestApp
 pub async fn spawn_with_store(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(dir.path());
-    config.jwt_secret = Some(JWT_SECRET.to_string().into());
+    config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).expect("store opens");
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .expect("bind");
     let app = App::with_store(config, wrap(Arc::new(store)))
@@ -141,13 +141,13 @@ pub async fn spawn_nodes_with_store(
     for _ in 0..n {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_tests(dir.path());
-        config.jwt_secret = Some(JWT_SECRET.to_string().into());
+        config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
         f(&mut config);
         let bus = Arc::new(clarity::bus::memory::MemoryBus::new(
             Uuid::new_v4(),
             net.clone(),
         ));
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .expect("bind");
         let app = App::with_parts(config, store.clone(), bus)

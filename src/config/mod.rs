@@ -1,0 +1,179 @@
+//! Command line and environment configuration, grouped by the subsystem each setting
+//! configures (one `#[command(flatten)]` struct per group, one help heading each).
+//!
+//! Rules: every setting is a flag with an `env = "CLARITY_..."` twin and a default that works
+//! on a laptop (exceptions, with reasons, are listed in `tests/api/cli_flags.rs`); secrets are
+//! `SecretString` and never printed (`Debug` redacts them). A subsystem is built from its own
+//! group, not from the whole [`Config`]. The flags, their environment variables and defaults
+//! are pinned by `tests/fixtures/cli-flags.txt`: moving a setting between groups must not
+//! change them.
+
+mod auth;
+mod cluster;
+mod insights;
+mod limits;
+mod scoring;
+mod server;
+mod store;
+mod telemetry;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use auth::{AuthConfig, AuthMode, CognitoConfig};
+pub use cluster::{BusConfig, WindowsConfig};
+pub use insights::InsightsConfig;
+pub use limits::LimitsConfig;
+pub use scoring::ScoringConfig;
+pub use server::ServerConfig;
+pub use store::{DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
+pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clarity",
+    version,
+    about = "Real-time server for wearable health data"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(Box<Config>),
+    /// Create the store's tables (idempotent) and exit. Production DynamoDB tables come from
+    /// the deploy template instead.
+    Migrate(MigrateArgs),
+    /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute)
+    /// with the server's own analytics and print one JSON document.
+    Analyze(AnalyzeArgs),
+    /// Score one week of activity (a 10080-row CSV in the `analyze` format) with a PAT model
+    /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
+    Score(ScoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Model bundle folder (written by `scripts/pat-export`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input CSV, `timestamp_utc_iso8601,activity_count`, 10080 minutes; an empty count is a
+    /// missing minute (filled with the scaler's mean).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// ONNX Runtime shared library (`libonnxruntime.so.1.31.1` from the onnxruntime wheel);
+    /// falls back to `ORT_DYLIB_PATH`.
+    #[arg(long, env = "CLARITY_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Also print the token rows (`tokens`, tokens × 96).
+    #[arg(long)]
+    pub tokens: bool,
+}
+
+/// `clarity migrate` takes only the settings that creating the store's tables uses: the
+/// groups it shares with serve.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub sqlite: SqliteConfig,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl MigrateArgs {
+    /// The serve defaults with these settings: what `app::migrate` takes.
+    pub fn into_config(self) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.store = self.store;
+        c.sqlite = self.sqlite;
+        c.dynamodb = self.dynamodb;
+        c.telemetry = self.telemetry;
+        c
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// Input CSV; an empty count is a missing minute.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Also write `timestamp_utc_iso8601,cole_kripke,sadeh` per minute (1 sleep, 0 wake,
+    /// empty missing) to this file.
+    #[arg(long)]
+    pub per_minute: Option<PathBuf>,
+    /// Local clock for clock times and nights, minutes east of UTC.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub utc_offset_minutes: i32,
+}
+
+impl Cli {
+    /// The serve settings, whether given after `serve` or bare.
+    pub fn into_config(self) -> Config {
+        match self.command {
+            Some(Command::Serve(c)) => *c,
+            Some(Command::Migrate(m)) => m.into_config(),
+            Some(Command::Analyze(_) | Command::Score(_)) | None => self.serve,
+        }
+    }
+}
+
+/// Every serve setting, by subsystem.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub writes: WritesConfig,
+    #[command(flatten)]
+    pub sqlite: SqliteConfig,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub cognito: CognitoConfig,
+    #[command(flatten)]
+    pub bus: BusConfig,
+    #[command(flatten)]
+    pub windows: WindowsConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub insights: InsightsConfig,
+    #[command(flatten)]
+    pub scoring: ScoringConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub audit: AuditConfig,
+}
+
+impl Config {
+    /// Defaults with a given data folder and an ephemeral port: what tests start from.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.server.listen = "127.0.0.1:0".parse().expect("valid address");
+        c.store.data_dir = data_dir.into();
+        c
+    }
+
+    /// The Cognito settings with `--auth cognito`, `None` with local auth; an error naming
+    /// the missing or malformed flag otherwise.
+    pub fn cognito(&self) -> anyhow::Result<Option<crate::auth::cognito::CognitoSettings>> {
+        self.cognito.settings(self.auth.mode)
+    }
+}
