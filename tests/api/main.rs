@@ -36,6 +36,7 @@ mod pat;
 mod rest_fuzz;
 mod revoke_race;
 mod streams;
+mod transcript;
 mod ws_backpressure;
 mod ws_fuzz;
 mod ws_ingest;
