@@ -23,6 +23,7 @@ mod faults;
 mod future_end;
 mod health_data;
 mod insights;
+mod layering;
 mod limits;
 mod log_scan;
 mod login_throttle;
