@@ -339,7 +339,7 @@ pub fn encode(frame: &ServerFrame<'_>) -> Frame {
 }
 
 fn json(frame: &ServerFrame<'_>) -> String {
-    let text = match *frame {
+    match *frame {
         ServerFrame::Welcome {
             protocol_version,
             session_id,
@@ -466,8 +466,7 @@ fn json(frame: &ServerFrame<'_>) -> String {
         ServerFrame::Document { .. } | ServerFrame::Event { .. } => {
             unreachable!("documents are spliced")
         }
-    };
-    text
+    }
 }
 
 fn to_string(v: &impl Serialize) -> String {
