@@ -33,7 +33,7 @@ pub struct ErrorDetail {
 }
 
 /// Retry hint given with 503s caused by the store.
-pub const STORE_RETRY_AFTER_MS: u64 = 1000;
+pub const STORE_RETRY_AFTER_MS: u64 = crate::protocol::STORE_RETRY_AFTER_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

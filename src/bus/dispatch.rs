@@ -8,22 +8,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::Message;
 use crate::app::App;
+use crate::protocol::Frame;
 use crate::store::DocKind;
 use crate::streams::Event;
 use crate::ws::hub::Kick;
 
-/// Queues `text` to every session of `user`, on this node and the others.
-pub fn push_user(app: &App, user: Uuid, text: &str) {
-    app.hub.push(user, text);
+/// Queues `frame` to every session of `user`, on this node and the others.
+pub fn push_user(app: &App, user: Uuid, frame: &Frame) {
+    app.hub.push(user, frame);
     app.bus.publish(Message::UserFrame {
         user,
-        text: text.to_owned(),
+        text: frame.as_str().to_owned(),
     });
 }
 
@@ -82,13 +82,13 @@ fn handle(app: &Arc<App>, msg: Message) {
             let kind = DocKind::from(stream);
             let event = Event {
                 offset,
-                text: Utf8Bytes::from(text),
+                frame: Frame::from_encoded(text),
             };
-            app.hub.push_event(user, kind, &event.text);
+            app.hub.push_event(user, kind, &event.frame);
             app.streams.fan_out(user, kind, &event);
         }
         Message::UserFrame { user, text } => {
-            app.hub.push(user, &text);
+            app.hub.push(user, &Frame::from_encoded(text));
         }
         Message::Revoked {
             owner,

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::protocol::{ServerFrame, encode};
 use crate::store::{DocKind, DocQuery, DocRecord, StoreError};
 pub use features::Features;
 use gemini::{Gemini, GeminiError};
@@ -214,9 +215,14 @@ pub async fn for_analysis(
     }
     let mut index = 0u32;
     let mut on_delta = |text: &str| {
-        let frame = json!({"type": "insight_delta", "insight_id": id, "analysis_id": analysis.id, "index": index, "text": text});
+        let frame = ServerFrame::InsightDelta {
+            insight_id: id,
+            analysis_id: analysis.id,
+            index,
+            text,
+        };
         index += 1;
-        crate::bus::dispatch::push_user(app, user, &frame.to_string());
+        crate::bus::dispatch::push_user(app, user, &encode(&frame));
     };
     let generated = app.insights.generate(&features, &mut on_delta).await?;
     let body = json!({
@@ -247,11 +253,6 @@ pub async fn for_analysis(
     Ok((record, new))
 }
 
-/// The `insight` frame for a stored insight.
-pub fn frame(record: &DocRecord) -> String {
-    crate::window::analysis::typed_frame("insight", &record.body)
-}
-
 /// Generates the insight for a new analysis in the background and pushes it.
 pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
     let app2 = app.clone();
@@ -263,13 +264,19 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
             Err(e) => {
                 tracing::warn!(error = %e, "insight not produced");
                 let reason = match &e {
-                    InsightError::Store(s) if s.is_transient() => "store_unavailable".to_owned(),
+                    InsightError::Store(s) => {
+                        crate::protocol::store_failure(s, "insight not stored")
+                            .code
+                            .to_owned()
+                    }
                     InsightError::Model(m) => m.to_string(),
                     _ => "internal".to_owned(),
                 };
-                let frame =
-                    json!({"type": "insight_failed", "analysis_id": analysis.id, "reason": reason});
-                crate::bus::dispatch::push_user(&app2, user, &frame.to_string());
+                let frame = ServerFrame::InsightFailed {
+                    analysis_id: analysis.id,
+                    reason: &reason,
+                };
+                crate::bus::dispatch::push_user(&app2, user, &encode(&frame));
             }
         }
     });

@@ -8,7 +8,7 @@
 //!   events with `try_send`. A full queue marks the subscriber lagged and drops the event for
 //!   it alone; the subscriber tells its client `lagged` with the last offset it delivered and
 //!   the client resumes from there. Memory per subscriber is bounded by that queue (events are
-//!   shared, reference-counted text) plus its session's outbound queue.
+//!   encoded once and shared, reference-counted bytes) plus its session's outbound queue.
 //! - The user's own device sessions get their events through the hub without subscribing,
 //!   unless they subscribed explicitly (then only the subscription delivers, in order).
 //! - Authorisation is checked when subscribing, after the subscriber is registered (see
@@ -24,7 +24,6 @@ pub mod subscription;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,13 +32,15 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::bus::Message;
 use crate::bus::dispatch::push_user;
+use crate::protocol::{Frame, ServerFrame, encode};
 use crate::store::{DocKind, DocRecord, StoreResult};
 
-/// One event as delivered: its offset and the frame text shared by every subscriber.
+/// One event as delivered: its offset and the frame, encoded once and shared by every
+/// subscriber.
 #[derive(Clone)]
 pub struct Event {
     pub offset: u64,
-    pub text: Utf8Bytes,
+    pub frame: Frame,
 }
 
 /// Why a subscription ended from outside its session.
@@ -183,17 +184,6 @@ impl Streams {
     }
 }
 
-/// The event frame: the document with its type, stream and offset in front. The body is an
-/// object we wrote, so the fields are spliced in rather than the body re-parsed.
-pub fn event_frame(kind: DocKind, offset: u64, body: &str) -> String {
-    format!(
-        "{{\"type\":\"{}\",\"stream\":\"{}\",\"offset\":{offset},{}",
-        kind.as_str(),
-        kind.stream(),
-        body.trim_start_matches('{')
-    )
-}
-
 /// Appends a new document to its stream and delivers the event to the owner's sessions and
 /// every subscriber on this node.
 pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u64> {
@@ -203,15 +193,19 @@ pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u
         .await?;
     let event = Event {
         offset,
-        text: Utf8Bytes::from(event_frame(kind, offset, &doc.body)),
+        frame: encode(&ServerFrame::Event {
+            kind,
+            offset,
+            body: &doc.body,
+        }),
     };
-    app.hub.push_event(doc.user_id, kind, &event.text);
+    app.hub.push_event(doc.user_id, kind, &event.frame);
     app.streams.fan_out(doc.user_id, kind, &event);
     app.bus.publish(Message::Event {
         user: doc.user_id,
         stream: kind.into(),
         offset,
-        text: event.text.as_str().to_owned(),
+        text: event.frame.as_str().to_owned(),
     });
     ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
     Ok(offset)
@@ -220,21 +214,19 @@ pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u
 /// Sends a stored document where it belongs: a new one is published as a stream event; one
 /// that already existed (asked for again) goes to the owner's sessions as a plain frame.
 pub async fn deliver(app: &App, kind: DocKind, doc: &DocRecord, new: bool) {
+    let plain = || {
+        encode(&ServerFrame::Document {
+            kind,
+            body: &doc.body,
+        })
+    };
     if new {
         if let Err(e) = publish(app, kind, doc).await {
             // The document is stored and readable over REST; only the live event is lost.
             tracing::warn!(error = %e, stream = kind.stream(), "event not appended to its stream");
-            push_user(
-                app,
-                doc.user_id,
-                &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
-            );
+            push_user(app, doc.user_id, &plain());
         }
     } else {
-        push_user(
-            app,
-            doc.user_id,
-            &crate::window::analysis::typed_frame(kind.as_str(), &doc.body),
-        );
+        push_user(app, doc.user_id, &plain());
     }
 }

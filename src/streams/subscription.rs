@@ -21,13 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes};
-use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{EndReason, Event, SubShared, event_frame};
+use super::{EndReason, Event, SubShared};
 use crate::app::App;
+use crate::protocol::{self, Frame, Outbound, ServerFrame, encode};
 use crate::store::{DocKind, StoreError, StreamEvent};
 
 /// Events waiting for one subscriber's task before it counts as lagged.
@@ -67,7 +66,7 @@ pub struct Handle {
 pub fn start(
     app: &Arc<App>,
     req: Request,
-    out: crate::ws::Outbound,
+    out: Outbound,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Handle {
     let shared = Arc::new(SubShared {
@@ -83,7 +82,7 @@ pub fn start(
 
 /// Sends while leaving room for the session's own frames; `false` when the session is gone
 /// or the subscription was cancelled.
-async fn send(out: &crate::ws::Outbound, shared: &SubShared, text: Utf8Bytes) -> bool {
+async fn send(out: &Outbound, shared: &SubShared, frame: Frame) -> bool {
     let room = out.max_capacity() / 4 + 1;
     tokio::select! {
         biased;
@@ -91,7 +90,7 @@ async fn send(out: &crate::ws::Outbound, shared: &SubShared, text: Utf8Bytes) ->
         permits = out.reserve_many(room) => match permits {
             Ok(mut p) => {
                 if let Some(permit) = p.next() {
-                    permit.send(Box::new(Message::Text(text)));
+                    permit.send(Box::new(frame));
                 }
                 true
             }
@@ -100,36 +99,37 @@ async fn send(out: &crate::ws::Outbound, shared: &SubShared, text: Utf8Bytes) ->
     }
 }
 
-async fn send_final(out: &crate::ws::Outbound, frame: serde_json::Value) {
-    let _ = tokio::time::timeout(
-        FINAL_SEND,
-        out.send(Box::new(Message::Text(frame.to_string().into()))),
-    )
-    .await;
+async fn send_final(out: &Outbound, frame: &ServerFrame<'_>) {
+    let _ = tokio::time::timeout(FINAL_SEND, out.send(Box::new(encode(frame)))).await;
 }
 
-fn error_frame(code: &str, message: &str, req: &Request) -> serde_json::Value {
-    json!({"type": "error", "code": code, "message": message,
-           "stream": req.kind.stream(), "user_id": req.owner})
+/// An `error` naming the stream of `req`.
+fn error_frame<'a>(
+    code: &'a str,
+    message: &'a str,
+    retry_after_ms: Option<u64>,
+    req: &Request,
+) -> ServerFrame<'a> {
+    ServerFrame::StreamError {
+        kind: req.kind,
+        user_id: req.owner,
+        code,
+        message,
+        retry_after_ms,
+    }
 }
 
-async fn run(app: Arc<App>, req: Request, out: crate::ws::Outbound, shared: Arc<SubShared>) {
+async fn run(app: Arc<App>, req: Request, out: Outbound, shared: Arc<SubShared>) {
     ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
     if let Err(e) = serve(&app, &req, &out, &shared).await {
-        let frame = if e.is_transient() {
-            tracing::warn!(error = %e, "subscription failed: store unavailable");
-            let mut f = error_frame(
-                "store_unavailable",
-                "the stream could not be read; subscribe again later",
-                &req,
-            );
-            f["retry_after_ms"] = json!(crate::error::STORE_RETRY_AFTER_MS);
-            f
+        let failure = protocol::store_failure(&e, "subscription failed");
+        let message = if failure.transient {
+            "the stream could not be read; subscribe again later"
         } else {
-            tracing::error!(error = %e, "subscription failed");
-            error_frame("internal", "the subscription failed", &req)
+            "the subscription failed"
         };
-        send_final(&out, frame).await;
+        let frame = error_frame(failure.code, message, failure.retry_after_ms(), &req);
+        send_final(&out, &frame).await;
     }
     ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).decrement(1.0);
 }
@@ -137,7 +137,7 @@ async fn run(app: Arc<App>, req: Request, out: crate::ws::Outbound, shared: Arc<
 async fn serve(
     app: &Arc<App>,
     req: &Request,
-    out: &crate::ws::Outbound,
+    out: &Outbound,
     shared: &Arc<SubShared>,
 ) -> Result<(), StoreError> {
     let store = &app.store;
@@ -162,15 +162,13 @@ async fn serve(
     if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
         let denied = audit_event(crate::audit::Action::AccessDenied);
         crate::audit::record_refusal(app, denied).await;
-        send_final(
-            out,
-            error_frame(
-                "forbidden",
-                "no share grants you this stream; ask its owner to share it",
-                req,
-            ),
-        )
-        .await;
+        let refused = error_frame(
+            "forbidden",
+            "no share grants you this stream; ask its owner to share it",
+            None,
+            req,
+        );
+        send_final(out, &refused).await;
         return Ok(());
     }
     if req.owner != req.viewer {
@@ -201,11 +199,15 @@ async fn serve(
             }
         }
     };
-    let subscribed = json!({
-        "type": "subscribed", "stream": req.kind.stream(), "user_id": req.owner,
-        "epoch": epoch, "offset": head, "recover": recover, "replay": replay.len(),
-    });
-    if !send(out, shared, subscribed.to_string().into()).await {
+    let subscribed = ServerFrame::Subscribed {
+        kind: req.kind,
+        user_id: req.owner,
+        epoch: &epoch,
+        offset: head,
+        recover,
+        replay: replay.len(),
+    };
+    if !send(out, shared, encode(&subscribed)).await {
         return finish(out, shared, req, None).await;
     }
     // An event whose offset is allocated but not yet written (DynamoDB: two requests) is
@@ -215,13 +217,7 @@ async fn serve(
         _ => head,
     };
     for ev in replay {
-        if !send(
-            out,
-            shared,
-            event_frame(req.kind, ev.offset, &ev.body).into(),
-        )
-        .await
-        {
+        if !send(out, shared, event(req.kind, ev.offset, &ev.body)).await {
             return finish(out, shared, req, None).await;
         }
     }
@@ -245,18 +241,12 @@ async fn serve(
         }
         if ev.offset > last + 1 {
             for missed in fill(app, req, last, ev.offset).await? {
-                if !send(
-                    out,
-                    shared,
-                    event_frame(req.kind, missed.offset, &missed.body).into(),
-                )
-                .await
-                {
+                if !send(out, shared, event(req.kind, missed.offset, &missed.body)).await {
                     return finish(out, shared, req, None).await;
                 }
             }
         }
-        if !send(out, shared, ev.text).await {
+        if !send(out, shared, ev.frame).await {
             return finish(out, shared, req, None).await;
         }
         last = ev.offset;
@@ -287,25 +277,31 @@ async fn fill(
     Ok(events)
 }
 
+/// A stored event, encoded for this subscriber alone (replayed or filled from the store).
+fn event(kind: DocKind, offset: u64, body: &str) -> Frame {
+    encode(&ServerFrame::Event { kind, offset, body })
+}
+
 /// Tells the client why the subscription ended, where it did not ask for it.
 async fn finish(
-    out: &crate::ws::Outbound,
+    out: &Outbound,
     shared: &SubShared,
     req: &Request,
     lagged_at: Option<u64>,
 ) -> Result<(), StoreError> {
     let frame = match (lagged_at, shared.end_reason()) {
-        (_, Some(EndReason::Revoked)) => json!({
-            "type": "unsubscribed", "stream": req.kind.stream(), "user_id": req.owner,
-            "reason": "revoked",
-        }),
-        (Some(last), _) => json!({
-            "type": "lagged", "stream": req.kind.stream(), "user_id": req.owner,
-            "last_offset": last,
-        }),
+        (_, Some(EndReason::Revoked)) => ServerFrame::Revoked {
+            kind: req.kind,
+            user_id: req.owner,
+        },
+        (Some(last), _) => ServerFrame::Lagged {
+            kind: req.kind,
+            user_id: req.owner,
+            last_offset: last,
+        },
         // Asked for by the client (the session answers) or the session is gone.
         _ => return Ok(()),
     };
-    send_final(out, frame).await;
+    send_final(out, &frame).await;
     Ok(())
 }

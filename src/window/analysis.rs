@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Message;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +20,7 @@ use uuid::Uuid;
 
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
 use crate::app::App;
+use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
 use crate::window::{ActivityKind, WINDOW_MINUTES};
@@ -311,17 +311,6 @@ pub async fn run(
     Ok((record, new))
 }
 
-/// The `analysis` frame for a stored record.
-pub fn frame(record: &AnalysisRecord) -> String {
-    typed_frame("analysis", &record.body)
-}
-
-/// A stored JSON object as a frame of type `ty`: the body is an object we wrote, so the type
-/// is spliced in front rather than the body re-parsed.
-pub fn typed_frame(ty: &str, body: &str) -> String {
-    format!("{{\"type\":\"{ty}\",{}", body.trim_start_matches('{'))
-}
-
 /// A v8 UUID from the first 16 bytes of a SHA-256: ids that are digests of their input.
 pub fn digest_uuid(h: Sha256) -> Uuid {
     let d = h.finalize();
@@ -337,15 +326,15 @@ pub fn spawn(
     user: Uuid,
     trigger: Trigger,
     until_minute: Option<i64>,
-    reply: Option<crate::ws::Outbound>,
+    reply: Option<Outbound>,
 ) {
     let app2 = app.clone();
     app.sessions.spawn(async move {
         let error = |code: &str, message: &str| {
-            let frame = serde_json::json!({"type": "error", "code": code, "message": message});
             if let Some(r) = &reply {
+                let frame = ServerFrame::AnalysisError { code, message };
                 // A full queue means the session is already closing as a slow consumer.
-                let _ = r.try_send(Box::new(Message::Text(frame.to_string().into())));
+                let _ = r.try_send(Box::new(encode(&frame)));
             }
         };
         match run(&app2, user, trigger, until_minute).await {
@@ -355,7 +344,11 @@ pub fn spawn(
                 } else if trigger == Trigger::Request {
                     // Asked for again: the answer goes to the asking session only.
                     if let Some(r) = &reply {
-                        let _ = r.try_send(Box::new(Message::Text(frame(&record).into())));
+                        let frame = ServerFrame::Document {
+                            kind: DocKind::Analysis,
+                            body: &record.body,
+                        };
+                        let _ = r.try_send(Box::new(encode(&frame)));
                     }
                 }
                 // A backfill of old days completes many days at once: only recent ones (or
@@ -371,12 +364,14 @@ pub fn spawn(
                     error("no_data", "no activity data in the last 7 days to analyse");
                 }
             }
-            Err(AnalysisError::Store(e)) if e.is_transient() => {
-                tracing::warn!(error = %e, "analysis not stored: store unavailable");
-                error(
-                    "store_unavailable",
-                    "the analysis could not be stored; ask again later",
-                );
+            Err(AnalysisError::Store(e)) => {
+                let failure = crate::protocol::store_failure(&e, "analysis not stored");
+                let message = if failure.transient {
+                    "the analysis could not be stored; ask again later"
+                } else {
+                    "the analysis failed"
+                };
+                error(failure.code, message);
             }
             Err(e) => {
                 tracing::error!(error = %e, "analysis failed");

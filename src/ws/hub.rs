@@ -10,12 +10,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::protocol::Frame;
 use crate::store::DocKind;
 
 #[derive(Clone)]
@@ -167,26 +167,26 @@ impl Hub {
         self.users.get(&user).is_some_and(|l| !l.is_empty())
     }
 
-    /// Queues `text` to every session of `user`; returns how many got it.
-    pub fn push(&self, user: Uuid, text: &str) -> usize {
-        self.push_where(user, &Utf8Bytes::from(text), |_| true)
+    /// Queues `frame` to every session of `user`; returns how many got it.
+    pub fn push(&self, user: Uuid, frame: &Frame) -> usize {
+        self.push_where(user, frame, |_| true)
     }
 
     /// Queues a stream event to the user's sessions that did not subscribe to that stream
     /// explicitly.
-    pub fn push_event(&self, user: Uuid, kind: DocKind, text: &Utf8Bytes) -> usize {
+    pub fn push_event(&self, user: Uuid, kind: DocKind, frame: &Frame) -> usize {
         let i = kind.code() as usize;
-        self.push_where(user, text, |e| e.explicit[i].load(Ordering::Acquire) == 0)
+        self.push_where(user, frame, |e| e.explicit[i].load(Ordering::Acquire) == 0)
     }
 
-    fn push_where(&self, user: Uuid, text: &Utf8Bytes, keep: impl Fn(&Entry) -> bool) -> usize {
+    fn push_where(&self, user: Uuid, frame: &Frame, keep: impl Fn(&Entry) -> bool) -> usize {
         let entries: Vec<Entry> = match self.users.get(&user) {
             Some(list) => list.iter().filter(|e| keep(e)).cloned().collect(),
             None => return 0,
         };
         let mut sent = 0;
         for e in entries {
-            match e.out.try_send(Box::new(Message::Text(text.clone()))) {
+            match e.out.try_send(Box::new(frame.clone())) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => e.overflow.cancel(),
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -6,7 +6,6 @@
 //!   `?access_token=`; request logs never include the query string.
 //! - Buffers are small: tungstenite's defaults cost ~256 KiB per idle connection.
 
-mod frames;
 pub mod hub;
 mod outbound;
 pub mod rate;
@@ -25,13 +24,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::bearer;
 
-pub use frames::PROTOCOL_VERSION;
-
-/// A frame queued to a session's writer. Boxed because a queue allocates its first block of
-/// 32 slots up front: 8-byte slots instead of 48 save ~1.3 KB per idle session.
-pub type Outgoing = Box<axum::extract::ws::Message>;
-/// The sending side of a session's bounded outbound queue.
-pub type Outbound = tokio::sync::mpsc::Sender<Outgoing>;
+pub use crate::protocol::{Outbound, Outgoing, PROTOCOL_VERSION};
 pub use session::close;
 
 /// Socket read chunk. Idle sessions keep only this much (measured at 10,000 idle sessions:

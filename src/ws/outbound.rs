@@ -180,7 +180,7 @@ pub async fn write_loop(
                         }
                     }
                     Some(r) = replies.recv() => (r.msg, Some(r.ticket)),
-                    Some(m) = pushed.recv() => (*m, None),
+                    Some(m) = pushed.recv() => (super::session::text_message(*m), None),
                     else => break,
                 }
             }

@@ -22,21 +22,22 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::frames::{self, ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
 use super::hub::Kick;
 use super::outbound::{self, Gone, Replies};
 use super::rate::{self, TokenBucket};
 use crate::app::AppState;
 use crate::auth::{AccessError, Verified};
-use crate::error::STORE_RETRY_AFTER_MS;
 use crate::ingest::{self, IngestReport};
 use crate::metrics;
+use crate::protocol::{
+    self, Command, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Refusal, STORE_RETRY_AFTER_MS,
+    ServerFrame, encode,
+};
 use crate::store::{DocKind, StoreError};
 use crate::streams::EndReason;
 use crate::streams::subscription;
@@ -175,15 +176,15 @@ async fn serve(
         protocol_version: PROTOCOL_VERSION,
         session_id,
         user_id: verified.user_id,
-        server_time: frames::now_rfc3339(),
+        server_time: protocol::now_rfc3339(),
         heartbeat_interval_ms: cfg.server.heartbeat_interval_ms,
-        token_expires_at: frames::unix_secs_rfc3339(verified.expires_at),
+        token_expires_at: protocol::unix_secs_rfc3339(verified.expires_at),
         limits: &limits,
     };
     count_out(welcome.type_name());
     let writer = state.sessions.spawn(outbound::write_loop(
         sink,
-        Message::Text(welcome.to_text().into()),
+        text_message(encode(&welcome)),
         replies_rx,
         out_rx,
         kill_rx,
@@ -349,17 +350,11 @@ impl Session {
             count_in("oversized");
             return Ok(Some(too_big(text.len(), max)));
         }
-        let frame: ClientFrame<'_> = match serde_json::from_str(text.as_str()) {
+        let inbound = match protocol::parse(text.as_str()) {
             Ok(f) => f,
-            Err(e) => {
+            Err(refusal) => {
                 count_in("invalid");
-                let code = if e.is_syntax() || e.is_eof() {
-                    "invalid_json"
-                } else {
-                    "invalid_frame"
-                };
-                self.send(&ServerFrame::error(code, format!("cannot read frame: {e}")))
-                    .await?;
+                self.send(&refusal.frame()).await?;
                 return Ok(None);
             }
         };
@@ -373,40 +368,41 @@ impl Session {
                     message: "kept sending after rate_limited errors".into(),
                 }));
             }
-            self.send(&ServerFrame::Error {
-                code: "rate_limited",
-                message: format!(
+            let refusal = Refusal::new(
+                "rate_limited",
+                format!(
                     "too many frames; this `{}` frame was not processed: resend it after retry_after_ms",
-                    truncate(frame.ty.as_deref().unwrap_or("untyped"), 64)
-                )
-                .into(),
-                seq: frame.seq,
-                retry_after_ms: Some(rate::retry_after_ms(wait)),
-            })
-            .await?;
+                    protocol::command::truncate(inbound.ty.as_deref().unwrap_or("untyped"), 64)
+                ),
+            )
+            .with_seq(inbound.seq)
+            .retry_after(rate::retry_after_ms(wait));
+            self.send(&refusal.frame()).await?;
             return Ok(None);
         }
         self.strikes = 0;
-        match frame.ty.as_deref() {
-            Some("samples") => {
-                count_in("samples");
-                self.on_samples(&frame, &text).await?;
+        count_in(inbound.label());
+        let command = match inbound.command {
+            Ok(c) => c,
+            Err(refusal) => {
+                self.send(&refusal.frame()).await?;
+                return Ok(None);
+            }
+        };
+        match command {
+            Command::Samples { seq, samples } => {
+                self.on_samples(seq, samples, &text).await?;
                 Ok(None)
             }
-            Some("ping") => {
-                count_in("ping");
+            Command::Ping => {
                 self.send(&ServerFrame::Pong {
-                    server_time: frames::now_rfc3339(),
+                    server_time: protocol::now_rfc3339(),
                 })
                 .await?;
                 Ok(None)
             }
-            Some("refresh") => {
-                count_in("refresh");
-                self.on_refresh(&frame).await
-            }
-            Some("analyze") => {
-                count_in("analyze");
+            Command::Refresh { access_token } => self.on_refresh(&access_token).await,
+            Command::Analyze => {
                 // The analysis must see every batch sent before it: with batches still on
                 // their way to the store, it starts when the last of them completes.
                 if self.inflight.is_empty() {
@@ -416,71 +412,42 @@ impl Session {
                 }
                 Ok(None)
             }
-            Some("subscribe") => {
-                count_in("subscribe");
-                self.on_subscribe(&frame).await?;
-                Ok(None)
-            }
-            Some("unsubscribe") => {
-                count_in("unsubscribe");
-                self.on_unsubscribe(&frame).await?;
-                Ok(None)
-            }
-            Some(other) => {
-                count_in("unknown");
-                let message = format!("unknown frame type `{}`", truncate(other, 64));
-                self.send(&ServerFrame::Error {
-                    code: "unknown_type",
-                    message: message.into(),
-                    seq: frame.seq,
-                    retry_after_ms: None,
-                })
-                .await?;
-                Ok(None)
-            }
-            None => {
-                count_in("invalid");
-                self.send(&ServerFrame::error("invalid_frame", "missing field `type`"))
+            Command::Subscribe {
+                kind,
+                owner,
+                since,
+                epoch,
+            } => {
+                let owner = owner.unwrap_or(self.user);
+                self.on_subscribe(owner, kind, since, epoch.map(|e| e.into_owned()))
                     .await?;
+                Ok(None)
+            }
+            Command::Unsubscribe { kind, owner } => {
+                let owner = owner.unwrap_or(self.user);
+                self.on_unsubscribe(owner, kind).await?;
                 Ok(None)
             }
         }
     }
 
-    async fn on_samples(&mut self, frame: &ClientFrame<'_>, text: &Utf8Bytes) -> Result<(), Gone> {
-        let invalid = |message: &str, seq: Option<u64>| ServerFrame::Error {
-            code: "invalid_frame",
-            message: message.to_owned().into(),
-            seq,
-            retry_after_ms: None,
-        };
-        let Some(seq) = frame.seq else {
-            return self
-                .send(&invalid(
-                    "samples frames need a non-negative integer `seq`",
-                    None,
-                ))
-                .await;
-        };
-        let Some(raw) = frame.samples else {
-            return self
-                .send(&invalid("missing field `samples`", Some(seq)))
-                .await;
-        };
-        let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
-            return self
-                .send(&invalid("`samples` must be an array", Some(seq)))
-                .await;
-        };
+    async fn on_samples(
+        &mut self,
+        seq: u64,
+        list: Vec<&serde_json::value::RawValue>,
+        text: &Utf8Bytes,
+    ) -> Result<(), Gone> {
         let max = self.state.config.limits.max_samples_per_frame;
         if list.len() > max {
             return self
-                .send(&ServerFrame::Error {
-                    code: "too_many_samples",
-                    message: format!("at most {max} samples per frame, got {}", list.len()).into(),
-                    seq: Some(seq),
-                    retry_after_ms: None,
-                })
+                .send(
+                    &Refusal::new(
+                        "too_many_samples",
+                        format!("at most {max} samples per frame, got {}", list.len()),
+                    )
+                    .with_seq(Some(seq))
+                    .frame(),
+                )
                 .await;
         }
         // Samples per second: this session's budget, then the user's on this node.
@@ -504,15 +471,15 @@ impl Session {
         };
         if let Some((wait, whose, per_sec)) = wait {
             count_in("rate_limited");
-            return self.send(&ServerFrame::Error {
-                code: "rate_limited",
-                message: format!(
+            let refusal = Refusal::new(
+                "rate_limited",
+                format!(
                     "more than {per_sec} samples per second for this {whose}; this batch was not stored"
-                )
-                .into(),
-                seq: Some(seq),
-                retry_after_ms: Some(rate::retry_after_ms(wait)),
-            }).await;
+                ),
+            )
+            .with_seq(Some(seq))
+            .retry_after(rate::retry_after_ms(wait));
+            return self.send(&refusal.frame()).await;
         }
         // Small frames are validated here; big ones on the blocking pool (re-read there from
         // the same bytes, which is cheap next to validating them).
@@ -553,26 +520,13 @@ impl Session {
         Ok(())
     }
 
-    /// The (user, stream) a subscribe/unsubscribe frame names; `Err` holds the error to send.
-    fn stream_key(&self, frame: &ClientFrame<'_>) -> Result<(Uuid, DocKind), ServerFrame<'static>> {
-        let invalid = |m: &'static str| ServerFrame::error("invalid_frame", m);
-        let kind = match frame.stream.as_deref() {
-            None => return Err(invalid("missing field `stream`")),
-            Some(name) => DocKind::from_stream(name)
-                .ok_or_else(|| invalid("`stream` must be `insights` or `analyses`"))?,
-        };
-        let owner = match frame.user_id.as_deref() {
-            None => self.user,
-            Some(id) => Uuid::parse_str(id).map_err(|_| invalid("`user_id` must be a UUID"))?,
-        };
-        Ok((owner, kind))
-    }
-
-    async fn on_subscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Gone> {
-        let (owner, kind) = match self.stream_key(frame) {
-            Ok(k) => k,
-            Err(e) => return self.send(&e).await,
-        };
+    async fn on_subscribe(
+        &mut self,
+        owner: Uuid,
+        kind: DocKind,
+        since: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<(), Gone> {
         self.subs.retain(|_, h| !h.task.is_finished());
         // Subscribing again replaces the subscription (a client resuming from an offset).
         if let Some(old) = self.subs.remove(&(owner, kind)) {
@@ -581,18 +535,21 @@ impl Session {
         let max = self.state.config.limits.max_subscriptions;
         if self.subs.len() >= max {
             return self
-                .send(&ServerFrame::error(
-                    "too_many_subscriptions",
-                    format!("at most {max} subscriptions per session"),
-                ))
+                .send(
+                    &Refusal::new(
+                        "too_many_subscriptions",
+                        format!("at most {max} subscriptions per session"),
+                    )
+                    .frame(),
+                )
                 .await;
         }
         let req = subscription::Request {
             viewer: self.user,
             owner,
             kind,
-            since: frame.since,
-            epoch: frame.epoch.as_deref().map(str::to_owned),
+            since,
+            epoch,
             own: (owner == self.user).then(|| self.hub.explicit.clone()),
             origin: self.origin.clone(),
         };
@@ -606,47 +563,37 @@ impl Session {
         Ok(())
     }
 
-    async fn on_unsubscribe(&mut self, frame: &ClientFrame<'_>) -> Result<(), Gone> {
-        let (owner, kind) = match self.stream_key(frame) {
-            Ok(k) => k,
-            Err(e) => return self.send(&e).await,
-        };
+    async fn on_unsubscribe(&mut self, owner: Uuid, kind: DocKind) -> Result<(), Gone> {
         match self.subs.remove(&(owner, kind)) {
             Some(h) if !h.task.is_finished() => {
                 h.shared.end(EndReason::Requested);
                 let frame = ServerFrame::Unsubscribed {
-                    stream: kind.stream(),
+                    kind,
                     user_id: owner,
-                    reason: "requested",
                 };
                 count_out(frame.type_name());
                 // Through the push queue, behind the events the subscription queued there:
                 // nothing of it may follow `unsubscribed`.
                 self.out
-                    .send(Box::new(Message::Text(frame.to_text().into())))
+                    .send(Box::new(encode(&frame)))
                     .await
                     .map_err(|_| Gone)
             }
             _ => {
-                self.send(&ServerFrame::error(
-                    "not_subscribed",
-                    format!("no subscription to {owner}'s {} stream", kind.stream()),
-                ))
+                self.send(
+                    &Refusal::new(
+                        "not_subscribed",
+                        format!("no subscription to {owner}'s {} stream", kind.stream()),
+                    )
+                    .frame(),
+                )
                 .await
             }
         }
     }
 
     /// With Cognito this may wait for a key-set fetch (bounded by its timeout).
-    async fn on_refresh(&mut self, frame: &ClientFrame<'_>) -> Result<Option<End>, Gone> {
-        let Some(token) = frame.access_token.as_deref() else {
-            self.send(&ServerFrame::error(
-                "invalid_frame",
-                "missing field `access_token`",
-            ))
-            .await?;
-            return Ok(None);
-        };
+    async fn on_refresh(&mut self, token: &str) -> Result<Option<End>, Gone> {
         // Boxed: the check's future is large and rare; inline, every idle session would carry it.
         let checked = Box::pin(self.state.auth.verify_access(token)).await;
         match checked {
@@ -656,7 +603,7 @@ impl Session {
                 self.token_exp = v.expires_at;
                 self.schedule_expiry();
                 self.send(&ServerFrame::Refreshed {
-                    expires_at: frames::unix_secs_rfc3339(v.expires_at),
+                    expires_at: protocol::unix_secs_rfc3339(v.expires_at),
                 })
                 .await?;
                 Ok(None)
@@ -677,13 +624,12 @@ impl Session {
                     AccessError::Unavailable { retry_after } => retry_after.as_millis() as u64,
                     _ => STORE_RETRY_AFTER_MS,
                 };
-                self.send(&ServerFrame::Error {
-                    code: "auth_unavailable",
-                    message: "the token cannot be checked now; send the refresh again later".into(),
-                    seq: None,
-                    retry_after_ms: Some(retry_after_ms.max(1000)),
-                })
-                .await?;
+                let refusal = Refusal::new(
+                    "auth_unavailable",
+                    "the token cannot be checked now; send the refresh again later",
+                )
+                .retry_after(retry_after_ms.max(1000));
+                self.send(&refusal.frame()).await?;
                 Ok(None)
             }
         }
@@ -716,7 +662,7 @@ impl Session {
         }
         self.warned = true;
         let frame = ServerFrame::TokenExpiring {
-            expires_at: frames::unix_secs_rfc3339(self.token_exp),
+            expires_at: protocol::unix_secs_rfc3339(self.token_exp),
             expires_in_ms: (self.expire_at - now).as_millis() as u64,
         };
         if self.send(&frame).await.is_err() {
@@ -757,20 +703,15 @@ impl Session {
                 .await
             }
             Err(e) => {
-                let (code, retry) = if e.is_transient() {
-                    tracing::warn!(error = %e, seq = done.seq, "batch not stored: store unavailable");
-                    ("store_unavailable", Some(STORE_RETRY_AFTER_MS))
-                } else {
-                    tracing::error!(error = ?e, seq = done.seq, "batch not stored");
-                    ("internal", Some(STORE_RETRY_AFTER_MS))
-                };
-                self.send(&ServerFrame::Error {
-                    code,
-                    message: "samples were not stored; resend this batch later".into(),
-                    seq: Some(done.seq),
-                    retry_after_ms: retry,
-                })
-                .await
+                let failure = protocol::store_failure(&e, "batch not stored");
+                // Resending is the answer to both: an ack is owed either way.
+                let refusal = Refusal::new(
+                    failure.code,
+                    "samples were not stored; resend this batch later",
+                )
+                .with_seq(Some(done.seq))
+                .retry_after(STORE_RETRY_AFTER_MS);
+                self.send(&refusal.frame()).await
             }
         }
     }
@@ -810,12 +751,12 @@ impl Session {
                     return "peer_gone";
                 }
                 tracing::info!(code, error, "closing session");
-                let frame = ServerFrame::Error {
+                let frame = ServerFrame::Error(ErrorFrame {
                     code: error,
                     message: message.into(),
                     seq: None,
                     retry_after_ms: None,
-                };
+                });
                 self.send_final(&frame, code, error).await;
                 count_close(error);
                 error
@@ -837,7 +778,7 @@ impl Session {
             code,
             reason: Utf8Bytes::from_static(reason),
         }));
-        for msg in [Message::Text(frame.to_text().into()), close] {
+        for msg in [text_message(encode(frame)), close] {
             if tokio::time::timeout(FLUSH_TIMEOUT, self.replies.send(msg))
                 .await
                 .map_or(true, |r| r.is_err())
@@ -859,17 +800,23 @@ impl Session {
     /// Queues a reply, waiting (and so not reading) while the replies queue is full.
     async fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Gone> {
         count_out(frame.type_name());
-        self.replies
-            .send(Message::Text(frame.to_text().into()))
-            .await
+        self.replies.send(text_message(encode(frame))).await
     }
 }
 
-/// Validates the samples of an already checked `samples` frame.
+/// The edge: our encoded frame as the WebSocket library's text message. The bytes are
+/// shared, not copied (`Utf8Bytes` only checks that they are UTF-8).
+pub(super) fn text_message(frame: Frame) -> Message {
+    Message::Text(Utf8Bytes::try_from(frame.bytes().clone()).expect("frames are UTF-8"))
+}
+
+/// Validates the samples of an already checked `samples` frame (re-read from its text on
+/// the blocking pool: the parsed list borrows the text and cannot travel there).
 fn prepare_frame(text: &str) -> Option<ingest::Prepared> {
-    let frame: ClientFrame<'_> = serde_json::from_str(text).ok()?;
-    let list: Vec<&RawValue> = serde_json::from_str(frame.samples?.get()).ok()?;
-    Some(ingest::prepare(&list))
+    match protocol::parse(text).ok()?.command.ok()? {
+        Command::Samples { samples, .. } => Some(ingest::prepare(&samples)),
+        _ => None,
+    }
 }
 
 /// How a session ended from outside closes.
@@ -912,13 +859,6 @@ fn classify_read_error(e: axum::Error, max: usize) -> End {
             tracing::debug!(error = %e, "read failed");
             End::PeerGone
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

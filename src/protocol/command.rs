@@ -1,0 +1,268 @@
+//! Inbound: a client frame is parsed once, by [`parse`], into a [`Command`].
+//!
+//! Rules:
+//! - Two outcomes are kept apart because the session treats them differently: text that is
+//!   not a frame envelope at all (not JSON, or a field of the wrong JSON type) is refused
+//!   before the rate limiter counts it; an envelope with a bad body counts as a frame (its
+//!   `type` and `seq` are known) and then gets its error.
+//! - The frame's `seq` is carried with the command. Its errors echo it where protocol v1
+//!   says so (a `samples` frame's, an unknown type's); the others do not, as documented in
+//!   protocol/README.md (error codes), and `tests/api/ws_ingest.rs` checks that.
+//! - Nothing here depends on the session's settings (those checks, e.g. samples per frame,
+//!   stay in the session) or on the WebSocket library.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::Refusal;
+use crate::store::DocKind;
+
+/// What a well-formed client frame asks for.
+#[derive(Debug)]
+pub enum Command<'a> {
+    /// Store these samples (each still raw: every sample is validated on its own).
+    Samples {
+        seq: u64,
+        samples: Vec<&'a RawValue>,
+    },
+    Ping,
+    /// Replace the session's access token.
+    Refresh {
+        access_token: Cow<'a, str>,
+    },
+    /// Analyse the user's last week now.
+    Analyze,
+    /// Watch a stream; `owner` `None` is the session's own user.
+    Subscribe {
+        kind: DocKind,
+        owner: Option<Uuid>,
+        since: Option<u64>,
+        epoch: Option<Cow<'a, str>>,
+    },
+    Unsubscribe {
+        kind: DocKind,
+        owner: Option<Uuid>,
+    },
+}
+
+/// A frame whose envelope could be read: its `type` and `seq` as sent, and what it asks for
+/// (or why it cannot be done).
+#[derive(Debug)]
+pub struct Inbound<'a> {
+    /// The `type` as sent (`None`: missing), for the rate limiter's message and metrics.
+    pub ty: Option<Cow<'a, str>>,
+    pub seq: Option<u64>,
+    pub command: Result<Command<'a>, Refusal>,
+}
+
+impl Inbound<'_> {
+    /// The metrics label of the frame's type.
+    pub fn label(&self) -> &'static str {
+        match &self.command {
+            Ok(c) => c.label(),
+            Err(_) => match self.ty.as_deref() {
+                Some(
+                    t @ ("samples" | "ping" | "refresh" | "analyze" | "subscribe" | "unsubscribe"),
+                ) => label_of(t),
+                Some(_) => "unknown",
+                None => "invalid",
+            },
+        }
+    }
+}
+
+fn label_of(t: &str) -> &'static str {
+    match t {
+        "samples" => "samples",
+        "ping" => "ping",
+        "refresh" => "refresh",
+        "analyze" => "analyze",
+        "subscribe" => "subscribe",
+        _ => "unsubscribe",
+    }
+}
+
+impl Command<'_> {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Command::Samples { .. } => "samples",
+            Command::Ping => "ping",
+            Command::Refresh { .. } => "refresh",
+            Command::Analyze => "analyze",
+            Command::Subscribe { .. } => "subscribe",
+            Command::Unsubscribe { .. } => "unsubscribe",
+        }
+    }
+}
+
+/// The envelope of every client frame. Fields are optional so that a frame with a known
+/// `seq` but a bad body still gets an error naming that `seq`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    samples: Option<&'a RawValue>,
+    #[serde(borrow)]
+    access_token: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    since: Option<u64>,
+    #[serde(borrow)]
+    epoch: Option<Cow<'a, str>>,
+}
+
+/// Reads one client text frame. `Err`: not a frame envelope (`invalid_json`, or
+/// `invalid_frame` for JSON of the wrong shape), refused before it counts as a frame.
+pub fn parse(text: &str) -> Result<Inbound<'_>, Refusal> {
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_frame"
+        };
+        Refusal::new(code, format!("cannot read frame: {e}"))
+    })?;
+    let seq = env.seq;
+    let command = command(&env);
+    Ok(Inbound {
+        ty: env.ty,
+        seq,
+        command,
+    })
+}
+
+fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
+    let invalid = |m: &'static str| Refusal::new("invalid_frame", m);
+    match env.ty.as_deref() {
+        Some("samples") => {
+            let seq = env
+                .seq
+                .ok_or_else(|| invalid("samples frames need a non-negative integer `seq`"))?;
+            let raw = env
+                .samples
+                .ok_or_else(|| invalid("missing field `samples`").with_seq(Some(seq)))?;
+            let samples = serde_json::from_str::<Vec<&RawValue>>(raw.get())
+                .map_err(|_| invalid("`samples` must be an array").with_seq(Some(seq)))?;
+            Ok(Command::Samples { seq, samples })
+        }
+        Some("ping") => Ok(Command::Ping),
+        Some("refresh") => {
+            let access_token = env
+                .access_token
+                .clone()
+                .ok_or_else(|| invalid("missing field `access_token`"))?;
+            Ok(Command::Refresh { access_token })
+        }
+        Some("analyze") => Ok(Command::Analyze),
+        Some("subscribe") => {
+            let (kind, owner) = stream_key(env)?;
+            Ok(Command::Subscribe {
+                kind,
+                owner,
+                since: env.since,
+                epoch: env.epoch.clone(),
+            })
+        }
+        Some("unsubscribe") => {
+            let (kind, owner) = stream_key(env)?;
+            Ok(Command::Unsubscribe { kind, owner })
+        }
+        Some(other) => Err(Refusal::new(
+            "unknown_type",
+            format!("unknown frame type `{}`", truncate(other, 64)),
+        )
+        .with_seq(env.seq)),
+        None => Err(invalid("missing field `type`")),
+    }
+}
+
+/// The stream and owner a subscribe/unsubscribe frame names.
+fn stream_key(env: &Envelope<'_>) -> Result<(DocKind, Option<Uuid>), Refusal> {
+    let invalid = |m: &'static str| Refusal::new("invalid_frame", m);
+    let kind = match env.stream.as_deref() {
+        None => return Err(invalid("missing field `stream`")),
+        Some(name) => DocKind::from_stream(name)
+            .ok_or_else(|| invalid("`stream` must be `insights` or `analyses`"))?,
+    };
+    let owner = match env.user_id.as_deref() {
+        None => None,
+        Some(id) => Some(Uuid::parse_str(id).map_err(|_| invalid("`user_id` must be a UUID"))?),
+    };
+    Ok((kind, owner))
+}
+
+/// At most `max` characters of `s` (for echoing client text in messages).
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> Refusal {
+        parse(text).unwrap().command.unwrap_err()
+    }
+
+    #[test]
+    fn each_frame_type_becomes_its_command() {
+        let cmd = |t| parse(t).unwrap().command.unwrap();
+        assert!(matches!(
+            cmd(r#"{"type":"samples","seq":3,"samples":[{},1]}"#),
+            Command::Samples { seq: 3, ref samples } if samples.len() == 2
+        ));
+        assert!(matches!(cmd(r#"{"type":"ping"}"#), Command::Ping));
+        assert!(matches!(cmd(r#"{"type":"analyze"}"#), Command::Analyze));
+        assert!(
+            matches!(cmd(r#"{"type":"refresh","access_token":"t"}"#), Command::Refresh { access_token } if access_token == "t")
+        );
+        assert!(matches!(
+            cmd(r#"{"type":"subscribe","stream":"insights","since":4,"epoch":"e"}"#),
+            Command::Subscribe { kind: DocKind::Insight, owner: None, since: Some(4), epoch: Some(e) } if e == "e"
+        ));
+        let id = Uuid::now_v7();
+        assert!(matches!(
+            cmd(&format!(r#"{{"type":"unsubscribe","stream":"analyses","user_id":"{id}"}}"#)),
+            Command::Unsubscribe { kind: DocKind::Analysis, owner: Some(o) } if o == id
+        ));
+    }
+
+    #[test]
+    fn text_that_is_no_envelope_is_refused_before_it_counts() {
+        assert_eq!(parse("{").unwrap_err().code, "invalid_json");
+        assert_eq!(parse(r#"{"seq":-1}"#).unwrap_err().code, "invalid_frame");
+        assert_eq!(parse(r#"[1]"#).unwrap_err().code, "invalid_frame");
+    }
+
+    #[test]
+    fn errors_echo_the_seq_where_protocol_v1_does() {
+        let r = refusal(r#"{"type":"samples","seq":9,"samples":{}}"#);
+        assert_eq!(
+            (r.code, r.message.as_ref(), r.seq),
+            ("invalid_frame", "`samples` must be an array", Some(9))
+        );
+        let r = refusal(r#"{"type":"nap","seq":2}"#);
+        assert_eq!((r.code, r.seq), ("unknown_type", Some(2)));
+        let r = refusal(r#"{"type":"samples","samples":[]}"#);
+        assert_eq!(
+            (r.message.as_ref(), r.seq),
+            ("samples frames need a non-negative integer `seq`", None)
+        );
+        // v1 answers these without `seq` (tests/api/ws_ingest.rs).
+        let r = refusal(r#"{"type":"subscribe","seq":4,"stream":"x"}"#);
+        assert_eq!((r.code, r.seq), ("invalid_frame", None));
+        let r = refusal(r#"{"seq":1}"#);
+        assert_eq!((r.message.as_ref(), r.seq), ("missing field `type`", None));
+        assert_eq!(parse(r#"{"seq":1}"#).unwrap().seq, Some(1));
+    }
+}
