@@ -14,14 +14,20 @@
 //! - On shutdown every batch already received is committed and acked before `going_away`.
 //! - A session ended from outside (its login logged out: 4011; an administrator: 4012) also
 //!   acks what it has in flight first, then sends an `error` frame saying why and closes.
+//!
+//! This file keeps the read loop and the ending; the session's sub-states live next to it:
+//! `expiry` (token expiry and refresh), `pipeline` (batches in flight and their acks),
+//! `subscriptions` (live streams) and `throttle` (frame and sample rates).
 
-use std::collections::HashMap;
-use std::pin::Pin;
+mod expiry;
+mod pipeline;
+mod subscriptions;
+mod throttle;
+
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::FuturesOrdered;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
@@ -29,19 +35,17 @@ use uuid::Uuid;
 
 use super::hub::Kick;
 use super::outbound::{self, Gone, Replies};
-use super::rate::{self, TokenBucket};
+use super::rate;
 use crate::app::AppState;
-use crate::auth::{AccessError, Verified};
-use crate::ingest::{self, IngestReport};
+use crate::auth::Verified;
 use crate::metrics;
 use crate::protocol::{
-    self, Command, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Refusal, STORE_RETRY_AFTER_MS,
-    ServerFrame, encode,
+    self, Command, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Refusal, ServerFrame, encode,
 };
-use crate::store::{DocKind, StoreError};
-use crate::streams::EndReason;
-use crate::streams::subscription;
-use crate::window::analysis::{self, Trigger};
+use expiry::Expiry;
+use pipeline::Pipeline;
+use subscriptions::Subscriptions;
+use throttle::{Rate, Throttled};
 
 /// Close codes (documented in protocol/README.md).
 pub mod close {
@@ -63,14 +67,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Suggested reconnect delay in `going_away`.
 const RECONNECT_AFTER_MS: u64 = 1000;
-
-type Pending = Pin<Box<dyn std::future::Future<Output = Completed> + Send>>;
-
-struct Completed {
-    seq: u64,
-    received: Instant,
-    result: Result<IngestReport, StoreError>,
-}
 
 /// Why the read loop ended.
 enum End {
@@ -98,31 +94,15 @@ struct Session {
     /// This session in the hub, for pushed analyses; unregisters on drop.
     hub: super::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
-    limiter: TokenBucket,
-    /// Samples per second of this session.
-    sample_limiter: TokenBucket,
-    /// Consecutive frames refused by the rate limiter.
-    strikes: u32,
-    inflight: FuturesOrdered<Pending>,
+    /// Frame and sample rates.
+    rate: Rate,
+    /// Batches on their way to the store, acked in frame order.
+    pipeline: Pipeline,
     last_seen: Instant,
-    /// Access token expiry, Unix seconds.
-    token_exp: i64,
-    /// The same expiry on tokio's clock, which the timers use.
-    expire_at: Instant,
-    warned: bool,
-    expiry: Pin<Box<tokio::time::Sleep>>,
-    /// Live stream subscriptions by watched user and stream.
-    subs: HashMap<(Uuid, DocKind), subscription::Handle>,
-    /// Parent of every subscription's token: the session's end ends them all.
-    subs_cancel: tokio_util::sync::CancellationToken,
-    /// Samples frames handed to the store, and those completed (acked or failed).
-    submitted: u64,
-    completed: u64,
-    /// An `analyze` waiting for the batches sent before it: runs once `completed` reaches it.
-    analyze_after: Option<u64>,
-    /// Released once the last submitted batch is in the window: the next one waits for it,
-    /// so the window sees batches in frame order whatever order the store finishes them in.
-    window_turn: Option<oneshot::Receiver<()>>,
+    /// When the access token expires, and the warning before it.
+    expiry: Expiry,
+    /// Live stream subscriptions.
+    subs: Subscriptions,
     /// Where the client connected from, for the audit entries of its subscriptions.
     origin: crate::audit::Origin,
 }
@@ -218,36 +198,21 @@ async fn serve(
         out: out_tx,
         hub,
         kill: Some(kill_tx),
-        limiter: TokenBucket::new(cfg.limits.max_frames_per_sec, cfg.limits.frame_burst),
-        sample_limiter: TokenBucket::new(
-            cfg.limits.max_samples_per_sec,
-            u32::try_from(
-                (cfg.limits.max_samples_per_sec.saturating_mul(2) as usize)
-                    .max(cfg.limits.max_samples_per_frame),
-            )
-            .unwrap_or(u32::MAX),
-        ),
-        strikes: 0,
-        inflight: FuturesOrdered::new(),
+        rate: Rate::new(&cfg.limits),
+        pipeline: Pipeline::new(cfg.limits.max_inflight_batches),
         last_seen: Instant::now(),
-        token_exp: verified.expires_at,
-        expire_at: Instant::now(),
-        warned: false,
-        expiry: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        subs: HashMap::new(),
-        subs_cancel: tokio_util::sync::CancellationToken::new(),
-        submitted: 0,
-        completed: 0,
-        analyze_after: None,
-        window_turn: None,
+        expiry: Expiry::new(
+            verified.expires_at,
+            Duration::from_secs(cfg.auth.token_expiry_warning_secs),
+        ),
+        subs: Subscriptions::default(),
         origin,
     };
-    s.schedule_expiry();
     let end = s.read_loop(&mut stream).await;
     let we_closed = matches!(end, End::Shutdown | End::Violation { .. });
     let reason = s.finish(end).await;
     // Subscription tasks hold the queue too: they must stop for the writer to finish.
-    s.subs_cancel.cancel();
+    s.subs.cancel_all();
     // Dropping the queue lets the writer drain it and stop.
     drop(s);
     if we_closed {
@@ -279,7 +244,6 @@ impl Session {
         let interval = cfg.server.heartbeat_interval();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let max_inflight = cfg.limits.max_inflight_batches.max(1);
         let overflow = self.hub.overflow.clone();
         let control = self.hub.control.clone();
         let writer_gone = self.replies.gone().clone();
@@ -290,7 +254,7 @@ impl Session {
                 () = shutdown.cancelled() => return End::Shutdown,
                 () = overflow.cancelled() => return End::SlowConsumer,
                 why = control.kicked() => return kicked(why),
-                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
+                Some(done) = self.pipeline.next(), if !self.pipeline.is_empty() => {
                     if self.complete(done).await.is_err() {
                         return End::PeerGone;
                     }
@@ -306,12 +270,12 @@ impl Session {
                     // With replies backed up the write timeout watches the peer instead.
                     self.replies.try_send(Message::Ping(Default::default()));
                 }
-                () = &mut self.expiry => {
+                () = self.expiry.timer() => {
                     if let Some(end) = self.on_expiry_timer().await {
                         return end;
                     }
                 }
-                msg = stream.next(), if self.inflight.len() < max_inflight => {
+                msg = stream.next(), if self.pipeline.has_room() => {
                     let msg = match msg {
                         None => return End::PeerGone,
                         Some(Err(e)) => return classify_read_error(e, cfg.limits.max_frame_bytes),
@@ -358,29 +322,31 @@ impl Session {
                 return Ok(None);
             }
         };
-        if let Err(wait) = self.limiter.try_take() {
-            count_in("rate_limited");
-            self.strikes += 1;
-            if self.strikes > self.state.config.limits.frame_burst {
+        match self.rate.take_frame() {
+            Ok(()) => {}
+            Err(Throttled::Strikeout) => {
+                count_in("rate_limited");
                 return Ok(Some(End::Violation {
                     code: close::RATE_LIMITED,
                     error: "rate_limit_exceeded",
                     message: "kept sending after rate_limited errors".into(),
                 }));
             }
-            let refusal = Refusal::new(
-                "rate_limited",
-                format!(
-                    "too many frames; this `{}` frame was not processed: resend it after retry_after_ms",
-                    protocol::command::truncate(inbound.ty.as_deref().unwrap_or("untyped"), 64)
-                ),
-            )
-            .with_seq(inbound.seq)
-            .retry_after(rate::retry_after_ms(wait));
-            self.send(&refusal.frame()).await?;
-            return Ok(None);
+            Err(Throttled::Wait(wait)) => {
+                count_in("rate_limited");
+                let refusal = Refusal::new(
+                    "rate_limited",
+                    format!(
+                        "too many frames; this `{}` frame was not processed: resend it after retry_after_ms",
+                        protocol::command::truncate(inbound.ty.as_deref().unwrap_or("untyped"), 64)
+                    ),
+                )
+                .with_seq(inbound.seq)
+                .retry_after(rate::retry_after_ms(wait));
+                self.send(&refusal.frame()).await?;
+                return Ok(None);
+            }
         }
-        self.strikes = 0;
         count_in(inbound.label());
         let command = match inbound.command {
             Ok(c) => c,
@@ -403,13 +369,7 @@ impl Session {
             }
             Command::Refresh { access_token } => self.on_refresh(&access_token).await,
             Command::Analyze => {
-                // The analysis must see every batch sent before it: with batches still on
-                // their way to the store, it starts when the last of them completes.
-                if self.inflight.is_empty() {
-                    self.analyze_now();
-                } else {
-                    self.analyze_after = Some(self.submitted);
-                }
+                self.on_analyze();
                 Ok(None)
             }
             Command::Subscribe {
@@ -427,291 +387,6 @@ impl Session {
                 let owner = owner.unwrap_or(self.user);
                 self.on_unsubscribe(owner, kind).await?;
                 Ok(None)
-            }
-        }
-    }
-
-    async fn on_samples(
-        &mut self,
-        seq: u64,
-        list: Vec<&serde_json::value::RawValue>,
-        text: &Utf8Bytes,
-    ) -> Result<(), Gone> {
-        let max = self.state.config.limits.max_samples_per_frame;
-        if list.len() > max {
-            return self
-                .send(
-                    &Refusal::new(
-                        "too_many_samples",
-                        format!("at most {max} samples per frame, got {}", list.len()),
-                    )
-                    .with_seq(Some(seq))
-                    .frame(),
-                )
-                .await;
-        }
-        // Samples per second: this session's budget, then the user's on this node.
-        let wait = match self.sample_limiter.try_take_n(list.len()) {
-            Err(wait) => Some((
-                wait,
-                "session",
-                self.state.config.limits.max_samples_per_sec,
-            )),
-            Ok(()) => match ingest::admit(&self.state, self.user, list.len()) {
-                Err(wait) => {
-                    self.sample_limiter.give_back(list.len());
-                    Some((
-                        wait,
-                        "user",
-                        self.state.config.limits.max_user_samples_per_sec,
-                    ))
-                }
-                Ok(()) => None,
-            },
-        };
-        if let Some((wait, whose, per_sec)) = wait {
-            count_in("rate_limited");
-            let refusal = Refusal::new(
-                "rate_limited",
-                format!(
-                    "more than {per_sec} samples per second for this {whose}; this batch was not stored"
-                ),
-            )
-            .with_seq(Some(seq))
-            .retry_after(rate::retry_after_ms(wait));
-            return self.send(&refusal.frame()).await;
-        }
-        // Small frames are validated here; big ones on the blocking pool (re-read there from
-        // the same bytes, which is cheap next to validating them).
-        let work = if text.len() <= ingest::OFFLOAD_BYTES {
-            Ok(ingest::prepare(&list))
-        } else {
-            Err(text.clone())
-        };
-        let app = self.state.0.clone();
-        let user = self.user;
-        let received = Instant::now();
-        let turn = ingest::Turn::next(&mut self.window_turn);
-        self.submitted += 1;
-        self.inflight.push_back(
-            async move {
-                let prepared = match work {
-                    Ok(p) => Ok(p),
-                    Err(text) => ingest::off_runtime(move || prepare_frame(text.as_str()))
-                        .await
-                        .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
-                        .map_err(StoreError::Other),
-                };
-                let result = match prepared {
-                    Ok(p) => ingest::commit_in_turn(&app, user, p, "ws", Some(turn)).await,
-                    Err(e) => {
-                        turn.pass().await;
-                        Err(e)
-                    }
-                };
-                Completed {
-                    seq,
-                    received,
-                    result,
-                }
-            }
-            .boxed(),
-        );
-        Ok(())
-    }
-
-    async fn on_subscribe(
-        &mut self,
-        owner: Uuid,
-        kind: DocKind,
-        since: Option<u64>,
-        epoch: Option<String>,
-    ) -> Result<(), Gone> {
-        self.subs.retain(|_, h| !h.task.is_finished());
-        // Subscribing again replaces the subscription (a client resuming from an offset).
-        if let Some(old) = self.subs.remove(&(owner, kind)) {
-            old.shared.end(EndReason::Requested);
-        }
-        let max = self.state.config.limits.max_subscriptions;
-        if self.subs.len() >= max {
-            return self
-                .send(
-                    &Refusal::new(
-                        "too_many_subscriptions",
-                        format!("at most {max} subscriptions per session"),
-                    )
-                    .frame(),
-                )
-                .await;
-        }
-        let req = subscription::Request {
-            viewer: self.user,
-            owner,
-            kind,
-            since,
-            epoch,
-            own: (owner == self.user).then(|| self.hub.explicit.clone()),
-            origin: self.origin.clone(),
-        };
-        let handle = subscription::start(
-            &self.state.0,
-            req,
-            self.out.clone(),
-            self.subs_cancel.child_token(),
-        );
-        self.subs.insert((owner, kind), handle);
-        Ok(())
-    }
-
-    async fn on_unsubscribe(&mut self, owner: Uuid, kind: DocKind) -> Result<(), Gone> {
-        match self.subs.remove(&(owner, kind)) {
-            Some(h) if !h.task.is_finished() => {
-                h.shared.end(EndReason::Requested);
-                let frame = ServerFrame::Unsubscribed {
-                    kind,
-                    user_id: owner,
-                };
-                count_out(frame.type_name());
-                // Through the push queue, behind the events the subscription queued there:
-                // nothing of it may follow `unsubscribed`.
-                self.out
-                    .send(Box::new(encode(&frame)))
-                    .await
-                    .map_err(|_| Gone)
-            }
-            _ => {
-                self.send(
-                    &Refusal::new(
-                        "not_subscribed",
-                        format!("no subscription to {owner}'s {} stream", kind.stream()),
-                    )
-                    .frame(),
-                )
-                .await
-            }
-        }
-    }
-
-    /// With Cognito this may wait for a key-set fetch (bounded by its timeout).
-    async fn on_refresh(&mut self, token: &str) -> Result<Option<End>, Gone> {
-        // Boxed: the check's future is large and rare; inline, every idle session would carry it.
-        let checked = Box::pin(self.state.auth.verify_access(token)).await;
-        match checked {
-            Ok(v) if v.user_id == self.user => {
-                // A logout of the new token's login must now end this session, not the old one's.
-                self.hub.control.set_family(v.family);
-                self.token_exp = v.expires_at;
-                self.schedule_expiry();
-                self.send(&ServerFrame::Refreshed {
-                    expires_at: protocol::unix_secs_rfc3339(v.expires_at),
-                })
-                .await?;
-                Ok(None)
-            }
-            Ok(_) => Ok(Some(End::Violation {
-                code: close::AUTH_INVALID,
-                error: "auth_invalid",
-                message: "the refreshed token belongs to another user".into(),
-            })),
-            Err(AccessError::Token(e)) => Ok(Some(End::Violation {
-                code: close::AUTH_INVALID,
-                error: "auth_invalid",
-                message: format!("refresh rejected: {e}"),
-            })),
-            // The token could not be checked now; the session keeps its current one.
-            Err(e) => {
-                let retry_after_ms = match e {
-                    AccessError::Unavailable { retry_after } => retry_after.as_millis() as u64,
-                    _ => STORE_RETRY_AFTER_MS,
-                };
-                let refusal = Refusal::new(
-                    "auth_unavailable",
-                    "the token cannot be checked now; send the refresh again later",
-                )
-                .retry_after(retry_after_ms.max(1000));
-                self.send(&refusal.frame()).await?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Converts the token's wall-clock expiry to tokio's clock once and arms the warning.
-    fn schedule_expiry(&mut self) {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let left = self
-            .token_exp
-            .saturating_mul(1000)
-            .saturating_sub(now_ms)
-            .max(0);
-        let now = Instant::now();
-        self.expire_at = now + Duration::from_millis(left as u64);
-        self.warned = false;
-        let warning = Duration::from_secs(self.state.config.auth.token_expiry_warning_secs);
-        let warn_at = self.expire_at.checked_sub(warning).unwrap_or(now).max(now);
-        self.expiry.as_mut().reset(warn_at);
-    }
-
-    async fn on_expiry_timer(&mut self) -> Option<End> {
-        let now = Instant::now();
-        if self.warned || now >= self.expire_at {
-            return Some(End::Violation {
-                code: close::TOKEN_EXPIRED,
-                error: "token_expired",
-                message: "access token expired; reconnect with a fresh token".into(),
-            });
-        }
-        self.warned = true;
-        let frame = ServerFrame::TokenExpiring {
-            expires_at: protocol::unix_secs_rfc3339(self.token_exp),
-            expires_in_ms: (self.expire_at - now).as_millis() as u64,
-        };
-        if self.send(&frame).await.is_err() {
-            return Some(End::PeerGone);
-        }
-        self.expiry.as_mut().reset(self.expire_at);
-        None
-    }
-
-    /// The result reaches every session of the user as an `analysis` frame.
-    fn analyze_now(&mut self) {
-        analysis::spawn(
-            &self.state.0,
-            self.user,
-            Trigger::Request,
-            None,
-            Some(self.out.clone()),
-        );
-    }
-
-    async fn complete(&mut self, done: Completed) -> Result<(), Gone> {
-        self.completed += 1;
-        if self.analyze_after.is_some_and(|n| self.completed >= n) {
-            self.analyze_after = None;
-            self.analyze_now();
-        }
-        match done.result {
-            Ok(report) => {
-                ::metrics::histogram!(metrics::ACK_LATENCY_SECONDS)
-                    .record(done.received.elapsed().as_secs_f64());
-                self.send(&ServerFrame::Ack {
-                    seq: done.seq,
-                    accepted: report.accepted,
-                    duplicates: report.duplicates,
-                    rejected: &report.rejected,
-                    rejected_omitted: report.rejected_omitted,
-                })
-                .await
-            }
-            Err(e) => {
-                let failure = protocol::store_failure(&e, "batch not stored");
-                // Resending is the answer to both: an ack is owed either way.
-                let refusal = Refusal::new(
-                    failure.code,
-                    "samples were not stored; resend this batch later",
-                )
-                .with_seq(Some(done.seq))
-                .retry_after(STORE_RETRY_AFTER_MS);
-                self.send(&refusal.frame()).await
             }
         }
     }
@@ -764,14 +439,6 @@ impl Session {
         }
     }
 
-    /// Waits for every batch in flight and sends its ack.
-    async fn drain(&mut self) -> Result<(), Gone> {
-        while let Some(done) = self.inflight.next().await {
-            self.complete(done).await?;
-        }
-        Ok(())
-    }
-
     async fn send_final(&mut self, frame: &ServerFrame<'_>, code: u16, reason: &'static str) {
         count_out(frame.type_name());
         let close = Message::Close(Some(CloseFrame {
@@ -808,15 +475,6 @@ impl Session {
 /// shared, not copied (`Utf8Bytes` only checks that they are UTF-8).
 pub(super) fn text_message(frame: Frame) -> Message {
     Message::Text(Utf8Bytes::try_from(frame.bytes().clone()).expect("frames are UTF-8"))
-}
-
-/// Validates the samples of an already checked `samples` frame (re-read from its text on
-/// the blocking pool: the parsed list borrows the text and cannot travel there).
-fn prepare_frame(text: &str) -> Option<ingest::Prepared> {
-    match protocol::parse(text).ok()?.command.ok()? {
-        Command::Samples { samples, .. } => Some(ingest::prepare(&samples)),
-        _ => None,
-    }
 }
 
 /// How a session ended from outside closes.
