@@ -17,8 +17,10 @@
 //!
 //! This file keeps the read loop and the ending; the session's sub-states live next to it:
 //! `expiry` (token expiry and refresh), `pipeline` (batches in flight and their acks),
-//! `subscriptions` (live streams) and `throttle` (frame and sample rates).
+//! `subscriptions` (live streams) and `throttle` (frame and sample rates); how it closes is in
+//! `end`.
 
+mod end;
 mod expiry;
 mod pipeline;
 mod subscriptions;
@@ -40,8 +42,9 @@ use crate::app::AppState;
 use crate::auth::Verified;
 use crate::metrics;
 use crate::protocol::{
-    self, Command, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Refusal, ServerFrame, encode,
+    self, Command, Frame, Limits, PROTOCOL_VERSION, Refusal, ServerFrame, encode,
 };
+use end::{End, classify_read_error, kicked, too_big};
 use expiry::Expiry;
 use pipeline::Pipeline;
 use subscriptions::Subscriptions;
@@ -65,25 +68,6 @@ pub mod close {
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the peer's close reply after ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-/// Suggested reconnect delay in `going_away`.
-const RECONNECT_AFTER_MS: u64 = 1000;
-
-/// Why the read loop ended.
-enum End {
-    /// The peer closed or vanished: nothing more can be sent.
-    PeerGone,
-    /// The server is shutting down.
-    Shutdown,
-    /// Close with this code after an explanatory `error` frame.
-    Violation {
-        code: u16,
-        error: &'static str,
-        message: String,
-    },
-    /// A push found the outbound queue full; the writer has been told to close.
-    SlowConsumer,
-}
-
 struct Session {
     state: AppState,
     user: Uuid,
@@ -391,79 +375,6 @@ impl Session {
         }
     }
 
-    /// Ends the session according to `end`; returns a label for the log.
-    async fn finish(&mut self, end: End) -> &'static str {
-        match end {
-            End::PeerGone => {
-                // Batches already handed to the store still complete there; the peer cannot
-                // hear the acks and will resend (idempotently).
-                "peer_gone"
-            }
-            End::SlowConsumer => {
-                self.kill_with(close::SLOW_CONSUMER, "slow consumer");
-                count_close("slow_consumer");
-                "slow_consumer"
-            }
-            End::Shutdown => {
-                if self.drain().await.is_err() {
-                    return "peer_gone";
-                }
-                let frame = ServerFrame::GoingAway {
-                    reason: "server shutting down",
-                    reconnect_after_ms: RECONNECT_AFTER_MS,
-                };
-                self.send_final(&frame, close::GOING_AWAY, "server shutting down")
-                    .await;
-                count_close("going_away");
-                "shutdown"
-            }
-            End::Violation {
-                code,
-                error,
-                message,
-            } => {
-                if self.drain().await.is_err() {
-                    return "peer_gone";
-                }
-                tracing::info!(code, error, "closing session");
-                let frame = ServerFrame::Error(ErrorFrame {
-                    code: error,
-                    message: message.into(),
-                    seq: None,
-                    retry_after_ms: None,
-                });
-                self.send_final(&frame, code, error).await;
-                count_close(error);
-                error
-            }
-        }
-    }
-
-    async fn send_final(&mut self, frame: &ServerFrame<'_>, code: u16, reason: &'static str) {
-        count_out(frame.type_name());
-        let close = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }));
-        for msg in [text_message(encode(frame)), close] {
-            if tokio::time::timeout(FLUSH_TIMEOUT, self.replies.send(msg))
-                .await
-                .map_or(true, |r| r.is_err())
-            {
-                return;
-            }
-        }
-    }
-
-    fn kill_with(&mut self, code: u16, reason: &'static str) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            });
-        }
-    }
-
     /// Queues a reply, waiting (and so not reading) while the replies queue is full.
     async fn send(&mut self, frame: &ServerFrame<'_>) -> Result<(), Gone> {
         count_out(frame.type_name());
@@ -477,57 +388,10 @@ pub(super) fn text_message(frame: Frame) -> Message {
     Message::Text(Utf8Bytes::try_from(frame.bytes().clone()).expect("frames are UTF-8"))
 }
 
-/// How a session ended from outside closes.
-fn kicked(why: Kick) -> End {
-    match why {
-        Kick::LoggedOut => End::Violation {
-            code: close::LOGGED_OUT,
-            error: "logged_out",
-            message: "this login was ended (logout); sign in again".into(),
-        },
-        Kick::Disconnected => End::Violation {
-            code: close::DISCONNECTED,
-            error: "disconnected",
-            message: "an administrator ended this session".into(),
-        },
-    }
-}
-
-fn too_big(len: usize, max: usize) -> End {
-    End::Violation {
-        code: close::TOO_BIG,
-        error: "frame_too_large",
-        message: format!("frame of {len} bytes exceeds max_frame_bytes {max}"),
-    }
-}
-
-fn classify_read_error(e: axum::Error, max: usize) -> End {
-    match e.into_inner().downcast::<tungstenite::Error>() {
-        Ok(e) => match *e {
-            tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
-                size,
-                ..
-            }) => too_big(size, max),
-            e => {
-                tracing::debug!(error = %e, "read failed");
-                End::PeerGone
-            }
-        },
-        Err(e) => {
-            tracing::debug!(error = %e, "read failed");
-            End::PeerGone
-        }
-    }
-}
-
 fn count_in(kind: &'static str) {
     ::metrics::counter!(metrics::WS_FRAMES_IN, "type" => kind).increment(1);
 }
 
 fn count_out(kind: &'static str) {
     ::metrics::counter!(metrics::WS_FRAMES_OUT, "type" => kind).increment(1);
-}
-
-fn count_close(reason: &'static str) {
-    ::metrics::counter!(metrics::WS_CLOSES, "reason" => reason).increment(1);
 }
