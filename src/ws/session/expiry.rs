@@ -136,3 +136,46 @@ impl Session {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix_now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// How far ahead of now the timer is due.
+    fn due_in(expiry: &mut Expiry) -> Duration {
+        expiry.timer().deadline() - Instant::now()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_warning_is_due_the_warning_period_before_expiry() {
+        let mut expiry = Expiry::new(unix_now() + 600, Duration::from_secs(60));
+        // The token's expiry is whole seconds: up to one second less than 600 s is left.
+        let due = due_in(&mut expiry);
+        assert!(
+            due > Duration::from_secs(538) && due <= Duration::from_secs(540),
+            "{due:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_closer_to_expiry_than_the_warning_is_warned_at_once() {
+        let mut expiry = Expiry::new(unix_now() + 10, Duration::from_secs(60));
+        assert_eq!(due_in(&mut expiry), Duration::ZERO);
+        let mut expired = Expiry::new(unix_now() - 10, Duration::from_secs(60));
+        assert_eq!(due_in(&mut expired), Duration::ZERO);
+        assert!(expired.expire_at <= Instant::now(), "already expired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_moves_the_warning_and_allows_a_new_one() {
+        let mut expiry = Expiry::new(unix_now() + 10, Duration::from_secs(60));
+        expiry.warned = true;
+        expiry.schedule(unix_now() + 3600);
+        assert!(!expiry.warned, "the new token gets its own warning");
+        assert!(due_in(&mut expiry) > Duration::from_secs(3538));
+    }
+}
