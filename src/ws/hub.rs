@@ -195,3 +195,132 @@ impl Hub {
         sent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Frame {
+        Frame::from_encoded(text.to_string())
+    }
+
+    fn session(
+        hub: &Arc<Hub>,
+        user: Uuid,
+        cap: usize,
+        family: Option<Uuid>,
+    ) -> (Registration, mpsc::Receiver<crate::protocol::Outgoing>) {
+        let (tx, rx) = mpsc::channel(cap);
+        (hub.register(user, Uuid::new_v4(), tx, family), rx)
+    }
+
+    #[test]
+    fn dropping_a_registration_removes_only_that_session() {
+        let hub = Arc::new(Hub::default());
+        let user = Uuid::new_v4();
+        let (a, _ra) = session(&hub, user, 4, None);
+        let (b, _rb) = session(&hub, user, 4, None);
+        assert_eq!(hub.session_count(user), 2);
+        drop(a);
+        assert_eq!(hub.session_count(user), 1);
+        assert!(hub.has_sessions(user));
+        drop(b);
+        assert_eq!(hub.session_count(user), 0);
+        assert!(!hub.has_sessions(user));
+        assert!(hub.users.is_empty(), "no empty list is left behind");
+    }
+
+    #[test]
+    fn push_reaches_every_session_of_the_user_and_no_one_else() {
+        let hub = Arc::new(Hub::default());
+        let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (_a, mut ra) = session(&hub, user, 4, None);
+        let (_b, mut rb) = session(&hub, user, 4, None);
+        let (_c, mut rc) = session(&hub, other, 4, None);
+        assert_eq!(hub.push(user, &frame("{\"type\":\"x\"}")), 2);
+        assert_eq!(ra.try_recv().unwrap().as_str(), "{\"type\":\"x\"}");
+        assert_eq!(rb.try_recv().unwrap().as_str(), "{\"type\":\"x\"}");
+        assert!(rc.try_recv().is_err());
+        assert_eq!(hub.push(Uuid::new_v4(), &frame("{}")), 0);
+    }
+
+    #[test]
+    fn a_full_queue_is_reported_as_overflow_and_others_still_get_the_frame() {
+        let hub = Arc::new(Hub::default());
+        let user = Uuid::new_v4();
+        let (slow, _rs) = session(&hub, user, 1, None);
+        let (fast, mut rf) = session(&hub, user, 4, None);
+        assert_eq!(hub.push(user, &frame("1")), 2);
+        assert!(!slow.overflow.is_cancelled());
+        assert_eq!(hub.push(user, &frame("2")), 1);
+        assert!(slow.overflow.is_cancelled(), "the full session is told");
+        assert!(!fast.overflow.is_cancelled());
+        assert_eq!(rf.try_recv().unwrap().as_str(), "1");
+        assert_eq!(rf.try_recv().unwrap().as_str(), "2");
+    }
+
+    #[test]
+    fn a_closed_queue_is_skipped_without_overflow() {
+        let hub = Arc::new(Hub::default());
+        let user = Uuid::new_v4();
+        let (gone, rx) = session(&hub, user, 4, None);
+        drop(rx);
+        assert_eq!(hub.push(user, &frame("1")), 0);
+        assert!(!gone.overflow.is_cancelled());
+    }
+
+    #[test]
+    fn stream_events_skip_sessions_subscribed_to_that_stream_explicitly() {
+        let hub = Arc::new(Hub::default());
+        let user = Uuid::new_v4();
+        let (explicit, mut re) = session(&hub, user, 4, None);
+        let (_plain, mut rp) = session(&hub, user, 4, None);
+        explicit.explicit[DocKind::Analysis.code() as usize].fetch_add(1, Ordering::AcqRel);
+        assert_eq!(hub.push_event(user, DocKind::Analysis, &frame("a")), 1);
+        assert!(re.try_recv().is_err());
+        assert_eq!(rp.try_recv().unwrap().as_str(), "a");
+        // Another stream still reaches it.
+        assert_eq!(hub.push_event(user, DocKind::Insight, &frame("i")), 2);
+        assert_eq!(re.try_recv().unwrap().as_str(), "i");
+    }
+
+    #[tokio::test]
+    async fn logout_kicks_only_the_sessions_of_that_login() {
+        let hub = Arc::new(Hub::default());
+        let user = Uuid::new_v4();
+        let (login, other_login) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, _ra) = session(&hub, user, 4, Some(login));
+        let (b, _rb) = session(&hub, user, 4, Some(other_login));
+        assert_eq!(hub.kick_family(user, login), 1);
+        assert_eq!(a.control.kicked().await, Kick::LoggedOut);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(1), b.control.kicked())
+                .await
+                .is_err(),
+            "the other login's session stays"
+        );
+        // A refresh moved `b` to `login`: the next logout of it ends `b` too.
+        b.control.set_family(Some(login));
+        assert_eq!(hub.kick_family(user, login), 1, "`a` was already told");
+        assert_eq!(b.control.kicked().await, Kick::LoggedOut);
+    }
+
+    #[tokio::test]
+    async fn disconnect_kicks_every_session_of_the_user_once() {
+        let hub = Arc::new(Hub::default());
+        let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, _ra) = session(&hub, user, 4, Some(Uuid::new_v4()));
+        let (b, _rb) = session(&hub, user, 4, None);
+        let (c, _rc) = session(&hub, other, 4, None);
+        assert_eq!(hub.kick_user(user, Kick::Disconnected), 2);
+        assert_eq!(a.control.kicked().await, Kick::Disconnected);
+        assert_eq!(b.control.kicked().await, Kick::Disconnected);
+        assert!(!c.control.kicked.is_cancelled());
+        assert_eq!(hub.kick_user(user, Kick::LoggedOut), 0, "already told");
+        assert_eq!(
+            a.control.kicked().await,
+            Kick::Disconnected,
+            "the first reason stays"
+        );
+    }
+}
