@@ -225,7 +225,7 @@ async fn refresh(
     let (account, res) = state.auth.refresh_for(&b.refresh_token).await;
     if let (Some(owner), Err(AuthError::RefreshReused { family })) = (account, &res) {
         // A replay may be a thief's: the whole login ends, as at logout, on every node.
-        let closed = crate::bus::dispatch::end_login(&state.0, owner, *family);
+        let closed = crate::server::dispatch::end_login(&state.0, owner, *family);
         tracing::info!(user_id = %owner, closed, "refresh token replayed; login ended");
         let event = Event {
             owner,
@@ -269,7 +269,7 @@ async fn logout(
     let caller = state.auth.verify_access(token).await?;
     let b: RefreshBody = json_body(&headers, &body)?;
     let family = state.auth.logout(caller.user_id, &b.refresh_token).await?;
-    let closed = crate::bus::dispatch::end_login(&state.0, caller.user_id, family);
+    let closed = crate::server::dispatch::end_login(&state.0, caller.user_id, family);
     tracing::info!(user_id = %caller.user_id, closed, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -222,7 +222,7 @@ pub async fn for_analysis(
             text,
         };
         index += 1;
-        crate::bus::dispatch::push_user(app, user, &encode(&frame));
+        crate::server::dispatch::push_user(app, user, &encode(&frame));
     };
     let generated = app.insights.generate(&features, &mut on_delta).await?;
     let body = json!({
@@ -276,7 +276,7 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
                     analysis_id: analysis.id,
                     reason: &reason,
                 };
-                crate::bus::dispatch::push_user(&app2, user, &encode(&frame));
+                crate::server::dispatch::push_user(&app2, user, &encode(&frame));
             }
         }
     });

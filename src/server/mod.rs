@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, AppState};
 
+pub mod dispatch;
 mod listener;
 
 pub async fn run(
@@ -28,7 +29,7 @@ pub async fn run(
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
     if let Some(inbox) = app.bus.take_inbox() {
-        tokio::spawn(crate::bus::dispatch::run(
+        tokio::spawn(crate::server::dispatch::run(
             app.clone(),
             inbox,
             app.bus.reconnects(),

@@ -31,8 +31,8 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::bus::Message;
-use crate::bus::dispatch::push_user;
 use crate::protocol::{Frame, ServerFrame, encode};
+use crate::server::dispatch::push_user;
 use crate::store::{DocKind, DocRecord, StoreResult};
 
 /// One event as delivered: its offset and the frame, encoded once and shared by every

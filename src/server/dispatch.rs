@@ -1,4 +1,6 @@
-//! What a node does with messages from other nodes, and the helpers that send them.
+//! What a node does with messages from other nodes, and the helpers that send them. It is
+//! top-level wiring (it reaches every subsystem), so it lives next to the server and holds
+//! the whole `App`; modules below the edge get narrow handles instead.
 //!
 //! Rules: handling a message never waits on a client (pushes are `try_send`) and only the
 //! owner of a window applies forwarded samples. Ending sessions (logout, admin disconnect)
@@ -11,8 +13,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::Message;
 use crate::app::App;
+use crate::bus::Message;
 use crate::protocol::Frame;
 use crate::store::DocKind;
 use crate::streams::Event;
