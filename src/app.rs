@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{Auth, TokenKeys, tokens};
 use crate::bus::Bus;
@@ -37,6 +38,8 @@ pub struct App {
     pub config: Config,
     /// Durable storage of accounts, refresh tokens and samples.
     pub store: Arc<dyn Store>,
+    /// The audit log (store + retention).
+    pub audit: AuditLog,
     /// Signup, login, refresh and access-token checks.
     pub auth: Auth,
     /// Renders `/metrics`.
@@ -114,6 +117,7 @@ impl App {
         let pat_options = PatOptions::from(&config.scoring);
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
         Ok(App {
+            audit: AuditLog::new(store.clone(), config.audit.retention_days),
             store,
             auth,
             metrics: crate::metrics::handle(),

@@ -25,7 +25,7 @@ use super::client_ip::ClientIp;
 use super::openapi::{JsonBodyErrors, Unavailable};
 use super::{Body, bearer, json_body};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, Origin};
+use crate::audit::{Action, Event, Origin};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthError, TokenPair};
 use crate::error::{ApiError, ErrorBody};
@@ -95,7 +95,7 @@ async fn signup(
         target: None,
         origin: &origin,
     };
-    audit::record_best_effort(&state, event).await;
+    state.audit.record_best_effort(event).await;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -174,7 +174,7 @@ async fn login(
                 target: None,
                 origin: &origin,
             };
-            audit::record_best_effort(&app, event).await;
+            app.audit.record_best_effort(event).await;
         });
     }
     Ok(Json(res?))
@@ -235,7 +235,7 @@ async fn refresh(
             target: None,
             origin: &origin,
         };
-        audit::record_best_effort(&state, event).await;
+        state.audit.record_best_effort(event).await;
     }
     Ok(Json(res?))
 }

@@ -161,7 +161,7 @@ async fn serve(
         .register(req.owner, req.kind, req.viewer, tx, shared.clone());
     if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
         let denied = audit_event(crate::audit::Action::AccessDenied);
-        crate::audit::record_refusal(app, denied).await;
+        app.audit.record_refusal(denied).await;
         let refused = error_frame(
             "forbidden",
             "no share grants you this stream; ask its owner to share it",
@@ -173,7 +173,9 @@ async fn serve(
     }
     if req.owner != req.viewer {
         // Before anything of the stream goes out; no entry, no subscription.
-        crate::audit::record(app, audit_event(crate::audit::Action::StreamSubscribed)).await?;
+        app.audit
+            .record(audit_event(crate::audit::Action::StreamSubscribed))
+            .await?;
     }
     let (head, epoch) = tokio::try_join!(store.stream_head(req.owner, req.kind), store.epoch())?;
     let history = app.streams.history;
