@@ -25,7 +25,7 @@ use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
-use crate::streams::Streams;
+use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
 use crate::ws::hub::Hub;
@@ -66,6 +66,8 @@ pub struct App {
     pub pat: Pat,
     /// Live stream subscribers on this node, by watched user and stream.
     pub streams: Arc<Streams>,
+    /// Delivery of documents and frames to sessions, subscribers and the other nodes.
+    pub fanout: Arc<FanOut>,
     /// Messages to and from the other nodes, and window leases (in-process when alone).
     pub bus: Arc<dyn Bus>,
     /// Which users' windows this node owns.
@@ -116,6 +118,14 @@ impl App {
         );
         let pat_options = PatOptions::from(&config.scoring);
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
+        let hub = Arc::new(Hub::default());
+        let streams = Arc::new(Streams::new(config.limits.stream_history));
+        let fanout = Arc::new(FanOut::new(
+            hub.clone(),
+            streams.clone(),
+            bus.clone(),
+            store.clone(),
+        ));
         Ok(App {
             audit: AuditLog::new(store.clone(), config.audit.retention_days),
             store,
@@ -124,14 +134,15 @@ impl App {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             windows: Windows::default(),
-            hub: Arc::new(Hub::default()),
+            hub,
             analysis_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
             insights: insights_from(&config.insights)?,
             insight_requests: DashMap::new(),
             user_samples: DashMap::new(),
-            streams: Arc::new(Streams::new(config.limits.stream_history)),
+            streams,
+            fanout,
             ownership: Ownership::new(bus.clone(), config.bus.lease_ttl()),
             bus,
             config,

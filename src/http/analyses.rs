@@ -60,7 +60,7 @@ async fn create(
     let user = caller.user_id;
     match analysis::run(&state.0, user, Trigger::Request, None).await {
         Ok((record, new)) => {
-            crate::streams::deliver(&state, DocKind::Analysis, &record, new).await;
+            state.fanout.deliver(DocKind::Analysis, &record, new).await;
             if new {
                 crate::insights::spawn(&state.0, user, record.clone());
             }

@@ -85,11 +85,11 @@ async fn create(
         Err(e @ AnalysisError::Failed(_)) => return Err(ApiError::Internal(e.into())),
     };
     if analysis_new {
-        crate::streams::deliver(&state, DocKind::Analysis, &record, true).await;
+        state.fanout.deliver(DocKind::Analysis, &record, true).await;
     }
     match insights::for_analysis(&state.0, user, &record).await {
         Ok((insight, new)) => {
-            crate::streams::deliver(&state, DocKind::Insight, &insight, new).await;
+            state.fanout.deliver(DocKind::Insight, &insight, new).await;
             let status = if new {
                 StatusCode::CREATED
             } else {

@@ -222,7 +222,7 @@ pub async fn for_analysis(
             text,
         };
         index += 1;
-        crate::server::dispatch::push_user(app, user, &encode(&frame));
+        app.fanout.push_user(user, &encode(&frame));
     };
     let generated = app.insights.generate(&features, &mut on_delta).await?;
     let body = json!({
@@ -259,7 +259,7 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
     app.sessions.spawn(async move {
         match for_analysis(&app2, user, &analysis).await {
             Ok((record, new)) => {
-                crate::streams::deliver(&app2, DocKind::Insight, &record, new).await;
+                app2.fanout.deliver(DocKind::Insight, &record, new).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "insight not produced");
@@ -276,7 +276,7 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
                     analysis_id: analysis.id,
                     reason: &reason,
                 };
-                crate::server::dispatch::push_user(&app2, user, &encode(&frame));
+                app2.fanout.push_user(user, &encode(&frame));
             }
         }
     });

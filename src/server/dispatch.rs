@@ -20,15 +20,6 @@ use crate::store::DocKind;
 use crate::streams::Event;
 use crate::ws::hub::Kick;
 
-/// Queues `frame` to every session of `user`, on this node and the others.
-pub fn push_user(app: &App, user: Uuid, frame: &Frame) {
-    app.hub.push(user, frame);
-    app.bus.publish(Message::UserFrame {
-        user,
-        text: frame.as_str().to_owned(),
-    });
-}
-
 /// Ends login `family` of `user` on every node: its access tokens are refused from now on
 /// and its sessions close with 4011. Returns how many sessions this node closed.
 pub fn end_login(app: &App, user: Uuid, family: Uuid) -> usize {

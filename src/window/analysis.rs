@@ -340,7 +340,7 @@ pub fn spawn(
         match run(&app2, user, trigger, until_minute).await {
             Ok((record, new)) => {
                 if new {
-                    crate::streams::deliver(&app2, DocKind::Analysis, &record, true).await;
+                    app2.fanout.deliver(DocKind::Analysis, &record, true).await;
                 } else if trigger == Trigger::Request {
                     // Asked for again: the answer goes to the asking session only.
                     if let Some(r) = &reply {
