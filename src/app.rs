@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +28,11 @@ use crate::store::sqlite::SqliteStore;
 use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
+use crate::window::service::{DayComplete, WindowService};
 use crate::ws::hub::Hub;
 use crate::ws::rate::TokenBucket;
 use dashmap::DashMap;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 pub struct App {
     /// Settings the process started with.
@@ -50,7 +51,7 @@ pub struct App {
     /// for them, since axum's graceful shutdown does not cover upgraded connections.
     pub sessions: TaskTracker,
     /// Every active user's last week of minute bins on this node.
-    pub windows: Windows,
+    pub windows: Arc<Windows>,
     /// Live sessions by user, for frames the server initiates (analyses).
     pub hub: Arc<Hub>,
     /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
@@ -71,7 +72,12 @@ pub struct App {
     /// Messages to and from the other nodes, and window leases (in-process when alone).
     pub bus: Arc<dyn Bus>,
     /// Which users' windows this node owns.
-    pub ownership: Ownership,
+    pub ownership: Arc<Ownership>,
+    /// The way into the windows (ingest, sessions, requests, the bus); completed days come
+    /// out of it as events for [`App::take_day_events`].
+    pub window_service: Arc<WindowService>,
+    /// The receiving end of the window service's completed days, until the server takes it.
+    day_events: Mutex<Option<mpsc::UnboundedReceiver<DayComplete>>>,
     /// Browser origins allowed to open WebSockets and read REST answers (`--allowed-origins`).
     pub origins: OriginPolicy,
     /// Failed-login budgets per account and address (this node's).
@@ -126,14 +132,24 @@ impl App {
             bus.clone(),
             store.clone(),
         ));
+        let windows = Arc::new(Windows::default());
+        let ownership = Arc::new(Ownership::new(bus.clone(), config.bus.lease_ttl()));
+        let sessions = TaskTracker::new();
+        let (window_service, day_events) = WindowService::new(
+            windows.clone(),
+            ownership.clone(),
+            store.clone(),
+            bus.clone(),
+            sessions.clone(),
+        );
         Ok(App {
             audit: AuditLog::new(store.clone(), config.audit.retention_days),
             store,
             auth,
             metrics: crate::metrics::handle(),
             shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            windows: Windows::default(),
+            sessions,
+            windows,
             hub,
             analysis_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -143,7 +159,9 @@ impl App {
             user_samples: DashMap::new(),
             streams,
             fanout,
-            ownership: Ownership::new(bus.clone(), config.bus.lease_ttl()),
+            ownership,
+            window_service: Arc::new(window_service),
+            day_events: Mutex::new(Some(day_events)),
             bus,
             config,
             pat,
@@ -151,6 +169,17 @@ impl App {
             login_throttle,
             admins,
         })
+    }
+}
+
+impl App {
+    /// The completed days the window service reports, once (the server's analysis task
+    /// consumes them); `None` when already taken.
+    pub fn take_day_events(&self) -> Option<mpsc::UnboundedReceiver<DayComplete>> {
+        self.day_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

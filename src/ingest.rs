@@ -14,13 +14,10 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::bus::Message;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::StoreError;
-use crate::window::analysis::{self, Trigger};
-use crate::window::ownership::Claim;
-use crate::window::{Applied, WINDOW_KINDS};
+use crate::window::WINDOW_KINDS;
 use crate::ws::rate::TokenBucket;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -55,34 +52,6 @@ pub struct IngestReport {
     pub rejected_omitted: usize,
 }
 
-/// Applies new samples to the window this node owns; a completed local day starts the daily
-/// analysis.
-pub fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
-    let applied = app.windows.apply(user, fresh);
-    start_due_analysis(app, user, &applied);
-}
-
-/// Starts the daily analysis of the last day new data completed, and again that of every
-/// complete day it brought late activity to. (An analysis that finds the same input as one
-/// already stored is neither stored nor pushed again.)
-pub fn start_due_analysis(app: &Arc<App>, user: Uuid, applied: &Applied) {
-    let due = applied.due_days();
-    if due.is_empty() {
-        return;
-    }
-    let offset = app
-        .windows
-        .get(user)
-        .map(|w| w.with(|s, _| s.offset_secs()))
-        .unwrap_or(0);
-    for day in due {
-        let midnight = day
-            .and_hms_opt(0, 0, 0)
-            .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
-        analysis::spawn(app, user, Trigger::DayComplete, midnight, None);
-    }
-}
-
 /// A batch's place in its session's order. Batches in flight are stored concurrently (on
 /// DynamoDB they complete in any order), but their samples reach the window in the order
 /// the client sent them: each waits for the one before. So the batch that completes a day
@@ -115,33 +84,6 @@ impl Turn {
             // An error means the previous batch ended without reaching the window (store
             // failure, session gone): nothing to wait for.
             let _ = previous.await;
-        }
-    }
-}
-
-/// Sends newly stored samples to the user's window: here if this node owns it (rebuilding it
-/// first when it just became the owner), else over the bus to the owner.
-async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
-    match app.ownership.claim(user).await {
-        Claim::Owner { fresh: false } => feed_window(app, user, &fresh),
-        Claim::Owner { fresh: true } => {
-            // Just became the owner: read the store first (the batch is stored already and is
-            // applied once, after the rebuild, so a day it completes is seen as completed).
-            app.windows.mark_stale(user);
-            match app.windows.ensure_with(&*app.store, user, &fresh).await {
-                Ok(applied) => start_due_analysis(app, user, &applied),
-                Err(e) => {
-                    tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
-                }
-            }
-        }
-        Claim::Elsewhere => {
-            // A copy kept here would miss what the owner gets from elsewhere.
-            app.windows.remove(user);
-            app.bus.publish(Message::Samples {
-                user,
-                samples: fresh,
-            });
         }
     }
 }
@@ -235,7 +177,7 @@ pub async fn commit_in_turn(
         turn.wait().await;
     }
     if !fresh.is_empty() {
-        to_window(app, user, fresh).await;
+        app.window_service.to_window(user, fresh).await;
     }
     // Releases the next batch of the session.
     drop(turn);

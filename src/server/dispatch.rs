@@ -57,7 +57,7 @@ pub async fn run(
                 }
                 let app = app.clone();
                 app.sessions.clone().spawn(async move {
-                    crate::window::ownership::resync(&app, None).await;
+                    app.window_service.resync(None).await;
                 });
             }
         }
@@ -92,7 +92,7 @@ fn handle(app: &Arc<App>, msg: Message) {
         }
         Message::Samples { user, samples } => {
             if app.ownership.owns(user) {
-                crate::ingest::feed_window(app, user, &samples);
+                app.window_service.feed(user, &samples);
             }
         }
         Message::LoggedOut { user, family } => {
@@ -105,7 +105,7 @@ fn handle(app: &Arc<App>, msg: Message) {
         Message::Resync { users } => {
             let app = app.clone();
             app.sessions.clone().spawn(async move {
-                crate::window::ownership::resync(&app, users).await;
+                app.window_service.resync(users).await;
             });
         }
     }

@@ -209,7 +209,7 @@ pub async fn run(
     if trigger == Trigger::Request {
         // After a restart the window may still be unread; on a node that does not own it,
         // it is read afresh.
-        crate::window::ownership::window_for_request(app, user).await?;
+        app.window_service.window_for_request(user).await?;
     }
     let snap = snapshot(app, user, until_minute).ok_or(AnalysisError::NoData)?;
     let id = digest_id(user, &snap);

@@ -20,6 +20,7 @@
 pub mod analysis;
 pub mod ownership;
 pub mod series;
+pub mod service;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
