@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use crate::config::{BusConfig, Config, InsightsConfig, StoreKind};
 use crate::http::origin::OriginPolicy;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
+use crate::pipeline::Pipeline;
 use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
@@ -28,11 +29,11 @@ use crate::store::sqlite::SqliteStore;
 use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
-use crate::window::service::{DayComplete, WindowService};
+use crate::window::service::WindowService;
 use crate::ws::hub::Hub;
 use crate::ws::rate::TokenBucket;
 use dashmap::DashMap;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 pub struct App {
     /// Settings the process started with.
@@ -54,17 +55,11 @@ pub struct App {
     pub windows: Arc<Windows>,
     /// Live sessions by user, for frames the server initiates (analyses).
     pub hub: Arc<Hub>,
-    /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
-    pub analysis_permits: Semaphore,
-    /// Insight generation (Gemini or local).
-    pub insights: Insights,
     /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
     /// Samples per second per user on this node (all sessions and REST uploads together);
     /// full buckets are dropped by the window sweep.
     pub user_samples: DashMap<uuid::Uuid, TokenBucket>,
-    /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
-    pub pat: Pat,
     /// Live stream subscribers on this node, by watched user and stream.
     pub streams: Arc<Streams>,
     /// Delivery of documents and frames to sessions, subscribers and the other nodes.
@@ -74,10 +69,11 @@ pub struct App {
     /// Which users' windows this node owns.
     pub ownership: Arc<Ownership>,
     /// The way into the windows (ingest, sessions, requests, the bus); completed days come
-    /// out of it as events for [`App::take_day_events`].
+    /// out of it as events for the pipeline.
     pub window_service: Arc<WindowService>,
-    /// The receiving end of the window service's completed days, until the server takes it.
-    day_events: Mutex<Option<mpsc::UnboundedReceiver<DayComplete>>>,
+    /// Analysis, insight and push (PAT, insight generators, analysis permits); its task
+    /// consumes the window service's completed days.
+    pub pipeline: Arc<Pipeline>,
     /// Browser origins allowed to open WebSockets and read REST answers (`--allowed-origins`).
     pub origins: OriginPolicy,
     /// Failed-login budgets per account and address (this node's).
@@ -142,6 +138,20 @@ impl App {
             bus.clone(),
             sessions.clone(),
         );
+        let window_service = Arc::new(window_service);
+        let pipeline = Arc::new(Pipeline {
+            windows: windows.clone(),
+            window_service: window_service.clone(),
+            store: store.clone(),
+            pat,
+            insights: insights_from(&config.insights)?,
+            analysis_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
+            sessions: sessions.clone(),
+            fanout: fanout.clone(),
+        });
+        tokio::spawn(pipeline.clone().consume_days(day_events));
         Ok(App {
             audit: AuditLog::new(store.clone(), config.audit.retention_days),
             store,
@@ -151,35 +161,19 @@ impl App {
             sessions,
             windows,
             hub,
-            analysis_permits: Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
-            insights: insights_from(&config.insights)?,
             insight_requests: DashMap::new(),
             user_samples: DashMap::new(),
             streams,
             fanout,
             ownership,
-            window_service: Arc::new(window_service),
-            day_events: Mutex::new(Some(day_events)),
+            window_service,
+            pipeline,
             bus,
             config,
-            pat,
             origins,
             login_throttle,
             admins,
         })
-    }
-}
-
-impl App {
-    /// The completed days the window service reports, once (the server's analysis task
-    /// consumes them); `None` when already taken.
-    pub fn take_day_events(&self) -> Option<mpsc::UnboundedReceiver<DayComplete>> {
-        self.day_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
     }
 }
 

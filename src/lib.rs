@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod insights;
 pub mod metrics;
+pub mod pipeline;
 pub mod protocol;
 pub mod samples;
 pub mod scoring;

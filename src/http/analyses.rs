@@ -58,11 +58,11 @@ async fn create(
     AuthUser(caller): AuthUser,
 ) -> Result<Response, ApiError> {
     let user = caller.user_id;
-    match analysis::run(&state.0, user, Trigger::Request, None).await {
+    match analysis::run(&state.pipeline, user, Trigger::Request, None).await {
         Ok((record, new)) => {
             state.fanout.deliver(DocKind::Analysis, &record, new).await;
             if new {
-                crate::insights::spawn(&state.0, user, record.clone());
+                crate::insights::spawn(&state.pipeline, user, record.clone());
             }
             let status = if new {
                 StatusCode::CREATED

@@ -10,11 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::app::{App, AppState};
-use crate::window::analysis::Trigger;
-use crate::window::service::DayComplete;
 
 pub mod dispatch;
 mod listener;
@@ -31,9 +28,6 @@ pub async fn run(
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
-    if let Some(days) = app.take_day_events() {
-        tokio::spawn(analyse_days(app.clone(), days));
-    }
     if let Some(inbox) = app.bus.take_inbox() {
         tokio::spawn(crate::server::dispatch::run(
             app.clone(),
@@ -87,33 +81,6 @@ pub async fn run(
 }
 
 /// Drops the windows of users gone quiet, so memory follows the active users.
-/// Starts the analysis of each day the window service reports complete, in the order
-/// reported. It outlives the shutdown signal, since sessions still acknowledging batches
-/// during shutdown may complete days: each event keeps the session tracker busy until its
-/// analysis is spawned there, so the tracker empties only once no event is left, and then
-/// this task ends.
-async fn analyse_days(app: Arc<App>, mut days: UnboundedReceiver<DayComplete>) {
-    let tracker = app.sessions.clone();
-    let done = tracker.wait();
-    tokio::pin!(done);
-    loop {
-        tokio::select! {
-            biased;
-            day = days.recv() => match day {
-                Some(day) => crate::window::analysis::spawn(
-                    &app,
-                    day.user,
-                    Trigger::DayComplete,
-                    day.midnight,
-                    None,
-                ),
-                None => return,
-            },
-            () = &mut done => return,
-        }
-    }
-}
-
 async fn sweep_windows(app: Arc<App>) {
     let idle = app.config.windows.idle();
     let mut tick = tokio::time::interval(idle.min(std::time::Duration::from_secs(60)));

@@ -675,7 +675,7 @@ impl Session {
     /// The result reaches every session of the user as an `analysis` frame.
     fn analyze_now(&mut self) {
         analysis::spawn(
-            &self.state.0,
+            &self.state.pipeline,
             self.user,
             Trigger::Request,
             None,
