@@ -19,6 +19,7 @@ use crate::bus::memory::{MemoryBus, Net};
 use crate::bus::redis::RedisBus;
 use crate::config::{BusConfig, Config, InsightsConfig, StoreKind};
 use crate::http::origin::OriginPolicy;
+use crate::ingest::Ingest;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
 use crate::pipeline::Pipeline;
@@ -31,7 +32,6 @@ use crate::window::Windows;
 use crate::window::ownership::Ownership;
 use crate::window::service::WindowService;
 use crate::ws::hub::Hub;
-use crate::ws::rate::TokenBucket;
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
@@ -57,9 +57,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
-    /// Samples per second per user on this node (all sessions and REST uploads together);
-    /// full buckets are dropped by the window sweep.
-    pub user_samples: DashMap<uuid::Uuid, TokenBucket>,
+    /// Validation and storage of samples, then the window; per-user sample budgets.
+    pub ingest: Ingest,
     /// Live stream subscribers on this node, by watched user and stream.
     pub streams: Arc<Streams>,
     /// Delivery of documents and frames to sessions, subscribers and the other nodes.
@@ -152,6 +151,7 @@ impl App {
             fanout: fanout.clone(),
         });
         tokio::spawn(pipeline.clone().consume_days(day_events));
+        let ingest = Ingest::new(store.clone(), window_service.clone(), &config.limits);
         Ok(App {
             audit: AuditLog::new(store.clone(), config.audit.retention_days),
             store,
@@ -162,7 +162,7 @@ impl App {
             windows,
             hub,
             insight_requests: DashMap::new(),
-            user_samples: DashMap::new(),
+            ingest,
             streams,
             fanout,
             ownership,

@@ -5,19 +5,24 @@
 //! durable. A report never echoes client input at length: it lists the first
 //! [`MAX_LISTED_REJECTIONS`] rejections, each message cut to [`MAX_REJECTION_MESSAGE`]
 //! characters, and counts the rest (`rejected_omitted`).
+//!
+//! [`Ingest`] is the handle: the store, the window service and the per-user sample budgets;
+//! completed days leave through the window service as events, so ingest never runs analyses.
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::app::App;
+use crate::config::LimitsConfig;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::window::WINDOW_KINDS;
+use crate::window::service::WindowService;
 use crate::ws::rate::TokenBucket;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -88,20 +93,6 @@ impl Turn {
     }
 }
 
-/// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
-/// they fit (the request is then refused, not queued).
-pub fn admit(app: &App, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
-    let cfg = &app.config;
-    let per_sec = cfg.limits.max_user_samples_per_sec.max(1);
-    let burst = (per_sec.saturating_mul(2) as usize)
-        .max(cfg.limits.max_samples_per_request)
-        .max(cfg.limits.max_samples_per_frame);
-    app.user_samples
-        .entry(user)
-        .or_insert_with(|| TokenBucket::new(per_sec, u32::try_from(burst).unwrap_or(u32::MAX)))
-        .try_take_n(n)
-}
-
 pub fn prepare(raw: &[&RawValue]) -> Prepared {
     let (valid, mut rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
     let rejected_omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS);
@@ -128,74 +119,122 @@ pub async fn off_runtime<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("validation task failed: {e}"))
 }
 
-/// Stores the valid part of a batch; resolves once it is durable. The new samples then go
-/// into the user's live window; a completed local day starts the daily analysis.
-pub async fn commit(
-    app: &Arc<App>,
-    user: Uuid,
-    prepared: Prepared,
-    transport: &'static str,
-) -> Result<IngestReport, StoreError> {
-    commit_in_turn(app, user, prepared, transport, None).await
+/// What ingest needs: the store, the window service (new samples go to the window, whose
+/// completed days it reports), and this node's per-user sample budgets. Built once by the
+/// app and shared.
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    window_service: Arc<WindowService>,
+    /// Samples per second per user on this node (all sessions and REST uploads together);
+    /// full buckets are dropped by the window sweep ([`Ingest::forget_full_budgets`]).
+    user_samples: DashMap<Uuid, TokenBucket>,
+    per_sec: u32,
+    burst: u32,
 }
 
-/// [`commit`], applying to the window only once the batch before it (`turn`) has been.
-pub async fn commit_in_turn(
-    app: &Arc<App>,
-    user: Uuid,
-    prepared: Prepared,
-    transport: &'static str,
-    mut turn: Option<Turn>,
-) -> Result<IngestReport, StoreError> {
-    let Prepared {
-        samples,
-        rejected,
-        rejected_omitted,
-    } = prepared;
-    let windowed: Vec<(usize, Sample)> = samples
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
-        .map(|(i, s)| (i, s.clone()))
-        .collect();
-    let new = match app.store.insert_samples(user, samples).await {
-        Ok(new) => new,
-        Err(e) => {
-            if let Some(turn) = turn {
-                turn.pass().await;
+impl Ingest {
+    pub fn new(
+        store: Arc<dyn Store>,
+        window_service: Arc<WindowService>,
+        limits: &LimitsConfig,
+    ) -> Ingest {
+        let per_sec = limits.max_user_samples_per_sec.max(1);
+        let burst = (per_sec.saturating_mul(2) as usize)
+            .max(limits.max_samples_per_request)
+            .max(limits.max_samples_per_frame);
+        Ingest {
+            store,
+            window_service,
+            user_samples: DashMap::new(),
+            per_sec,
+            burst: u32::try_from(burst).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
+    /// they fit (the request is then refused, not queued).
+    pub fn admit(&self, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
+        self.user_samples
+            .entry(user)
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst))
+            .try_take_n(n)
+    }
+
+    /// Drops the budgets that are full again (their users have been quiet), so the map does
+    /// not grow with every user ever seen.
+    pub fn forget_full_budgets(&self) {
+        self.user_samples.retain(|_, bucket| !bucket.is_full());
+    }
+
+    /// Stores the valid part of a batch; resolves once it is durable. The new samples then go
+    /// into the user's live window; a completed local day starts the daily analysis.
+    pub async fn commit(
+        &self,
+        user: Uuid,
+        prepared: Prepared,
+        transport: &'static str,
+    ) -> Result<IngestReport, StoreError> {
+        self.commit_in_turn(user, prepared, transport, None).await
+    }
+
+    /// [`Ingest::commit`], applying to the window only once the batch before it (`turn`) has been.
+    pub async fn commit_in_turn(
+        &self,
+        user: Uuid,
+        prepared: Prepared,
+        transport: &'static str,
+        mut turn: Option<Turn>,
+    ) -> Result<IngestReport, StoreError> {
+        let Prepared {
+            samples,
+            rejected,
+            rejected_omitted,
+        } = prepared;
+        let windowed: Vec<(usize, Sample)> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
+            .map(|(i, s)| (i, s.clone()))
+            .collect();
+        let new = match self.store.insert_samples(user, samples).await {
+            Ok(new) => new,
+            Err(e) => {
+                if let Some(turn) = turn {
+                    turn.pass().await;
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        // Duplicates are already in the window (or older than it): only new samples count.
+        let fresh: Vec<Sample> = windowed
+            .into_iter()
+            .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
+            .map(|(_, s)| s)
+            .collect();
+        if let Some(turn) = &mut turn {
+            turn.wait().await;
         }
-    };
-    // Duplicates are already in the window (or older than it): only new samples count.
-    let fresh: Vec<Sample> = windowed
-        .into_iter()
-        .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
-        .map(|(_, s)| s)
-        .collect();
-    if let Some(turn) = &mut turn {
-        turn.wait().await;
-    }
-    if !fresh.is_empty() {
-        app.window_service.to_window(user, fresh).await;
-    }
-    // Releases the next batch of the session.
-    drop(turn);
-    let accepted = new.iter().filter(|n| **n).count();
-    let duplicates = new.len() - accepted;
-    let count = |outcome: &'static str, n: usize| {
-        if n > 0 {
-            metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
-                .increment(n as u64);
+        if !fresh.is_empty() {
+            self.window_service.to_window(user, fresh).await;
         }
-    };
-    count("accepted", accepted);
-    count("duplicate", duplicates);
-    count("rejected", rejected.len() + rejected_omitted);
-    Ok(IngestReport {
-        accepted,
-        duplicates,
-        rejected,
-        rejected_omitted,
-    })
+        // Releases the next batch of the session.
+        drop(turn);
+        let accepted = new.iter().filter(|n| **n).count();
+        let duplicates = new.len() - accepted;
+        let count = |outcome: &'static str, n: usize| {
+            if n > 0 {
+                metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
+                    .increment(n as u64);
+            }
+        };
+        count("accepted", accepted);
+        count("duplicate", duplicates);
+        count("rejected", rejected.len() + rejected_omitted);
+        Ok(IngestReport {
+            accepted,
+            duplicates,
+            rejected,
+            rejected_omitted,
+        })
+    }
 }

@@ -89,7 +89,7 @@ async fn sweep_windows(app: Arc<App>) {
             () = app.shutdown.cancelled() => return,
             _ = tick.tick() => {
                 let dropped = app.windows.sweep(idle, |user| app.hub.has_sessions(user));
-                app.user_samples.retain(|_, bucket| !bucket.is_full());
+                app.ingest.forget_full_budgets();
                 metrics::gauge!(crate::metrics::WINDOWS).set(app.windows.len() as f64);
                 if dropped > 0 {
                     tracing::debug!(dropped, "idle windows dropped");

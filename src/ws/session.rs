@@ -457,7 +457,7 @@ impl Session {
                 "session",
                 self.state.config.limits.max_samples_per_sec,
             )),
-            Ok(()) => match ingest::admit(&self.state, self.user, list.len()) {
+            Ok(()) => match self.state.ingest.admit(self.user, list.len()) {
                 Err(wait) => {
                     self.sample_limiter.give_back(list.len());
                     Some((
@@ -503,7 +503,7 @@ impl Session {
                         .map_err(StoreError::Other),
                 };
                 let result = match prepared {
-                    Ok(p) => ingest::commit_in_turn(&app, user, p, "ws", Some(turn)).await,
+                    Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,
                     Err(e) => {
                         turn.pass().await;
                         Err(e)
