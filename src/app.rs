@@ -27,6 +27,7 @@ use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
+use crate::streams::subscription::Subscriptions;
 use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
@@ -63,6 +64,8 @@ pub struct App {
     pub streams: Arc<Streams>,
     /// Delivery of documents and frames to sessions, subscribers and the other nodes.
     pub fanout: Arc<FanOut>,
+    /// What stream subscriptions use (registry, store, audit log, task tracker).
+    pub subscriptions: Arc<Subscriptions>,
     /// Messages to and from the other nodes, and window leases (in-process when alone).
     pub bus: Arc<dyn Bus>,
     /// Which users' windows this node owns.
@@ -151,9 +154,16 @@ impl App {
             fanout: fanout.clone(),
         });
         tokio::spawn(pipeline.clone().consume_days(day_events));
+        let audit = AuditLog::new(store.clone(), config.audit.retention_days);
+        let subscriptions = Arc::new(Subscriptions {
+            streams: streams.clone(),
+            store: store.clone(),
+            audit: audit.clone(),
+            sessions: sessions.clone(),
+        });
         let ingest = Ingest::new(store.clone(), window_service.clone(), &config.limits);
         Ok(App {
-            audit: AuditLog::new(store.clone(), config.audit.retention_days),
+            audit,
             store,
             auth,
             metrics: crate::metrics::handle(),
@@ -165,6 +175,7 @@ impl App {
             ingest,
             streams,
             fanout,
+            subscriptions,
             ownership,
             window_service,
             pipeline,

@@ -554,7 +554,7 @@ impl Session {
             origin: self.origin.clone(),
         };
         let handle = subscription::start(
-            &self.state.0,
+            &self.state.subscriptions,
             req,
             self.out.clone(),
             self.subs_cancel.child_token(),
