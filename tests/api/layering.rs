@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 /// Source below the edge, relative to `src/`.
-const BELOW_THE_EDGE: [&str; 11] = [
+const BELOW_THE_EDGE: [&str; 12] = [
+    "pipeline.rs",
     "protocol",
     "streams",
     "bus",
