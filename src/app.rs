@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::{Auth, TokenKeys, tokens};
 use crate::bus::Bus;
@@ -18,17 +19,20 @@ use crate::bus::memory::{MemoryBus, Net};
 use crate::bus::redis::RedisBus;
 use crate::config::{BusConfig, Config, InsightsConfig, StoreKind};
 use crate::http::origin::OriginPolicy;
+use crate::ingest::Ingest;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
+use crate::pipeline::Pipeline;
 use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
-use crate::streams::Streams;
+use crate::streams::subscription::Subscriptions;
+use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
+use crate::window::service::WindowService;
 use crate::ws::hub::Hub;
-use crate::ws::rate::TokenBucket;
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
@@ -37,6 +41,8 @@ pub struct App {
     pub config: Config,
     /// Durable storage of accounts, refresh tokens and samples.
     pub store: Arc<dyn Store>,
+    /// The audit log (store + retention).
+    pub audit: AuditLog,
     /// Signup, login, refresh and access-token checks.
     pub auth: Auth,
     /// Renders `/metrics`.
@@ -47,26 +53,29 @@ pub struct App {
     /// for them, since axum's graceful shutdown does not cover upgraded connections.
     pub sessions: TaskTracker,
     /// Every active user's last week of minute bins on this node.
-    pub windows: Windows,
+    pub windows: Arc<Windows>,
     /// Live sessions by user, for frames the server initiates (analyses).
     pub hub: Arc<Hub>,
-    /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
-    pub analysis_permits: Semaphore,
-    /// Insight generation (Gemini or local).
-    pub insights: Insights,
     /// Recent `POST /api/v1/insights` per user (sliding hour), for its rate limit.
     pub insight_requests: DashMap<uuid::Uuid, Vec<std::time::Instant>>,
-    /// Samples per second per user on this node (all sessions and REST uploads together);
-    /// full buckets are dropped by the window sweep.
-    pub user_samples: DashMap<uuid::Uuid, TokenBucket>,
-    /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
-    pub pat: Pat,
+    /// Validation and storage of samples, then the window; per-user sample budgets.
+    pub ingest: Ingest,
     /// Live stream subscribers on this node, by watched user and stream.
     pub streams: Arc<Streams>,
+    /// Delivery of documents and frames to sessions, subscribers and the other nodes.
+    pub fanout: Arc<FanOut>,
+    /// What stream subscriptions use (registry, store, audit log, task tracker).
+    pub subscriptions: Arc<Subscriptions>,
     /// Messages to and from the other nodes, and window leases (in-process when alone).
     pub bus: Arc<dyn Bus>,
     /// Which users' windows this node owns.
-    pub ownership: Ownership,
+    pub ownership: Arc<Ownership>,
+    /// The way into the windows (ingest, sessions, requests, the bus); completed days come
+    /// out of it as events for the pipeline.
+    pub window_service: Arc<WindowService>,
+    /// Analysis, insight and push (PAT, insight generators, analysis permits); its task
+    /// consumes the window service's completed days.
+    pub pipeline: Arc<Pipeline>,
     /// Browser origins allowed to open WebSockets and read REST answers (`--allowed-origins`).
     pub origins: OriginPolicy,
     /// Failed-login budgets per account and address (this node's).
@@ -113,25 +122,65 @@ impl App {
         );
         let pat_options = PatOptions::from(&config.scoring);
         let pat = tokio::task::spawn_blocking(move || Pat::start(&pat_options)).await?;
+        let hub = Arc::new(Hub::default());
+        let streams = Arc::new(Streams::new(config.limits.stream_history));
+        let fanout = Arc::new(FanOut::new(
+            hub.clone(),
+            streams.clone(),
+            bus.clone(),
+            store.clone(),
+        ));
+        let windows = Arc::new(Windows::default());
+        let ownership = Arc::new(Ownership::new(bus.clone(), config.bus.lease_ttl()));
+        let sessions = TaskTracker::new();
+        let (window_service, day_events) = WindowService::new(
+            windows.clone(),
+            ownership.clone(),
+            store.clone(),
+            bus.clone(),
+            sessions.clone(),
+        );
+        let window_service = Arc::new(window_service);
+        let pipeline = Arc::new(Pipeline {
+            windows: windows.clone(),
+            window_service: window_service.clone(),
+            store: store.clone(),
+            pat,
+            insights: insights_from(&config.insights)?,
+            analysis_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
+            sessions: sessions.clone(),
+            fanout: fanout.clone(),
+        });
+        tokio::spawn(pipeline.clone().consume_days(day_events));
+        let audit = AuditLog::new(store.clone(), config.audit.retention_days);
+        let subscriptions = Arc::new(Subscriptions {
+            streams: streams.clone(),
+            store: store.clone(),
+            audit: audit.clone(),
+            sessions: sessions.clone(),
+        });
+        let ingest = Ingest::new(store.clone(), window_service.clone(), &config.limits);
         Ok(App {
+            audit,
             store,
             auth,
             metrics: crate::metrics::handle(),
             shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-            windows: Windows::default(),
-            hub: Arc::new(Hub::default()),
-            analysis_permits: Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
-            insights: insights_from(&config.insights)?,
+            sessions,
+            windows,
+            hub,
             insight_requests: DashMap::new(),
-            user_samples: DashMap::new(),
-            streams: Arc::new(Streams::new(config.limits.stream_history)),
-            ownership: Ownership::new(bus.clone(), config.bus.lease_ttl()),
+            ingest,
+            streams,
+            fanout,
+            subscriptions,
+            ownership,
+            window_service,
+            pipeline,
             bus,
             config,
-            pat,
             origins,
             login_throttle,
             admins,

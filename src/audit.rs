@@ -7,22 +7,25 @@
 //!   email addresses.
 //! - Disclosing someone else's data is recorded *before* the data goes out, and fails closed:
 //!   when the entry cannot be written the read is refused (503 / `store_unavailable`), so no
-//!   disclosure goes unrecorded ([`record`]).
+//!   disclosure goes unrecorded ([`AuditLog::record`]).
 //! - Events that already happened (logins, share changes, refused reads) are recorded after
 //!   the fact and do not change the answer when the entry cannot be written: the failure is
-//!   logged and counted (`clarity_audit_write_failures_total`) ([`record_best_effort`]).
+//!   logged and counted (`clarity_audit_write_failures_total`) ([`AuditLog::record_best_effort`]).
 //!   Login entries are written beside the answer rather than before it, so that a wrong
 //!   password is answered as fast as an unknown email; the task is tracked with the sessions,
 //!   so shutdown waits for it before closing the store.
 //! - Own reads are not recorded.
+//!
+//! [`AuditLog`] is the handle callers get: the store it writes to and how long entries are
+//! kept, nothing else, so recording needs neither the app nor its configuration.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::store::{AuditRecord, StoreResult};
+use crate::store::{AuditRecord, Store, StoreResult};
 
 /// Longest user agent kept, in characters.
 const MAX_USER_AGENT: usize = 256;
@@ -102,47 +105,65 @@ pub struct Event<'a> {
     pub origin: &'a Origin,
 }
 
-/// Writes the entry; an error means it is not recorded and the caller must not go on with
-/// what it records (fail closed).
-pub async fn record(app: &App, event: Event<'_>) -> StoreResult<()> {
-    let at = Utc::now();
-    let days = i64::from(app.config.audit.retention_days.max(1));
-    let entry = AuditRecord {
-        id: Uuid::now_v7(),
-        owner_id: event.owner,
-        actor_id: event.actor,
-        action: event.action.as_str().to_owned(),
-        target: event.target,
-        at,
-        ip: event.origin.ip.map(|ip| ip.to_string()),
-        user_agent: event.origin.user_agent.clone(),
-        expires_at: at + chrono::Duration::days(days),
-    };
-    let action = event.action.as_str();
-    match app.store.append_audit(entry).await {
-        Ok(()) => {
-            metrics::counter!(crate::metrics::AUDIT_ENTRIES, "action" => action).increment(1);
-            Ok(())
-        }
-        Err(e) => {
-            metrics::counter!(crate::metrics::AUDIT_FAILURES, "action" => action).increment(1);
-            tracing::warn!(action, error = %e, "audit entry not written");
-            Err(e)
+/// Where entries go: the store and the retention (`--audit-retention-days`). Built once by
+/// the app; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    retention_days: u32,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn Store>, retention_days: u32) -> AuditLog {
+        AuditLog {
+            store,
+            retention_days,
         }
     }
-}
 
-/// Writes the entry of something that already happened; a failure is logged and counted
-/// (by [`record`]) and otherwise ignored.
-pub async fn record_best_effort(app: &App, event: Event<'_>) {
-    let _ = record(app, event).await;
-}
+    /// Writes the entry; an error means it is not recorded and the caller must not go on with
+    /// what it records (fail closed).
+    pub async fn record(&self, event: Event<'_>) -> StoreResult<()> {
+        let at = Utc::now();
+        let days = i64::from(self.retention_days.max(1));
+        let entry = AuditRecord {
+            id: Uuid::now_v7(),
+            owner_id: event.owner,
+            actor_id: event.actor,
+            action: event.action.as_str().to_owned(),
+            target: event.target,
+            at,
+            ip: event.origin.ip.map(|ip| ip.to_string()),
+            user_agent: event.origin.user_agent.clone(),
+            expires_at: at + chrono::Duration::days(days),
+        };
+        let action = event.action.as_str();
+        match self.store.append_audit(entry).await {
+            Ok(()) => {
+                metrics::counter!(crate::metrics::AUDIT_ENTRIES, "action" => action).increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!(crate::metrics::AUDIT_FAILURES, "action" => action).increment(1);
+                tracing::warn!(action, error = %e, "audit entry not written");
+                Err(e)
+            }
+        }
+    }
 
-/// [`record_best_effort`] of a refused request for another user's data: only when the
-/// account the client named exists, so that made-up ids leave nothing in the store.
-pub async fn record_refusal(app: &App, event: Event<'_>) {
-    if let Ok(Some(_)) = app.store.user_by_id(event.owner).await {
-        record_best_effort(app, event).await;
+    /// Writes the entry of something that already happened; a failure is logged and counted
+    /// (by [`AuditLog::record`]) and otherwise ignored.
+    pub async fn record_best_effort(&self, event: Event<'_>) {
+        let _ = self.record(event).await;
+    }
+
+    /// [`AuditLog::record_best_effort`] of a refused request for another user's data: only
+    /// when the account the client named exists, so that made-up ids leave nothing in the
+    /// store.
+    pub async fn record_refusal(&self, event: Event<'_>) {
+        if let Ok(Some(_)) = self.store.user_by_id(event.owner).await {
+            self.record_best_effort(event).await;
+        }
     }
 }
 

@@ -5,22 +5,24 @@
 //! durable. A report never echoes client input at length: it lists the first
 //! [`MAX_LISTED_REJECTIONS`] rejections, each message cut to [`MAX_REJECTION_MESSAGE`]
 //! characters, and counts the rest (`rejected_omitted`).
+//!
+//! [`Ingest`] is the handle: the store, the window service and the per-user sample budgets;
+//! completed days leave through the window service as events, so ingest never runs analyses.
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::bus::Message;
+use crate::config::LimitsConfig;
 use crate::metrics::SAMPLES;
 use crate::samples::{self, Rejection, Sample};
-use crate::store::StoreError;
-use crate::window::analysis::{self, Trigger};
-use crate::window::ownership::Claim;
-use crate::window::{Applied, WINDOW_KINDS};
+use crate::store::{Store, StoreError};
+use crate::window::WINDOW_KINDS;
+use crate::window::service::WindowService;
 use crate::ws::rate::TokenBucket;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -53,34 +55,6 @@ pub struct IngestReport {
     pub rejected: Vec<Rejection>,
     /// Further samples not stored because they are invalid, beyond those listed in `rejected`.
     pub rejected_omitted: usize,
-}
-
-/// Applies new samples to the window this node owns; a completed local day starts the daily
-/// analysis.
-pub fn feed_window(app: &Arc<App>, user: Uuid, fresh: &[Sample]) {
-    let applied = app.windows.apply(user, fresh);
-    start_due_analysis(app, user, &applied);
-}
-
-/// Starts the daily analysis of the last day new data completed, and again that of every
-/// complete day it brought late activity to. (An analysis that finds the same input as one
-/// already stored is neither stored nor pushed again.)
-pub fn start_due_analysis(app: &Arc<App>, user: Uuid, applied: &Applied) {
-    let due = applied.due_days();
-    if due.is_empty() {
-        return;
-    }
-    let offset = app
-        .windows
-        .get(user)
-        .map(|w| w.with(|s, _| s.offset_secs()))
-        .unwrap_or(0);
-    for day in due {
-        let midnight = day
-            .and_hms_opt(0, 0, 0)
-            .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
-        analysis::spawn(app, user, Trigger::DayComplete, midnight, None);
-    }
 }
 
 /// A batch's place in its session's order. Batches in flight are stored concurrently (on
@@ -119,47 +93,6 @@ impl Turn {
     }
 }
 
-/// Sends newly stored samples to the user's window: here if this node owns it (rebuilding it
-/// first when it just became the owner), else over the bus to the owner.
-async fn to_window(app: &Arc<App>, user: Uuid, fresh: Vec<Sample>) {
-    match app.ownership.claim(user).await {
-        Claim::Owner { fresh: false } => feed_window(app, user, &fresh),
-        Claim::Owner { fresh: true } => {
-            // Just became the owner: read the store first (the batch is stored already and is
-            // applied once, after the rebuild, so a day it completes is seen as completed).
-            app.windows.mark_stale(user);
-            match app.windows.ensure_with(&*app.store, user, &fresh).await {
-                Ok(applied) => start_due_analysis(app, user, &applied),
-                Err(e) => {
-                    tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
-                }
-            }
-        }
-        Claim::Elsewhere => {
-            // A copy kept here would miss what the owner gets from elsewhere.
-            app.windows.remove(user);
-            app.bus.publish(Message::Samples {
-                user,
-                samples: fresh,
-            });
-        }
-    }
-}
-
-/// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
-/// they fit (the request is then refused, not queued).
-pub fn admit(app: &App, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
-    let cfg = &app.config;
-    let per_sec = cfg.limits.max_user_samples_per_sec.max(1);
-    let burst = (per_sec.saturating_mul(2) as usize)
-        .max(cfg.limits.max_samples_per_request)
-        .max(cfg.limits.max_samples_per_frame);
-    app.user_samples
-        .entry(user)
-        .or_insert_with(|| TokenBucket::new(per_sec, u32::try_from(burst).unwrap_or(u32::MAX)))
-        .try_take_n(n)
-}
-
 pub fn prepare(raw: &[&RawValue]) -> Prepared {
     let (valid, mut rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
     let rejected_omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS);
@@ -186,74 +119,122 @@ pub async fn off_runtime<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("validation task failed: {e}"))
 }
 
-/// Stores the valid part of a batch; resolves once it is durable. The new samples then go
-/// into the user's live window; a completed local day starts the daily analysis.
-pub async fn commit(
-    app: &Arc<App>,
-    user: Uuid,
-    prepared: Prepared,
-    transport: &'static str,
-) -> Result<IngestReport, StoreError> {
-    commit_in_turn(app, user, prepared, transport, None).await
+/// What ingest needs: the store, the window service (new samples go to the window, whose
+/// completed days it reports), and this node's per-user sample budgets. Built once by the
+/// app and shared.
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    window_service: Arc<WindowService>,
+    /// Samples per second per user on this node (all sessions and REST uploads together);
+    /// full buckets are dropped by the window sweep ([`Ingest::forget_full_budgets`]).
+    user_samples: DashMap<Uuid, TokenBucket>,
+    per_sec: u32,
+    burst: u32,
 }
 
-/// [`commit`], applying to the window only once the batch before it (`turn`) has been.
-pub async fn commit_in_turn(
-    app: &Arc<App>,
-    user: Uuid,
-    prepared: Prepared,
-    transport: &'static str,
-    mut turn: Option<Turn>,
-) -> Result<IngestReport, StoreError> {
-    let Prepared {
-        samples,
-        rejected,
-        rejected_omitted,
-    } = prepared;
-    let windowed: Vec<(usize, Sample)> = samples
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
-        .map(|(i, s)| (i, s.clone()))
-        .collect();
-    let new = match app.store.insert_samples(user, samples).await {
-        Ok(new) => new,
-        Err(e) => {
-            if let Some(turn) = turn {
-                turn.pass().await;
+impl Ingest {
+    pub fn new(
+        store: Arc<dyn Store>,
+        window_service: Arc<WindowService>,
+        limits: &LimitsConfig,
+    ) -> Ingest {
+        let per_sec = limits.max_user_samples_per_sec.max(1);
+        let burst = (per_sec.saturating_mul(2) as usize)
+            .max(limits.max_samples_per_request)
+            .max(limits.max_samples_per_frame);
+        Ingest {
+            store,
+            window_service,
+            user_samples: DashMap::new(),
+            per_sec,
+            burst: u32::try_from(burst).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
+    /// they fit (the request is then refused, not queued).
+    pub fn admit(&self, user: Uuid, n: usize) -> Result<(), std::time::Duration> {
+        self.user_samples
+            .entry(user)
+            .or_insert_with(|| TokenBucket::new(self.per_sec, self.burst))
+            .try_take_n(n)
+    }
+
+    /// Drops the budgets that are full again (their users have been quiet), so the map does
+    /// not grow with every user ever seen.
+    pub fn forget_full_budgets(&self) {
+        self.user_samples.retain(|_, bucket| !bucket.is_full());
+    }
+
+    /// Stores the valid part of a batch; resolves once it is durable. The new samples then go
+    /// into the user's live window; a completed local day starts the daily analysis.
+    pub async fn commit(
+        &self,
+        user: Uuid,
+        prepared: Prepared,
+        transport: &'static str,
+    ) -> Result<IngestReport, StoreError> {
+        self.commit_in_turn(user, prepared, transport, None).await
+    }
+
+    /// [`Ingest::commit`], applying to the window only once the batch before it (`turn`) has been.
+    pub async fn commit_in_turn(
+        &self,
+        user: Uuid,
+        prepared: Prepared,
+        transport: &'static str,
+        mut turn: Option<Turn>,
+    ) -> Result<IngestReport, StoreError> {
+        let Prepared {
+            samples,
+            rejected,
+            rejected_omitted,
+        } = prepared;
+        let windowed: Vec<(usize, Sample)> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
+            .map(|(i, s)| (i, s.clone()))
+            .collect();
+        let new = match self.store.insert_samples(user, samples).await {
+            Ok(new) => new,
+            Err(e) => {
+                if let Some(turn) = turn {
+                    turn.pass().await;
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        // Duplicates are already in the window (or older than it): only new samples count.
+        let fresh: Vec<Sample> = windowed
+            .into_iter()
+            .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
+            .map(|(_, s)| s)
+            .collect();
+        if let Some(turn) = &mut turn {
+            turn.wait().await;
         }
-    };
-    // Duplicates are already in the window (or older than it): only new samples count.
-    let fresh: Vec<Sample> = windowed
-        .into_iter()
-        .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
-        .map(|(_, s)| s)
-        .collect();
-    if let Some(turn) = &mut turn {
-        turn.wait().await;
-    }
-    if !fresh.is_empty() {
-        to_window(app, user, fresh).await;
-    }
-    // Releases the next batch of the session.
-    drop(turn);
-    let accepted = new.iter().filter(|n| **n).count();
-    let duplicates = new.len() - accepted;
-    let count = |outcome: &'static str, n: usize| {
-        if n > 0 {
-            metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
-                .increment(n as u64);
+        if !fresh.is_empty() {
+            self.window_service.to_window(user, fresh).await;
         }
-    };
-    count("accepted", accepted);
-    count("duplicate", duplicates);
-    count("rejected", rejected.len() + rejected_omitted);
-    Ok(IngestReport {
-        accepted,
-        duplicates,
-        rejected,
-        rejected_omitted,
-    })
+        // Releases the next batch of the session.
+        drop(turn);
+        let accepted = new.iter().filter(|n| **n).count();
+        let duplicates = new.len() - accepted;
+        let count = |outcome: &'static str, n: usize| {
+            if n > 0 {
+                metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
+                    .increment(n as u64);
+            }
+        };
+        count("accepted", accepted);
+        count("duplicate", duplicates);
+        count("rejected", rejected.len() + rejected_omitted);
+        Ok(IngestReport {
+            accepted,
+            duplicates,
+            rejected,
+            rejected_omitted,
+        })
+    }
 }

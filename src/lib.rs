@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod insights;
 pub mod metrics;
+pub mod pipeline;
 pub mod protocol;
 pub mod samples;
 pub mod scoring;
@@ -27,10 +28,3 @@ pub mod telemetry;
 pub mod window;
 pub mod ws;
 
-// Kept out of streams/ and window/mod.rs while those are reworked on another branch.
-#[cfg(test)]
-#[path = "streams/tests.rs"]
-mod streams_tests;
-#[cfg(test)]
-#[path = "window/tests.rs"]
-mod window_tests;

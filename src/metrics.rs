@@ -4,7 +4,7 @@
 //! - Metric names are constants here; call sites never spell them.
 //! - Labels are low-cardinality enums (frame type, outcome, transport): never user ids.
 //! - The `metrics` facade is process-global by design, so the recorder is installed once per
-//!   process and every `App` in it (tests start many) shares it.
+//!   process and every app in it (tests start many) shares it.
 
 use std::sync::OnceLock;
 

@@ -7,7 +7,7 @@
 //!   that login exactly as a logout does (access tokens refused, sessions closed 4011).
 //! - Logout revokes the family of the refresh token presented (in the store, for every node)
 //!   and ends the access tokens of that login on this node until they expire (a deny-list in
-//!   memory, filled on the other nodes by the bus; see `bus::dispatch::end_login`).
+//!   memory, filled on the other nodes by the bus; see `server::dispatch::end_login`).
 //! - Nothing here logs a password or a token.
 //! - With `--auth cognito` access tokens come from a Cognito user pool ([`cognito`]); the
 //!   local account endpoints answer `local_auth_disabled`, and a user's first valid token

@@ -14,7 +14,6 @@
 //! - A lease is claimed for a set of users at once and held by a node id; it expires unless
 //!   renewed, so a dead node's windows move to another node within one lease period.
 
-pub mod dispatch;
 pub mod memory;
 pub mod redis;
 

@@ -81,7 +81,7 @@ async fn disconnect(
     if state.store.user_by_id(user).await?.is_none() {
         return Err(not_found());
     }
-    let closed = crate::bus::dispatch::disconnect_user(&state.0, user);
+    let closed = crate::server::dispatch::disconnect_user(&state.0, user);
     tracing::info!(admin = %caller.user_id, user_id = %user, closed, "admin disconnected a user's sessions");
     // Accepted: other nodes close theirs when the bus delivers the request.
     Ok((

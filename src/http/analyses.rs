@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::openapi::{Analysis, AnalysisPage, BearerErrors};
 use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, Origin};
+use crate::audit::{Action, Event, Origin};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
@@ -58,11 +58,11 @@ async fn create(
     AuthUser(caller): AuthUser,
 ) -> Result<Response, ApiError> {
     let user = caller.user_id;
-    match analysis::run(&state.0, user, Trigger::Request, None).await {
+    match analysis::run(&state.pipeline, user, Trigger::Request, None).await {
         Ok((record, new)) => {
-            crate::streams::deliver(&state, DocKind::Analysis, &record, new).await;
+            state.fanout.deliver(DocKind::Analysis, &record, new).await;
             if new {
-                crate::insights::spawn(&state.0, user, record.clone());
+                crate::insights::spawn(&state.pipeline, user, record.clone());
             }
             let status = if new {
                 StatusCode::CREATED
@@ -148,7 +148,7 @@ async fn owner_for(
                 target: Some(target()),
                 origin,
             };
-            audit::record_refusal(state, event).await;
+            state.audit.record_refusal(event).await;
         }
         return Err(e);
     }
@@ -175,7 +175,7 @@ async fn record_read(
         target: Some(target),
         origin,
     };
-    Ok(audit::record(state, event).await?)
+    Ok(state.audit.record(event).await?)
 }
 
 /// One document of `kind`, by id, of the caller or of a user who shared it with them.

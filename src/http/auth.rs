@@ -25,7 +25,7 @@ use super::client_ip::ClientIp;
 use super::openapi::{JsonBodyErrors, Unavailable};
 use super::{Body, bearer, json_body};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, Origin};
+use crate::audit::{Action, Event, Origin};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthError, TokenPair};
 use crate::error::{ApiError, ErrorBody};
@@ -95,7 +95,7 @@ async fn signup(
         target: None,
         origin: &origin,
     };
-    audit::record_best_effort(&state, event).await;
+    state.audit.record_best_effort(event).await;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -174,7 +174,7 @@ async fn login(
                 target: None,
                 origin: &origin,
             };
-            audit::record_best_effort(&app, event).await;
+            app.audit.record_best_effort(event).await;
         });
     }
     Ok(Json(res?))
@@ -225,7 +225,7 @@ async fn refresh(
     let (account, res) = state.auth.refresh_for(&b.refresh_token).await;
     if let (Some(owner), Err(AuthError::RefreshReused { family })) = (account, &res) {
         // A replay may be a thief's: the whole login ends, as at logout, on every node.
-        let closed = crate::bus::dispatch::end_login(&state.0, owner, *family);
+        let closed = crate::server::dispatch::end_login(&state.0, owner, *family);
         tracing::info!(user_id = %owner, closed, "refresh token replayed; login ended");
         let event = Event {
             owner,
@@ -235,7 +235,7 @@ async fn refresh(
             target: None,
             origin: &origin,
         };
-        audit::record_best_effort(&state, event).await;
+        state.audit.record_best_effort(event).await;
     }
     Ok(Json(res?))
 }
@@ -269,7 +269,7 @@ async fn logout(
     let caller = state.auth.verify_access(token).await?;
     let b: RefreshBody = json_body(&headers, &body)?;
     let family = state.auth.logout(caller.user_id, &b.refresh_token).await?;
-    let closed = crate::bus::dispatch::end_login(&state.0, caller.user_id, family);
+    let closed = crate::server::dispatch::end_login(&state.0, caller.user_id, family);
     tracing::info!(user_id = %caller.user_id, closed, "logged out");
     Ok(StatusCode::NO_CONTENT)
 }

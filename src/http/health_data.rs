@@ -85,7 +85,7 @@ async fn upload(
         validate()?
     };
     let (prepared, n) = prepared;
-    if let Err(wait) = ingest::admit(&state, caller.user_id, n) {
+    if let Err(wait) = state.ingest.admit(caller.user_id, n) {
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "more than {} samples per second for this user",
@@ -94,7 +94,10 @@ async fn upload(
             retry_after_ms: crate::ws::rate::retry_after_ms(wait),
         });
     }
-    let report = ingest::commit(&state.0, caller.user_id, prepared, "rest").await?;
+    let report = state
+        .ingest
+        .commit(caller.user_id, prepared, "rest")
+        .await?;
     Ok(Json(report))
 }
 

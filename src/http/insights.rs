@@ -73,23 +73,24 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let user = caller.user_id;
     admit(&state, user)?;
-    let (record, analysis_new) = match analysis::run(&state.0, user, Trigger::Request, None).await {
-        Ok(r) => r,
-        Err(AnalysisError::NoData) => {
-            return Err(ApiError::unprocessable(
-                "no_data",
-                "no activity data in the last 7 days",
-            ));
-        }
-        Err(AnalysisError::Store(e)) => return Err(e.into()),
-        Err(e @ AnalysisError::Failed(_)) => return Err(ApiError::Internal(e.into())),
-    };
+    let (record, analysis_new) =
+        match analysis::run(&state.pipeline, user, Trigger::Request, None).await {
+            Ok(r) => r,
+            Err(AnalysisError::NoData) => {
+                return Err(ApiError::unprocessable(
+                    "no_data",
+                    "no activity data in the last 7 days",
+                ));
+            }
+            Err(AnalysisError::Store(e)) => return Err(e.into()),
+            Err(e @ AnalysisError::Failed(_)) => return Err(ApiError::Internal(e.into())),
+        };
     if analysis_new {
-        crate::streams::deliver(&state, DocKind::Analysis, &record, true).await;
+        state.fanout.deliver(DocKind::Analysis, &record, true).await;
     }
-    match insights::for_analysis(&state.0, user, &record).await {
+    match insights::for_analysis(&state.pipeline, user, &record).await {
         Ok((insight, new)) => {
-            crate::streams::deliver(&state, DocKind::Insight, &insight, new).await;
+            state.fanout.deliver(DocKind::Insight, &insight, new).await;
             let status = if new {
                 StatusCode::CREATED
             } else {

@@ -127,7 +127,7 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     } else {
         ("degraded", StatusCode::SERVICE_UNAVAILABLE)
     };
-    let pat = match state.pat.status() {
+    let pat = match state.pipeline.pat.status() {
         Ok(model) => PatInfo {
             available: true,
             model: Some(model.to_owned()),

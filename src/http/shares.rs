@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::openapi::BearerErrors;
 use super::{AuthUser, Body, json_body};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, Origin};
+use crate::audit::{Action, Event, Origin};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{DocKind, ShareRecord};
 
@@ -157,11 +157,15 @@ async fn create(
     let stored = state.store.put_share(wanted.clone()).await?;
     let status = if stored.id == wanted.id {
         tracing::info!(share_id = %stored.id, owner = %stored.owner_id, grantee = %stored.grantee_id, scope = scope.stream(), "share granted");
-        audit::record_best_effort(
-            &state,
-            share_event(&stored, caller.user_id, Action::ShareGranted, &origin),
-        )
-        .await;
+        state
+            .audit
+            .record_best_effort(share_event(
+                &stored,
+                caller.user_id,
+                Action::ShareGranted,
+                &origin,
+            ))
+            .await;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -240,7 +244,7 @@ async fn remove(
     });
     tracing::info!(share_id = %share.id, ended, "share revoked");
     let event = share_event(&share, caller.user_id, Action::ShareRevoked, &origin);
-    audit::record_best_effort(&state, event).await;
+    state.audit.record_best_effort(event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::app::App;
+use crate::pipeline::Pipeline;
 use crate::protocol::{ServerFrame, encode};
 use crate::store::{DocKind, DocQuery, DocRecord, StoreError};
 pub use features::Features;
@@ -172,11 +172,11 @@ fn insight_id(analysis: Uuid, tag: &str) -> Uuid {
 
 /// The latest insight's features before `before_ms` (window end), for week-on-week changes.
 async fn previous_features(
-    app: &App,
+    pipeline: &Pipeline,
     user: Uuid,
     before_ms: i64,
 ) -> Result<Option<Features>, StoreError> {
-    let page = app
+    let page = pipeline
         .store
         .list_docs(
             DocKind::Insight,
@@ -199,18 +199,18 @@ async fn previous_features(
 /// Generates (or finds) the insight for a stored analysis; `true` when it is new. Streamed
 /// text goes to the user's sessions as `insight_delta` frames.
 pub async fn for_analysis(
-    app: &Arc<App>,
+    pipeline: &Arc<Pipeline>,
     user: Uuid,
     analysis: &DocRecord,
 ) -> Result<(DocRecord, bool), InsightError> {
-    let id = insight_id(analysis.id, &app.insights.primary.tag());
-    if let Some(existing) = app.store.get_doc(DocKind::Insight, user, id).await? {
+    let id = insight_id(analysis.id, &pipeline.insights.primary.tag());
+    if let Some(existing) = pipeline.store.get_doc(DocKind::Insight, user, id).await? {
         return Ok((existing, false));
     }
     let doc: Value = serde_json::from_str(&analysis.body)
         .map_err(|e| InsightError::BadAnalysis(e.to_string()))?;
     let mut features = Features::from_analysis(&doc);
-    if let Some(prev) = previous_features(app, user, analysis.window_to_ms).await? {
+    if let Some(prev) = previous_features(pipeline, user, analysis.window_to_ms).await? {
         features.compare_with(&prev);
     }
     let mut index = 0u32;
@@ -222,9 +222,9 @@ pub async fn for_analysis(
             text,
         };
         index += 1;
-        crate::bus::dispatch::push_user(app, user, &encode(&frame));
+        pipeline.fanout.push_user(user, &encode(&frame));
     };
-    let generated = app.insights.generate(&features, &mut on_delta).await?;
+    let generated = pipeline.insights.generate(&features, &mut on_delta).await?;
     let body = json!({
         "insight_id": id,
         "user_id": user,
@@ -248,18 +248,24 @@ pub async fn for_analysis(
         window_to_ms: analysis.window_to_ms,
         body: body.to_string(),
     };
-    let new = app.store.put_doc(DocKind::Insight, record.clone()).await?;
+    let new = pipeline
+        .store
+        .put_doc(DocKind::Insight, record.clone())
+        .await?;
     ::metrics::counter!(crate::metrics::INSIGHTS, "generator" => match generated.generator { GeneratorKind::Gemini => "gemini", GeneratorKind::Local => "local" }).increment(1);
     Ok((record, new))
 }
 
 /// Generates the insight for a new analysis in the background and pushes it.
-pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
-    let app2 = app.clone();
-    app.sessions.spawn(async move {
-        match for_analysis(&app2, user, &analysis).await {
+pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, analysis: DocRecord) {
+    let pipeline2 = pipeline.clone();
+    pipeline.sessions.spawn(async move {
+        match for_analysis(&pipeline2, user, &analysis).await {
             Ok((record, new)) => {
-                crate::streams::deliver(&app2, DocKind::Insight, &record, new).await;
+                pipeline2
+                    .fanout
+                    .deliver(DocKind::Insight, &record, new)
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "insight not produced");
@@ -276,7 +282,7 @@ pub fn spawn(app: &Arc<App>, user: Uuid, analysis: DocRecord) {
                     analysis_id: analysis.id,
                     reason: &reason,
                 };
-                crate::bus::dispatch::push_user(&app2, user, &encode(&frame));
+                pipeline2.fanout.push_user(user, &encode(&frame));
             }
         }
     });

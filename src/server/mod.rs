@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, AppState};
 
+pub mod dispatch;
 mod listener;
 
 pub async fn run(
@@ -28,7 +29,7 @@ pub async fn run(
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
     if let Some(inbox) = app.bus.take_inbox() {
-        tokio::spawn(crate::bus::dispatch::run(
+        tokio::spawn(crate::server::dispatch::run(
             app.clone(),
             inbox,
             app.bus.reconnects(),
@@ -88,7 +89,7 @@ async fn sweep_windows(app: Arc<App>) {
             () = app.shutdown.cancelled() => return,
             _ = tick.tick() => {
                 let dropped = app.windows.sweep(idle, |user| app.hub.has_sessions(user));
-                app.user_samples.retain(|_, bucket| !bucket.is_full());
+                app.ingest.forget_full_budgets();
                 metrics::gauge!(crate::metrics::WINDOWS).set(app.windows.len() as f64);
                 if dropped > 0 {
                     tracing::debug!(dropped, "idle windows dropped");

@@ -16,10 +16,15 @@
 //!   node and, when the bus delivers, on the others: an event published after the revoke by
 //!   the node that revoked reaches another node after the revoke does (the bus keeps one
 //!   node's messages in order).
+//! - [`FanOut`] is the handle that delivers (hub, subscribers, bus, store for offsets);
+//!   whoever produces documents gets it instead of the app.
 //! - Events reach the other nodes over the bus; a node that missed some (bus outage) fills the
 //!   gap from the store when the next event arrives (see `subscription`).
 
+mod fanout;
 pub mod subscription;
+
+pub use fanout::FanOut;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -29,11 +34,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::bus::Message;
-use crate::bus::dispatch::push_user;
-use crate::protocol::{Frame, ServerFrame, encode};
-use crate::store::{DocKind, DocRecord, StoreResult};
+use crate::protocol::Frame;
+use crate::store::DocKind;
 
 /// One event as delivered: its offset and the frame, encoded once and shared by every
 /// subscriber.
@@ -184,49 +186,5 @@ impl Streams {
     }
 }
 
-/// Appends a new document to its stream and delivers the event to the owner's sessions and
-/// every subscriber on this node.
-pub async fn publish(app: &App, kind: DocKind, doc: &DocRecord) -> StoreResult<u64> {
-    let offset = app
-        .store
-        .append_event(doc.user_id, kind, doc.body.clone(), app.streams.history)
-        .await?;
-    let event = Event {
-        offset,
-        frame: encode(&ServerFrame::Event {
-            kind,
-            offset,
-            body: &doc.body,
-        }),
-    };
-    app.hub.push_event(doc.user_id, kind, &event.frame);
-    app.streams.fan_out(doc.user_id, kind, &event);
-    app.bus.publish(Message::Event {
-        user: doc.user_id,
-        stream: kind.into(),
-        offset,
-        text: event.frame.as_str().to_owned(),
-    });
-    ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
-    Ok(offset)
-}
-
-/// Sends a stored document where it belongs: a new one is published as a stream event; one
-/// that already existed (asked for again) goes to the owner's sessions as a plain frame.
-pub async fn deliver(app: &App, kind: DocKind, doc: &DocRecord, new: bool) {
-    let plain = || {
-        encode(&ServerFrame::Document {
-            kind,
-            body: &doc.body,
-        })
-    };
-    if new {
-        if let Err(e) = publish(app, kind, doc).await {
-            // The document is stored and readable over REST; only the live event is lost.
-            tracing::warn!(error = %e, stream = kind.stream(), "event not appended to its stream");
-            push_user(app, doc.user_id, &plain());
-        }
-    } else {
-        push_user(app, doc.user_id, &plain());
-    }
-}
+#[cfg(test)]
+mod tests;

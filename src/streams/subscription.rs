@@ -22,12 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::{EndReason, Event, SubShared};
-use crate::app::App;
+use super::{EndReason, Event, Streams, SubShared};
+use crate::audit::AuditLog;
 use crate::protocol::{self, Frame, Outbound, ServerFrame, encode};
-use crate::store::{DocKind, StoreError, StreamEvent};
+use crate::store::{DocKind, Store, StoreError, StreamEvent};
 
 /// Events waiting for one subscriber's task before it counts as lagged.
 const QUEUE: usize = 32;
@@ -57,6 +58,16 @@ impl Drop for OwnGuard {
     }
 }
 
+/// What subscriptions use: the registry of live subscribers, the store (grants, replay,
+/// filling gaps), the audit log (subscribing to another user's stream is recorded) and the
+/// task tracker the subscription tasks run on. Built once by the app and shared.
+pub struct Subscriptions {
+    pub streams: Arc<Streams>,
+    pub store: Arc<dyn Store>,
+    pub audit: AuditLog,
+    pub sessions: TaskTracker,
+}
+
 /// The session's side of a subscription task.
 pub struct Handle {
     pub shared: Arc<SubShared>,
@@ -64,7 +75,7 @@ pub struct Handle {
 }
 
 pub fn start(
-    app: &Arc<App>,
+    subs: &Arc<Subscriptions>,
     req: Request,
     out: Outbound,
     cancel: tokio_util::sync::CancellationToken,
@@ -74,9 +85,9 @@ pub fn start(
         ended: Default::default(),
         cancel,
     });
-    let task = app
+    let task = subs
         .sessions
-        .spawn(run(app.clone(), req, out, shared.clone()));
+        .spawn(run(subs.clone(), req, out, shared.clone()));
     Handle { shared, task }
 }
 
@@ -119,9 +130,9 @@ fn error_frame<'a>(
     }
 }
 
-async fn run(app: Arc<App>, req: Request, out: Outbound, shared: Arc<SubShared>) {
+async fn run(subs: Arc<Subscriptions>, req: Request, out: Outbound, shared: Arc<SubShared>) {
     ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
-    if let Err(e) = serve(&app, &req, &out, &shared).await {
+    if let Err(e) = serve(&subs, &req, &out, &shared).await {
         let failure = protocol::store_failure(&e, "subscription failed");
         let message = if failure.transient {
             "the stream could not be read; subscribe again later"
@@ -135,12 +146,12 @@ async fn run(app: Arc<App>, req: Request, out: Outbound, shared: Arc<SubShared>)
 }
 
 async fn serve(
-    app: &Arc<App>,
+    subs: &Arc<Subscriptions>,
     req: &Request,
     out: &Outbound,
     shared: &Arc<SubShared>,
 ) -> Result<(), StoreError> {
-    let store = &app.store;
+    let store = &subs.store;
     let audit_event = |action| crate::audit::Event {
         owner: req.owner,
         actor: Some(req.viewer),
@@ -156,12 +167,12 @@ async fn serve(
     // Before the grant check (see the module's rules); nothing is read from `rx` until the
     // check has passed.
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
-    let _registration = app
+    let _registration = subs
         .streams
         .register(req.owner, req.kind, req.viewer, tx, shared.clone());
     if req.owner != req.viewer && !store.has_share(req.owner, req.viewer, req.kind).await? {
         let denied = audit_event(crate::audit::Action::AccessDenied);
-        crate::audit::record_refusal(app, denied).await;
+        subs.audit.record_refusal(denied).await;
         let refused = error_frame(
             "forbidden",
             "no share grants you this stream; ask its owner to share it",
@@ -173,10 +184,12 @@ async fn serve(
     }
     if req.owner != req.viewer {
         // Before anything of the stream goes out; no entry, no subscription.
-        crate::audit::record(app, audit_event(crate::audit::Action::StreamSubscribed)).await?;
+        subs.audit
+            .record(audit_event(crate::audit::Action::StreamSubscribed))
+            .await?;
     }
     let (head, epoch) = tokio::try_join!(store.stream_head(req.owner, req.kind), store.epoch())?;
-    let history = app.streams.history;
+    let history = subs.streams.history;
     let (recover, replay) = match req.since {
         None => (true, Vec::new()),
         Some(since) => {
@@ -240,7 +253,7 @@ async fn serve(
             continue;
         }
         if ev.offset > last + 1 {
-            for missed in fill(app, req, last, ev.offset).await? {
+            for missed in fill(subs, req, last, ev.offset).await? {
                 if !send(out, shared, event(req.kind, missed.offset, &missed.body)).await {
                     return finish(out, shared, req, None).await;
                 }
@@ -256,19 +269,19 @@ async fn serve(
 /// Events between `last` and `upto` (exclusive) from the store: published out of order, so
 /// normally already written; one short wait covers a writer that is a step behind.
 async fn fill(
-    app: &App,
+    subs: &Subscriptions,
     req: &Request,
     last: u64,
     upto: u64,
 ) -> Result<Vec<StreamEvent>, StoreError> {
     let want = (upto - last - 1) as usize;
-    let mut events = app
+    let mut events = subs
         .store
         .read_events(req.owner, req.kind, last, want)
         .await?;
     if events.len() < want {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        events = app
+        events = subs
             .store
             .read_events(req.owner, req.kind, last, want)
             .await?;

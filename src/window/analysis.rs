@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
-use crate::app::App;
+use crate::pipeline::Pipeline;
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
@@ -156,8 +156,8 @@ fn rfc3339(minute: i64, offset_secs: i32) -> String {
         .unwrap_or_default()
 }
 
-fn snapshot(app: &App, user: Uuid, until_minute: Option<i64>) -> Option<Snapshot> {
-    let window = app.windows.get(user)?;
+fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Option<Snapshot> {
+    let window = pipeline.windows.get(user)?;
     window.with(|series, _version| {
         let end = series.end_minute()?;
         let to = until_minute.unwrap_or(end).min(end);
@@ -201,7 +201,7 @@ fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
 /// Analyses `user`'s window (up to `until_minute`, exclusive) and stores the result.
 /// Returns the record and whether it was new.
 pub async fn run(
-    app: &Arc<App>,
+    pipeline: &Arc<Pipeline>,
     user: Uuid,
     trigger: Trigger,
     until_minute: Option<i64>,
@@ -209,11 +209,11 @@ pub async fn run(
     if trigger == Trigger::Request {
         // After a restart the window may still be unread; on a node that does not own it,
         // it is read afresh.
-        crate::window::ownership::window_for_request(app, user).await?;
+        pipeline.window_service.window_for_request(user).await?;
     }
-    let snap = snapshot(app, user, until_minute).ok_or(AnalysisError::NoData)?;
+    let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
     let id = digest_id(user, &snap);
-    if let Some(existing) = app.store.get_analysis(user, id).await? {
+    if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
     let created_at = Utc::now();
@@ -225,7 +225,7 @@ pub async fn run(
     let analytics_job = async {
         // Held for the analytics only: PAT has its own pool and queue, so waiting for it must
         // not keep other users' analytics from starting (that is what fills PAT batches).
-        let _permit = app
+        let _permit = pipeline
             .analysis_permits
             .acquire()
             .await
@@ -249,8 +249,8 @@ pub async fn run(
     };
     let pat_job = async {
         if snap.activity.len() == WINDOW_MINUTES {
-            app.pat.score(snap.activity.clone()).await
-        } else if let Err(reason) = app.pat.status() {
+            pipeline.pat.score(snap.activity.clone()).await
+        } else if let Err(reason) = pipeline.pat.status() {
             PatResult::unavailable("not_configured", reason)
         } else {
             PatResult::unavailable(
@@ -306,7 +306,7 @@ pub async fn run(
         window_to_ms: to_minute * 60_000,
         body: serde_json::to_string(&body).map_err(|e| AnalysisError::Failed(e.to_string()))?,
     };
-    let new = app.store.put_analysis(record.clone()).await?;
+    let new = pipeline.store.put_analysis(record.clone()).await?;
     ::metrics::counter!(crate::metrics::ANALYSES, "trigger" => trigger.as_str(), "outcome" => if new { "new" } else { "existing" }).increment(1);
     Ok((record, new))
 }
@@ -322,14 +322,14 @@ pub fn digest_uuid(h: Sha256) -> Uuid {
 /// Runs an analysis in the background and pushes it to the user's sessions if it is new
 /// (or was asked for). Failures of a request go back to the asking session (`reply`) only.
 pub fn spawn(
-    app: &Arc<App>,
+    pipeline: &Arc<Pipeline>,
     user: Uuid,
     trigger: Trigger,
     until_minute: Option<i64>,
     reply: Option<Outbound>,
 ) {
-    let app2 = app.clone();
-    app.sessions.spawn(async move {
+    let pipeline2 = pipeline.clone();
+    pipeline.sessions.spawn(async move {
         let error = |code: &str, message: &str| {
             if let Some(r) = &reply {
                 let frame = ServerFrame::AnalysisError { code, message };
@@ -337,10 +337,13 @@ pub fn spawn(
                 let _ = r.try_send(Box::new(encode(&frame)));
             }
         };
-        match run(&app2, user, trigger, until_minute).await {
+        match run(&pipeline2, user, trigger, until_minute).await {
             Ok((record, new)) => {
                 if new {
-                    crate::streams::deliver(&app2, DocKind::Analysis, &record, true).await;
+                    pipeline2
+                        .fanout
+                        .deliver(DocKind::Analysis, &record, true)
+                        .await;
                 } else if trigger == Trigger::Request {
                     // Asked for again: the answer goes to the asking session only.
                     if let Some(r) = &reply {
@@ -356,7 +359,7 @@ pub fn spawn(
                 let recent =
                     Utc::now().timestamp_millis() - record.window_to_ms < INSIGHT_RECENT_MS;
                 if new && (trigger == Trigger::Request || recent) {
-                    crate::insights::spawn(&app2, user, record);
+                    crate::insights::spawn(&pipeline2, user, record);
                 }
             }
             Err(AnalysisError::NoData) => {

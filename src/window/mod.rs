@@ -20,6 +20,7 @@
 pub mod analysis;
 pub mod ownership;
 pub mod series;
+pub mod service;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -384,3 +385,6 @@ async fn read_week(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

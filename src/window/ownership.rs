@@ -22,9 +22,7 @@ use dashmap::DashMap;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::bus::Bus;
-use crate::store::StoreResult;
 
 /// How long "another node owns it" is believed before asking again.
 const ELSEWHERE_FOR: Duration = Duration::from_secs(1);
@@ -157,69 +155,4 @@ impl Ownership {
             }
         }
     }
-}
-
-/// Prepares this node's window of `user` for a session here: the owner keeps its window (and
-/// rebuilds it from the store when it just became the owner); a non-owner keeps none, since
-/// the owner gets the user's samples.
-pub async fn open_window(app: &Arc<App>, user: Uuid) -> StoreResult<Claim> {
-    let claim = app.ownership.claim(user).await;
-    match claim {
-        Claim::Owner { fresh } => {
-            if fresh {
-                app.windows.mark_stale(user);
-            }
-            let applied = app.windows.ensure(&*app.store, user).await?;
-            crate::ingest::start_due_analysis(app, user, &applied);
-        }
-        Claim::Elsewhere => app.windows.remove(user),
-    }
-    Ok(claim)
-}
-
-/// Prepares a window to analyse on request: the owner's own, or on another node a copy read
-/// afresh from the store (which has everything acked, wherever it arrived).
-pub async fn window_for_request(app: &Arc<App>, user: Uuid) -> StoreResult<()> {
-    let claim = app.ownership.claim(user).await;
-    match claim {
-        Claim::Owner { fresh: false } => {}
-        Claim::Owner { fresh: true } | Claim::Elsewhere => app.windows.mark_stale(user),
-    }
-    let applied = app.windows.ensure(&*app.store, user).await?;
-    if matches!(claim, Claim::Owner { .. }) {
-        crate::ingest::start_due_analysis(app, user, &applied);
-    }
-    Ok(())
-}
-
-/// Rebuilds the owned windows of `users` (all owned when `None`) from the store: forwarded
-/// samples may have been lost. At most a few at a time, so a resync of many users does not
-/// flood the store.
-pub async fn resync(app: &Arc<App>, users: Option<Vec<Uuid>>) {
-    use futures_util::StreamExt;
-    let users: Vec<Uuid> = users
-        .unwrap_or_else(|| app.ownership.owned())
-        .into_iter()
-        .filter(|u| app.ownership.owns(*u))
-        .collect();
-    if users.is_empty() {
-        return;
-    }
-    tracing::info!(
-        windows = users.len(),
-        "rebuilding windows that may have missed samples"
-    );
-    for u in &users {
-        app.windows.mark_stale(*u);
-    }
-    futures_util::stream::iter(users)
-        .for_each_concurrent(4, |u| async move {
-            match app.windows.ensure(&*app.store, u).await {
-                Ok(applied) => crate::ingest::start_due_analysis(app, u, &applied),
-                Err(e) => {
-                    tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
-                }
-            }
-        })
-        .await;
 }

@@ -128,7 +128,7 @@ async fn a_stored_far_future_sample_does_not_poison_the_window_after_a_restart()
         .unwrap();
     assert_eq!(new, [true]);
     // Also through the window as ingest would have fed it.
-    clarity::ingest::feed_window(&app.app, user.user_id, &[poisoned]);
+    app.app.window_service.feed(user.user_id, &[poisoned]);
     let (s, analysis) = app
         .post("/api/v1/analyses", &json!({}), Some(&user.access))
         .await;

@@ -170,7 +170,7 @@ async fn serve(
         let app = state.0.clone();
         let user = verified.user_id;
         state.sessions.spawn(async move {
-            if let Err(e) = crate::window::ownership::open_window(&app, user).await {
+            if let Err(e) = app.window_service.open_window(user).await {
                 tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
             }
         });

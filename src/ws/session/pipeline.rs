@@ -106,7 +106,7 @@ impl Session {
                 "session",
                 self.state.config.limits.max_samples_per_sec,
             )),
-            Ok(()) => match ingest::admit(&self.state, self.user, list.len()) {
+            Ok(()) => match self.state.ingest.admit(self.user, list.len()) {
                 Err(wait) => {
                     self.rate.give_back_samples(list.len());
                     Some((
@@ -152,7 +152,7 @@ impl Session {
                         .map_err(StoreError::Other),
                 };
                 let result = match prepared {
-                    Ok(p) => ingest::commit_in_turn(&app, user, p, "ws", Some(turn)).await,
+                    Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,
                     Err(e) => {
                         turn.pass().await;
                         Err(e)
@@ -182,7 +182,7 @@ impl Session {
     /// The result reaches every session of the user as an `analysis` frame.
     fn analyze_now(&mut self) {
         analysis::spawn(
-            &self.state.0,
+            &self.state.pipeline,
             self.user,
             Trigger::Request,
             None,

@@ -73,7 +73,7 @@ impl Session {
             origin: self.origin.clone(),
         };
         let handle = subscription::start(
-            &self.state.0,
+            &self.state.subscriptions,
             req,
             self.out.clone(),
             self.subs.cancel.child_token(),

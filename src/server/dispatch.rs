@@ -1,4 +1,6 @@
-//! What a node does with messages from other nodes, and the helpers that send them.
+//! What a node does with messages from other nodes, and the helpers that send them. It is
+//! top-level wiring (it reaches every subsystem), so it lives next to the server and holds
+//! the whole `App`; modules below the edge get narrow handles instead.
 //!
 //! Rules: handling a message never waits on a client (pushes are `try_send`) and only the
 //! owner of a window applies forwarded samples. Ending sessions (logout, admin disconnect)
@@ -11,21 +13,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::Message;
 use crate::app::App;
+use crate::bus::Message;
 use crate::protocol::Frame;
 use crate::store::DocKind;
 use crate::streams::Event;
 use crate::ws::hub::Kick;
-
-/// Queues `frame` to every session of `user`, on this node and the others.
-pub fn push_user(app: &App, user: Uuid, frame: &Frame) {
-    app.hub.push(user, frame);
-    app.bus.publish(Message::UserFrame {
-        user,
-        text: frame.as_str().to_owned(),
-    });
-}
 
 /// Ends login `family` of `user` on every node: its access tokens are refused from now on
 /// and its sessions close with 4011. Returns how many sessions this node closed.
@@ -64,7 +57,7 @@ pub async fn run(
                 }
                 let app = app.clone();
                 app.sessions.clone().spawn(async move {
-                    crate::window::ownership::resync(&app, None).await;
+                    app.window_service.resync(None).await;
                 });
             }
         }
@@ -99,7 +92,7 @@ fn handle(app: &Arc<App>, msg: Message) {
         }
         Message::Samples { user, samples } => {
             if app.ownership.owns(user) {
-                crate::ingest::feed_window(app, user, &samples);
+                app.window_service.feed(user, &samples);
             }
         }
         Message::LoggedOut { user, family } => {
@@ -112,7 +105,7 @@ fn handle(app: &Arc<App>, msg: Message) {
         Message::Resync { users } => {
             let app = app.clone();
             app.sessions.clone().spawn(async move {
-                crate::window::ownership::resync(&app, users).await;
+                app.window_service.resync(users).await;
             });
         }
     }

@@ -1,0 +1,211 @@
+//! The pipeline: what happens to a user's data after it reaches the window, from analysis to
+//! insight to the push (window → analysis → insight → fan-out).
+//!
+//! [`Pipeline`] holds what that path uses and nothing more: the windows (to snapshot) and the
+//! window service (to prepare a window asked for on request), the store, PAT scoring, the
+//! insight generators, the analysis permits, the task tracker its background work runs on,
+//! and the fan-out that delivers the results. The steps themselves live with their subject
+//! (`window::analysis`, `insights`) and take the pipeline.
+//!
+//! Rules:
+//! - Completed days arrive as [`DayComplete`] events from the window service, consumed by one
+//!   task ([`Pipeline::consume_days`]) in the order they were sent; windows never call into
+//!   analyses.
+//! - Background work is spawned on the session tracker, which shutdown waits for.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
+
+use crate::insights::Insights;
+use crate::scoring::Pat;
+use crate::store::Store;
+use crate::streams::FanOut;
+use crate::window::Windows;
+use crate::window::analysis::Trigger;
+use crate::window::service::{DayComplete, WindowService};
+
+/// Analysis, insight and push, with what they need. Built once by the app and shared.
+pub struct Pipeline {
+    pub windows: Arc<Windows>,
+    pub window_service: Arc<WindowService>,
+    pub store: Arc<dyn Store>,
+    /// PAT embeddings of full weeks; unavailable (with the reason) without a model bundle.
+    pub pat: Pat,
+    /// Insight generation (Gemini or local).
+    pub insights: Insights,
+    /// Analyses running at once: one per CPU, so sessions keep their share of the runtime.
+    pub analysis_permits: Semaphore,
+    /// Where background analyses and insights run (the app's session tracker).
+    pub sessions: TaskTracker,
+    pub fanout: Arc<FanOut>,
+}
+
+impl Pipeline {
+    /// Starts the analysis of each day the window service reports complete, in the order
+    /// reported. It outlives the shutdown signal, since sessions still acknowledging batches
+    /// during shutdown may complete days: each event keeps the session tracker busy until
+    /// its analysis is spawned there, so the tracker empties only once no event is left, and
+    /// then this task ends.
+    pub async fn consume_days(self: Arc<Self>, mut days: mpsc::UnboundedReceiver<DayComplete>) {
+        let tracker = self.sessions.clone();
+        let done = tracker.wait();
+        tokio::pin!(done);
+        loop {
+            tokio::select! {
+                biased;
+                day = days.recv() => match day {
+                    Some(day) => crate::window::analysis::spawn(
+                        &self,
+                        day.user,
+                        Trigger::DayComplete,
+                        day.midnight,
+                        None,
+                    ),
+                    None => return,
+                },
+                () = &mut done => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Day complete → analysis → insight → push, without a socket: the real fan-out, with a
+    //! stream subscriber on each stream as the recorder, over SQLite in a temp dir.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio_util::task::TaskTracker;
+    use uuid::Uuid;
+
+    use super::Pipeline;
+    use crate::bus::Bus;
+    use crate::bus::memory::{MemoryBus, Net};
+    use crate::config::Config;
+    use crate::insights::Insights;
+    use crate::samples::{Kind, Sample, Timestamp};
+    use crate::scoring::Pat;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{DocKind, Store};
+    use crate::streams::{Event, FanOut, Streams, SubShared};
+    use crate::window::Windows;
+    use crate::window::ownership::Ownership;
+    use crate::window::service::WindowService;
+    use crate::ws::hub::Hub;
+
+    fn sample(utc_ms: i64, value: f64) -> Sample {
+        Sample {
+            id: utc_ms.to_string(),
+            kind: Kind::StepCount,
+            start: Timestamp {
+                utc_ms,
+                offset_secs: 0,
+            },
+            end: None,
+            value,
+            source: None,
+        }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Event>) -> serde_json::Value {
+        let ev = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("an event within a minute")
+            .expect("the stream is open");
+        serde_json::from_str(ev.frame.as_str()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_completed_day_is_analysed_explained_and_pushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_tests(dir.path());
+        let opts = config.sqlite.options(&config.store, &config.writes);
+        let path = dir.path().to_owned();
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&path, opts))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(Uuid::new_v4(), Net::new()));
+        let streams = Arc::new(Streams::new(config.limits.stream_history));
+        let fanout = Arc::new(FanOut::new(
+            Arc::new(Hub::default()),
+            streams.clone(),
+            bus.clone(),
+            store.clone(),
+        ));
+        let windows = Arc::new(Windows::default());
+        let ownership = Arc::new(Ownership::new(bus.clone(), config.bus.lease_ttl()));
+        let tracker = TaskTracker::new();
+        let (window_service, days) = WindowService::new(
+            windows.clone(),
+            ownership,
+            store.clone(),
+            bus,
+            tracker.clone(),
+        );
+        let window_service = Arc::new(window_service);
+        let pipeline = Arc::new(Pipeline {
+            windows,
+            window_service: window_service.clone(),
+            store: store.clone(),
+            pat: Pat::unavailable("no model in this test"),
+            insights: Insights::new(None, config.insights.fallback),
+            analysis_permits: tokio::sync::Semaphore::new(1),
+            sessions: tracker.clone(),
+            fanout,
+        });
+        tokio::spawn(pipeline.clone().consume_days(days));
+
+        let user = Uuid::new_v4();
+        let mut recorders = Vec::new();
+        let mut registrations = Vec::new();
+        for kind in [DocKind::Analysis, DocKind::Insight] {
+            let (tx, rx) = mpsc::channel(8);
+            let shared = Arc::new(SubShared {
+                lagged: Default::default(),
+                ended: Default::default(),
+                cancel: Default::default(),
+            });
+            registrations.push(streams.register(user, kind, user, tx, shared));
+            recorders.push(rx);
+        }
+
+        // Yesterday (of the last sample) every ten minutes, then one sample that completes it.
+        let last = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 60_000;
+        let day_start = last / 86_400_000 * 86_400_000 - 86_400_000;
+        let mut samples: Vec<Sample> = (0..144)
+            .map(|i| sample(day_start + i * 600_000, 10.0 + (i % 7) as f64))
+            .collect();
+        samples.push(sample(last, 5.0));
+        window_service.feed(user, &samples);
+
+        let analysis = next(&mut recorders[0]).await;
+        assert_eq!(analysis["type"], "analysis", "{analysis}");
+        assert_eq!(analysis["stream"], "analyses", "{analysis}");
+        assert_eq!(analysis["offset"], 1, "{analysis}");
+        let analysis_id = analysis["analysis_id"].clone();
+        assert!(analysis_id.is_string(), "{analysis}");
+        assert_eq!(analysis["trigger"], "day_complete", "{analysis}");
+
+        let insight = next(&mut recorders[1]).await;
+        assert_eq!(insight["type"], "insight", "{insight}");
+        assert_eq!(insight["stream"], "insights", "{insight}");
+        assert_eq!(insight["analysis_id"], analysis_id, "{insight}");
+        assert_eq!(insight["generator"], "local", "{insight}");
+
+        // The insight's event is in the store, and the pipeline's work ends with shutdown.
+        assert_eq!(store.stream_head(user, DocKind::Insight).await.unwrap(), 1);
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+            .await
+            .expect("the pipeline's work ends");
+        drop(registrations);
+    }
+}

@@ -1,0 +1,98 @@
+//! The fan-out handle: where a new document or a server-initiated frame goes once stored.
+//!
+//! It holds what delivery touches and nothing more: the hub (this node's sessions by user),
+//! the stream registry (this node's subscribers), the bus (the other nodes) and the store
+//! (which allocates stream offsets and keeps events for replay). Rules are the module's
+//! (see `streams`): local delivery never waits and never depends on the bus.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Event, Streams};
+use crate::bus::{Bus, Message};
+use crate::protocol::{Frame, ServerFrame, encode};
+use crate::store::{DocKind, DocRecord, Store, StoreResult};
+use crate::ws::hub::Hub;
+
+/// Delivers to this node's sessions and subscribers and publishes for the others. Built once
+/// by the app and shared.
+pub struct FanOut {
+    hub: Arc<Hub>,
+    streams: Arc<Streams>,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+}
+
+impl FanOut {
+    pub fn new(
+        hub: Arc<Hub>,
+        streams: Arc<Streams>,
+        bus: Arc<dyn Bus>,
+        store: Arc<dyn Store>,
+    ) -> FanOut {
+        FanOut {
+            hub,
+            streams,
+            bus,
+            store,
+        }
+    }
+
+    /// Queues `frame` to every session of `user`, on this node and the others.
+    pub fn push_user(&self, user: Uuid, frame: &Frame) {
+        self.hub.push(user, frame);
+        self.bus.publish(Message::UserFrame {
+            user,
+            text: frame.as_str().to_owned(),
+        });
+    }
+
+    /// Appends a new document to its stream and delivers the event to the owner's sessions
+    /// and every subscriber on this node.
+    pub async fn publish(&self, kind: DocKind, doc: &DocRecord) -> StoreResult<u64> {
+        let offset = self
+            .store
+            .append_event(doc.user_id, kind, doc.body.clone(), self.streams.history)
+            .await?;
+        let event = Event {
+            offset,
+            frame: encode(&ServerFrame::Event {
+                kind,
+                offset,
+                body: &doc.body,
+            }),
+        };
+        self.hub.push_event(doc.user_id, kind, &event.frame);
+        self.streams.fan_out(doc.user_id, kind, &event);
+        self.bus.publish(Message::Event {
+            user: doc.user_id,
+            stream: kind.into(),
+            offset,
+            text: event.frame.as_str().to_owned(),
+        });
+        ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
+        Ok(offset)
+    }
+
+    /// Sends a stored document where it belongs: a new one is published as a stream event;
+    /// one that already existed (asked for again) goes to the owner's sessions as a plain
+    /// frame.
+    pub async fn deliver(&self, kind: DocKind, doc: &DocRecord, new: bool) {
+        let plain = || {
+            encode(&ServerFrame::Document {
+                kind,
+                body: &doc.body,
+            })
+        };
+        if new {
+            if let Err(e) = self.publish(kind, doc).await {
+                // The document is stored and readable over REST; only the live event is lost.
+                tracing::warn!(error = %e, stream = kind.stream(), "event not appended to its stream");
+                self.push_user(doc.user_id, &plain());
+            }
+        } else {
+            self.push_user(doc.user_id, &plain());
+        }
+    }
+}

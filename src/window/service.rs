@@ -1,0 +1,196 @@
+//! The window service: the one way into this node's windows for ingest, sessions, requests
+//! and the bus.
+//!
+//! It holds what keeping windows needs and nothing more: the windows, the ownership leases,
+//! the store (to rebuild a window) and the bus (to forward samples to the owner). It does not
+//! run analyses: a day that new data completes becomes a [`DayComplete`] event on a channel
+//! that the pipeline task consumes, so windows never call back into analysis.
+//!
+//! Rules (besides those of `ownership`):
+//! - Events are sent in the order the days were completed and consumed in that order.
+//! - The channel is unbounded: an event is a few words, at most one per completed local day
+//!   per window update, and the consumer only spawns the analysis. Sending never waits, so
+//!   applying samples (on the ingest path) never waits on analyses.
+//! - Each event holds a token of the task tracker until its analysis is spawned there, so
+//!   shutdown, which waits for the tracker, still waits for the analysis of a day completed
+//!   by the last batches a session acknowledged.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
+use uuid::Uuid;
+
+use super::ownership::{Claim, Ownership};
+use super::{Applied, Windows};
+use crate::bus::{Bus, Message};
+use crate::samples::Sample;
+use crate::store::{Store, StoreResult};
+
+/// A local day that new data completed (or brought late activity to): its analysis is due.
+pub struct DayComplete {
+    pub user: Uuid,
+    /// The day's local midnight, in minutes since the epoch (UTC).
+    pub midnight: Option<i64>,
+    /// Keeps shutdown waiting until the analysis is spawned.
+    _held: TaskTrackerToken,
+}
+
+/// Windows, leases, the store and the bus, plus where completed days go. Built once by the
+/// app and shared.
+pub struct WindowService {
+    windows: Arc<Windows>,
+    ownership: Arc<Ownership>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    tracker: TaskTracker,
+    days: mpsc::UnboundedSender<DayComplete>,
+}
+
+impl WindowService {
+    /// The service, and the receiving end of its completed days (for the pipeline task).
+    pub fn new(
+        windows: Arc<Windows>,
+        ownership: Arc<Ownership>,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        tracker: TaskTracker,
+    ) -> (WindowService, mpsc::UnboundedReceiver<DayComplete>) {
+        let (days, rx) = mpsc::unbounded_channel();
+        let service = WindowService {
+            windows,
+            ownership,
+            store,
+            bus,
+            tracker,
+            days,
+        };
+        (service, rx)
+    }
+
+    /// Applies new samples to the window this node owns; a completed local day starts the
+    /// daily analysis.
+    pub fn feed(&self, user: Uuid, fresh: &[Sample]) {
+        let applied = self.windows.apply(user, fresh);
+        self.start_due_analysis(user, &applied);
+    }
+
+    /// Starts the daily analysis of the last day new data completed, and again that of every
+    /// complete day it brought late activity to. (An analysis that finds the same input as
+    /// one already stored is neither stored nor pushed again.)
+    pub fn start_due_analysis(&self, user: Uuid, applied: &Applied) {
+        let due = applied.due_days();
+        if due.is_empty() {
+            return;
+        }
+        let offset = self
+            .windows
+            .get(user)
+            .map(|w| w.with(|s, _| s.offset_secs()))
+            .unwrap_or(0);
+        for day in due {
+            let midnight = day
+                .and_hms_opt(0, 0, 0)
+                .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
+            // The receiver lives as long as the app; a send fails only once it is gone.
+            let _ = self.days.send(DayComplete {
+                user,
+                midnight,
+                _held: self.tracker.token(),
+            });
+        }
+    }
+
+    /// Sends newly stored samples to the user's window: here if this node owns it
+    /// (rebuilding it first when it just became the owner), else over the bus to the owner.
+    pub async fn to_window(&self, user: Uuid, fresh: Vec<Sample>) {
+        match self.ownership.claim(user).await {
+            Claim::Owner { fresh: false } => self.feed(user, &fresh),
+            Claim::Owner { fresh: true } => {
+                // Just became the owner: read the store first (the batch is stored already and
+                // is applied once, after the rebuild, so a day it completes is seen as
+                // completed).
+                self.windows.mark_stale(user);
+                match self.windows.ensure_with(&*self.store, user, &fresh).await {
+                    Ok(applied) => self.start_due_analysis(user, &applied),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+                    }
+                }
+            }
+            Claim::Elsewhere => {
+                // A copy kept here would miss what the owner gets from elsewhere.
+                self.windows.remove(user);
+                self.bus.publish(Message::Samples {
+                    user,
+                    samples: fresh,
+                });
+            }
+        }
+    }
+
+    /// Prepares this node's window of `user` for a session here: the owner keeps its window
+    /// (and rebuilds it from the store when it just became the owner); a non-owner keeps
+    /// none, since the owner gets the user's samples.
+    pub async fn open_window(&self, user: Uuid) -> StoreResult<Claim> {
+        let claim = self.ownership.claim(user).await;
+        match claim {
+            Claim::Owner { fresh } => {
+                if fresh {
+                    self.windows.mark_stale(user);
+                }
+                let applied = self.windows.ensure(&*self.store, user).await?;
+                self.start_due_analysis(user, &applied);
+            }
+            Claim::Elsewhere => self.windows.remove(user),
+        }
+        Ok(claim)
+    }
+
+    /// Prepares a window to analyse on request: the owner's own, or on another node a copy
+    /// read afresh from the store (which has everything acked, wherever it arrived).
+    pub async fn window_for_request(&self, user: Uuid) -> StoreResult<()> {
+        let claim = self.ownership.claim(user).await;
+        match claim {
+            Claim::Owner { fresh: false } => {}
+            Claim::Owner { fresh: true } | Claim::Elsewhere => self.windows.mark_stale(user),
+        }
+        let applied = self.windows.ensure(&*self.store, user).await?;
+        if matches!(claim, Claim::Owner { .. }) {
+            self.start_due_analysis(user, &applied);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the owned windows of `users` (all owned when `None`) from the store:
+    /// forwarded samples may have been lost. At most a few at a time, so a resync of many
+    /// users does not flood the store.
+    pub async fn resync(&self, users: Option<Vec<Uuid>>) {
+        use futures_util::StreamExt;
+        let users: Vec<Uuid> = users
+            .unwrap_or_else(|| self.ownership.owned())
+            .into_iter()
+            .filter(|u| self.ownership.owns(*u))
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        tracing::info!(
+            windows = users.len(),
+            "rebuilding windows that may have missed samples"
+        );
+        for u in &users {
+            self.windows.mark_stale(*u);
+        }
+        futures_util::stream::iter(users)
+            .for_each_concurrent(4, |u| async move {
+                match self.windows.ensure(&*self.store, u).await {
+                    Ok(applied) => self.start_due_analysis(u, &applied),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+                    }
+                }
+            })
+            .await;
+    }
+}
