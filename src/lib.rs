@@ -27,4 +27,3 @@ pub mod streams;
 pub mod telemetry;
 pub mod window;
 pub mod ws;
-
