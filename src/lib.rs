@@ -19,6 +19,7 @@ pub mod insights;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
+pub mod rate;
 pub mod samples;
 pub mod scoring;
 pub mod server;

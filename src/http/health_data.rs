@@ -91,7 +91,7 @@ async fn upload(
                 "more than {} samples per second for this user",
                 state.config.limits.max_user_samples_per_sec
             ),
-            retry_after_ms: crate::ws::rate::retry_after_ms(wait),
+            retry_after_ms: crate::rate::retry_after_ms(wait),
         });
     }
     let report = state

@@ -6,9 +6,7 @@
 //!   `?access_token=`; request logs never include the query string.
 //! - Buffers are small: tungstenite's defaults cost ~256 KiB per idle connection.
 
-pub mod hub;
 mod outbound;
-pub mod rate;
 pub mod session;
 
 use axum::Router;
