@@ -45,7 +45,7 @@ pub struct Prepared {
 }
 
 /// What happened to each sample of a batch.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct IngestReport {
     /// Stored now.
     pub accepted: usize,

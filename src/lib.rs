@@ -12,7 +12,6 @@ pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
-pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod insights;

@@ -19,7 +19,7 @@ use super::json_text;
 use super::openapi::{BearerErrors, Insight, InsightPage};
 use crate::app::AppState;
 use crate::audit::Origin;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::insights::{self, InsightError};
 use crate::store::DocKind;
 use crate::window::analysis::{self, AnalysisError, Trigger};

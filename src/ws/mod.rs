@@ -19,8 +19,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::http::bearer;
+use crate::http::error::ApiError;
 
 pub use crate::protocol::{Outbound, Outgoing, PROTOCOL_VERSION};
 pub use session::close;
