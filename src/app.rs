@@ -27,12 +27,12 @@ use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
+use crate::streams::hub::Hub;
 use crate::streams::subscription::Subscriptions;
 use crate::streams::{FanOut, Streams};
 use crate::window::Windows;
 use crate::window::ownership::Ownership;
 use crate::window::service::WindowService;
-use crate::ws::hub::Hub;
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 

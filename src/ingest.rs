@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use crate::config::LimitsConfig;
 use crate::metrics::SAMPLES;
+use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::{Store, StoreError};
 use crate::window::WINDOW_KINDS;
 use crate::window::service::WindowService;
-use crate::ws::rate::TokenBucket;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
 /// microsecond a sample, and a 1 MiB frame would otherwise hold one of the runtime's workers
@@ -45,7 +45,7 @@ pub struct Prepared {
 }
 
 /// What happened to each sample of a batch.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct IngestReport {
     /// Stored now.
     pub accepted: usize,

@@ -92,11 +92,11 @@ mod tests {
     use crate::scoring::Pat;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{DocKind, Store};
+    use crate::streams::hub::Hub;
     use crate::streams::{Event, FanOut, Streams, SubShared};
     use crate::window::Windows;
     use crate::window::ownership::Ownership;
     use crate::window::service::WindowService;
-    use crate::ws::hub::Hub;
 
     fn sample(utc_ms: i64, value: f64) -> Sample {
         Sample {

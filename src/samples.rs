@@ -20,7 +20,7 @@ const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 const MIN_START_MS: i64 = 946_684_800_000;
 
 /// Sample kinds. The numeric discriminant is the stored code: never reorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Kind {
@@ -215,33 +215,25 @@ pub struct Sample {
 
 /// The wire shape of a sample in responses. (Clients send the same shape, with unit aliases
 /// allowed; the API documents take that schema from protocol/schemas/client/samples.json.)
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = Sample)]
+#[derive(Debug, Serialize)]
 pub struct SampleOut<'a> {
     /// The client's idempotency key, unique per user: 1-128 bytes, no control characters.
-    #[schema(value_type = String, min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub id: &'a str,
-    #[schema(value_type = Kind)]
     pub kind: &'static str,
     /// RFC 3339 with offset; kept at millisecond precision with its offset. After
     /// 2000-01-01, at most 24 h ahead of the server's clock.
-    #[schema(value_type = String, format = DateTime)]
     pub start: String,
     /// At or after `start`; required for `sleep_stage`. At most 24 h ahead of the server's
     /// clock, and at most 24 h after `start` for `step_count` and `sleep_stage`, 1 h for the
     /// other kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, format = DateTime, nullable = false, required = false)]
     pub end: Option<String>,
-    #[schema(schema_with = crate::http::openapi::sample_value)]
     pub value: serde_json::Value,
     /// The kind's canonical unit (aliases are accepted on input); none for `sleep_stage`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, nullable = false, required = false)]
     pub unit: Option<&'static str>,
     /// Where the sample came from (at most 256 bytes), e.g. a device name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, max_length = 256, nullable = false, required = false)]
     pub source: Option<&'a str>,
 }
 
@@ -272,28 +264,12 @@ impl Sample {
 }
 
 /// Why one sample of a batch was not stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
     /// Position in the batch.
     pub index: usize,
-    #[schema(value_type = RejectionCode)]
     pub code: &'static str,
     pub message: String,
-}
-
-/// Why a sample was rejected (protocol/README.md explains each code).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum RejectionCode {
-    InvalidSample,
-    InvalidId,
-    UnknownKind,
-    InvalidTime,
-    TimeOutOfRange,
-    InvalidValue,
-    OutOfRange,
-    UnitMismatch,
 }
 
 /// Lenient first pass: every field optional so that type errors become per-sample rejections.

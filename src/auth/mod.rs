@@ -104,13 +104,12 @@ impl From<CognitoError> for AccessError {
 }
 
 /// An access/refresh pair as handed to a client.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct TokenPair {
     /// A JWT for `Authorization: Bearer`.
     pub access_token: String,
     /// Opaque, single use: spend it at `/api/v1/auth/refresh`.
     pub refresh_token: String,
-    #[schema(value_type = String, pattern = "^Bearer$", example = "Bearer")]
     pub token_type: &'static str,
     /// Access token lifetime, seconds.
     pub expires_in: u64,

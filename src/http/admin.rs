@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::AuthUser;
 use super::openapi::BearerErrors;
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(disconnect))

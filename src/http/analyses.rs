@@ -22,7 +22,7 @@ use super::openapi::{Analysis, AnalysisPage, BearerErrors};
 use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
 use crate::audit::{Action, Event, Origin};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::store::{DocCursor, DocKind, DocQuery};
 use crate::window::analysis::{self, AnalysisError, Trigger};
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::openapi::BearerErrors;
 use super::{AuthUser, parse_limit};
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::store::AuditRecord;
 
 const DEFAULT_LIMIT: usize = 50;

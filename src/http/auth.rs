@@ -28,7 +28,7 @@ use crate::app::AppState;
 use crate::audit::{Action, Event, Origin};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthError, TokenPair};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -123,7 +123,7 @@ struct LoginBody {
     tag = "auth",
     request_body(content = LoginBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Logged in.", body = TokenPair),
+        (status = 200, description = "Logged in.", body = super::schemas::TokenPair),
         (status = 401, description = "`invalid_credentials`.", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
         (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),
@@ -206,7 +206,7 @@ struct RefreshBody {
     tag = "auth",
     request_body(content = RefreshBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "A new pair; the old refresh token is spent.", body = TokenPair),
+        (status = 200, description = "A new pair; the old refresh token is spent.", body = super::schemas::TokenPair),
         (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (a spent token: the whole login is now ended, its access tokens refused and its sessions closed).", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 404, description = "`local_auth_disabled` (`--auth cognito`).", body = ErrorBody),
         (status = 422, description = "`invalid_body` (not of the schema).", body = ErrorBody),

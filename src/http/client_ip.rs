@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
 use crate::audit::Origin;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The address a request came from, as throttling counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::openapi::{BearerErrors, JsonBodyErrors, SampleInput};
 use super::{AuthUser, Body, json_body, parse_limit, parse_time};
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::ingest::{self, IngestReport};
 use crate::samples::{Kind, SampleOut};
 use crate::store::{Cursor, SampleQuery};
@@ -52,7 +52,7 @@ struct UploadBody<'a> {
     security(("bearer" = [])),
     request_body(content = UploadBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored; per-sample rejections are in the body.", body = IngestReport),
+        (status = 200, description = "Stored; per-sample rejections are in the body.", body = super::schemas::IngestReport),
         (status = 422, description = "`invalid_body`: not `{samples: [...]}`.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: over the user's samples per second (`--max-user-samples-per-sec`); nothing was stored.", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the batch fits."))),
         JsonBodyErrors,
@@ -91,7 +91,7 @@ async fn upload(
                 "more than {} samples per second for this user",
                 state.config.limits.max_user_samples_per_sec
             ),
-            retry_after_ms: crate::ws::rate::retry_after_ms(wait),
+            retry_after_ms: crate::rate::retry_after_ms(wait),
         });
     }
     let report = state
@@ -119,7 +119,7 @@ fn bare_array(e: ApiError, body: &[u8]) -> ApiError {
 #[serde(deny_unknown_fields)]
 struct HistoryParams {
     /// Only this kind.
-    #[param(value_type = Option<Kind>)]
+    #[param(value_type = Option<super::schemas::Kind>)]
     kind: Option<String>,
     /// Samples starting at or after this (RFC 3339 with offset).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -141,6 +141,7 @@ struct HistoryParams {
 /// A page of samples, ordered by `(start, id)`.
 #[derive(Serialize, ToSchema)]
 struct HistoryPage<'a> {
+    #[schema(value_type = Vec<super::schemas::Sample>)]
     samples: Vec<SampleOut<'a>>,
     /// Pass as `cursor` for the next page; `null` on the last.
     #[schema(required = true)]

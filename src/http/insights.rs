@@ -19,7 +19,7 @@ use super::json_text;
 use super::openapi::{BearerErrors, Insight, InsightPage};
 use crate::app::AppState;
 use crate::audit::Origin;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::insights::{self, InsightError};
 use crate::store::DocKind;
 use crate::window::analysis::{self, AnalysisError, Trigger};
@@ -42,7 +42,7 @@ fn admit(state: &AppState, user: Uuid) -> Result<(), ApiError> {
         let wait = HOUR.saturating_sub(now.duration_since(recent[0]));
         return Err(ApiError::TooManyRequests {
             message: format!("at most {limit} insight requests an hour"),
-            retry_after_ms: crate::ws::rate::retry_after_ms(wait),
+            retry_after_ms: crate::rate::retry_after_ms(wait),
         });
     }
     recent.push(now);

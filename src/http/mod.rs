@@ -15,11 +15,13 @@ mod audit;
 mod auth;
 pub mod client_ip;
 mod dashboard;
+pub mod error;
 mod health_data;
 mod insights;
 pub mod openapi;
 mod ops;
 pub mod origin;
+mod schemas;
 mod shares;
 mod user;
 
@@ -38,7 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::auth::Verified;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The REST API: every route with its OpenAPI operation. A new area's router goes here.
 pub fn api() -> OpenApiRouter<AppState> {

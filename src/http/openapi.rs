@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::http::error::{ErrorBody, ErrorDetail};
 
 /// Name of the bearer security scheme (`security(("bearer" = []))` on an operation).
 pub const BEARER: &str = "bearer";
@@ -141,7 +141,7 @@ fn finish(doc: utoipa::openapi::OpenApi) -> Value {
 
 /// The `$defs` of protocol/schemas/client/samples.json, the components they become, and
 /// whether to put them in: `kind` is the same as the schema derived from
-/// [`crate::samples::Kind`] (a test checks), so that one is used.
+/// [`super::schemas::Kind`] (a test checks), so that one is used.
 const CLIENT_DEFS: [(&str, &str, bool); 3] = [
     ("sample", "SampleInput", true),
     ("kind", "Kind", false),

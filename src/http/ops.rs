@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::http::error::{ApiError, ErrorBody, ErrorDetail};
 
 /// Readiness fails if the store has not answered within this.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

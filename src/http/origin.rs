@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// How long browsers may cache a preflight answer, seconds (Chromium caps it at 7200).
 const PREFLIGHT_MAX_AGE: &str = "3600";

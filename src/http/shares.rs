@@ -25,7 +25,7 @@ use super::openapi::BearerErrors;
 use super::{AuthUser, Body, json_body};
 use crate::app::AppState;
 use crate::audit::{Action, Event, Origin};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::store::{DocKind, ShareRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {

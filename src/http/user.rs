@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::AuthUser;
 use super::openapi::BearerErrors;
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(profile))

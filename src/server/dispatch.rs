@@ -18,7 +18,7 @@ use crate::bus::Message;
 use crate::protocol::Frame;
 use crate::store::DocKind;
 use crate::streams::Event;
-use crate::ws::hub::Kick;
+use crate::streams::hub::Kick;
 
 /// Ends login `family` of `user` on every node: its access tokens are refused from now on
 /// and its sessions close with 4011. Returns how many sessions this node closed.

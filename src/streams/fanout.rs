@@ -13,7 +13,7 @@ use super::{Event, Streams};
 use crate::bus::{Bus, Message};
 use crate::protocol::{Frame, ServerFrame, encode};
 use crate::store::{DocKind, DocRecord, Store, StoreResult};
-use crate::ws::hub::Hub;
+use crate::streams::hub::Hub;
 
 /// Delivers to this node's sessions and subscribers and publishes for the others. Built once
 /// by the app and shared.

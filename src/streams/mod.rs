@@ -22,6 +22,7 @@
 //!   gap from the store when the next event arrives (see `subscription`).
 
 mod fanout;
+pub mod hub;
 pub mod subscription;
 
 pub use fanout::FanOut;

@@ -44,13 +44,13 @@ pub struct Request {
     pub epoch: Option<String>,
     /// For a session's own stream: its hub counters, so the hub stops pushing what this
     /// subscription delivers.
-    pub own: Option<crate::ws::hub::Explicit>,
+    pub own: Option<crate::streams::hub::Explicit>,
     /// Where the viewer connected from, for the owner's audit log.
     pub origin: crate::audit::Origin,
 }
 
 /// Holds one count in a session's explicit-subscription counters.
-struct OwnGuard(crate::ws::hub::Explicit, usize);
+struct OwnGuard(crate::streams::hub::Explicit, usize);
 
 impl Drop for OwnGuard {
     fn drop(&mut self) {

@@ -6,9 +6,7 @@
 //!   `?access_token=`; request logs never include the query string.
 //! - Buffers are small: tungstenite's defaults cost ~256 KiB per idle connection.
 
-pub mod hub;
 mod outbound;
-pub mod rate;
 pub mod session;
 
 use axum::Router;
@@ -21,8 +19,8 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::http::bearer;
+use crate::http::error::ApiError;
 
 pub use crate::protocol::{Outbound, Outgoing, PROTOCOL_VERSION};
 pub use session::close;

@@ -1,25 +1,16 @@
-//! The layers (issue 17): no module below the HTTP/WebSocket edge may use axum, nor name
-//! the application object (`App`, `AppState`). For axum, `http/`, `ws/`, `server/`, `app.rs`
-//! and `error.rs` are the edge and everything listed here is below it, so it stays testable
-//! without a socket; for the app, see [`APP_EDGE`].
+//! The layers (issue 17): no module below the HTTP/WebSocket edge may use axum or utoipa,
+//! reach into the edge's modules (`http`, `ws`), nor name the application object (`App`,
+//! `AppState`). The edge is [`EDGE`]; everything else in `src/` is below it and is what the
+//! `clarity-core` crate will hold, so it must build and be tested without a socket, a router
+//! or an OpenAPI document (the REST schemas live in `http/schemas.rs`).
 
 use std::path::{Path, PathBuf};
 
-/// Source below the edge, relative to `src/`.
-const BELOW_THE_EDGE: [&str; 12] = [
-    "pipeline.rs",
-    "protocol",
-    "streams",
-    "bus",
-    "window",
-    "insights",
-    "ingest.rs",
-    "audit.rs",
-    "store",
-    "analytics",
-    "scoring",
-    "samples.rs",
-];
+/// The edge, relative to `src/`: the only places that may use axum and utoipa, name `App` or
+/// `AppState`, or use `http::` and `ws::`. Everything else gets narrow handles (audit log,
+/// fan-out, window service, ingest, pipeline, subscriptions) and can be built and tested
+/// without the app.
+const EDGE: [&str; 6] = ["http", "ws", "server", "app.rs", "main.rs", "cli.rs"];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
@@ -31,48 +22,10 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn no_module_below_the_edge_uses_axum() {
+/// Every source file below the edge.
+fn below_the_edge() -> (PathBuf, Vec<PathBuf>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    for part in BELOW_THE_EDGE {
-        let path = src.join(part);
-        assert!(
-            path.exists(),
-            "{} is gone: update this list",
-            path.display()
-        );
-        rust_files(&path, &mut files);
-    }
-    assert!(files.len() > 20, "found the sources ({})", files.len());
-    let offenders: Vec<String> = files
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(f).unwrap();
-            let name = f.strip_prefix(&src).unwrap().display().to_string();
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| l.contains("axum"))
-                .map(|(i, l)| format!("src/{name}:{}: {}", i + 1, l.trim()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(
-        offenders.is_empty(),
-        "axum below the HTTP/WebSocket edge (convert at ws/ or http/ instead):\n{}",
-        offenders.join("\n")
-    );
-}
-
-/// The edge for the application object: the only places that may name `App` or `AppState`
-/// (relative to `src/`). Everything else gets narrow handles (audit log, fan-out, window
-/// service, ingest, pipeline, subscriptions) and can be built and tested without the app.
-const APP_EDGE: [&str; 6] = ["http", "ws", "server", "app.rs", "main.rs", "cli.rs"];
-
-#[test]
-fn no_module_below_the_edge_names_the_app() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for part in APP_EDGE {
+    for part in EDGE {
         assert!(
             src.join(part).exists(),
             "src/{part} is gone: update this list"
@@ -82,29 +35,191 @@ fn no_module_below_the_edge_names_the_app() {
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !APP_EDGE.contains(&name.as_str()) {
+        if !EDGE.contains(&name.as_str()) {
             rust_files(&path, &mut files);
         }
     }
     assert!(files.len() > 40, "found the sources ({})", files.len());
-    let offenders: Vec<String> = files
+    (src, files)
+}
+
+/// `src/<file>:<line>: <text>` for each line of `files` that `bad` picks.
+fn offending_lines(src: &Path, files: &[PathBuf], bad: impl Fn(&str) -> bool) -> Vec<String> {
+    files
         .iter()
         .flat_map(|f| {
             let text = std::fs::read_to_string(f).unwrap();
-            let name = f.strip_prefix(&src).unwrap().display().to_string();
+            let name = f.strip_prefix(src).unwrap().display().to_string();
             text.lines()
                 .enumerate()
-                .filter(|(_, l)| {
-                    l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .any(|word| word == "App" || word == "AppState")
-                })
+                .filter(|(_, l)| bad(l))
                 .map(|(i, l)| format!("src/{name}:{}: {}", i + 1, l.trim()))
                 .collect::<Vec<_>>()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn no_module_below_the_edge_uses_axum() {
+    let (src, files) = below_the_edge();
+    let offenders = offending_lines(&src, &files, |l| l.contains("axum"));
+    assert!(
+        offenders.is_empty(),
+        "axum below the HTTP/WebSocket edge (convert at ws/ or http/ instead):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn no_module_below_the_edge_names_the_app() {
+    let (src, files) = below_the_edge();
+    let offenders = offending_lines(&src, &files, |l| {
+        words(l).any(|word| word == "App" || word == "AppState")
+    });
     assert!(
         offenders.is_empty(),
         "App below the edge (pass the narrow handle the code uses instead):\n{}",
         offenders.join("\n")
     );
+}
+
+#[test]
+fn no_module_below_the_edge_uses_utoipa() {
+    let (src, files) = below_the_edge();
+    let offenders = offending_lines(&src, &files, |l| l.contains("utoipa"));
+    assert!(
+        offenders.is_empty(),
+        "utoipa below the edge (describe the type in src/http/schemas.rs instead):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn no_module_below_the_edge_reaches_into_http_or_ws() {
+    let (src, files) = below_the_edge();
+    // Whole files, not lines: a `use crate::{…}` group runs over several lines.
+    let offenders: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let name = f.strip_prefix(&src).unwrap().display().to_string();
+            edge_paths(&std::fs::read_to_string(f).unwrap())
+                .into_iter()
+                .map(move |p| format!("src/{name}: {p}"))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "a module below the edge uses http/ or ws/ (move what it needs below the edge):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// The checker itself: the ways a path can name `http` or `ws`.
+#[test]
+fn edge_paths_sees_every_spelling() {
+    for bad in [
+        "use crate::ws::hub::Hub;",
+        "    pub own: Option<crate::ws::hub::Explicit>,",
+        "#[schema(schema_with = crate::http::openapi::sample_value)]",
+        "use crate :: http :: error :: ApiError;",
+        "use crate::{samples::Kind, ws::rate};",
+        "use crate::{http};",
+        "use crate::{\n    store::{DocKind, Store},\n    http::error::ApiError,\n};",
+        "use super::super::ws::rate::TokenBucket;",
+        "use super::super::super::http;",
+        "let b = clarity::ws::rate::TokenBucket::new(1, 1);",
+    ] {
+        assert!(!edge_paths(bad).is_empty(), "missed: {bad}");
+    }
+    for fine in [
+        "use crate::streams::hub::Hub;",
+        "use crate::{samples::Kind, rate::TokenBucket};",
+        "use crate::{\n    store::{http_like, ws_like},\n    rate,\n};",
+        "//! Converted at the edge (ws/ and http/), not here.",
+        "let https = crate::config::http_timeout();",
+        "use super::wsum;",
+    ] {
+        assert_eq!(
+            edge_paths(fine),
+            Vec::<String>::new(),
+            "false alarm: {fine}"
+        );
+    }
+}
+
+/// The paths in `text` into the edge's modules: `crate::http…`, `crate::ws…`, `clarity::…`
+/// the same, a `crate::{…}` group naming either, or `super::…::http`/`ws` (no module below
+/// the edge has a child named `http` or `ws`, so a `super` chain that ends there climbs to
+/// the crate root's).
+fn edge_paths(text: &str) -> Vec<String> {
+    // `crate :: http` and `{ ws, … }` are the same paths: drop spaces around the punctuation.
+    let mut path = String::new();
+    for word in text.split_whitespace() {
+        let glued = path.ends_with([':', '{', ',']) || word.starts_with([':', '{', '}', ',']);
+        if !path.is_empty() && !glued {
+            path.push(' ');
+        }
+        path.push_str(word);
+    }
+    let edge = |item: &str| {
+        let name = item
+            .split([':', ',', '}', ';', '>', ')'])
+            .next()
+            .unwrap_or("");
+        name == "http" || name == "ws"
+    };
+    let mut found = Vec::new();
+    for root in ["crate::", "clarity::", "super::"] {
+        for (at, _) in path.match_indices(root) {
+            // Only a path's root counts: `foo::crate::` is not one.
+            let before = path[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let mut rest = &path[at + root.len()..];
+            while let Some(r) = rest.strip_prefix("super::") {
+                rest = r;
+            }
+            let hit = match rest.strip_prefix('{') {
+                Some(group) => top_level_items(group).into_iter().any(edge),
+                None => edge(rest),
+            };
+            if hit {
+                found.push(
+                    path[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != ';')
+                        .take(80)
+                        .collect(),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// The items of a `{…}` group (after its `{`), split at its own commas, up to its `}`.
+fn top_level_items(group: &str) -> Vec<&str> {
+    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&group[start..]);
+    items
+}
+
+fn words(line: &str) -> impl Iterator<Item = &str> {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
 }

@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use super::{FLUSH_TIMEOUT, Session, close, count_out, text_message};
 use crate::metrics;
 use crate::protocol::{ErrorFrame, ServerFrame, encode};
-use crate::ws::hub::Kick;
+use crate::streams::hub::Kick;
 
 /// Suggested reconnect delay in `going_away`.
 const RECONNECT_AFTER_MS: u64 = 1000;

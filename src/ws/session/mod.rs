@@ -35,15 +35,15 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::hub::Kick;
 use super::outbound::{self, Gone, Replies};
-use super::rate;
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::metrics;
 use crate::protocol::{
     self, Command, Frame, Limits, PROTOCOL_VERSION, Refusal, ServerFrame, encode,
 };
+use crate::rate;
+use crate::streams::hub::Kick;
 use end::{End, classify_read_error, kicked, too_big};
 use expiry::Expiry;
 use pipeline::Pipeline;
@@ -76,7 +76,7 @@ struct Session {
     /// Where frames pushed to this session go (subscriptions, analyses it asked for).
     out: super::Outbound,
     /// This session in the hub, for pushed analyses; unregisters on drop.
-    hub: super::hub::Registration,
+    hub: crate::streams::hub::Registration,
     kill: Option<oneshot::Sender<CloseFrame>>,
     /// Frame and sample rates.
     rate: Rate,

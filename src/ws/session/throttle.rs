@@ -10,13 +10,13 @@
 //!   batch refused by the user's budget gives the session's tokens back, since nothing was
 //!   stored.
 //!
-//! The buckets themselves are `ws::rate::TokenBucket` (tokio's clock, so paused-time tests
+//! The buckets themselves are `rate::TokenBucket` (tokio's clock, so paused-time tests
 //! can check them).
 
 use std::time::Duration;
 
 use crate::config::LimitsConfig;
-use crate::ws::rate::TokenBucket;
+use crate::rate::TokenBucket;
 
 /// Why a frame was refused.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use crate::store::DocKind;
 #[derive(Clone)]
 struct Entry {
     session: Uuid,
-    out: super::Outbound,
+    out: crate::protocol::Outbound,
     /// Cancelled when a push found the queue full.
     overflow: CancellationToken,
     /// Explicit subscriptions of this session to its own streams, by `DocKind::code`: their
@@ -112,7 +112,7 @@ impl Hub {
         self: &Arc<Self>,
         user: Uuid,
         session: Uuid,
-        out: super::Outbound,
+        out: crate::protocol::Outbound,
         family: Option<Uuid>,
     ) -> Registration {
         let overflow = CancellationToken::new();
