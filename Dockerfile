@@ -8,14 +8,15 @@ WORKDIR /src
 # manifests declare (the benches too), so each needs a stub here.
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
-RUN mkdir -p src loadtest/src benches \
-    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY crates/clarity-core/Cargo.toml crates/clarity-core/Cargo.toml
+RUN mkdir -p src loadtest/src benches crates/clarity-core/src \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs crates/clarity-core/src/lib.rs \
     && echo 'fn main() {}' > loadtest/src/main.rs \
     && echo 'fn main() {}' > benches/analytics.rs \
     && echo 'fn main() {}' > benches/pat.rs \
     && cargo fetch --locked
 COPY . .
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/clarity-core/src/lib.rs \
     && cargo build --release --locked --bin clarity \
     && cp target/release/clarity /clarity
 

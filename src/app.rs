@@ -161,7 +161,11 @@ impl App {
             audit: audit.clone(),
             sessions: sessions.clone(),
         });
-        let ingest = Ingest::new(store.clone(), window_service.clone(), &config.limits);
+        let ingest = Ingest::new(
+            store.clone(),
+            window_service.clone(),
+            config.limits.user_budget(),
+        );
         Ok(App {
             audit,
             store,

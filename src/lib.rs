@@ -1,29 +1,21 @@
 //! Clarity: a real-time server for wearable health data.
 //!
-//! Layout follows the architecture: `http` and `ws` are the interfaces, `ingest` the shared
-//! write path, `store` the durable state, `auth` accounts and tokens, `bus` the other nodes;
-//! `app` ties them
-//! together and `server` runs them.
+//! This crate is the edge and the wiring: `http` and `ws` are the interfaces, `config` and
+//! `cli` the command line, `app` builds the narrow handles of the domain and `server` runs
+//! them. The domain itself (samples, store, windows, analytics, scoring, insights, pipeline,
+//! fan-out, protocol) is the `clarity-core` crate, re-exported here under its module names so
+//! that `clarity::store::Store` and `clarity_core::store::Store` are the same item.
 
-pub mod analytics;
+pub use clarity_core::{
+    analytics, audit, auth, bus, ingest, insights, pipeline, protocol, rate, samples, scoring,
+    store, streams, window,
+};
+
 pub mod app;
-pub mod audit;
-pub mod auth;
-pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod http;
-pub mod ingest;
-pub mod insights;
 pub mod metrics;
-pub mod pipeline;
-pub mod protocol;
-pub mod rate;
-pub mod samples;
-pub mod scoring;
 pub mod server;
-pub mod store;
-pub mod streams;
 pub mod telemetry;
-pub mod window;
 pub mod ws;

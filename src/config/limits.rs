@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use clarity_core::ingest::UserBudget;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
@@ -90,6 +91,19 @@ pub struct LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// One user's sample budget on a node: twice the sustained rate, and never less than
+    /// one full frame or REST upload (else a single allowed request could never pass).
+    pub fn user_budget(&self) -> UserBudget {
+        let per_sec = self.max_user_samples_per_sec.max(1);
+        let burst = (per_sec.saturating_mul(2) as usize)
+            .max(self.max_samples_per_request)
+            .max(self.max_samples_per_frame);
+        UserBudget {
+            per_sec,
+            burst: u32::try_from(burst).unwrap_or(u32::MAX),
+        }
+    }
+
     pub fn ws_write_timeout(&self) -> Duration {
         Duration::from_millis(self.ws_write_timeout_ms.max(1))
     }

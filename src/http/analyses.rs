@@ -23,8 +23,8 @@ use super::{AuthUser, json_text, parse_limit, parse_time};
 use crate::app::AppState;
 use crate::audit::{Action, Event, Origin};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::pipeline::analysis::{self, AnalysisError, Trigger};
 use crate::store::{DocCursor, DocKind, DocQuery};
-use crate::window::analysis::{self, AnalysisError, Trigger};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 500;
@@ -62,7 +62,7 @@ async fn create(
         Ok((record, new)) => {
             state.fanout.deliver(DocKind::Analysis, &record, new).await;
             if new {
-                crate::insights::spawn(&state.pipeline, user, record.clone());
+                crate::pipeline::insight::spawn(&state.pipeline, user, record.clone());
             }
             let status = if new {
                 StatusCode::CREATED

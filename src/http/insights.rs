@@ -21,8 +21,8 @@ use crate::app::AppState;
 use crate::audit::Origin;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::insights::{self, InsightError};
+use crate::pipeline::analysis::{self, AnalysisError, Trigger};
 use crate::store::DocKind;
-use crate::window::analysis::{self, AnalysisError, Trigger};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -88,7 +88,7 @@ async fn create(
     if analysis_new {
         state.fanout.deliver(DocKind::Analysis, &record, true).await;
     }
-    match insights::for_analysis(&state.pipeline, user, &record).await {
+    match crate::pipeline::insight::for_analysis(&state.pipeline, user, &record).await {
         Ok((insight, new)) => {
             state.fanout.deliver(DocKind::Insight, &insight, new).await;
             let status = if new {

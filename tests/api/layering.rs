@@ -1,16 +1,32 @@
-//! The layers (issue 17): no module below the HTTP/WebSocket edge may use axum or utoipa,
-//! reach into the edge's modules (`http`, `ws`), nor name the application object (`App`,
-//! `AppState`). The edge is [`EDGE`]; everything else in `src/` is below it and is what the
-//! `clarity-core` crate will hold, so it must build and be tested without a socket, a router
-//! or an OpenAPI document (the REST schemas live in `http/schemas.rs`).
+//! The layers (issue 17). The domain is the `clarity-core` crate (crates/clarity-core): it
+//! cannot name `App`, `http::` or `ws::` because it does not depend on this crate, and it
+//! cannot use axum or utoipa because its manifest does not list them; the compiler enforces
+//! both, and [`the_core_crate_depends_on_no_http_framework`] checks the resolved dependency
+//! graph (`cargo tree -p clarity-core -e normal`) so that no new dependency brings them in
+//! through the back door. In this crate, the modules that are not the edge ([`EDGE`]:
+//! configuration, telemetry, the metrics exporter) follow the same rules, and the line checks
+//! below cover them and the core's sources alike, so the messages say what to do instead.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The edge, relative to `src/`: the only places that may use axum and utoipa, name `App` or
 /// `AppState`, or use `http::` and `ws::`. Everything else gets narrow handles (audit log,
 /// fan-out, window service, ingest, pipeline, subscriptions) and can be built and tested
 /// without the app.
-const EDGE: [&str; 6] = ["http", "ws", "server", "app.rs", "main.rs", "cli.rs"];
+const EDGE: [&str; 7] = [
+    "http", "ws", "server", "app.rs", "main.rs", "cli.rs", "lib.rs",
+];
+
+/// Packages the core must not reach, directly or through another dependency.
+const NOT_IN_CORE: [&str; 6] = [
+    "axum",
+    "utoipa",
+    "utoipa-axum",
+    "tungstenite",
+    "clap",
+    "metrics-exporter-prometheus",
+];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
@@ -22,9 +38,11 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every source file below the edge.
+/// Every source file below the edge: all of the core crate, and this crate's `src/` outside
+/// [`EDGE`]. Returns the workspace root (names are shown relative to it) and the files.
 fn below_the_edge() -> (PathBuf, Vec<PathBuf>) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).to_owned();
+    let src = root.join("src");
     for part in EDGE {
         assert!(
             src.join(part).exists(),
@@ -32,6 +50,12 @@ fn below_the_edge() -> (PathBuf, Vec<PathBuf>) {
         );
     }
     let mut files = Vec::new();
+    rust_files(&root.join("crates/clarity-core/src"), &mut files);
+    assert!(
+        files.len() > 40,
+        "found the core's sources ({})",
+        files.len()
+    );
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -39,11 +63,57 @@ fn below_the_edge() -> (PathBuf, Vec<PathBuf>) {
             rust_files(&path, &mut files);
         }
     }
-    assert!(files.len() > 40, "found the sources ({})", files.len());
-    (src, files)
+    (root, files)
 }
 
-/// `src/<file>:<line>: <text>` for each line of `files` that `bad` picks.
+#[test]
+fn the_core_crate_depends_on_no_http_framework() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "tree",
+            "-p",
+            "clarity-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--offline", "--format", "{p}"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    let packages: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        packages.contains(&"clarity-core") && packages.contains(&"tokio"),
+        "read the tree:\n{tree}"
+    );
+    let found: Vec<&&str> = NOT_IN_CORE
+        .iter()
+        .filter(|p| packages.contains(p))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "clarity-core reaches {found:?} (`cargo tree -p clarity-core -e normal -i <name>` shows \
+         through what); keep the HTTP framework, OpenAPI and the command line in `clarity`"
+    );
+    assert!(
+        !packages.contains(&"clarity"),
+        "clarity-core depends on the server crate"
+    );
+}
+
+/// `<file>:<line>: <text>` for each line of `files` that `bad` picks.
 fn offending_lines(src: &Path, files: &[PathBuf], bad: impl Fn(&str) -> bool) -> Vec<String> {
     files
         .iter()
@@ -53,7 +123,7 @@ fn offending_lines(src: &Path, files: &[PathBuf], bad: impl Fn(&str) -> bool) ->
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| bad(l))
-                .map(|(i, l)| format!("src/{name}:{}: {}", i + 1, l.trim()))
+                .map(|(i, l)| format!("{name}:{}: {}", i + 1, l.trim()))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -104,7 +174,7 @@ fn no_module_below_the_edge_reaches_into_http_or_ws() {
             let name = f.strip_prefix(&src).unwrap().display().to_string();
             edge_paths(&std::fs::read_to_string(f).unwrap())
                 .into_iter()
-                .map(move |p| format!("src/{name}: {p}"))
+                .map(move |p| format!("{name}: {p}"))
         })
         .collect();
     assert!(

@@ -25,10 +25,10 @@ use tokio::time::Instant;
 use super::{Gone, Session, count_in};
 use crate::ingest::{self, IngestReport};
 use crate::metrics;
+use crate::pipeline::analysis::{self, Trigger};
 use crate::protocol::{self, Command, Refusal, STORE_RETRY_AFTER_MS, ServerFrame};
 use crate::rate;
 use crate::store::StoreError;
-use crate::window::analysis::{self, Trigger};
 
 type Pending = Pin<Box<dyn std::future::Future<Output = Completed> + Send>>;
 

@@ -17,7 +17,6 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::config::LimitsConfig;
 use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
@@ -119,6 +118,15 @@ pub async fn off_runtime<T: Send + 'static>(
         .map_err(|e| anyhow::anyhow!("validation task failed: {e}"))
 }
 
+/// One user's sample budget on this node, all their sessions and REST uploads together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserBudget {
+    /// Sustained samples per second.
+    pub per_sec: u32,
+    /// Samples that may arrive at once above the sustained rate.
+    pub burst: u32,
+}
+
 /// What ingest needs: the store, the window service (new samples go to the window, whose
 /// completed days it reports), and this node's per-user sample budgets. Built once by the
 /// app and shared.
@@ -136,18 +144,14 @@ impl Ingest {
     pub fn new(
         store: Arc<dyn Store>,
         window_service: Arc<WindowService>,
-        limits: &LimitsConfig,
+        budget: UserBudget,
     ) -> Ingest {
-        let per_sec = limits.max_user_samples_per_sec.max(1);
-        let burst = (per_sec.saturating_mul(2) as usize)
-            .max(limits.max_samples_per_request)
-            .max(limits.max_samples_per_frame);
         Ingest {
             store,
             window_service,
             user_samples: DashMap::new(),
-            per_sec,
-            burst: u32::try_from(burst).unwrap_or(u32::MAX),
+            per_sec: budget.per_sec.max(1),
+            burst: budget.burst.max(1),
         }
     }
 

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 pub use bundle::{Bundle, BundleError, EMBED_DIM, INPUT_LENGTH, Scaler};
 pub use runtime::{Model, Output};
 
-/// Settings of the scoring service (from [`crate::config::Config`]).
+/// Settings of the scoring service (the server builds them from its command line).
 #[derive(Debug, Clone, Default)]
 pub struct PatOptions {
     pub model: Option<PathBuf>,

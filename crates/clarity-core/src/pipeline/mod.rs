@@ -4,14 +4,18 @@
 //! [`Pipeline`] holds what that path uses and nothing more: the windows (to snapshot) and the
 //! window service (to prepare a window asked for on request), the store, PAT scoring, the
 //! insight generators, the analysis permits, the task tracker its background work runs on,
-//! and the fan-out that delivers the results. The steps themselves live with their subject
-//! (`window::analysis`, `insights`) and take the pipeline.
+//! and the fan-out that delivers the results. Its two steps are its submodules:
+//! [`analysis`] (snapshot a window, compute, store, push) and [`insight`] (generate, store,
+//! push); the windows and the insight generators below them know nothing of the pipeline.
 //!
 //! Rules:
 //! - Completed days arrive as [`DayComplete`] events from the window service, consumed by one
 //!   task ([`Pipeline::consume_days`]) in the order they were sent; windows never call into
 //!   analyses.
 //! - Background work is spawned on the session tracker, which shutdown waits for.
+
+pub mod analysis;
+pub mod insight;
 
 use std::sync::Arc;
 
@@ -23,8 +27,8 @@ use crate::scoring::Pat;
 use crate::store::Store;
 use crate::streams::FanOut;
 use crate::window::Windows;
-use crate::window::analysis::Trigger;
 use crate::window::service::{DayComplete, WindowService};
+use analysis::Trigger;
 
 /// Analysis, insight and push, with what they need. Built once by the app and shared.
 pub struct Pipeline {
@@ -56,7 +60,7 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 day = days.recv() => match day {
-                    Some(day) => crate::window::analysis::spawn(
+                    Some(day) => analysis::spawn(
                         &self,
                         day.user,
                         Trigger::DayComplete,
@@ -86,7 +90,6 @@ mod tests {
     use super::Pipeline;
     use crate::bus::Bus;
     use crate::bus::memory::{MemoryBus, Net};
-    use crate::config::Config;
     use crate::insights::Insights;
     use crate::samples::{Kind, Sample, Timestamp};
     use crate::scoring::Pat;
@@ -123,8 +126,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_completed_day_is_analysed_explained_and_pushed() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::for_tests(dir.path());
-        let opts = config.sqlite.options(&config.store, &config.writes);
+        let opts = crate::store::sqlite::SqliteOptions::default();
         let path = dir.path().to_owned();
         let store: Arc<dyn Store> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open(&path, opts))
@@ -133,7 +135,7 @@ mod tests {
                 .unwrap(),
         );
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(Uuid::new_v4(), Net::new()));
-        let streams = Arc::new(Streams::new(config.limits.stream_history));
+        let streams = Arc::new(Streams::new(256));
         let fanout = Arc::new(FanOut::new(
             Arc::new(Hub::default()),
             streams.clone(),
@@ -141,7 +143,7 @@ mod tests {
             store.clone(),
         ));
         let windows = Arc::new(Windows::default());
-        let ownership = Arc::new(Ownership::new(bus.clone(), config.bus.lease_ttl()));
+        let ownership = Arc::new(Ownership::new(bus.clone(), Duration::from_secs(15)));
         let tracker = TaskTracker::new();
         let (window_service, days) = WindowService::new(
             windows.clone(),
@@ -156,7 +158,7 @@ mod tests {
             window_service: window_service.clone(),
             store: store.clone(),
             pat: Pat::unavailable("no model in this test"),
-            insights: Insights::new(None, config.insights.fallback),
+            insights: Insights::new(None, true),
             analysis_permits: tokio::sync::Semaphore::new(1),
             sessions: tracker.clone(),
             fanout,

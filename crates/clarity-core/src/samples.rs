@@ -294,7 +294,7 @@ struct RawSample<'a> {
 type Invalid = (&'static str, String);
 
 /// The rule every time field follows, with an example, for rejection messages.
-pub(crate) const TIME_RULE: &str =
+pub const TIME_RULE: &str =
     "an RFC 3339 date-time string with offset, e.g. 2026-11-29T08:00:00+01:00";
 
 /// A time field (`start`/`end`), or a rejection naming the rule and what was wrong.

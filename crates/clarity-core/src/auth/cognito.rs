@@ -31,7 +31,7 @@ use super::tokens::{LEEWAY_SECS, TokenError};
 /// Largest key-set document accepted (Cognito's is about 1 KB).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// What `--auth cognito` needs; built by [`crate::config::Config::cognito`].
+/// What `--auth cognito` needs; the server builds it from its command line.
 #[derive(Debug, Clone)]
 pub struct CognitoSettings {
     /// `https://cognito-idp.{region}.amazonaws.com/{pool}`: required as `iss`.

@@ -18,8 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::Pipeline;
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
-use crate::pipeline::Pipeline;
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
@@ -359,7 +359,7 @@ pub fn spawn(
                 let recent =
                     Utc::now().timestamp_millis() - record.window_to_ms < INSIGHT_RECENT_MS;
                 if new && (trigger == Trigger::Request || recent) {
-                    crate::insights::spawn(&pipeline2, user, record);
+                    super::insight::spawn(&pipeline2, user, record);
                 }
             }
             Err(AnalysisError::NoData) => {

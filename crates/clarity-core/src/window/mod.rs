@@ -17,7 +17,6 @@
 //!   moves a window (it may have been stored before validation refused such samples): one
 //!   bad sample must not push a user's week out of reach of every analysis.
 
-pub mod analysis;
 pub mod ownership;
 pub mod series;
 pub mod service;
