@@ -250,7 +250,15 @@ pub(crate) fn sample_value() -> Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["awake", "light", "deep", "rem", "in_bed"]))
+                .enum_values(Some([
+                    "awake",
+                    "light",
+                    "deep",
+                    "rem",
+                    "in_bed",
+                    "asleep",
+                    "out_of_bed",
+                ]))
                 .description(Some("`sleep_stage`.")),
         )
         .build()

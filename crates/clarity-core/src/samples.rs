@@ -121,13 +121,15 @@ impl Kind {
             Kind::RespiratoryRate => (1.0, 100.0),
             Kind::OxygenSaturation => (50.0, 100.0),
             Kind::BodyTemperature => (25.0, 45.0),
-            Kind::SleepStage => (0.0, 4.0),
+            Kind::SleepStage => (0.0, 6.0),
         }
     }
 }
 
-/// Sleep stages, stored by their discriminant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sleep stages, stored by their discriminant (never renumber). `Asleep` is sleep whose stage
+/// the source did not tell (HealthKit's asleepUnspecified, Health Connect's SLEEPING);
+/// `OutOfBed` is Health Connect's OUT_OF_BED inside a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum SleepStage {
     Awake = 0,
@@ -135,16 +137,28 @@ pub enum SleepStage {
     Deep = 2,
     Rem = 3,
     InBed = 4,
+    Asleep = 5,
+    OutOfBed = 6,
 }
 
 impl SleepStage {
-    const ALL: [SleepStage; 5] = [
+    pub const ALL: [SleepStage; 7] = [
         SleepStage::Awake,
         SleepStage::Light,
         SleepStage::Deep,
         SleepStage::Rem,
         SleepStage::InBed,
+        SleepStage::Asleep,
+        SleepStage::OutOfBed,
     ];
+
+    /// Light, deep, REM or unspecified sleep.
+    pub fn is_asleep(self) -> bool {
+        matches!(
+            self,
+            SleepStage::Light | SleepStage::Deep | SleepStage::Rem | SleepStage::Asleep
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,6 +167,8 @@ impl SleepStage {
             SleepStage::Deep => "deep",
             SleepStage::Rem => "rem",
             SleepStage::InBed => "in_bed",
+            SleepStage::Asleep => "asleep",
+            SleepStage::OutOfBed => "out_of_bed",
         }
     }
 
@@ -431,7 +447,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         let stage = value.as_str().and_then(SleepStage::parse).ok_or_else(|| {
             invalid(
                 "invalid_value",
-                "sleep_stage value must be one of awake, light, deep, rem, in_bed",
+                "sleep_stage value must be one of awake, light, deep, rem, in_bed, asleep, out_of_bed",
             )
         })?;
         f64::from(stage as u8)

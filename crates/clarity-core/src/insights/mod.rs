@@ -20,7 +20,6 @@ pub mod prompt;
 mod text;
 
 use async_trait::async_trait;
-
 use serde::Serialize;
 
 use crate::store::StoreError;
