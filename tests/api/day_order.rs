@@ -47,10 +47,7 @@ impl Reordering {
             holds.insert(hold.clone(), gate.clone());
             releases.insert(release.clone(), gate);
         }
-        Reordering {
-            holds,
-            releases,
-        }
+        Reordering { holds, releases }
     }
 }
 
