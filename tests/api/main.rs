@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod backlog;
 mod browser;
+mod browser_phone;
 mod bus;
 mod cli_analyze;
 mod cli_errors;
