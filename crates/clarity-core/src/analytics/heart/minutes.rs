@@ -129,6 +129,6 @@ pub(super) fn source_mean(readings: &[&Reading<'_>]) -> Option<f64> {
         e.1 += r.value;
     }
     by.into_iter()
-        .max_by_key(|(s, (n, _))| priority(*s, *n))
+        .max_by_key(|(s, (n, _))| priority(s, *n))
         .map(|(_, (n, sum))| sum / n as f64)
 }

@@ -34,10 +34,14 @@ pub(super) fn trend(points: &[(NaiveDate, f64)], unit: &str) -> Option<Trend> {
     let recent_from = recent_to
         .checked_sub_days(Days::new(RECENT_DAYS - 1))
         .unwrap_or(NaiveDate::MIN);
-    let (recent, previous): (Vec<&(NaiveDate, f64)>, Vec<&(NaiveDate, f64)>) =
-        points.iter().partition(|p| p.0 >= recent_from);
-    let recent: Vec<f64> = recent.iter().map(|p| p.1).collect();
-    let previous: Vec<f64> = previous.iter().map(|p| p.1).collect();
+    let side = |recent: bool| -> Vec<f64> {
+        points
+            .iter()
+            .filter(|p| (p.0 >= recent_from) == recent)
+            .map(|p| p.1)
+            .collect()
+    };
+    let (recent, previous) = (side(true), side(false));
     let previous_mean = (previous.len() >= MIN_TREND_DAYS).then(|| mean(&previous));
     let change = previous_mean
         .filter(|_| recent.len() >= MIN_TREND_DAYS)
