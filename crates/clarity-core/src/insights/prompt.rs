@@ -12,7 +12,8 @@ use super::features::Features;
 use super::text::{difference, minutes_difference};
 
 /// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
-pub const PROMPT_VERSION: &str = "insight-v2";
+/// v3: nights from the device's sleep stages (`stage_nights`, deep and REM minutes).
+pub const PROMPT_VERSION: &str = "insight-v3";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -25,7 +26,7 @@ pub struct Prompt {
 
 const SYSTEM: &str = "You are a careful sleep and circadian-rhythm coach writing for the wearer of \
 an activity tracker. You receive features computed from up to one week of minute-level \
-actigraphy. Write in plain, kind, non-alarming English for a lay reader. Use only the numbers \
+actigraphy and, where the device records them, its sleep stages. Write in plain, kind, non-alarming English for a lay reader. Use only the numbers \
 given; do not invent values, diagnoses or medical advice; say when data coverage is too low or \
 the window too short to be sure. Give durations under an hour in minutes. A change against the \
 previous report is a difference, not a value: say it as 'higher' or 'lower than before'. \
@@ -40,8 +41,10 @@ pub fn build(features: &Features) -> Prompt {
     let values = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "{}".into());
     let mut user = format!(
         "Features of the analysed window, up to the last week (days and span_minutes: its \
-         length; sleep in minutes per night from the Sadeh algorithm; interdaily_stability \
-         0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
+         length; sleep in minutes per night, from the device's sleep stages on stage_nights \
+         of the nights and from the Sadeh algorithm on the others, so nights counts every \
+         night recorded either way; efficiency and awakenings from the stages when there are \
+         any; deep and REM minutes only from stages; interdaily_stability 0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
          local):\n{values}"
     );

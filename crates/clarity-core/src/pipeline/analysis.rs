@@ -10,6 +10,8 @@
 //!   10080 minutes) is also embedded by PAT, concurrently with the analytics; shorter spans get
 //!   `pat.available: false` (`insufficient_data`), as does every analysis without a model.
 //!   The PAT result is part of the stored document; the id stays a digest of the input only.
+//! - Sleep stages are not in the window: the nights they make are read from the store (see
+//!   [`super::sleep`]) and are part of the input the id digests.
 
 use std::sync::Arc;
 
@@ -59,6 +61,8 @@ pub enum AnalysisError {
 
 /// What the window held for one analysis.
 struct Snapshot {
+    /// End of the analysed week before trimming (exclusive): what the nights are cut at.
+    week_to_minute: i64,
     from_minute: i64,
     activity: Vec<Option<f64>>,
     offset_secs: i32,
@@ -87,8 +91,9 @@ struct Body<'a> {
     activity: ActivityInfo,
     heart_rate: HeartRateInfo,
     pat: PatResult,
-    #[serde(flatten)]
-    result: &'a analytics::Analysis,
+    nonparametric: &'a analytics::Nonparametric,
+    cosinor: &'a analytics::Cosinor,
+    sleep: super::sleep::SleepDoc<'a>,
 }
 
 #[derive(Serialize)]
@@ -166,6 +171,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
         let first = all.iter().position(Option::is_some)?;
         let last = all.iter().rposition(Option::is_some)?;
         let activity = all[first..=last].to_vec();
+        let week_to = to;
         let (from, to) = (from + first as i64, from + last as i64 + 1);
         let (mut hr_n, mut hr_sum) = (0usize, 0.0);
         for v in series.heart_rate(from, to).flatten() {
@@ -173,6 +179,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
             hr_sum += v;
         }
         Some(Snapshot {
+            week_to_minute: week_to,
             from_minute: from,
             activity,
             offset_secs: series.offset_secs(),
@@ -184,8 +191,12 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
     })
 }
 
-fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
+fn digest_id(user: Uuid, snap: &Snapshot, stages: &[analytics::StageNight]) -> Uuid {
     let mut h = Sha256::new();
+    // Without stage nights the digest is what it always was.
+    for n in stages {
+        h.update(serde_json::to_vec(n).unwrap_or_default());
+    }
     h.update(user.as_bytes());
     h.update(snap.from_minute.to_le_bytes());
     h.update(snap.offset_secs.to_le_bytes());
@@ -212,7 +223,9 @@ pub async fn run(
         pipeline.window_service.window_for_request(user).await?;
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
-    let id = digest_id(user, &snap);
+    let stages =
+        super::sleep::stage_nights(&*pipeline.store, user, snap.week_to_minute * 60_000).await?;
+    let id = digest_id(user, &snap, &stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
@@ -295,7 +308,9 @@ pub async fn run(
             mean_bpm: snap.hr_mean,
         },
         pat,
-        result: &result,
+        nonparametric: &result.nonparametric,
+        cosinor: &result.cosinor,
+        sleep: super::sleep::doc(&result.sleep, &stages),
     };
     // A few kilobytes of JSON: microseconds, fine on the runtime.
     let record = AnalysisRecord {

@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod insight;
+pub mod sleep;
 
 use std::sync::Arc;
 
