@@ -144,3 +144,33 @@ pub fn validate(v: &Value) -> Result<(String, Vec<String>, Vec<String>), String>
         list(&v["recommendations"], "recommendations", 0)?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_nights_reach_the_prompt_with_what_they_mean() {
+        let f = Features {
+            nights: 3,
+            stage_nights: 3,
+            sleep_minutes_mean: Some(416.7),
+            deep_minutes_mean: Some(45.0),
+            rem_minutes_mean: Some(63.3),
+            ..Features::default()
+        };
+        let p = build(&f);
+        for needle in [
+            "\"stage_nights\": 3",
+            "\"deep_minutes_mean\": 45.0",
+            "\"rem_minutes_mean\": 63.3",
+            "from the device's sleep stages on stage_nights",
+        ] {
+            assert!(p.user.contains(needle), "{needle}: {}", p.user);
+        }
+        // Without stages the features read as before: no stage field at all.
+        let p = build(&Features::default());
+        assert!(!p.user.contains("stage_nights\":"), "{}", p.user);
+        assert!(!p.user.contains("deep_minutes_mean"), "{}", p.user);
+    }
+}
