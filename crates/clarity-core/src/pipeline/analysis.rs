@@ -223,8 +223,12 @@ pub async fn run(
         pipeline.window_service.window_for_request(user).await?;
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
+    let week_to_ms = snap.week_to_minute * 60_000;
+    let spans = super::sleep::read_stage_spans(&*pipeline.store, user, week_to_ms).await?;
     let stages =
-        super::sleep::stage_nights(&*pipeline.store, user, snap.week_to_minute * 60_000).await?;
+        tokio::task::spawn_blocking(move || super::sleep::nights_in_week(&spans, week_to_ms))
+            .await
+            .map_err(|e| AnalysisError::Failed(e.to_string()))?;
     let id = digest_id(user, &snap, &stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));

@@ -66,12 +66,13 @@ impl ActigraphyNight {
     }
 }
 
-/// The stage nights whose final wake is in `(to - 7 days, to]` (UTC ms).
-pub async fn stage_nights(
+/// The user's `sleep_stage` samples that can make a night ending in `(to - 7 days, to]`
+/// (UTC ms): those starting from a day before that week to a day after it.
+pub async fn read_stage_spans(
     store: &dyn Store,
     user: Uuid,
     to_ms: i64,
-) -> StoreResult<Vec<StageNight>> {
+) -> StoreResult<Vec<StageSpan>> {
     let mut q = SampleQuery {
         kind: Some(Kind::SleepStage),
         from_ms: Some(to_ms - WEEK_MS - DAY_MS),
@@ -96,12 +97,18 @@ pub async fn stage_nights(
             None => break,
         }
     }
-    let mut nights = analytics::stage_nights(&spans, crate::window::series::rank);
+    Ok(spans)
+}
+
+/// The nights of `spans` whose final wake is in `(to - 7 days, to]` (UTC ms). Linear in the
+/// minutes the spans cover: callers run it off the async runtime, like the analytics.
+pub fn nights_in_week(spans: &[StageSpan], to_ms: i64) -> Vec<StageNight> {
+    let mut nights = analytics::stage_nights(spans, crate::window::series::rank);
     nights.retain(|n| {
         Timestamp::parse(&n.final_wake)
             .is_some_and(|t| t.utc_ms > to_ms - WEEK_MS && t.utc_ms <= to_ms)
     });
-    Ok(nights)
+    nights
 }
 
 /// `sleep` with the stage nights merged into the actigraphy nights.
@@ -135,6 +142,26 @@ mod tests {
             cole_kripke_sleep_minutes: 410,
             minutes_present: 1440,
         }
+    }
+
+    #[test]
+    fn the_week_holds_nights_ending_after_its_start_and_at_or_before_its_end() {
+        let to = Timestamp::parse("2026-03-10T00:00:00Z").unwrap().utc_ms;
+        let night = |end_ms: i64| StageSpan {
+            start_ms: end_ms - 8 * 3_600_000,
+            end_ms,
+            offset_secs: 0,
+            stage: SleepStage::Deep,
+            source: "w".into(),
+        };
+        let kept = |end_ms: i64| !nights_in_week(&[night(end_ms)], to).is_empty();
+        assert!(
+            !kept(to - WEEK_MS),
+            "a week before the end belongs to the week before"
+        );
+        assert!(kept(to - WEEK_MS + 60_000));
+        assert!(kept(to));
+        assert!(!kept(to + 60_000), "still going on at the end");
     }
 
     #[test]
