@@ -39,6 +39,7 @@ mod origins;
 mod pat;
 mod rest_fuzz;
 mod revoke_race;
+mod stage_nights;
 mod streams;
 mod transcript;
 mod ws_backpressure;

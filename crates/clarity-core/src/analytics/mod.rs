@@ -21,14 +21,16 @@ pub mod nonparametric;
 pub mod periods;
 pub mod series;
 pub mod sleep;
+pub mod stages;
 
 use serde::{Deserialize, Serialize};
 
 pub use csv::{CsvError, parse_minute_csv};
-pub use nights::Night;
+pub use nights::{Night, NightMethod};
 pub use periods::{SleepPeriod, TudorLockeParams, tudor_locke};
 pub use series::{ClockOffset, MinuteSeries, SeriesError};
 pub use sleep::{PerMinute, SleepWake, per_minute, write_per_minute_csv};
+pub use stages::{StageNight, StageSpan, stage_nights};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnalysisOptions {

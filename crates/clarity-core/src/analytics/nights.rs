@@ -8,6 +8,9 @@
 //!   (1440 for a complete night) says how much of the window was observed.
 //! - A window with no present minute is left out: it has nothing to report, and a 0 there
 //!   would read as "slept 0 minutes".
+//! - Each night says how it was made (`method`): these are `actigraphy`; nights built from
+//!   sleep stages are `stages` ([`super::stages`]). The analysis document dates every night by
+//!   its morning (D + 1 here) so that both kinds share one date per night.
 
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -17,10 +20,24 @@ use super::sleep::SleepWake;
 
 const NOON: i64 = 720;
 
+/// What produced a night.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NightMethod {
+    /// Cole-Kripke / Sadeh scoring of minute activity counts.
+    #[default]
+    Actigraphy,
+    /// The user's `sleep_stage` samples.
+    Stages,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Night {
     /// YYYY-MM-DD of the noon that starts the window.
     pub date: NaiveDate,
+    /// Always [`NightMethod::Actigraphy`] here.
+    #[serde(default)]
+    pub method: NightMethod,
     pub sadeh_sleep_minutes: usize,
     pub cole_kripke_sleep_minutes: usize,
     pub minutes_present: usize,
@@ -62,6 +79,7 @@ pub fn nights(
 fn empty_night(epoch_day: i64) -> Night {
     Night {
         date: epoch_date(epoch_day),
+        method: NightMethod::Actigraphy,
         sadeh_sleep_minutes: 0,
         cole_kripke_sleep_minutes: 0,
         minutes_present: 0,

@@ -23,16 +23,28 @@ pub struct Features {
     pub coverage: f64,
     /// `activity_count` or `step_count`.
     pub activity_kind: Option<String>,
-    /// Nights with enough data to count.
+    /// Nights with enough data to count: every night built from sleep stages, and the
+    /// actigraphy nights with at least 80 % of their minutes.
     pub nights: usize,
-    /// Mean Sadeh sleep per counted night, minutes.
+    /// Of those, nights built from the user's sleep stages (their sleep, efficiency and
+    /// awakenings are the stages', see `analytics::stages`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stage_nights: usize,
+    /// Mean sleep per counted night, minutes: asleep minutes of a stage night, Sadeh sleep of
+    /// an actigraphy night.
     pub sleep_minutes_mean: Option<f64>,
     /// Standard deviation of that, minutes: night-to-night regularity.
     pub sleep_minutes_sd: Option<f64>,
-    /// Mean Tudor-Locke efficiency, percent.
+    /// Mean efficiency, percent: of the stage nights when there are any, else of the
+    /// Tudor-Locke periods.
     pub sleep_efficiency_mean: Option<f64>,
-    /// Mean awakenings per sleep period.
+    /// Mean awakenings per stage night, else per Tudor-Locke period.
     pub awakenings_mean: Option<f64>,
+    /// Mean deep and REM sleep per stage night that has light/deep/REM stages, minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_minutes_mean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rem_minutes_mean: Option<f64>,
     /// Local clock time of the least active 5 hours ("HH:MM").
     pub l5_start: Option<String>,
     /// Local clock time of the most active 10 hours.
@@ -63,6 +75,10 @@ pub struct Change {
     pub sleep_minutes_mean_delta: Option<f64>,
     pub interdaily_stability_delta: Option<f64>,
     pub relative_amplitude_delta: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn round(x: f64, places: i32) -> f64 {
@@ -96,27 +112,52 @@ impl Features {
             (Some(from), Some(to)) if to > from => ((to - from) / 60) as f64,
             _ => minutes_present,
         };
-        let nights: Vec<f64> = a["sleep"]["nights"]
-            .as_array()
-            .map(|ns| {
-                ns.iter()
-                    .filter(|n| {
-                        n["minutes_present"].as_f64().unwrap_or(0.0) >= FULL_NIGHT_SHARE * 1440.0
-                    })
-                    .filter_map(|n| f(&n["sadeh_sleep_minutes"]))
-                    .collect()
+        let all_nights = a["sleep"]["nights"].as_array().cloned().unwrap_or_default();
+        let staged: Vec<&Value> = all_nights
+            .iter()
+            .filter(|n| n["method"] == "stages")
+            .collect();
+        let nights: Vec<f64> = all_nights
+            .iter()
+            .filter_map(|n| {
+                if n["method"] == "stages" {
+                    f(&n["asleep_minutes"])
+                } else if n["minutes_present"].as_f64().unwrap_or(0.0) >= FULL_NIGHT_SHARE * 1440.0
+                {
+                    f(&n["sadeh_sleep_minutes"])
+                } else {
+                    None
+                }
             })
-            .unwrap_or_default();
+            .collect();
         let (sleep_mean, sleep_sd) = mean_sd(&nights);
-        let periods = a["sleep"]["periods"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        // Stage nights say efficiency and awakenings directly; the Tudor-Locke periods are
+        // actigraphy's estimate, used only without them.
+        let periods = if staged.is_empty() {
+            a["sleep"]["periods"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            staged.iter().map(|n| (*n).clone()).collect()
+        };
         let eff: Vec<f64> = periods
             .iter()
             .filter_map(|p| f(&p["efficiency_pct"]))
             .collect();
         let awak: Vec<f64> = periods.iter().filter_map(|p| f(&p["awakenings"])).collect();
+        let detailed: Vec<&&Value> = staged
+            .iter()
+            .filter(|n| {
+                ["light_minutes", "deep_minutes", "rem_minutes"]
+                    .iter()
+                    .any(|k| f(&n[*k]).is_some_and(|m| m > 0.0))
+            })
+            .collect();
+        let stage_mean = |key: &str| {
+            let xs: Vec<f64> = detailed.iter().filter_map(|n| f(&n[key])).collect();
+            mean_sd(&xs).0.map(|x| round(x, 1))
+        };
         let np = &a["nonparametric"];
         Features {
             days: round(span_minutes / 1440.0, 2),
@@ -128,10 +169,13 @@ impl Features {
             },
             activity_kind: a["activity"]["kind"].as_str().map(str::to_owned),
             nights: nights.len(),
+            stage_nights: staged.len(),
             sleep_minutes_mean: sleep_mean.map(|x| round(x, 1)),
             sleep_minutes_sd: sleep_sd.map(|x| round(x, 1)),
             sleep_efficiency_mean: mean_sd(&eff).0.map(|x| round(x, 1)),
             awakenings_mean: mean_sd(&awak).0.map(|x| round(x, 1)),
+            deep_minutes_mean: stage_mean("deep_minutes"),
+            rem_minutes_mean: stage_mean("rem_minutes"),
             l5_start: np["l5"]["start"].as_str().map(str::to_owned),
             m10_start: np["m10"]["start"].as_str().map(str::to_owned),
             interdaily_stability: f(&np["is"]).map(|x| round(x, 3)),

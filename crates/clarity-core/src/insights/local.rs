@@ -5,6 +5,8 @@
 //! Durations, shares and changes are worded by [`super::text`]: nothing positive reads as
 //! zero, and a change is said as a change. A window too short for any finding says so in its
 //! summary instead of summarising nothing.
+//! Sleep comes from the nights in the features: the device's sleep stages where it staged a
+//! night, actigraphy otherwise; deep and REM sleep are said only from stages.
 //! Ranges: adults need 7-9 h of sleep (AASM/SRS); sleep efficiency >= 85 % is normal;
 //! IS ~0.6 and RA ~0.85 are typical for healthy adults in actigraphy studies, IV > 1 is a
 //! fragmented rhythm.
@@ -96,6 +98,13 @@ pub fn generate(f: &Features) -> Generated {
         _ => {
             points.push("No complete night was recorded, so sleep duration is not reported.".into())
         }
+    }
+    if let (Some(deep), Some(rem)) = (f.deep_minutes_mean, f.rem_minutes_mean) {
+        points.push(format!(
+            "Your device's sleep stages show {} of deep sleep and {} of REM sleep a night on average.",
+            duration(deep),
+            duration(rem)
+        ));
     }
     if let Some(eff) = f.sleep_efficiency_mean {
         if eff < 85.0 {
@@ -258,6 +267,57 @@ mod tests {
                 "{texts:#?}"
             );
         }
+    }
+
+    /// A stage night of an analysis document, as `pipeline::sleep` writes it.
+    fn stage_night(date: &str, asleep: u32, deep: u32, rem: u32, eff: f64) -> serde_json::Value {
+        serde_json::json!({
+            "date": date, "method": "stages", "source": "Apple Watch", "sources": ["Apple Watch"],
+            "asleep_minutes": asleep, "light_minutes": asleep - deep - rem, "deep_minutes": deep,
+            "rem_minutes": rem, "unspecified_minutes": 0, "efficiency_pct": eff, "awakenings": 2
+        })
+    }
+
+    #[test]
+    fn stage_nights_are_nights_with_their_own_efficiency_and_stages() {
+        // Step data, no actigraphy night, 20 % coverage: only the stages tell sleep.
+        let a = serde_json::json!({
+            "window": {"from": "2026-03-01T07:00:00+01:00", "to": "2026-03-04T07:00:00+01:00"},
+            "minutes_present": 864,
+            "sleep": {"periods": [{"efficiency_pct": 50.0, "awakenings": 9}], "nights": [
+                stage_night("2026-03-02", 420, 60, 90, 90.0),
+                stage_night("2026-03-03", 450, 80, 100, 92.0),
+            ]},
+        });
+        let f = Features::from_analysis(&a);
+        assert_eq!((f.nights, f.stage_nights), (2, 2));
+        assert_eq!(f.sleep_minutes_mean, Some(435.0));
+        assert_eq!(
+            f.sleep_efficiency_mean,
+            Some(91.0),
+            "the stages', not the periods'"
+        );
+        assert_eq!(f.awakenings_mean, Some(2.0));
+        assert_eq!(
+            (f.deep_minutes_mean, f.rem_minutes_mean),
+            (Some(70.0), Some(95.0))
+        );
+        let texts = all(&generate(&f));
+        assert!(
+            texts.iter().all(|t| !t.contains("No complete night")),
+            "{texts:#?}"
+        );
+        assert!(texts[0].contains("You slept 7h 15m a night"), "{texts:#?}");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("1h 10m of deep sleep and 1h 35m of REM")),
+            "{texts:#?}"
+        );
+        assert!(
+            texts.iter().any(|t| t.contains("averaged 91%")),
+            "{texts:#?}"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use super::features::Features;
 use super::text::{difference, minutes_difference};
 
 /// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
-/// v3: heart trends (resting heart rate, HRV as SDNN and as RMSSD) in words.
+/// v3: nights from the device's sleep stages (`stage_nights`, deep and REM minutes); heart
+/// trends (resting heart rate, HRV as SDNN and as RMSSD) in words.
 pub const PROMPT_VERSION: &str = "insight-v3";
 
 const MAX_SUMMARY: usize = 600;
@@ -26,7 +27,7 @@ pub struct Prompt {
 
 const SYSTEM: &str = "You are a careful sleep and circadian-rhythm coach writing for the wearer of \
 an activity tracker. You receive features computed from up to one week of minute-level \
-actigraphy. Write in plain, kind, non-alarming English for a lay reader. Use only the numbers \
+actigraphy and, where the device records them, its sleep stages. Write in plain, kind, non-alarming English for a lay reader. Use only the numbers \
 given; do not invent values, diagnoses or medical advice; say when data coverage is too low or \
 the window too short to be sure. Give durations under an hour in minutes. A change against the \
 previous report is a difference, not a value: say it as 'higher' or 'lower than before'. \
@@ -43,8 +44,10 @@ pub fn build(features: &Features) -> Prompt {
     let values = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "{}".into());
     let mut user = format!(
         "Features of the analysed window, up to the last week (days and span_minutes: its \
-         length; sleep in minutes per night from the Sadeh algorithm; interdaily_stability \
-         0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
+         length; sleep in minutes per night, from the device's sleep stages on stage_nights \
+         of the nights and from the Sadeh algorithm on the others, so nights counts every \
+         night recorded either way; efficiency and awakenings from the stages when there are \
+         any; deep and REM minutes only from stages; interdaily_stability 0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
          local):\n{values}"
     );
@@ -159,4 +162,34 @@ pub fn validate(v: &Value) -> Result<(String, Vec<String>, Vec<String>), String>
         list(&v["key_points"], "key_points", 1)?,
         list(&v["recommendations"], "recommendations", 0)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_nights_reach_the_prompt_with_what_they_mean() {
+        let f = Features {
+            nights: 3,
+            stage_nights: 3,
+            sleep_minutes_mean: Some(416.7),
+            deep_minutes_mean: Some(45.0),
+            rem_minutes_mean: Some(63.3),
+            ..Features::default()
+        };
+        let p = build(&f);
+        for needle in [
+            "\"stage_nights\": 3",
+            "\"deep_minutes_mean\": 45.0",
+            "\"rem_minutes_mean\": 63.3",
+            "from the device's sleep stages on stage_nights",
+        ] {
+            assert!(p.user.contains(needle), "{needle}: {}", p.user);
+        }
+        // Without stages the features read as before: no stage field at all.
+        let p = build(&Features::default());
+        assert!(!p.user.contains("stage_nights\":"), "{}", p.user);
+        assert!(!p.user.contains("deep_minutes_mean"), "{}", p.user);
+    }
 }

@@ -12,6 +12,8 @@
 //!   The PAT result is part of the stored document; the id stays a digest of the input only.
 //! - Heart (`heart`, see [`super::heart`]): the week's heart samples are read from the store
 //!   before the id is made, and are part of its input, so new heart data gives a new analysis.
+//! - Sleep stages are not in the window: the nights they make are read from the store (see
+//!   [`super::sleep`]) and are part of the input the id digests.
 
 use std::sync::Arc;
 
@@ -62,6 +64,8 @@ pub enum AnalysisError {
 
 /// What the window held for one analysis.
 struct Snapshot {
+    /// End of the analysed week before trimming (exclusive): what the nights are cut at.
+    week_to_minute: i64,
     from_minute: i64,
     activity: Vec<Option<f64>>,
     offset_secs: i32,
@@ -93,8 +97,9 @@ struct Body<'a> {
     heart_rate: HeartRateInfo,
     heart: &'a analytics::heart::Heart,
     pat: PatResult,
-    #[serde(flatten)]
-    result: &'a analytics::Analysis,
+    nonparametric: &'a analytics::Nonparametric,
+    cosinor: &'a analytics::Cosinor,
+    sleep: super::sleep::SleepDoc<'a>,
 }
 
 #[derive(Serialize)]
@@ -173,6 +178,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
         let first = all.iter().position(Option::is_some)?;
         let last = all.iter().rposition(Option::is_some)?;
         let activity = all[first..=last].to_vec();
+        let week_to = to;
         let (from, to) = (from + first as i64, from + last as i64 + 1);
         let (mut hr_n, mut hr_sum) = (0usize, 0.0);
         for v in series.heart_rate(from, to).flatten() {
@@ -180,6 +186,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
             hr_sum += v;
         }
         Some(Snapshot {
+            week_to_minute: week_to,
             from_minute: from,
             activity,
             offset_secs: series.offset_secs(),
@@ -192,8 +199,17 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
     })
 }
 
-fn digest_id(user: Uuid, snap: &Snapshot, heart: &HeartSamples) -> Uuid {
+fn digest_id(
+    user: Uuid,
+    snap: &Snapshot,
+    heart: &HeartSamples,
+    stages: &[analytics::StageNight],
+) -> Uuid {
     let mut h = Sha256::new();
+    // Without stage nights the digest is what it always was.
+    for n in stages {
+        h.update(serde_json::to_vec(n).unwrap_or_default());
+    }
     h.update(user.as_bytes());
     h.update(snap.from_minute.to_le_bytes());
     h.update(snap.offset_secs.to_le_bytes());
@@ -222,7 +238,13 @@ pub async fn run(
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
     let heart_samples = heart::read(&*pipeline.store, user, snap.heart_range).await?;
-    let id = digest_id(user, &snap, &heart_samples);
+    let week_to_ms = snap.week_to_minute * 60_000;
+    let spans = super::sleep::read_stage_spans(&*pipeline.store, user, week_to_ms).await?;
+    let stages =
+        tokio::task::spawn_blocking(move || super::sleep::nights_in_week(&spans, week_to_ms))
+            .await
+            .map_err(|e| AnalysisError::Failed(e.to_string()))?;
+    let id = digest_id(user, &snap, &heart_samples, &stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
@@ -308,7 +330,9 @@ pub async fn run(
         },
         heart: &heart,
         pat,
-        result: &result,
+        nonparametric: &result.nonparametric,
+        cosinor: &result.cosinor,
+        sleep: super::sleep::doc(&result.sleep, &stages),
     };
     // A few kilobytes of JSON: microseconds, fine on the runtime.
     let record = AnalysisRecord {

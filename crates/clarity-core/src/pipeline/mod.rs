@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod heart;
 pub mod insight;
+pub mod sleep;
 
 use std::sync::Arc;
 
