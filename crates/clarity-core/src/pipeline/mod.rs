@@ -112,6 +112,7 @@ mod tests {
             end: None,
             value,
             source: None,
+            extra: None,
         }
     }
 
