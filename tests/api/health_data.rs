@@ -216,7 +216,7 @@ async fn history_rejects_bad_queries() {
         ("limit=0", "invalid_query"),
         ("limit=10001", "invalid_query"),
         ("limit=ten", "invalid_query"),
-        ("kind=mood", "invalid_query"),
+        ("kind=weather", "invalid_query"),
         ("from=yesterday", "invalid_query"),
         ("cursor=%%%", "invalid_cursor"),
         ("cursor=bm90LWEtY3Vyc29y", "invalid_cursor"),

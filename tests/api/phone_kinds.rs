@@ -308,6 +308,7 @@ async fn phone_kinds_round_trip(backend: Backend) {
     let ws_samples = phone_samples("ws");
     let sent: Vec<Value> = ws_samples.iter().map(|(s, _)| s.clone()).collect();
     let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
     ws.send(&frame(7, &sent)).await;
     let ack = ws.recv_type("ack").await;
     assert_eq!(
@@ -405,6 +406,7 @@ async fn bad_units_ranges_and_kinds_name_the_rule_over_ws_and_rest() {
         .collect();
 
     let mut ws = app.ws(&u.access).await;
+    ws.welcome().await;
     ws.send(&frame(3, &sent)).await;
     let ack = ws.recv_type("ack").await;
     assert_eq!(ack["accepted"], 0, "{ack}");
@@ -420,4 +422,15 @@ async fn bad_units_ranges_and_kinds_name_the_rule_over_ws_and_rest() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["rejected"], json!(want));
     assert!(app.all_samples(&u.access, "").await.is_empty());
+
+    // The history's `kind` filter names the kinds too.
+    let (status, body) = app
+        .get("/api/v1/health-data?kind=heartrate", Some(&u.access))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&bad[6].2["unknown kind `heartrate`; ".len()..]),
+        "{message}"
+    );
 }

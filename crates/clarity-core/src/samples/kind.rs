@@ -99,6 +99,11 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Every kind's name, comma separated, for messages about an unknown kind.
+    pub fn names() -> String {
+        Kind::ALL.map(Kind::as_str).join(", ")
+    }
+
     pub fn code(self) -> u8 {
         self as u8
     }

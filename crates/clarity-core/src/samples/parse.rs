@@ -102,11 +102,6 @@ fn truncated(s: &str) -> &str {
     }
 }
 
-/// The accepted kinds, for the `unknown_kind` message.
-fn kind_list() -> String {
-    Kind::ALL.map(Kind::as_str).join(", ")
-}
-
 fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
     (code, message.into())
 }
@@ -209,7 +204,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
             format!(
                 "unknown kind `{}`; kind must be one of {}",
                 truncated(&kind_str),
-                kind_list()
+                Kind::names()
             ),
         )
     })?;
