@@ -1,10 +1,12 @@
 //! The dashboard: a static page at `/dashboard` that logs in, lists the users the caller may
-//! watch (self and the owners of shares received) and follows their insights and analyses
-//! live over the WebSocket.
+//! watch (self and the owners of shares received), follows their insights and analyses live
+//! over the WebSocket, and charts steps, heart rate and sleep stages on the user's clock (the
+//! caller's own raw samples; a grantee gets the analysis only, as raw samples are not shared).
 //!
 //! Rules:
-//! - The four files (page, script, style, favicon) are compiled into the binary (`include_str!`): the page works with the
-//!   binary alone, with no file-system lookups at run time and no path taken from the request.
+//! - The files (page, scripts, style, favicon) are compiled into the binary (`include_str!`):
+//!   the page works with the binary alone, with no file-system lookups at run time and no path
+//!   taken from the request.
 //! - No CDN, framework or build step: the page loads nothing but these files and the API of the
 //!   same origin. The Content-Security-Policy enforces that (no inline script or style, no
 //!   other origin, WebSocket to this server), so an injected string cannot run as code.
@@ -22,6 +24,14 @@ use crate::app::AppState;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
+/// The user's clock (offsets of the data), loaded before the other scripts.
+const CLOCK_JS: &str = include_str!("dashboard/clock.js");
+/// Raw samples shaped for the charts (steps per hour, nights of stages).
+const SAMPLES_JS: &str = include_str!("dashboard/samples.js");
+/// SVG drawing: time axes, bars, the heart-rate line, the hypnogram.
+const CHARTS_JS: &str = include_str!("dashboard/charts.js");
+/// The chart cards with their captions and legends.
+const VIEWS_JS: &str = include_str!("dashboard/views.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 /// Linked from the page, so browsers do not ask for a `/favicon.ico` the server lacks.
 const FAVICON_SVG: &str = include_str!("dashboard/favicon.svg");
@@ -41,6 +51,10 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(|| file(INDEX_HTML, HTML)))
         .route("/dashboard/", get(|| file(INDEX_HTML, HTML)))
         .route("/dashboard/app.js", get(|| file(APP_JS, JS)))
+        .route("/dashboard/clock.js", get(|| file(CLOCK_JS, JS)))
+        .route("/dashboard/samples.js", get(|| file(SAMPLES_JS, JS)))
+        .route("/dashboard/charts.js", get(|| file(CHARTS_JS, JS)))
+        .route("/dashboard/views.js", get(|| file(VIEWS_JS, JS)))
         .route("/dashboard/style.css", get(|| file(STYLE_CSS, CSS)))
         .route("/dashboard/favicon.svg", get(|| file(FAVICON_SVG, SVG)))
 }

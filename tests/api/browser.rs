@@ -33,7 +33,7 @@ const DAYS: i64 = 3;
 const DATA_OFFSET_MINUTES: i32 = 9 * 60;
 const VIEWER_TIME_ZONE: &str = "America/Los_Angeles";
 
-fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -47,6 +47,10 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
     for (path, ctype) in [
         ("/dashboard", "text/html"),
         ("/dashboard/", "text/html"),
+        ("/dashboard/clock.js", "application/javascript"),
+        ("/dashboard/samples.js", "application/javascript"),
+        ("/dashboard/charts.js", "application/javascript"),
+        ("/dashboard/views.js", "application/javascript"),
         ("/dashboard/app.js", "application/javascript"),
         ("/dashboard/style.css", "text/css"),
         ("/dashboard/favicon.svg", "image/svg+xml"),
@@ -72,10 +76,13 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
         let body = resp.text().await.unwrap();
         assert!(!body.is_empty(), "{path}");
         if ctype == "text/html" {
-            assert!(
-                body.contains(r#"<script src="/dashboard/app.js""#),
-                "{body}"
-            );
+            // The scripts in the order they build on each other, app.js last.
+            let at = |name: &str| {
+                body.find(&format!(r#"<script src="/dashboard/{name}" defer>"#))
+                    .unwrap_or_else(|| panic!("{name} is not loaded: {body}"))
+            };
+            let order = ["clock.js", "samples.js", "charts.js", "views.js", "app.js"].map(at);
+            assert!(order.is_sorted(), "scripts out of order: {body}");
             assert!(body.contains(r#"href="/dashboard/style.css""#), "{body}");
             assert!(
                 body.contains(r#"<link rel="icon" href="/dashboard/favicon.svg""#),
@@ -98,16 +105,16 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
         icon.starts_with("<svg") && icon.contains("viewBox"),
         "{icon}"
     );
-    // Only the four files: anything else under /dashboard is the API's JSON 404.
+    // Only these files: anything else under /dashboard is the API's JSON 404.
     let resp = get("/dashboard/secret.txt").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
 
-/// Chromium and the Playwright package, or `None` (skip) when one is missing and CI does not
-/// require them.
-fn browser_env() -> Option<PathBuf> {
+/// The path of `script` (in tests/browser) when Chromium and the Playwright package are there,
+/// or `None` (skip) when one is missing and CI does not require them.
+pub(crate) fn browser_env(script: &str) -> Option<PathBuf> {
     let modules = root().join("tests/browser/node_modules/playwright-core");
     let node = std::process::Command::new("node")
         .arg("--version")
@@ -123,7 +130,7 @@ fn browser_env() -> Option<PathBuf> {
     .flatten()
     .collect();
     if missing.is_empty() {
-        return Some(root().join("tests/browser/dashboard.mjs"));
+        return Some(root().join("tests/browser").join(script));
     }
     let required = std::env::var("CLARITY_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     assert!(
@@ -140,7 +147,7 @@ fn browser_env() -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_shared_insight_live_in_chromium() {
-    let Some(script) = browser_env() else {
+    let Some(script) = browser_env("dashboard.mjs") else {
         return;
     };
     let app = spawn_app().await;

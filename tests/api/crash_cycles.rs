@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -45,7 +47,13 @@ struct Client {
 
 /// Resends the unacknowledged batches, then streams new ones (at most 4 in flight) until the
 /// connection dies.
-async fn session(addr: SocketAddr, token: String, id: usize, mut c: Client) -> Client {
+async fn session(
+    addr: SocketAddr,
+    token: String,
+    id: usize,
+    mut c: Client,
+    progress: Arc<AtomicUsize>,
+) -> Client {
     let url = format!("ws://{addr}/api/v1/ws?access_token={token}");
     let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await else {
         return c;
@@ -100,6 +108,7 @@ async fn session(addr: SocketAddr, token: String, id: usize, mut c: Client) -> C
                     assert_eq!(accepted + duplicates, BATCH as u64, "{v}");
                     c.acked
                         .extend(samples.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+                    progress.fetch_add(samples.len(), Ordering::Relaxed);
                 } else {
                     // store_unavailable under load: resend later, as a device would.
                     c.unacked.insert(seq, samples);
@@ -155,6 +164,7 @@ async fn repeated_sigkill_under_a_hundred_sessions_loses_and_doubles_nothing() {
         tokens.push(login(&http, addr, &email).await);
     }
     let mut clients: Vec<Client> = (0..sessions).map(|_| Client::default()).collect();
+    let progress = Arc::new(AtomicUsize::new(0));
     for cycle in 0..cycles {
         if cycle > 0 {
             (child, addr) = start(dir.path()).await;
@@ -162,10 +172,21 @@ async fn repeated_sigkill_under_a_hundred_sessions_loses_and_doubles_nothing() {
         let tasks: Vec<_> = clients
             .drain(..)
             .enumerate()
-            .map(|(i, c)| tokio::spawn(session(addr, tokens[i % USERS].clone(), i, c)))
+            .map(|(i, c)| {
+                let token = tokens[i % USERS].clone();
+                tokio::spawn(session(addr, token, i, c, progress.clone()))
+            })
             .collect();
-        // Kill at a different point of each cycle.
-        tokio::time::sleep(Duration::from_millis(700 + 97 * (cycle as u64 % 7))).await;
+        // Each life acks at least a batch per session before it is killed (so the kills land
+        // while every session streams, however slow the machine), then a little more at a
+        // different point of each cycle. A server that stops acking fails the progress check
+        // below instead of hanging here.
+        let goal = (cycle + 1) * sessions * BATCH;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while progress.load(Ordering::Relaxed) < goal && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(97 * (cycle as u64 % 7))).await;
         child.start_kill().expect("SIGKILL");
         child.wait().await.unwrap();
         for t in tasks {

@@ -16,15 +16,12 @@ use chrono::{DateTime, FixedOffset, Utc};
 use clarity::app::App;
 use clarity::config::Config;
 use clarity::samples::Sample;
-use clarity::store::{
-    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
-    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreResult, StreamEvent,
-    UserRecord,
-};
+use clarity::store::{Store, StoreResult};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::common::wrap::{Intercept, wrap};
 use crate::common::{Backend, JWT_SECRET, TestApp, Ws, serve};
 
 const DAYS: i64 = 5;
@@ -37,13 +34,12 @@ const HOLD_LIMIT: Duration = Duration::from_secs(30);
 /// release id has been stored: the completion order of concurrent DynamoDB writes, made
 /// certain.
 struct Reordering {
-    inner: Arc<dyn Store>,
     holds: HashMap<String, Arc<Notify>>,
     releases: HashMap<String, Arc<Notify>>,
 }
 
 impl Reordering {
-    fn new(inner: Arc<dyn Store>, pairs: &[(String, String)]) -> Reordering {
+    fn new(pairs: &[(String, String)]) -> Reordering {
         let mut holds = HashMap::new();
         let mut releases = HashMap::new();
         for (hold, release) in pairs {
@@ -51,50 +47,18 @@ impl Reordering {
             holds.insert(hold.clone(), gate.clone());
             releases.insert(release.clone(), gate);
         }
-        Reordering {
-            inner,
-            holds,
-            releases,
-        }
+        Reordering { holds, releases }
     }
 }
 
 #[async_trait]
-impl Store for Reordering {
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
-        self.inner.create_user(user).await
-    }
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_email(email).await
-    }
-    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_id(id).await
-    }
-    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
-        self.inner.insert_refresh_token(token).await
-    }
-    async fn rotate_refresh_token(
+impl Intercept for Reordering {
+    async fn insert_samples(
         &self,
-        old_hash: [u8; 32],
-        new: RefreshTokenRecord,
-        now: DateTime<Utc>,
-    ) -> StoreResult<RotateOutcome> {
-        self.inner.rotate_refresh_token(old_hash, new, now).await
-    }
-    async fn revoke_refresh_family(
-        &self,
-        token_hash: [u8; 32],
+        inner: &dyn Store,
         user: Uuid,
-        keep_until: DateTime<Utc>,
-    ) -> StoreResult<Option<Uuid>> {
-        self.inner
-            .revoke_refresh_family(token_hash, user, keep_until)
-            .await
-    }
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        samples: Vec<Sample>,
+    ) -> StoreResult<Vec<bool>> {
         let hold = samples.iter().find_map(|s| self.holds.get(&s.id)).cloned();
         let release = samples
             .iter()
@@ -104,76 +68,11 @@ impl Store for Reordering {
             // A Notify keeps the permit if the release came first.
             let _ = tokio::time::timeout(HOLD_LIMIT, gate.notified()).await;
         }
-        let stored = self.inner.insert_samples(user, samples).await;
+        let stored = inner.insert_samples(user, samples).await;
         if let Some(gate) = release {
             gate.notify_one();
         }
         stored
-    }
-    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
-        self.inner.query_samples(user, query).await
-    }
-    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
-        self.inner.put_doc(kind, doc).await
-    }
-    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
-        self.inner.get_doc(kind, user, id).await
-    }
-    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
-        self.inner.list_docs(kind, user, query).await
-    }
-    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
-        self.inner.put_share(share).await
-    }
-    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
-        self.inner.get_share(id).await
-    }
-    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
-        self.inner.delete_share(share).await
-    }
-    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
-        self.inner.shares_of(user).await
-    }
-    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
-        self.inner.has_share(owner, grantee, scope).await
-    }
-    async fn epoch(&self) -> StoreResult<String> {
-        self.inner.epoch().await
-    }
-    async fn append_event(
-        &self,
-        user: Uuid,
-        kind: DocKind,
-        body: String,
-        keep: u64,
-    ) -> StoreResult<u64> {
-        self.inner.append_event(user, kind, body, keep).await
-    }
-    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
-        self.inner.stream_head(user, kind).await
-    }
-    async fn read_events(
-        &self,
-        user: Uuid,
-        kind: DocKind,
-        after: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<StreamEvent>> {
-        self.inner.read_events(user, kind, after, limit).await
-    }
-    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
-        self.inner.append_audit(entry).await
-    }
-    async fn list_audit(
-        &self,
-        owner: Uuid,
-        before: Option<Uuid>,
-        limit: usize,
-    ) -> StoreResult<AuditPage> {
-        self.inner.list_audit(owner, before, limit).await
-    }
-    async fn close(&self) {
-        self.inner.close().await
     }
 }
 
@@ -327,7 +226,7 @@ async fn streams_whole_days(backend: Backend, reorder: bool) {
     } else {
         Vec::new()
     };
-    let app = spawn_wrapped(&backend, |inner| Arc::new(Reordering::new(inner, &pairs))).await;
+    let app = spawn_wrapped(&backend, |inner| wrap(inner, Reordering::new(&pairs))).await;
     let user = app.user().await;
     let mut ws = app.ws(&user.access).await;
     ws.welcome().await;
@@ -410,7 +309,7 @@ async fn two_nodes_day_analyses_see_every_earlier_batch_when_the_store_reorders(
     let shared = tempfile::tempdir().unwrap();
     let backend = Backend::Sqlite;
     let inner = backend.open(shared.path()).await;
-    let store: Arc<dyn Store> = Arc::new(Reordering::new(inner, &stream.reorderings()));
+    let store = wrap(inner, Reordering::new(&stream.reorderings()));
     let net = clarity::bus::memory::Net::new();
     let mut nodes = Vec::new();
     for _ in 0..2 {

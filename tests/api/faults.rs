@@ -6,17 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use clarity::samples::Sample;
-use clarity::store::{
-    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
-    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult,
-    StreamEvent, UserRecord,
-};
+use clarity::store::{AuditPage, AuditRecord, Store, StoreError, StoreResult};
 use reqwest::StatusCode;
 use serde_json::json;
-use uuid::Uuid;
 
+use crate::common::wrap::{Intercept, Op, wrap};
 use crate::common::{hr, spawn_with_store};
 
 const HEALTHY: u8 = 0;
@@ -27,147 +21,32 @@ const AUDIT_DOWN: u8 = 3;
 /// Audit appends wait until the mode changes.
 const AUDIT_HELD: u8 = 4;
 
-/// Delegates to a real store unless told to fail.
+/// Fails the store's calls (all but accounts and tokens, so that clients can still log in)
+/// while told to.
 struct Faulty {
-    inner: Arc<dyn Store>,
     mode: Arc<AtomicU8>,
 }
 
-impl Faulty {
-    fn check(&self) -> StoreResult<()> {
+#[async_trait]
+impl Intercept for Faulty {
+    fn check(&self, op: Op) -> StoreResult<()> {
+        if op.is_account() {
+            return Ok(());
+        }
         match self.mode.load(Ordering::SeqCst) {
             OVERLOADED => Err(StoreError::Overloaded),
             BROKEN => Err(StoreError::Other(anyhow::anyhow!("disk I/O error"))),
             _ => Ok(()),
         }
     }
-}
-
-#[async_trait]
-impl Store for Faulty {
-    async fn ping(&self) -> StoreResult<()> {
-        self.check()?;
-        self.inner.ping().await
-    }
-    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
-        self.inner.create_user(user).await
-    }
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_email(email).await
-    }
-    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_id(id).await
-    }
-    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
-        self.inner.insert_refresh_token(token).await
-    }
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: [u8; 32],
-        new: RefreshTokenRecord,
-        now: DateTime<Utc>,
-    ) -> StoreResult<RotateOutcome> {
-        self.inner.rotate_refresh_token(old_hash, new, now).await
-    }
-    async fn revoke_refresh_family(
-        &self,
-        token_hash: [u8; 32],
-        user: Uuid,
-        keep_until: DateTime<Utc>,
-    ) -> StoreResult<Option<Uuid>> {
-        self.inner
-            .revoke_refresh_family(token_hash, user, keep_until)
-            .await
-    }
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
-        self.check()?;
-        self.inner.insert_samples(user, samples).await
-    }
-    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
-        self.check()?;
-        self.inner.query_samples(user, query).await
-    }
-    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.put_doc(kind, doc).await
-    }
-    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
-        self.check()?;
-        self.inner.get_doc(kind, user, id).await
-    }
-    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
-        self.check()?;
-        self.inner.list_docs(kind, user, query).await
-    }
-    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
-        self.check()?;
-        self.inner.put_share(share).await
-    }
-    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
-        self.check()?;
-        self.inner.get_share(id).await
-    }
-    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.delete_share(share).await
-    }
-    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
-        self.check()?;
-        self.inner.shares_of(user).await
-    }
-    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.has_share(owner, grantee, scope).await
-    }
-    async fn epoch(&self) -> StoreResult<String> {
-        self.check()?;
-        self.inner.epoch().await
-    }
-    async fn append_event(
-        &self,
-        user: Uuid,
-        kind: DocKind,
-        body: String,
-        keep: u64,
-    ) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.append_event(user, kind, body, keep).await
-    }
-    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.stream_head(user, kind).await
-    }
-    async fn read_events(
-        &self,
-        user: Uuid,
-        kind: DocKind,
-        after: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<StreamEvent>> {
-        self.check()?;
-        self.inner.read_events(user, kind, after, limit).await
-    }
-    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
-        self.check()?;
+    async fn append_audit(&self, inner: &dyn Store, entry: AuditRecord) -> StoreResult<()> {
         if self.mode.load(Ordering::SeqCst) == AUDIT_DOWN {
             return Err(StoreError::Timeout);
         }
         while self.mode.load(Ordering::SeqCst) == AUDIT_HELD {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        self.inner.append_audit(entry).await
-    }
-    async fn list_audit(
-        &self,
-        owner: Uuid,
-        before: Option<Uuid>,
-        limit: usize,
-    ) -> StoreResult<AuditPage> {
-        self.check()?;
-        self.inner.list_audit(owner, before, limit).await
-    }
-    async fn close(&self) {
-        self.inner.close().await
+        inner.append_audit(entry).await
     }
 }
 
@@ -176,7 +55,7 @@ async fn store_outage_is_reported_and_recovered_from() {
     let mode = Arc::new(AtomicU8::new(HEALTHY));
     let app = spawn_with_store({
         let mode = mode.clone();
-        move |inner| Arc::new(Faulty { inner, mode })
+        move |inner| wrap(inner, Faulty { mode })
     })
     .await;
     let u = app.user().await;
@@ -296,7 +175,7 @@ async fn another_users_data_is_not_disclosed_unless_the_read_is_audited() {
     let mode = Arc::new(AtomicU8::new(HEALTHY));
     let app = spawn_with_store({
         let mode = mode.clone();
-        move |inner| Arc::new(Faulty { inner, mode })
+        move |inner| wrap(inner, Faulty { mode })
     })
     .await;
     let (owner, viewer) = (app.user().await, app.user().await);
@@ -362,7 +241,7 @@ async fn a_wrong_password_is_answered_before_its_audit_entry_is_written() {
     let mode = Arc::new(AtomicU8::new(HEALTHY));
     let app = spawn_with_store({
         let mode = mode.clone();
-        move |inner| Arc::new(Faulty { inner, mode })
+        move |inner| wrap(inner, Faulty { mode })
     })
     .await;
     let u = app.user().await;

@@ -52,7 +52,10 @@ async fn pipelined_pings_within_the_burst_are_all_answered() {
 
 #[tokio::test]
 async fn pipelining_far_past_the_burst_closes_4008_not_4009() {
-    let app = spawn_app().await;
+    // One frame a second after the burst of 100: the 100 rate-limited frames in a row that
+    // close the session then fit in a second even on a loaded machine (at the default 50 a
+    // second, a server slowed to 20 ms a frame earns a token per frame and never strikes out).
+    let app = spawn_app_with(|c| c.limits.max_frames_per_sec = 1).await;
     let u = app.user().await;
     let mut ws = app.ws(&u.access).await;
     ws.welcome().await;

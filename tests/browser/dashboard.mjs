@@ -10,33 +10,10 @@
 //   OWNER_EMAIL=... SCREENSHOT=/tmp/wide.png SCREENSHOT_NARROW=/tmp/narrow.png \
 //   TIME_ZONE=America/Los_Angeles DATA_OFFSET_MINUTES=540 DATA_END_MS=... DATA_DAYS=3 \
 //   node tests/browser/dashboard.mjs
-//
-// Chromium is the system's (/usr/bin/chromium, or CHROMIUM): Playwright's own browser
-// download is not available here, and the flags keep it off the (closed) network.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { env, fail, logIn, text, withPage } from './common.mjs';
 
 const READY_TIMEOUT_MS = 30_000;
 const INSIGHT_TIMEOUT_MS = 60_000;
-
-function env(name) {
-  const v = process.env[name];
-  if (!v) {
-    // Read before anything is started, so exiting at once leaves nothing behind.
-    console.error(`dashboard.mjs: FAIL: environment variable ${name} is not set`);
-    process.exit(2);
-  }
-  return v;
-}
-
-// Thrown for an expected failure: reported as one line, without a stack.
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
 
 const baseUrl = env('BASE_URL');
 const viewerEmail = env('VIEWER_EMAIL');
@@ -49,55 +26,9 @@ const timeZone = env('TIME_ZONE');
 const dataOffsetMin = Number(env('DATA_OFFSET_MINUTES'));
 const dataEndMs = Number(env('DATA_END_MS'));
 const dataDays = Number(env('DATA_DAYS'));
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
-const profile = mkdtempSync(join(tmpdir(), 'clarity-chromium-'));
-let context;
-// Problems the page itself reports: script errors, CSP violations, failed requests.
-const pageProblems = [];
-
-async function run() {
-  // A persistent context is how Playwright takes a --user-data-dir: a fresh, empty one.
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    // The viewer is elsewhere than the data: the page must not use the browser's zone.
-    timezoneId: timeZone,
-    locale: 'en-US',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => pageProblems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    // Chromium reports CSP violations as console errors; the page logs nothing itself.
-    // Failed loads are judged from the responses below, which carry the URL.
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
-      pageProblems.push(`console error: ${m.text()}`);
-    }
-  });
-  page.on('response', (r) => {
-    if (r.status() >= 400) {
-      pageProblems.push(`${r.request().method()} ${new URL(r.url()).pathname}: ${r.status()}`);
-    }
-  });
-  page.on('requestfailed', (r) => pageProblems.push(`${new URL(r.url()).pathname}: ${r.failure()?.errorText}`));
-
-  const resp = await page.goto(`${baseUrl}/dashboard`);
-  if (!resp || resp.status() !== 200) fail(`GET /dashboard answered ${resp && resp.status()}`);
-
-  await page.getByLabel('Email').fill(viewerEmail);
-  await page.getByLabel('Password').fill(viewerPassword);
-  await page.getByTestId('login-submit').click();
+async function run(page, pageProblems) {
+  await logIn(page, baseUrl, viewerEmail, viewerPassword);
 
   const select = page.getByTestId('user-select');
   await select.waitFor({ state: 'visible', timeout: READY_TIMEOUT_MS });
@@ -134,9 +65,9 @@ async function run() {
   const summary = ((await insight.getByTestId('insight-summary').textContent()) || '').trim();
   if (!insightId) fail('the insight item carries no data-insight-id');
   if (summary.length < 10) fail(`the insight's summary is ${JSON.stringify(summary)}`);
-  const text = (await insight.textContent()) || '';
-  if (!text.includes('Recommendations') && !text.includes('Key points')) {
-    fail(`the insight shows neither key points nor recommendations: ${JSON.stringify(text)}`);
+  const itemText = (await insight.textContent()) || '';
+  if (!itemText.includes('Recommendations') && !itemText.includes('Key points')) {
+    fail(`the insight shows neither key points nor recommendations: ${JSON.stringify(itemText)}`);
   }
   const liveRegion = await page.getByTestId('insights').getAttribute('aria-live');
   if (liveRegion !== 'polite') fail(`the insight list's aria-live is ${liveRegion}`);
@@ -179,10 +110,6 @@ const clockText = (ms) => {
   const d = onDataClock(ms);
   return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
 };
-
-async function text(locator) {
-  return ((await locator.textContent()) || '').trim();
-}
 
 // Dates and hours on the data's clock; the chart's words say steps, as drawn.
 async function checkClockAndWords(page) {
@@ -288,13 +215,4 @@ async function checkNarrow(page) {
   }
 }
 
-try {
-  await run();
-} catch (e) {
-  const message = e instanceof Failure ? e.message : (e && e.stack) || String(e);
-  console.error(`dashboard.mjs: FAIL: ${message}`);
-  process.exitCode = 1;
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
+await withPage(timeZone, run);

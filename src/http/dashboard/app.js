@@ -1,5 +1,6 @@
 // Clarity dashboard: log in, pick a user whose data the caller may see (self or the owner of a
 // share received), follow that user's `analyses` and `insights` streams over the WebSocket.
+// Loaded last, after clock.js, samples.js, charts.js and views.js.
 //
 // Rules:
 // - Plain script, no library, nothing from other origins: the page's CSP forbids it, and the
@@ -9,10 +10,12 @@
 // - Server text goes into the page through textContent and SVG attributes only, never as
 //   markup, so a summary cannot inject code.
 // - Dates and hours are on the user's clock: the UTC offset of their data (an analysis' or
-//   insight's `window`), never the viewer's browser time zone, which may be another one.
-// - Captions, legend and chart title name what is drawn (steps or activity counts; sleep only
-//   when a sleep period is shaded). The chart is drawn at the width it is shown at, so its
-//   text keeps its size on a phone; it is redrawn when that width changes.
+//   insight's `window`, a sample's own offset), never the viewer's browser time zone, which
+//   may be another one (clock.js).
+// - The charts (views.js) draw the caller's own raw samples (GET /api/v1/health-data, the
+//   last week, read again whenever a new analysis says there is new data) and the latest
+//   analysis; a share grantee gets the analysis only, because the API never shares raw
+//   samples. They are redrawn when their width changes.
 // - Per stream the last offset seen is kept, so a reconnect or a `lagged` resumes with
 //   `since` instead of reloading; when the server cannot replay (`recover: false`) the
 //   history comes from REST. Documents are keyed by id, so a replay that overlaps what is
@@ -24,7 +27,6 @@
   const STREAM_OF = { analysis: 'analyses', insight: 'insights' };
   const STORAGE_KEY = 'clarity.dashboard.session';
   const HOUR_MS = 3600 * 1000;
-  const WEEK_HOURS = 7 * 24;
   // REST history on `recover: false`: how far back, and at most how many pages per stream.
   const HISTORY_DAYS = 30;
   const HISTORY_PAGES = 20;
@@ -35,8 +37,15 @@
   // An access token closer than this to expiry is refreshed before a (re)connect: the upgrade
   // of an expired one fails without telling the page why.
   const TOKEN_MARGIN_MS = 30000;
-  const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  // Raw samples drawn for the caller's own data: the last week, these kinds, at most this many
+  // pages of 10,000 each.
+  const SAMPLE_DAYS = 7;
+  const SAMPLE_KINDS = ['heart_rate', 'step_count', 'sleep_stage'];
+  const SAMPLE_PAGES = 5;
+  const C = window.Clarity.clock;
+  const S = window.Clarity.samples;
+  const V = window.Clarity.views;
+  const { fmtDay } = C;
 
   const $ = (id) => document.getElementById(id);
 
@@ -59,6 +68,11 @@
     refreshing: null,
     insights: new Map(),
     analysis: null,
+    // The caller's own raw samples ({hr, steps, stages}, parsed), while they are selected.
+    samples: null,
+    // The sample load in flight, and whether another was asked for meanwhile.
+    sampleLoad: null,
+    sampleLoadAgain: false,
   };
 
   class ApiError extends Error {
@@ -78,15 +92,6 @@
     return node;
   }
 
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-
-  function svg(tag, attrs = {}, text) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
   function notice(text) {
     const n = $('notice');
     n.textContent = text || '';
@@ -95,61 +100,13 @@
 
   // ---- the user's clock ---------------------------------------------------------------------
 
-  // The UTC offset (minutes) of a document's data: `window.utc_offset_minutes`, else the offset
-  // its window times are written with.
-  function offsetOf(doc) {
-    const w = (doc && doc.window) || {};
-    if (Number.isFinite(w.utc_offset_minutes)) return w.utc_offset_minutes;
-    const m = /([+-])(\d\d):(\d\d)$/.exec(String(w.to || w.from || ''));
-    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
-  }
+  const offsetOf = C.offsetOfDoc;
 
-  // A Date whose UTC fields read as the user's wall clock at `ms`.
-  function onClock(ms, offsetMin) {
-    return new Date(ms + offsetMin * 60000);
-  }
-
-  const pad2 = (n) => String(n).padStart(2, '0');
-
-  function fmtOffset(offsetMin) {
-    if (!offsetMin) return 'UTC';
-    const a = Math.abs(offsetMin);
-    return `UTC${offsetMin < 0 ? '-' : '+'}${Math.floor(a / 60)}${a % 60 ? `:${pad2(a % 60)}` : ''}`;
-  }
-
-  // "14:05" on the user's clock.
-  function clock(ms, offsetMin) {
-    const d = onClock(ms, offsetMin);
-    return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
-  }
-
-  // "Sun 6 Dec" on the user's clock.
-  function fmtDay(ms, offsetMin) {
-    const d = onClock(ms, offsetMin);
-    return `${WEEKDAYS[d.getUTCDay()]} ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}`;
-  }
-
-  // "Sun 6 Dec 2026, 14:05 (UTC+9)" on the user's clock; the offset is named because the
-  // viewer may be elsewhere.
+  // "Sun 6 Dec 2026, 14:05 (UTC+9)" on the user's clock, from an RFC 3339 time.
   function fmtDateTime(iso, offsetMin) {
     const ms = Date.parse(iso);
     if (Number.isNaN(ms)) return String(iso);
-    return `${fmtDay(ms, offsetMin)} ${onClock(ms, offsetMin).getUTCFullYear()}, `
-      + `${clock(ms, offsetMin)} (${fmtOffset(offsetMin)})`;
-  }
-
-  // "3 days" / "27 hours": the length of a window.
-  function fmtLength(ms) {
-    const hours = Math.round(ms / HOUR_MS);
-    if (hours < 48) return `${hours} hour${hours === 1 ? '' : 's'}`;
-    return `${+(hours / 24).toFixed(1)} days`;
-  }
-
-  // What the bars are: steps when the analysis used step counts.
-  function activityWords(a) {
-    return (a.activity && a.activity.kind) === 'step_count'
-      ? { noun: 'steps', title: 'Steps per hour' }
-      : { noun: 'activity counts', title: 'Activity per hour' };
+    return C.fmtDateTime(ms, offsetMin);
   }
 
   // ---- session and REST --------------------------------------------------------------------
@@ -328,11 +285,10 @@
     $('insights-empty').textContent = state.subs.has('insights')
       ? 'No insights yet. New ones appear here as they arrive.'
       : 'Insights are not shared with you.';
-    $('chart').replaceChildren();
-    $('chart-legend').hidden = true;
-    $('chart-caption').textContent = state.subs.has('analyses')
-      ? 'No analysis yet.'
-      : 'Analyses are not shared with you.';
+    state.samples = null;
+    state.sampleLoadAgain = false;
+    drawCharts();
+    loadSamples();
     if (state.welcomed) subscribeAll();
     updateStatus();
   }
@@ -608,7 +564,7 @@
     return li;
   }
 
-  // ---- chart -------------------------------------------------------------------------------
+  // ---- charts ------------------------------------------------------------------------------
 
   function windowEnd(a) {
     return Date.parse((a.window && a.window.to) || a.created_at) || 0;
@@ -618,130 +574,76 @@
     // Replays and REST reloads may bring older analyses after a newer one.
     if (state.analysis && windowEnd(a) < windowEnd(state.analysis)) return;
     state.analysis = a;
-    drawChart(a);
+    drawCharts();
+    // A new analysis means new data: the caller's own samples are read again.
+    loadSamples();
   }
 
-  function drawChart(a) {
-    const box = $('chart');
-    const caption = $('chart-caption');
-    const words = activityWords(a);
-    box.replaceChildren();
-    box.dataset.analysisId = a.analysis_id || '';
-    $('chart-title').textContent = words.title;
-    $('chart-legend').hidden = true;
-    const hourly = a.activity && a.activity.hourly;
-    const start = hourly ? Date.parse(hourly.start) : NaN;
-    if (!hourly || !Array.isArray(hourly.means) || !hourly.means.length || Number.isNaN(start)) {
-      caption.textContent = `The latest analysis has no hourly ${words.noun}.`;
+  // Raw samples are shown to their owner only (the API never shares them).
+  function ownView() {
+    return Boolean(state.me && state.selected === state.me.user_id);
+  }
+
+  async function fetchKind(kind, from) {
+    const out = [];
+    let cursor = null;
+    for (let page = 0; page < SAMPLE_PAGES; page += 1) {
+      const q = new URLSearchParams({ kind, from, limit: '10000' });
+      if (cursor) q.set('cursor', cursor);
+      const body = await api(`/api/v1/health-data?${q}`);
+      out.push(...(body.samples || []));
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    return out;
+  }
+
+  // The caller's last week of samples. One load at a time; a request meanwhile (a newer
+  // analysis arrived) makes one more after it.
+  function loadSamples() {
+    if (!ownView()) return;
+    if (state.sampleLoad) {
+      state.sampleLoadAgain = true;
       return;
     }
-    // The last week only, should the analysis ever carry more.
-    const skip = Math.max(0, hourly.means.length - WEEK_HOURS);
-    const means = hourly.means.slice(skip);
-    const t0 = start + skip * HOUR_MS;
-    const t1 = t0 + means.length * HOUR_MS;
-    const offsetMin = offsetOf(a);
-    const present = means.filter((v) => typeof v === 'number' && Number.isFinite(v));
-    const max = present.length ? Math.max(...present) : 0;
-
-    // Drawn at the shown width, one SVG unit a CSS pixel, so labels keep their size.
-    const W = Math.max(Math.round(box.clientWidth) || 840, 240);
-    const H = W < 500 ? 180 : 220;
-    const left = 40; const right = 8; const top = 10; const bottom = 36;
-    const plotW = W - left - right; const plotH = H - top - bottom;
-    const x = (t) => left + ((t - t0) / (t1 - t0)) * plotW;
-
-    const periods = ((a.sleep && a.sleep.periods) || [])
-      .map((p) => ({ from: Date.parse(p.in_bed), to: Date.parse(p.out_bed), p }))
-      .filter((p) => !Number.isNaN(p.from) && !Number.isNaN(p.to) && p.to > t0 && p.from < t1);
-
-    const title = `Mean ${words.noun} per hour`;
-    const desc = `${present.length} of ${means.length} hours with data, highest hourly mean ${Math.round(max)}; `
-      + `${periods.length} sleep period${periods.length === 1 ? '' : 's'} shaded.`;
-    const root = svg('svg', {
-      viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': 'chart-svg-title chart-svg-desc',
-    });
-    root.append(svg('title', { id: 'chart-svg-title' }, title), svg('desc', { id: 'chart-svg-desc' }, desc));
-
-    // Sleep bands go first so the bars are drawn over them.
-    for (const { from, to, p } of periods) {
-      const x0 = x(Math.max(from, t0));
-      const x1 = x(Math.min(to, t1));
-      const band = svg('rect', {
-        class: 'sleep-band', 'data-testid': 'sleep-band', x: x0, y: top, width: Math.max(x1 - x0, 1), height: plotH,
-      });
-      const mins = Number.isFinite(p.total_sleep_minutes) ? `, ${p.total_sleep_minutes} min asleep` : '';
-      band.append(svg('title', {}, `In bed ${clock(from, offsetMin)} – ${clock(to, offsetMin)}${mins}`));
-      root.append(band);
-    }
-
-    // Hour labels on the user's clock, as often as they fit (every 3, 6 or 12 hours)...
-    const offsetMs = offsetMin * 60000;
-    const hourPx = plotW / means.length;
-    const every = [3, 6, 12].find((h) => h * hourPx >= 34);
-    const axisY = top + plotH;
-    if (every) {
-      let tick = Math.ceil((t0 + offsetMs) / (every * HOUR_MS)) * every * HOUR_MS - offsetMs;
-      for (; tick < t1; tick += every * HOUR_MS) {
-        const hour = onClock(tick, offsetMin).getUTCHours();
-        const tx = x(tick);
-        if (hour === 0 || tx - 12 < left || tx + 12 > W - right) continue;
-        root.append(svg('line', { class: 'axis', x1: tx, x2: tx, y1: axisY, y2: axisY + 3 }));
-        root.append(svg('text', {
-          class: 'hour-label', 'data-testid': 'hour-label', x: tx, y: axisY + 14, 'text-anchor': 'middle',
-        }, pad2(hour)));
+    const userId = state.selected;
+    state.sampleLoad = (async () => {
+      const from = new Date(Date.now() - SAMPLE_DAYS * 24 * HOUR_MS).toISOString();
+      try {
+        const [hr, steps, stages] = await Promise.all(SAMPLE_KINDS.map((k) => fetchKind(k, from)));
+        if (state.selected !== userId) return;
+        state.samples = { hr: S.parse(hr), steps: S.parse(steps), stages: S.parse(stages) };
+        drawCharts();
+      } catch (e) {
+        if (state.selected === userId && state.session) notice(`Could not load your samples: ${e.message}`);
       }
-    }
-    // ... and a dashed line and the date at each midnight.
-    const dayPx = 24 * hourPx;
-    let midnight = Math.ceil((t0 + offsetMs) / (24 * HOUR_MS)) * 24 * HOUR_MS - offsetMs;
-    for (; midnight < t1; midnight += 24 * HOUR_MS) {
-      const mx = x(midnight);
-      root.append(svg('line', { class: 'day-line', x1: mx, x2: mx, y1: top, y2: axisY + 16 }));
-      const day = onClock(midnight, offsetMin);
-      // Weekday and date where a day is wide enough, else the date alone.
-      const label = dayPx >= 44 ? `${WEEKDAYS[day.getUTCDay()]} ${day.getUTCDate()}` : String(day.getUTCDate());
-      if (mx + label.length * 6.5 + 3 <= W) {
-        root.append(svg('text', {
-          class: 'day-label', 'data-testid': 'day-label', x: mx + 3, y: H - 4,
-        }, label));
+    })().finally(() => {
+      state.sampleLoad = null;
+      if (state.sampleLoadAgain) {
+        state.sampleLoadAgain = false;
+        loadSamples();
       }
-    }
-
-    // One bar per hour; a missing hour (null) stays a gap.
-    const slot = plotW / means.length;
-    const gap = slot > 3 ? 1 : 0;
-    means.forEach((v, i) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) return;
-      const h = max > 0 ? (v / max) * plotH : 0;
-      root.append(svg('rect', {
-        class: 'bar-rect', x: left + i * slot, y: top + plotH - h, width: Math.max(slot - gap, 0.5), height: h,
-      }));
     });
-
-    root.append(svg('line', { class: 'axis', x1: left, x2: W - right, y1: top + plotH, y2: top + plotH }));
-    root.append(svg('text', { x: left - 6, y: top + plotH, 'text-anchor': 'end' }, '0'));
-    root.append(svg('text', { x: left - 6, y: top + 10, 'text-anchor': 'end' }, String(Math.round(max))));
-    box.append(root);
-
-    const wFrom = Date.parse(a.window && a.window.from);
-    const wTo = Date.parse(a.window && a.window.to);
-    const span = Number.isNaN(wFrom) || Number.isNaN(wTo) ? '' : `Last ${fmtLength(wTo - wFrom)} to `;
-    caption.textContent = `${span}${fmtDateTime(a.window ? a.window.to : a.created_at, offsetMin)}: `
-      + `mean ${words.noun} per hour; ${desc}`;
-    $('legend-bars-text').textContent = `mean ${words.noun} per hour`;
-    $('legend-sleep').hidden = periods.length === 0;
-    $('chart-legend').hidden = false;
   }
 
-  // Redraws the chart when its width changes (a phone turned, a window resized).
+  function drawCharts() {
+    const own = ownView();
+    V.draw({
+      analysis: state.analysis,
+      samples: own ? state.samples : null,
+      whose: own ? 'your' : 'their',
+      analysesShared: state.subs.has('analyses'),
+    });
+  }
+
+  // Redraws the charts when their width changes (a phone turned, a window resized).
   function watchWidth() {
     let width = 0;
     new ResizeObserver(([entry]) => {
       const w = Math.round(entry.contentRect.width);
       if (w === width) return;
       width = w;
-      if (state.analysis) drawChart(state.analysis);
+      if (state.analysis || state.samples) drawCharts();
     }).observe($('chart'));
   }
 

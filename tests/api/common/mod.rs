@@ -8,6 +8,7 @@ pub mod fuzz;
 pub mod hooked;
 pub mod process;
 pub mod redis;
+pub mod wrap;
 
 pub use backend::Backend;
 

@@ -1,0 +1,241 @@
+//! One delegating store for the tests that step between the server and its store (faults,
+//! races, reordered writes): [`wrap`] forwards every `Store` call to the real store after
+//! asking an [`Intercept`], which overrides only what its test needs. A new `Store` method is
+//! forwarded here once, not in every wrapper.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clarity::samples::Sample;
+use clarity::store::{
+    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
+    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreResult, StreamEvent,
+    UserRecord,
+};
+use uuid::Uuid;
+
+/// The store operation being called, for [`Intercept::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Ping,
+    CreateUser,
+    UserByEmail,
+    UserById,
+    InsertRefreshToken,
+    RotateRefreshToken,
+    RevokeRefreshFamily,
+    InsertSamples,
+    QuerySamples,
+    PutDoc,
+    GetDoc,
+    ListDocs,
+    PutShare,
+    GetShare,
+    DeleteShare,
+    SharesOf,
+    HasShare,
+    Epoch,
+    AppendEvent,
+    StreamHead,
+    ReadEvents,
+    AppendAudit,
+    ListAudit,
+}
+
+impl Op {
+    /// Accounts and refresh tokens: what signing up and logging in use.
+    pub fn is_account(self) -> bool {
+        matches!(
+            self,
+            Op::CreateUser
+                | Op::UserByEmail
+                | Op::UserById
+                | Op::InsertRefreshToken
+                | Op::RotateRefreshToken
+                | Op::RevokeRefreshFamily
+        )
+    }
+}
+
+/// What a test does to the calls: `check` may fail any of them; the other methods replace
+/// one operation (the default forwards it to `inner`).
+#[async_trait]
+pub trait Intercept: Send + Sync + 'static {
+    /// Asked before each call (not `close`); an error is the call's answer.
+    fn check(&self, _op: Op) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn user_by_email(
+        &self,
+        inner: &dyn Store,
+        email: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        inner.user_by_email(email).await
+    }
+    async fn user_by_id(&self, inner: &dyn Store, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        inner.user_by_id(id).await
+    }
+    async fn insert_samples(
+        &self,
+        inner: &dyn Store,
+        user: Uuid,
+        samples: Vec<Sample>,
+    ) -> StoreResult<Vec<bool>> {
+        inner.insert_samples(user, samples).await
+    }
+    async fn has_share(
+        &self,
+        inner: &dyn Store,
+        owner: Uuid,
+        grantee: Uuid,
+        scope: DocKind,
+    ) -> StoreResult<bool> {
+        inner.has_share(owner, grantee, scope).await
+    }
+    async fn append_audit(&self, inner: &dyn Store, entry: AuditRecord) -> StoreResult<()> {
+        inner.append_audit(entry).await
+    }
+}
+
+/// `inner`, with `intercept` between it and the server.
+pub fn wrap(inner: Arc<dyn Store>, intercept: impl Intercept) -> Arc<dyn Store> {
+    Arc::new(Wrapped { inner, intercept })
+}
+
+struct Wrapped<I> {
+    inner: Arc<dyn Store>,
+    intercept: I,
+}
+
+#[async_trait]
+impl<I: Intercept> Store for Wrapped<I> {
+    async fn ping(&self) -> StoreResult<()> {
+        self.intercept.check(Op::Ping)?;
+        self.inner.ping().await
+    }
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
+        self.intercept.check(Op::CreateUser)?;
+        self.inner.create_user(user).await
+    }
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.intercept.check(Op::UserByEmail)?;
+        self.intercept.user_by_email(&*self.inner, email).await
+    }
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
+        self.intercept.check(Op::UserById)?;
+        self.intercept.user_by_id(&*self.inner, id).await
+    }
+    async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
+        self.intercept.check(Op::InsertRefreshToken)?;
+        self.inner.insert_refresh_token(token).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: [u8; 32],
+        new: RefreshTokenRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RotateOutcome> {
+        self.intercept.check(Op::RotateRefreshToken)?;
+        self.inner.rotate_refresh_token(old_hash, new, now).await
+    }
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: [u8; 32],
+        user: Uuid,
+        keep_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        self.intercept.check(Op::RevokeRefreshFamily)?;
+        self.inner
+            .revoke_refresh_family(token_hash, user, keep_until)
+            .await
+    }
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        self.intercept.check(Op::InsertSamples)?;
+        self.intercept
+            .insert_samples(&*self.inner, user, samples)
+            .await
+    }
+    async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
+        self.intercept.check(Op::QuerySamples)?;
+        self.inner.query_samples(user, query).await
+    }
+    async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {
+        self.intercept.check(Op::PutDoc)?;
+        self.inner.put_doc(kind, doc).await
+    }
+    async fn get_doc(&self, kind: DocKind, user: Uuid, id: Uuid) -> StoreResult<Option<DocRecord>> {
+        self.intercept.check(Op::GetDoc)?;
+        self.inner.get_doc(kind, user, id).await
+    }
+    async fn list_docs(&self, kind: DocKind, user: Uuid, query: DocQuery) -> StoreResult<DocPage> {
+        self.intercept.check(Op::ListDocs)?;
+        self.inner.list_docs(kind, user, query).await
+    }
+    async fn put_share(&self, share: ShareRecord) -> StoreResult<ShareRecord> {
+        self.intercept.check(Op::PutShare)?;
+        self.inner.put_share(share).await
+    }
+    async fn get_share(&self, id: Uuid) -> StoreResult<Option<ShareRecord>> {
+        self.intercept.check(Op::GetShare)?;
+        self.inner.get_share(id).await
+    }
+    async fn delete_share(&self, share: &ShareRecord) -> StoreResult<bool> {
+        self.intercept.check(Op::DeleteShare)?;
+        self.inner.delete_share(share).await
+    }
+    async fn shares_of(&self, user: Uuid) -> StoreResult<Vec<ShareRecord>> {
+        self.intercept.check(Op::SharesOf)?;
+        self.inner.shares_of(user).await
+    }
+    async fn has_share(&self, owner: Uuid, grantee: Uuid, scope: DocKind) -> StoreResult<bool> {
+        self.intercept.check(Op::HasShare)?;
+        self.intercept
+            .has_share(&*self.inner, owner, grantee, scope)
+            .await
+    }
+    async fn epoch(&self) -> StoreResult<String> {
+        self.intercept.check(Op::Epoch)?;
+        self.inner.epoch().await
+    }
+    async fn append_event(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        body: String,
+        keep: u64,
+    ) -> StoreResult<u64> {
+        self.intercept.check(Op::AppendEvent)?;
+        self.inner.append_event(user, kind, body, keep).await
+    }
+    async fn stream_head(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
+        self.intercept.check(Op::StreamHead)?;
+        self.inner.stream_head(user, kind).await
+    }
+    async fn read_events(
+        &self,
+        user: Uuid,
+        kind: DocKind,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        self.intercept.check(Op::ReadEvents)?;
+        self.inner.read_events(user, kind, after, limit).await
+    }
+    async fn append_audit(&self, entry: AuditRecord) -> StoreResult<()> {
+        self.intercept.check(Op::AppendAudit)?;
+        self.intercept.append_audit(&*self.inner, entry).await
+    }
+    async fn list_audit(
+        &self,
+        owner: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> StoreResult<AuditPage> {
+        self.intercept.check(Op::ListAudit)?;
+        self.inner.list_audit(owner, before, limit).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
