@@ -181,7 +181,10 @@ async fn history(
             .as_deref()
             .map(|k| {
                 Kind::parse(k).ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", format!("unknown kind `{k}`"))
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("unknown kind `{k}`; kind must be one of {}", Kind::names()),
+                    )
                 })
             })
             .transpose()?,

@@ -27,10 +27,22 @@ pub enum Kind {
     OxygenSaturation,
     BodyTemperature,
     SleepStage,
+    HeartRateVariabilityRmssd,
+    RestingHeartRate,
+    BloodPressure,
+    BloodGlucose,
+    ActiveEnergy,
+    Distance,
+    BodyMass,
+    Workout,
+    MindfulSession,
+    Mood,
+    Phq9,
+    Gad7,
 }
 
 // Mirrors `crate::samples::SampleOut` (what `Sample::to_wire` gives).
-/// The wire shape of a sample in responses. (Clients send the same shape, with unit aliases
+/// The wire shape of a sample in responses. (Clients send the same shape, with other units
 /// allowed; the API documents take that schema from protocol/schemas/client/samples.json.)
 #[derive(ToSchema)]
 pub struct Sample {
@@ -46,19 +58,27 @@ pub struct Sample {
     /// 2000-01-01, at most 24 h ahead of the server's clock.
     #[schema(format = DateTime)]
     pub start: String,
-    /// At or after `start`; required for `sleep_stage`. At most 24 h ahead of the server's
-    /// clock, and at most 24 h after `start` for `step_count` and `sleep_stage`, 1 h for the
-    /// other kinds.
+    /// At or after `start`; required for `sleep_stage`, `workout` and `mindful_session`. At
+    /// most 24 h ahead of the server's clock, and at most the kind's span after `start` (1 h
+    /// for readings, 24 h for totals, stages and sessions).
     #[schema(value_type = String, format = DateTime, nullable = false, required = false)]
     pub end: Option<String>,
+    /// In the kind's canonical unit (`unit`); for `sleep_stage` the stage.
     #[schema(schema_with = super::openapi::sample_value)]
     pub value: serde_json::Value,
-    /// The kind's canonical unit (aliases are accepted on input); none for `sleep_stage`.
+    /// The kind's canonical unit (other units are converted on input); none for
+    /// `sleep_stage`.
     #[schema(value_type = String, nullable = false, required = false)]
     pub unit: Option<String>,
     /// Where the sample came from (at most 256 bytes), e.g. a device name.
     #[schema(value_type = String, max_length = 256, nullable = false, required = false)]
     pub source: Option<String>,
+    /// `blood_pressure` only: the diastolic pressure, in `unit` (mmHg).
+    #[schema(value_type = f64, nullable = false, required = false)]
+    pub diastolic: Option<f64>,
+    /// `workout` only: the activity type, snake_case (e.g. `running`).
+    #[schema(value_type = String, pattern = "^[a-z0-9_]{1,64}$", nullable = false, required = false)]
+    pub activity: Option<String>,
 }
 
 // Mirrors `crate::samples::Rejection`.

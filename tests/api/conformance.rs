@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use clarity::samples::{Kind, Sample, Timestamp};
+use clarity::samples::{Extra, Kind, Sample, Timestamp};
 use clarity::store::{
     AuditRecord, Cursor, DocKind, DocQuery, DocRecord, RefreshTokenRecord, RotateOutcome,
     SampleQuery, ShareRecord, Store, StoreError, UserRecord,
@@ -48,6 +48,7 @@ conformance!(
     logout_revokes_the_whole_family_of_the_owners_token,
     sample_writes_are_idempotent,
     samples_round_trip_every_field,
+    extra_fields_round_trip_and_survive_a_reopen,
     queries_order_filter_and_page,
     concurrent_duplicate_batches_from_two_handles_store_once,
     users_never_see_each_others_samples,
@@ -102,6 +103,7 @@ fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
         end: None,
         value,
         source: None,
+        extra: None,
     }
 }
 
@@ -411,6 +413,48 @@ async fn sample_writes_are_idempotent(backend: Backend) {
     );
 }
 
+/// Blood pressure's diastolic and a workout's activity are stored with the sample on every
+/// backend, read back by kind and in time order, and still there after the store is reopened.
+async fn extra_fields_round_trip_and_survive_a_reopen(backend: Backend) {
+    let (dir, store) = open(&backend).await;
+    let u = Uuid::new_v4();
+    let extra = |diastolic: Option<f64>, activity: Option<&str>| {
+        Some(Box::new(Extra {
+            diastolic,
+            activity: activity.map(str::to_owned),
+        }))
+    };
+    let samples = vec![
+        Sample {
+            extra: extra(Some(78.756465), None),
+            source: Some("Omron".into()),
+            ..sample("bp-1", Kind::BloodPressure, 20, 120.009852)
+        },
+        Sample {
+            end: Some(at(62)),
+            extra: extra(None, Some("traditional_strength_training")),
+            ..sample("workout-1", Kind::Workout, 21, 298.75717)
+        },
+        sample("glucose-1", Kind::BloodGlucose, 22, 99.0858),
+        sample("hr-1", Kind::HeartRate, 23, 61.0),
+    ];
+    let fresh = store.insert_samples(u, samples.clone()).await.unwrap();
+    assert_eq!(fresh, vec![true; 4]);
+    assert_eq!(all(&*store, u, query(None, 2)).await, samples);
+    assert_eq!(
+        all(&*store, u, query(Some(Kind::Workout), 10)).await,
+        vec![samples[1].clone()]
+    );
+    // Stored again (a retry): duplicates, and the stored fields are unchanged.
+    assert_eq!(
+        store.insert_samples(u, samples.clone()).await.unwrap(),
+        vec![false; 4]
+    );
+    drop(store);
+    let store = backend.open(dir.path()).await;
+    assert_eq!(all(&*store, u, query(None, 10)).await, samples);
+}
+
 async fn samples_round_trip_every_field(backend: Backend) {
     let (_dir, store) = open(&backend).await;
     let u = Uuid::new_v4();
@@ -425,6 +469,7 @@ async fn samples_round_trip_every_field(backend: Backend) {
             }),
             value: 1234.0,
             source: Some("com.apple.health.Ünïcode/iPhone".into()),
+            extra: None,
         },
         Sample {
             start: Timestamp {

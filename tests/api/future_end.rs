@@ -119,6 +119,7 @@ async fn a_stored_far_future_sample_does_not_poison_the_window_after_a_restart()
         end: Timestamp::parse("9999-12-31T00:00:00Z"),
         value: 5.0,
         source: None,
+        extra: None,
     };
     let new = app
         .app

@@ -37,6 +37,7 @@ mod openapi;
 mod ops;
 mod origins;
 mod pat;
+mod phone_kinds;
 mod rest_fuzz;
 mod revoke_race;
 mod stage_nights;

@@ -104,7 +104,7 @@ async fn ack_means_stored() {
     );
     assert_eq!(
         ack["rejected"],
-        json!([{"index": 60, "code": "out_of_range", "message": "heart_rate must be within 20..=300"}])
+        json!([{"index": 60, "code": "out_of_range", "message": "heart_rate must be within 20..=300 count/min; got 5"}])
     );
     assert_eq!(app.all_samples(&u.access, "").await.len(), 60);
 }

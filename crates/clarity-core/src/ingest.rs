@@ -33,8 +33,10 @@ pub const OFFLOAD_BYTES: usize = 64 * 1024;
 /// samples would otherwise be answered with an ack larger than the frame.
 pub const MAX_LISTED_REJECTIONS: usize = 100;
 
-/// Longest rejection message, in characters (a message may quote the sample's input).
-pub const MAX_REJECTION_MESSAGE: usize = 200;
+/// Longest rejection message, in characters (a message may quote the sample's input). Room
+/// for the longest message the parser writes, `unknown_kind` with the list of all kinds
+/// (about 390 characters): cutting it would drop kinds from the list it promises.
+pub const MAX_REJECTION_MESSAGE: usize = 400;
 
 /// A validated batch, not yet stored.
 pub struct Prepared {

@@ -214,6 +214,7 @@ mod tests {
             end: Timestamp::parse(end),
             value: f64::from(stage as u8),
             source: None,
+            extra: None,
         }
     }
 

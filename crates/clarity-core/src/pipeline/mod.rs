@@ -115,6 +115,7 @@ mod tests {
             end: None,
             value,
             source: None,
+            extra: None,
         }
     }
 

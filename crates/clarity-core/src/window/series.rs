@@ -352,6 +352,7 @@ mod tests {
             end: None,
             value,
             source: source.map(str::to_owned),
+            extra: None,
         }
     }
 

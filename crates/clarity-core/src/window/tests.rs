@@ -38,6 +38,7 @@ fn sample(kind: Kind, at_ms: i64, value: f64) -> Sample {
         end: None,
         value,
         source: None,
+        extra: None,
     }
 }
 

@@ -4,12 +4,16 @@
 //! zero-padded); a sample's attribute name is `i:` + its id, so "is this id already in the
 //! chunk" is an attribute-existence question DynamoDB answers atomically; the value is a
 //! versioned binary record so that a chunk of minute samples costs ~60 bytes a sample.
+//! A sample with extra fields (blood pressure, workout) is written as format 2 (flag
+//! [`HAS_EXTRA`], then a length-prefixed [`Extra`] record before the source), so that a server
+//! that only knows format 1 skips it instead of misreading the extra bytes as its source;
+//! every other sample stays format 1, byte for byte, and format 1 blobs decode as before.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
-use crate::samples::{Kind, Sample, Timestamp};
+use crate::samples::{Extra, Kind, Sample, Timestamp};
 
 /// Width of one chunk: all samples of one user, one kind and one UTC hour share an item.
 ///
@@ -21,8 +25,10 @@ pub const BUCKET_MS: i64 = 3_600_000;
 pub const SAMPLE_ATTR_PREFIX: &str = "i:";
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 const HAS_END: u8 = 1;
 const HAS_SOURCE: u8 = 2;
+const HAS_EXTRA: u8 = 4;
 
 pub fn user_pk(id: Uuid) -> String {
     format!("USER#{id}")
@@ -71,7 +77,9 @@ pub fn n(v: impl ToString) -> AttributeValue {
 /// sort key).
 pub fn encode_sample(sample: &Sample) -> AttributeValue {
     let source = sample.source.as_deref().unwrap_or("");
-    let mut buf = Vec::with_capacity(2 + 12 + 8 + 12 + source.len());
+    let extra = sample.extra.as_ref().map(|e| e.to_bytes());
+    let extra_len = extra.as_ref().map_or(0, |e| 2 + e.len());
+    let mut buf = Vec::with_capacity(2 + 12 + 8 + 12 + extra_len + source.len());
     let mut flags = 0;
     if sample.end.is_some() {
         flags |= HAS_END;
@@ -79,7 +87,14 @@ pub fn encode_sample(sample: &Sample) -> AttributeValue {
     if sample.source.is_some() {
         flags |= HAS_SOURCE;
     }
-    buf.push(FORMAT_V1);
+    if extra.is_some() {
+        flags |= HAS_EXTRA;
+    }
+    buf.push(if extra.is_some() {
+        FORMAT_V2
+    } else {
+        FORMAT_V1
+    });
     buf.push(flags);
     buf.extend_from_slice(&sample.start.utc_ms.to_le_bytes());
     buf.extend_from_slice(&sample.start.offset_secs.to_le_bytes());
@@ -87,6 +102,12 @@ pub fn encode_sample(sample: &Sample) -> AttributeValue {
     if let Some(end) = sample.end {
         buf.extend_from_slice(&end.utc_ms.to_le_bytes());
         buf.extend_from_slice(&end.offset_secs.to_le_bytes());
+    }
+    if let Some(extra) = extra {
+        // A few dozen bytes: `activity` is at most 64, the rest numbers.
+        let len = u16::try_from(extra.len()).expect("extra fields are small");
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(&extra);
     }
     buf.extend_from_slice(source.as_bytes());
     AttributeValue::B(Blob::new(buf))
@@ -98,10 +119,14 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
         return None;
     };
     let mut r = Reader(blob.as_ref());
-    if r.take(1)?[0] != FORMAT_V1 {
+    let format = r.take(1)?[0];
+    if format != FORMAT_V1 && format != FORMAT_V2 {
         return None;
     }
     let flags = r.take(1)?[0];
+    if (flags & HAS_EXTRA != 0) != (format == FORMAT_V2) {
+        return None;
+    }
     let start = Timestamp {
         utc_ms: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
         offset_secs: i32::from_le_bytes(r.take(4)?.try_into().ok()?),
@@ -112,6 +137,12 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
             utc_ms: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
             offset_secs: i32::from_le_bytes(r.take(4)?.try_into().ok()?),
         })
+    } else {
+        None
+    };
+    let extra = if flags & HAS_EXTRA != 0 {
+        let len = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
+        Some(Box::new(Extra::from_bytes(r.take(usize::from(len))?)?))
     } else {
         None
     };
@@ -127,6 +158,7 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
         end,
         value,
         source,
+        extra,
     })
 }
 
@@ -161,8 +193,25 @@ mod tests {
             }),
             value: 61.5,
             source: source.map(str::to_owned),
+            extra: None,
         }
     }
+
+    fn with_extra(s: Sample, diastolic: Option<f64>, activity: Option<&str>) -> Sample {
+        Sample {
+            extra: Some(Box::new(Extra {
+                diastolic,
+                activity: activity.map(str::to_owned),
+            })),
+            ..s
+        }
+    }
+
+    /// A format 1 blob as the server wrote it before extra fields existed (end, source).
+    const V1_BLOB: [u8; 39] = [
+        1, 3, 123, 210, 44, 197, 143, 1, 0, 0, 144, 157, 255, 255, 0, 0, 0, 0, 0, 192, 78, 64, 96,
+        188, 45, 197, 143, 1, 0, 0, 16, 14, 0, 0, 119, 97, 116, 99, 104,
+    ];
 
     #[test]
     fn samples_round_trip() {
@@ -175,6 +224,46 @@ mod tests {
             let back = decode_sample(&s.id, s.kind, &encode_sample(&s)).expect("decodes");
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn extra_fields_round_trip_and_old_blobs_still_decode() {
+        for s in [
+            with_extra(sample(false, None), Some(78.5), None),
+            with_extra(sample(true, Some("watch")), None, Some("running")),
+            with_extra(sample(true, Some("")), Some(60.0), Some("x")),
+        ] {
+            let blob = encode_sample(&s);
+            let AttributeValue::B(b) = &blob else {
+                unreachable!()
+            };
+            assert_eq!(
+                b.as_ref()[0],
+                FORMAT_V2,
+                "an old server must skip it, not misread it"
+            );
+            assert_eq!(decode_sample(&s.id, s.kind, &blob), Some(s.clone()));
+            for len in 0..b.as_ref().len() {
+                let cut = AttributeValue::B(Blob::new(&b.as_ref()[..len]));
+                // Cut inside the source a blob still decodes (the source is the rest), with
+                // another source; never with other extra fields.
+                if let Some(d) = decode_sample("x", s.kind, &cut) {
+                    assert_eq!(d.extra, s.extra, "len {len}");
+                }
+            }
+        }
+        // Samples without extra fields are written exactly as before.
+        let old = sample(true, Some("watch"));
+        let AttributeValue::B(b) = encode_sample(&old) else {
+            unreachable!()
+        };
+        assert_eq!(b.as_ref(), &V1_BLOB[..]);
+        let decoded = decode_sample(
+            "a-1",
+            Kind::HeartRate,
+            &AttributeValue::B(Blob::new(&V1_BLOB[..])),
+        );
+        assert!(decoded.is_some_and(|d| d.extra.is_none()));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::{
     RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError,
     StoreResult, StreamEvent, UserRecord,
 };
-use crate::samples::{Kind, Sample, Timestamp};
+use crate::samples::{Extra, Kind, Sample, Timestamp};
 use writer::Op;
 
 /// Tuning for [`SqliteStore::open`].
@@ -114,8 +114,53 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (kind, user_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, window_to, id);
-PRAGMA user_version = 3;
 ";
+
+/// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`). [`SCHEMA`]
+/// is the shape of version 3 (every database this server ever created was 3 before
+/// migrations existed); later versions come only from migrations, so that a new database and
+/// a migrated one are the same.
+const SCHEMA_VERSION: i64 = 4;
+
+/// `(version, table, column, declaration)`: columns added in order, each in one transaction
+/// with the version bump, on a database below that version. A column already there is left
+/// as it is (an older server that reopened the file reset `user_version` to 3, not the
+/// table).
+const MIGRATIONS: [(i64, &str, &str, &str); 1] = [
+    // Fields beyond `value` (blood_pressure's diastolic, workout's activity), as the JSON of
+    // `samples::Extra`; NULL for every other sample.
+    (4, "samples", "extra", "TEXT"),
+];
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    anyhow::ensure!(
+        version <= SCHEMA_VERSION,
+        "the database schema is version {version}, newer than this server's \
+         ({SCHEMA_VERSION}): run a newer clarity"
+    );
+    version = version.max(3);
+    for (to, table, column, decl) in MIGRATIONS {
+        if to <= version {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        let exists = tx
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !exists {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl};"))?;
+        }
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+        version = to;
+    }
+    conn.pragma_update(None, "user_version", version)?;
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) `dir/clarity.db` and starts the writer thread.
@@ -127,7 +172,7 @@ impl SqliteStore {
         );
         std::fs::create_dir_all(dir)?;
         let path = dir.join("clarity.db");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", &sync)?;
         // Every active user keeps a hot leaf in each of the three sample B-trees; SQLite's
@@ -135,6 +180,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         conn.execute_batch(streams::SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         let epoch = streams::init_epoch(&conn)?;
@@ -256,7 +302,25 @@ fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
         }),
         value: r.get(6)?,
         source: r.get(7)?,
+        extra: extra_from_column(r, 8)?,
     })
+}
+
+/// The `extra` column: NULL, or the JSON of [`Extra`].
+fn extra_from_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Box<Extra>>> {
+    let text: Option<String> = r.get(i)?;
+    text.map(|t| {
+        Extra::from_bytes(t.as_bytes())
+            .map(Box::new)
+            .ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    "not the JSON of a sample's extra fields".into(),
+                )
+            })
+    })
+    .transpose()
 }
 
 const DOC_COLUMNS: &str =
@@ -376,7 +440,7 @@ impl Store for SqliteStore {
             let fetch = (limit + 1) as i64;
             let filter = "start_ms >= ?2 AND start_ms < ?3
                  AND (start_ms > ?4 OR (start_ms = ?4 AND id > ?5))";
-            let cols = "id, kind, start_ms, start_off, end_ms, end_off, value, source";
+            let cols = "id, kind, start_ms, start_off, end_ms, end_off, value, source, extra";
             let uid = &user.as_bytes()[..];
             let mut samples: Vec<Sample> = match q.kind {
                 Some(kind) => c
@@ -545,5 +609,110 @@ impl Store for SqliteStore {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+    use crate::samples::Extra;
+
+    fn all() -> SampleQuery {
+        SampleQuery {
+            kind: None,
+            from_ms: None,
+            to_ms: None,
+            after: None,
+            limit: 100,
+        }
+    }
+
+    fn version(dir: &Path) -> i64 {
+        Connection::open(dir.join("clarity.db"))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A database as the server before extra fields wrote it (version 3, no `extra` column)
+    /// opens with its samples intact, is migrated, and then stores extra fields.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_3_database_is_migrated_and_keeps_its_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = Uuid::new_v4();
+        {
+            let c = Connection::open(dir.path().join("clarity.db")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch("PRAGMA user_version = 3;").unwrap();
+            c.execute(
+                "INSERT INTO samples (user_id, id, kind, start_ms, start_off, end_ms, end_off,
+                   value, source) VALUES (?1, 'old', 2, 1793491200000, 3600, NULL, NULL, 61.0,
+                   'watch')",
+                [&user.as_bytes()[..]],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        assert_eq!(version(dir.path()), SCHEMA_VERSION);
+        let bp = Sample {
+            extra: Some(Box::new(Extra {
+                diastolic: Some(80.0),
+                activity: None,
+            })),
+            ..Sample::new(
+                "bp",
+                Kind::BloodPressure,
+                Timestamp {
+                    utc_ms: 1_793_491_260_000,
+                    offset_secs: 0,
+                },
+                None,
+                120.0,
+                None,
+            )
+        };
+        store.insert_samples(user, vec![bp.clone()]).await.unwrap();
+        let page = store.query_samples(user, all()).await.unwrap();
+        let old = Sample::new(
+            "old",
+            Kind::HeartRate,
+            Timestamp {
+                utc_ms: 1_793_491_200_000,
+                offset_secs: 3600,
+            },
+            None,
+            61.0,
+            Some("watch".into()),
+        );
+        assert_eq!(page.samples, vec![old, bp]);
+        drop(store);
+
+        // An older server that opened the file set the version back to 3: the column is
+        // already there, and the next open must not fail on it.
+        Connection::open(dir.path().join("clarity.db"))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 3;")
+            .unwrap();
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        assert_eq!(
+            store
+                .query_samples(user, all())
+                .await
+                .unwrap()
+                .samples
+                .len(),
+            2
+        );
+        drop(store);
+
+        // A database of a newer server is refused, not misread.
+        Connection::open(dir.path().join("clarity.db"))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
+        let err = SqliteStore::open(dir.path(), SqliteOptions::default())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
     }
 }

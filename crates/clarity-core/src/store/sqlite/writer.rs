@@ -366,8 +366,8 @@ fn insert_samples(c: &Connection, user: Uuid, samples: &[Sample]) -> StoreResult
     let mut st = c
         .prepare_cached(
             "INSERT INTO samples
-               (user_id, id, kind, start_ms, start_off, end_ms, end_off, value, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+               (user_id, id, kind, start_ms, start_off, end_ms, end_off, value, source, extra)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (user_id, id) DO NOTHING",
         )
         .map_err(other)?;
@@ -384,7 +384,10 @@ fn insert_samples(c: &Connection, user: Uuid, samples: &[Sample]) -> StoreResult
                 s.end.map(|e| e.utc_ms),
                 s.end.map(|e| e.offset_secs),
                 s.value,
-                s.source
+                s.source,
+                s.extra
+                    .as_ref()
+                    .map(|e| String::from_utf8(e.to_bytes()).expect("JSON is UTF-8"))
             ])
             .map(|changed| changed == 1)
             .map_err(other)

@@ -1,0 +1,127 @@
+//! protocol/schemas/client/samples.json says what the code accepts: the kinds, each kind's
+//! units, the range of `value` (and `diastolic`) in every unit, the required extra fields and
+//! the sleep stage names. A change on one side without the other fails here.
+
+use serde_json::Value;
+
+use super::units::{self, Unit};
+use super::{DIASTOLIC_RANGE, Kind, mapping};
+
+fn schema() -> Value {
+    serde_json::from_str(include_str!(
+        "../../../../protocol/schemas/client/samples.json"
+    ))
+    .expect("the client schema is JSON")
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64()
+        .is_some_and(|a| (a - b).abs() <= 1e-6 * b.abs().max(1.0))
+}
+
+/// The `then` of the per-kind block of `kind`.
+fn block(schema: &Value, kind: Kind) -> Value {
+    schema["$defs"]["sample"]["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["if"]["properties"]["kind"]["const"] == kind.as_str())
+        .unwrap_or_else(|| panic!("no block for {}", kind.as_str()))["then"]
+        .clone()
+}
+
+/// The range block of `unit` (or of no unit) inside a kind's block.
+fn range_block<'a>(then: &'a Value, unit: Option<&Unit>) -> &'a Value {
+    then["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            let sel = &b["if"]["properties"]["unit"];
+            match unit {
+                None => b["if"]["not"]["required"][0] == "unit",
+                Some(u) => {
+                    sel["const"] == u.name
+                        || sel["enum"]
+                            .as_array()
+                            .is_some_and(|e| e.contains(&Value::from(u.name)))
+                }
+            }
+        })
+        .unwrap_or_else(|| panic!("no range block for {:?}", unit.map(|u| u.name)))
+}
+
+fn check_range(what: &str, got: &Value, unit: &Unit, (lo, hi): (f64, f64)) {
+    let (a, b) = (unit.from_canonical(lo), unit.from_canonical(hi));
+    let (lo, hi) = (a.min(b), a.max(b));
+    assert!(
+        close(&got["minimum"], lo) && close(&got["maximum"], hi),
+        "{what} in {}: schema {got}, code {lo}..={hi}",
+        unit.name
+    );
+}
+
+#[test]
+fn the_client_schema_matches_the_code() {
+    let schema = schema();
+    let kinds: Vec<Value> = Kind::ALL.map(|k| Value::from(k.as_str())).to_vec();
+    assert_eq!(schema["$defs"]["kind"]["enum"], Value::Array(kinds));
+    for kind in Kind::ALL {
+        let then = block(&schema, kind);
+        let required: Vec<&str> = then["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(required.contains(&"end"), kind.needs_end(), "{kind:?}");
+        assert_eq!(
+            required.contains(&"diastolic"),
+            kind == Kind::BloodPressure,
+            "{kind:?}"
+        );
+        assert_eq!(
+            required.contains(&"activity"),
+            kind == Kind::Workout,
+            "{kind:?}"
+        );
+        if kind == Kind::SleepStage {
+            let values = then["properties"]["value"]["enum"].as_array().unwrap();
+            for v in values {
+                assert!(
+                    mapping::sleep_stage(v.as_str().unwrap()).is_some(),
+                    "the schema accepts stage {v}, the server does not"
+                );
+            }
+            for m in mapping::STAGES {
+                assert!(values.contains(&Value::from(m.name)), "{}", m.name);
+            }
+            continue;
+        }
+        let names: Vec<Value> = units::units(kind)
+            .iter()
+            .map(|u| Value::from(u.name))
+            .collect();
+        assert_eq!(then["properties"]["unit"]["enum"], Value::Array(names));
+        let ty = if kind.is_whole() { "integer" } else { "number" };
+        assert_eq!(then["properties"]["value"]["type"], ty, "{kind:?}");
+        for unit in units::units(kind) {
+            let r = &range_block(&then, Some(unit))["then"]["properties"];
+            check_range(kind.as_str(), &r["value"], unit, kind.range());
+            if kind == Kind::BloodPressure {
+                check_range("diastolic", &r["diastolic"], unit, DIASTOLIC_RANGE);
+            }
+        }
+        let r = &range_block(&then, None)["then"]["properties"]["value"];
+        if kind == Kind::OxygenSaturation {
+            let fraction = &units::units(kind)[1];
+            check_range("fraction", &r["anyOf"][0], fraction, kind.range());
+            check_range(
+                "percent",
+                &r["anyOf"][1],
+                &units::units(kind)[0],
+                kind.range(),
+            );
+        } else {
+            check_range(kind.as_str(), r, &units::units(kind)[0], kind.range());
+        }
+    }
+}
