@@ -12,7 +12,8 @@ use super::features::Features;
 use super::text::{difference, minutes_difference};
 
 /// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
-pub const PROMPT_VERSION: &str = "insight-v2";
+/// v3: step data (`activity_kind` step_count, `active_hours`): what steps can and cannot say.
+pub const PROMPT_VERSION: &str = "insight-v3";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -43,8 +44,19 @@ pub fn build(features: &Features) -> Prompt {
          length; sleep in minutes per night from the Sadeh algorithm; interdaily_stability \
          0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
-         local):\n{values}"
+         local; a measure that is absent or null is not supported by the data: say nothing \
+         about it):\n{values}"
     );
+    if features.is_steps() {
+        user.push_str(
+            "\n\nThe activity is step counts from a phone or watch, not actigraphy counts: the \
+             rhythm measures ran on steps; no sleep is estimated from steps (do not say that no \
+             night was recorded, and do not ask to wear a device day and night); coverage is \
+             the share of minutes in hours when the phone or watch was recording. \
+             active_hours are the local clock hours with any steps: never place a peak of \
+             activity outside them.",
+        );
+    }
     let changes = features
         .change
         .as_ref()
