@@ -3,6 +3,10 @@
 //! Rules:
 //! - Filled from stored samples only (after the store said they were new), by WebSocket and
 //!   REST ingest alike, so a duplicate never counts twice.
+//! - Samples of every kind reach an existing window (and a rebuild reads every kind): activity
+//!   and heart rate fill minutes, and any sample marks its source's hours as recording, which
+//!   is what the step coverage rule needs (see [`series`]). Only activity or heart rate create
+//!   a window.
 //! - A window is rebuilt from the store when a user's first session opens (after a restart,
 //!   or on another node): at most the 7 days before now are read. Samples stored while the
 //!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
