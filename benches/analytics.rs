@@ -47,6 +47,7 @@ fn bench(c: &mut Criterion) {
     let week = synthetic_week();
     let options = AnalysisOptions {
         clock: ClockOffset::from_minutes(60).expect("valid offset"),
+        ..Default::default()
     };
     let mut group = c.benchmark_group("analytics");
     group.throughput(Throughput::Elements(1));
@@ -110,6 +111,7 @@ fn bench_cpu(c: &mut Criterion<ThreadCpuTime>) {
     let week = synthetic_week();
     let options = AnalysisOptions {
         clock: ClockOffset::from_minutes(60).expect("valid offset"),
+        ..Default::default()
     };
     let mut group = c.benchmark_group("analytics_cpu_time");
     group.throughput(Throughput::Elements(1));

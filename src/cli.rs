@@ -31,7 +31,13 @@ pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
         eprintln!("clarity analyze: --utc-offset-minutes must be less than a day (|m| < 1440)");
         return ExitCode::from(2);
     };
-    let result = analytics::analyze(&series, &AnalysisOptions { clock });
+    let result = analytics::analyze(
+        &series,
+        &AnalysisOptions {
+            clock,
+            ..Default::default()
+        },
+    );
     if let Some(path) = &args.per_minute {
         let written = std::fs::File::create(path)
             .and_then(|f| analytics::write_per_minute_csv(&series, std::io::BufWriter::new(f)));

@@ -319,7 +319,11 @@ async fn steps_spread_over_their_interval_stand_in_until_activity_counts_arrive(
     assert_eq!(ws.recv_type("ack").await["accepted"], 2);
     let a = analyze(&mut ws).await;
     assert_eq!(a["activity"]["kind"], "step_count");
-    assert_eq!(a["minutes_present"], 16, "15 spread minutes and one single");
+    // 15 spread minutes and one single; the other 45 minutes of 08:00-08:59, an hour the
+    // step source was recording, are 0 steps (the coverage rule), and the window ends at 09:00.
+    assert_eq!(a["minutes_present"], 61);
+    assert_eq!(a["activity"]["coverage"]["recording_hours"], 2);
+    assert_eq!(a["activity"]["coverage"]["filled_minutes"], 45);
 
     ws.send(&json!({"type": "samples", "seq": 2, "samples": [
         {"id": "a1", "kind": "activity_count", "start": "2026-11-20T10:00:00Z", "value": 400}

@@ -38,6 +38,7 @@ mod ops;
 mod origins;
 mod pat;
 mod phone_kinds;
+mod phone_steps;
 mod rest_fuzz;
 mod revoke_race;
 mod stage_nights;

@@ -21,7 +21,6 @@ use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::{Store, StoreError};
-use crate::window::WINDOW_KINDS;
 use crate::window::service::WindowService;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -196,10 +195,11 @@ impl Ingest {
             rejected,
             rejected_omitted,
         } = prepared;
+        // Every kind goes to the window: activity and heart rate fill minutes, and any sample
+        // marks its source's hours as recording (the step coverage rule).
         let windowed: Vec<(usize, Sample)> = samples
             .iter()
             .enumerate()
-            .filter(|(_, s)| WINDOW_KINDS.contains(&s.kind))
             .map(|(i, s)| (i, s.clone()))
             .collect();
         let new = match self.store.insert_samples(user, samples).await {

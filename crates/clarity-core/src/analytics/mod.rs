@@ -12,6 +12,14 @@
 //! - One pass per analytic, no allocation per minute: a week analyses in well under 1 ms.
 //! - [`heart`] is separate: it reads heart-rate, HRV, respiratory and SpO2 readings and the
 //!   nights' asleep intervals, not the minute series.
+//! - [`AnalysisOptions::signal`] names what the minutes hold. The rhythm measures (IS, IV,
+//!   RA, L5/M10, cosinor) run on either signal and name it; the actigraphy sleep scorers
+//!   (Cole-Kripke, Sadeh, Tudor-Locke, nights) are defined on minute activity counts only, so
+//!   on steps they are not run: their totals are `null`, periods and nights empty, and
+//!   `sleep.actigraphy_reason` says why. A minute without steps is not a minute of sleep.
+//! - The cosinor's peak is reported only inside a clock hour with activity (a minute above 0
+//!   on some day): a 24 h cosine fitted to part of the day can peak where nothing was
+//!   measured, and a clock time there would claim activity the data does not have.
 
 pub mod cosinor;
 pub mod csv;
@@ -36,7 +44,24 @@ pub use stages::{StageNight, StageSpan, stage_nights};
 pub struct AnalysisOptions {
     /// Local clock for clock times and nights.
     pub clock: ClockOffset,
+    /// What the minutes hold (activity counts unless told otherwise).
+    pub signal: Signal,
 }
+
+/// The activity signal a series holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// Minute activity counts from an accelerometer (actigraphy).
+    #[default]
+    ActivityCount,
+    /// Steps per minute from a phone or watch step counter.
+    StepCount,
+}
+
+/// Why actigraphy sleep is not scored on steps (`sleep.actigraphy_reason`).
+pub const STEP_SLEEP_REASON: &str = "step data: Cole-Kripke, Sadeh and Tudor-Locke score minute \
+activity counts; a minute without steps is not a minute of sleep, so no sleep is scored from steps";
 
 /// Everything `clarity analyze` prints; field names are part of the interface.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +73,14 @@ pub struct Analysis {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nonparametric {
+    /// The signal the measures ran on.
+    #[serde(default)]
+    pub signal: Signal,
+    /// Interdaily stability within [0, 1], `None` when undefined (see `nonparametric`).
     pub is: Option<f64>,
+    /// GGIR `g.IVIS` IS: equal to `is` on complete days, above 1 possible with gaps.
+    #[serde(default)]
+    pub is_ggir: Option<f64>,
     pub iv: Option<f64>,
     pub ra: Option<f64>,
     pub l5: Option<Window>,
@@ -64,19 +96,27 @@ pub struct Window {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cosinor {
+    /// The signal the fit ran on.
+    #[serde(default)]
+    pub signal: Signal,
     pub mesor: Option<f64>,
     pub amplitude: Option<f64>,
-    /// Local clock time of the fitted peak, hours in [0, 24).
+    /// Local clock time of the fitted peak, hours in [0, 24); `None` when it falls in a clock
+    /// hour without activity.
     pub acrophase_hours: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sleep {
-    pub cole_kripke: SleepTotal,
-    pub sadeh: SleepTotal,
+    /// `None` when the signal is not activity counts.
+    pub cole_kripke: Option<SleepTotal>,
+    pub sadeh: Option<SleepTotal>,
     /// Tudor-Locke periods on the Sadeh scores.
     pub periods: Vec<Period>,
     pub nights: Vec<Night>,
+    /// Why actigraphy sleep was not scored; `None` when it was.
+    #[serde(default)]
+    pub actigraphy_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +150,42 @@ pub fn analyze(series: &MinuteSeries, options: &AnalysisOptions) -> Analysis {
         })
     };
     let fit = cosinor::cosinor_from(&phase, first_clock_minute);
+    let active = phase.active_clock_hours(first_clock_minute);
+    let acrophase = fit
+        .and_then(|f| f.acrophase_clock_hours)
+        .filter(|h| active[(*h as usize).min(23)]);
 
+    Analysis {
+        nonparametric: Nonparametric {
+            signal: options.signal,
+            is: isiv.is,
+            is_ggir: isiv.is_ggir,
+            iv: isiv.iv,
+            ra: lh.ra,
+            l5: window(lh.l5),
+            m10: window(lh.m10),
+        },
+        cosinor: Cosinor {
+            signal: options.signal,
+            mesor: fit.map(|f| f.mesor),
+            amplitude: fit.map(|f| f.amplitude),
+            acrophase_hours: acrophase,
+        },
+        sleep: match options.signal {
+            Signal::ActivityCount => actigraphy_sleep(series, clock),
+            Signal::StepCount => Sleep {
+                cole_kripke: None,
+                sadeh: None,
+                periods: Vec::new(),
+                nights: Vec::new(),
+                actigraphy_reason: Some(STEP_SLEEP_REASON.to_owned()),
+            },
+        },
+    }
+}
+
+/// Cole-Kripke and Sadeh per minute, Tudor-Locke periods and nights: activity counts only.
+fn actigraphy_sleep(series: &MinuteSeries, clock: ClockOffset) -> Sleep {
     let scores = per_minute(series);
     let periods = tudor_locke(series, &scores.sadeh, &TudorLockeParams::default())
         .iter()
@@ -124,30 +199,16 @@ pub fn analyze(series: &MinuteSeries, options: &AnalysisOptions) -> Analysis {
         })
         .collect();
     let nights = nights::nights(series, &scores.sadeh, &scores.cole_kripke, clock);
-
-    Analysis {
-        nonparametric: Nonparametric {
-            is: isiv.is,
-            iv: isiv.iv,
-            ra: lh.ra,
-            l5: window(lh.l5),
-            m10: window(lh.m10),
-        },
-        cosinor: Cosinor {
-            mesor: fit.map(|f| f.mesor),
-            amplitude: fit.map(|f| f.amplitude),
-            acrophase_hours: fit.and_then(|f| f.acrophase_clock_hours),
-        },
-        sleep: Sleep {
-            cole_kripke: SleepTotal {
-                sleep_minutes: sleep::sleep_minutes(&scores.cole_kripke),
-            },
-            sadeh: SleepTotal {
-                sleep_minutes: sleep::sleep_minutes(&scores.sadeh),
-            },
-            periods,
-            nights,
-        },
+    Sleep {
+        cole_kripke: Some(SleepTotal {
+            sleep_minutes: sleep::sleep_minutes(&scores.cole_kripke),
+        }),
+        sadeh: Some(SleepTotal {
+            sleep_minutes: sleep::sleep_minutes(&scores.sadeh),
+        }),
+        periods,
+        nights,
+        actigraphy_reason: None,
     }
 }
 

@@ -9,9 +9,23 @@
 //!   of day is absent. IV only sums pairs of adjacent bins that are both present.
 //! - IS/IV are `None` with fewer than two present bins, a zero denominator, or (IV) no pair
 //!   of adjacent present bins.
+//! - Two IS values: `is_ggir` is the formula above, which is the reference's and can exceed 1
+//!   once hours are missing (the hours of day are then unevenly weighted: a field trial with
+//!   a few missing hours gave 1.016 and 1.058). `is` is the one-way ANOVA form of the same
+//!   ratio, Σh nh·(X̄h − X̄)² / Σi (Xi − X̄)² with X̄ the mean of the bins used and nh the bins
+//!   of hour of day h, over the hours of day present on at least two days (an hour seen once
+//!   has no day-to-day variation to measure and would count only as "stable"). Between-hour
+//!   plus within-hour sums of squares make the total, so `is` lies in [0, 1] by construction,
+//!   and it equals `is_ggir` whenever every hour of day is present on the same number of days
+//!   (complete whole days, as every reference case). `None` with fewer than two such hours of
+//!   day or no variance among them.
 //! - L5/M10: the average day per local clock minute (mean over days of the present minutes),
 //!   windows wrap past midnight, start = first minute of the window, ties go to the earliest
-//!   start from 00:00. The average day must cover all 1440 clock minutes; otherwise L5, M10
+//!   start from 00:00, except that M10 never starts on a minute without activity: its start
+//!   moves on past leading zero minutes while the minute entering at the end is zero too
+//!   (same sum). Otherwise a short active day (all steps 07:00-15:00) puts the "most active
+//!   10 hours" at 05:00, two hours before the first step; the reference cases have no such
+//!   tie, so their starts are unchanged. The average day must cover all 1440 clock minutes; otherwise L5, M10
 //!   and RA are `None`. Leaving a hole out (or filling it with zero, as pandas' rolling sum
 //!   would) changes what "the lowest 5 hours" means, and with full coverage
 //!   L5 <= daily mean <= M10, so RA stays in [0, 1].
@@ -26,7 +40,10 @@ const HOURS_PER_DAY: usize = 24;
 /// IS and IV with the number of present hourly bins they were computed from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IsIv {
+    /// Bounded IS: within [0, 1] or `None` (see the module rules).
     pub is: Option<f64>,
+    /// GGIR `g.IVIS` IS: the reference value, above 1 possible with missing hours.
+    pub is_ggir: Option<f64>,
     pub iv: Option<f64>,
     pub n_hours: usize,
 }
@@ -50,6 +67,7 @@ pub fn is_iv(series: &MinuteSeries) -> IsIv {
     let n_hours = hourly.iter().flatten().count();
     let none = IsIv {
         is: None,
+        is_ggir: None,
         iv: None,
         n_hours,
     };
@@ -79,7 +97,8 @@ pub fn is_iv(series: &MinuteSeries) -> IsIv {
         return none;
     }
     let n = n_hours as f64;
-    let is = finite(n * between / (p * total));
+    let is_ggir = finite(n * between / (p * total));
+    let is = bounded_is(&hourly, &hod_n);
 
     let (diff_sq, pairs) = hourly
         .windows(2)
@@ -93,7 +112,48 @@ pub fn is_iv(series: &MinuteSeries) -> IsIv {
     } else {
         None
     };
-    IsIv { is, iv, n_hours }
+    IsIv {
+        is,
+        is_ggir,
+        iv,
+        n_hours,
+    }
+}
+
+/// The ANOVA form of IS over the hours of day with at least two present bins (module rules).
+fn bounded_is(hourly: &[Option<f64>], hod_n: &[usize; HOURS_PER_DAY]) -> Option<f64> {
+    let used = |k: usize| hod_n[k % HOURS_PER_DAY] >= 2;
+    let bins = || {
+        hourly
+            .iter()
+            .enumerate()
+            .filter_map(|(k, x)| x.filter(|_| used(k)).map(|x| (k % HOURS_PER_DAY, x)))
+    };
+    let mut sum = [0.0f64; HOURS_PER_DAY];
+    let (mut grand, mut n) = (0.0, 0usize);
+    for (h, x) in bins() {
+        sum[h] += x;
+        grand += x;
+        n += 1;
+    }
+    let hours = hod_n.iter().filter(|&&c| c >= 2).count();
+    if hours < 2 || n == 0 {
+        return None;
+    }
+    let mean = grand / n as f64;
+    let total: f64 = bins().map(|(_, x)| (x - mean).powi(2)).sum();
+    if !(total > 0.0 && total.is_finite()) {
+        return None;
+    }
+    let between: f64 = (0..HOURS_PER_DAY)
+        .filter(|&h| hod_n[h] >= 2)
+        .map(|h| {
+            let nh = hod_n[h] as f64;
+            nh * (sum[h] / nh - mean).powi(2)
+        })
+        .sum();
+    // In [0, 1] in exact arithmetic; the clamp only absorbs rounding (an ulp above 1).
+    finite(between / total).map(|is| is.clamp(0.0, 1.0))
 }
 
 /// The lowest or highest mean window of the average day.
@@ -193,9 +253,21 @@ fn extreme_window(day: &[f64], len: usize, highest: bool) -> Option<ActivityWind
             best = (sum, start);
         }
     }
+    let mut start = best.1;
+    if highest {
+        // Sliding on past a zero leading minute while a zero enters keeps the sum exactly.
+        for _ in 0..n {
+            let leading = day.get(start).copied().unwrap_or(0.0);
+            let entering = day.get((start + len) % n).copied().unwrap_or(0.0);
+            if leading != 0.0 || entering != 0.0 {
+                break;
+            }
+            start = (start + 1) % n;
+        }
+    }
     finite(best.0 / len as f64).map(|mean| ActivityWindow {
         mean,
-        start_minute: best.1,
+        start_minute: start,
     })
 }
 
@@ -236,7 +308,9 @@ mod tests {
         let r = is_iv(&series(&v));
         assert_eq!(r.n_hours, 2);
         assert_eq!(r.iv, None);
-        assert!(r.is.is_some());
+        assert!(r.is_ggir.is_some());
+        // Every hour of day seen once: no day-to-day variation to measure.
+        assert_eq!(r.is, None);
     }
 
     #[test]
@@ -265,6 +339,26 @@ mod tests {
         assert_eq!(local.l5.unwrap().start_minute, 0);
         // M10 ties everywhere inside the active block: the earliest start wins.
         assert_eq!(lh.m10.unwrap().start_minute, 180);
+    }
+
+    #[test]
+    fn m10_of_a_short_active_day_starts_with_the_first_activity() {
+        // Steps from 07:00 to 15:00 only: every 10 h window holding them ties. The earliest
+        // (05:00) would claim the most active hours began two hours before the first step.
+        let v: Vec<Option<f64>> = (0..2 * DAY_MINUTES)
+            .map(|m| {
+                Some(if (420..900).contains(&(m % DAY_MINUTES)) {
+                    80.0
+                } else {
+                    0.0
+                })
+            })
+            .collect();
+        let lh = l5_m10(&series(&v), ClockOffset::UTC);
+        assert_eq!(lh.m10.unwrap().start_minute, 420);
+        assert_eq!(lh.m10.unwrap().mean, 80.0 * 480.0 / 600.0);
+        // L5 keeps the reference's tie rule: the earliest quiet start from 00:00.
+        assert_eq!(lh.l5.unwrap().start_minute, 0);
     }
 
     #[test]

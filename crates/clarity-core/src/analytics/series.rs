@@ -181,6 +181,21 @@ pub struct PhaseSums {
     pub(crate) n: Vec<u32>,
 }
 
+impl PhaseSums {
+    /// Per local clock hour (0..24): whether some present minute in it is above 0 on some day.
+    /// Phase 0 is at clock minute `first_clock_minute`.
+    pub fn active_clock_hours(&self, first_clock_minute: usize) -> [bool; 24] {
+        let mut active = [false; 24];
+        for (phase, s) in self.sum.iter().enumerate() {
+            // Counts are non-negative: a positive sum means a positive minute.
+            if *s > 0.0 {
+                active[(first_clock_minute + phase) % DAY_MINUTES / 60] = true;
+            }
+        }
+        active
+    }
+}
+
 /// Iterator over the present runs of a mask.
 pub struct PresentRuns<'a> {
     present: &'a [bool],

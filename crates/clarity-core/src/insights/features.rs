@@ -3,6 +3,9 @@
 //! Rules: features are computed from a stored analysis document, never from sample rows, and
 //! carry no identity (no user id, email or name): this struct is exactly what goes into the
 //! prompt sent to an external API, and what is stored with the insight.
+//! A measure the data cannot support is left out (`None`), never passed on for the text to
+//! hedge: an IS or RA outside [0, 1] (documents from before the bounded IS), and an activity
+//! peak (M10 start, acrophase) in a clock hour without activity in `activity.hourly`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +26,10 @@ pub struct Features {
     pub coverage: f64,
     /// `activity_count` or `step_count`.
     pub activity_kind: Option<String>,
+    /// Local clock hours (0-23) with activity above zero on some day of the window; `None`
+    /// for documents without hourly means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_hours: Option<Vec<u8>>,
     /// Nights with enough data to count: every night built from sleep stages, and the
     /// actigraphy nights with at least 80 % of their minutes.
     pub nights: usize,
@@ -159,6 +166,21 @@ impl Features {
             mean_sd(&xs).0.map(|x| round(x, 1))
         };
         let np = &a["nonparametric"];
+        let active_hours = active_hours(&a["activity"]["hourly"]);
+        // A peak is only a peak where there was activity (module rules).
+        let in_active = |hour: Option<u8>| match (&active_hours, hour) {
+            (Some(hours), Some(h)) => hours.contains(&h),
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        let m10_start = np["m10"]["start"]
+            .as_str()
+            .filter(|t| in_active(t.get(..2).and_then(|h| h.parse().ok())))
+            .map(str::to_owned);
+        let acrophase = f(&a["cosinor"]["acrophase_hours"])
+            .filter(|h| in_active(Some((*h as u8).min(23))))
+            .map(|x| round(x, 2));
+        let unit = |x: Option<f64>| x.filter(|x| (0.0..=1.0).contains(x));
         Features {
             days: round(span_minutes / 1440.0, 2),
             span_minutes: span_minutes.max(0.0).round() as u64,
@@ -168,6 +190,7 @@ impl Features {
                 0.0
             },
             activity_kind: a["activity"]["kind"].as_str().map(str::to_owned),
+            active_hours,
             nights: nights.len(),
             stage_nights: staged.len(),
             sleep_minutes_mean: sleep_mean.map(|x| round(x, 1)),
@@ -177,11 +200,11 @@ impl Features {
             deep_minutes_mean: stage_mean("deep_minutes"),
             rem_minutes_mean: stage_mean("rem_minutes"),
             l5_start: np["l5"]["start"].as_str().map(str::to_owned),
-            m10_start: np["m10"]["start"].as_str().map(str::to_owned),
-            interdaily_stability: f(&np["is"]).map(|x| round(x, 3)),
+            m10_start,
+            interdaily_stability: unit(f(&np["is"])).map(|x| round(x, 3)),
             intradaily_variability: f(&np["iv"]).map(|x| round(x, 3)),
-            relative_amplitude: f(&np["ra"]).map(|x| round(x, 3)),
-            acrophase_hours: f(&a["cosinor"]["acrophase_hours"]).map(|x| round(x, 2)),
+            relative_amplitude: unit(f(&np["ra"])).map(|x| round(x, 3)),
+            acrophase_hours: acrophase,
             mean_heart_rate_bpm: f(&a["heart_rate"]["mean_bpm"]).map(|x| round(x, 1)),
             heart: super::heart::HeartFeatures::from_analysis(a),
             pat_scores: a["pat"]["scores"]
@@ -213,6 +236,27 @@ impl Features {
         if change != Change::default() {
             self.change = Some(change);
         }
+    }
+}
+
+/// Local clock hours whose hourly mean is above zero, from `activity.hourly` (its `start`
+/// carries the analysis clock).
+fn active_hours(hourly: &Value) -> Option<Vec<u8>> {
+    let start = chrono::DateTime::parse_from_rfc3339(hourly["start"].as_str()?).ok()?;
+    let first = chrono::Timelike::hour(&start) as usize;
+    let mut active = [false; 24];
+    for (i, m) in hourly["means"].as_array()?.iter().enumerate() {
+        if m.as_f64().is_some_and(|x| x > 0.0) {
+            active[(first + i) % 24] = true;
+        }
+    }
+    Some((0..24u8).filter(|h| active[usize::from(*h)]).collect())
+}
+
+impl Features {
+    /// Whether the window's activity is step counts (phone or watch step intervals).
+    pub fn is_steps(&self) -> bool {
+        self.activity_kind.as_deref() == Some("step_count")
     }
 }
 

@@ -10,6 +10,11 @@
 //! Ranges: adults need 7-9 h of sleep (AASM/SRS); sleep efficiency >= 85 % is normal;
 //! IS ~0.6 and RA ~0.85 are typical for healthy adults in actigraphy studies, IV > 1 is a
 //! fragmented rhythm.
+//! Step data (a phone or watch step counter): low coverage means hours in which no step source
+//! sent anything, so the text says that and never asks to "wear the device day and night";
+//! sleep is not estimated from steps and the text says so instead of "no complete night";
+//! rhythm sentences name steps as their signal. A measure the features leave out (IS or RA
+//! outside [0, 1], a peak outside the hours with activity) gets no sentence.
 
 use super::features::{Features, RHYTHM_MIN_DAYS};
 use super::text::{difference, duration, minutes_difference, percent, span};
@@ -43,7 +48,16 @@ pub fn generate(f: &Features) -> Generated {
             span(minutes)
         ));
     }
-    if f.coverage < 0.8 {
+    let steps = f.is_steps();
+    if f.coverage < 0.8 && steps {
+        // The coverage rule already counts every hour a step source was recording: the rest
+        // are hours it sent nothing, which more wearing would not change for a phone.
+        points.push(format!(
+            "Steps were recorded in {} of the minutes of the analysed {}; hours in which your phone or watch sent no data are left out, so these findings are tentative.",
+            percent(f.coverage),
+            span(minutes)
+        ));
+    } else if f.coverage < 0.8 {
         points.push(format!(
             "Only {} of the minutes in the analysed {} have activity data, so these findings are tentative.",
             percent(f.coverage),
@@ -95,6 +109,10 @@ pub fn generate(f: &Features) -> Generated {
                 }
             }
         }
+        _ if steps => points.push(
+            "Sleep is not estimated from step counts: a minute without steps is not a minute asleep."
+                .into(),
+        ),
         _ => {
             points.push("No complete night was recorded, so sleep duration is not reported.".into())
         }
@@ -126,8 +144,9 @@ pub fn generate(f: &Features) -> Generated {
         } else {
             "unstable"
         };
+        let of = if steps { " (from your steps)" } else { "" };
         points.push(format!(
-            "Your daily rhythm was {word} from day to day (interdaily stability {is:.2})."
+            "Your daily rhythm{of} was {word} from day to day (interdaily stability {is:.2})."
         ));
         if is < 0.4 {
             recs.push("Regular meal, light and activity times strengthen the daily rhythm.".into());
@@ -160,7 +179,8 @@ pub fn generate(f: &Features) -> Generated {
     }
     if let Some(peak) = f.acrophase_hours.filter(|_| rhythm) {
         points.push(format!(
-            "Activity peaked around {} on a fitted 24-hour curve.",
+            "{} peaked around {} on a fitted 24-hour curve.",
+            if steps { "Steps" } else { "Activity" },
             clock(peak)
         ));
     }
@@ -203,10 +223,12 @@ pub fn generate(f: &Features) -> Generated {
         }
     }
     if recs.is_empty() && !rhythm {
-        recs.push(
+        recs.push(if steps {
+            "Keep your phone or watch with you: a full picture needs about a week of data.".into()
+        } else {
             "Keep wearing the device day and night: a full picture needs about a week of data."
-                .into(),
-        );
+                .into()
+        });
     }
     if recs.is_empty() {
         recs.push(
@@ -337,5 +359,68 @@ mod tests {
             "{texts:#?}"
         );
         assert!(texts.iter().all(|t| !t.contains("0h ")), "{texts:#?}");
+    }
+
+    /// A step-only analysis document: phone hours 07-23 recorded, nights missing.
+    fn steps_doc(is: Option<f64>, m10: &str, acrophase: f64) -> serde_json::Value {
+        let mut means = Vec::new();
+        for _day in 0..3 {
+            for h in 0..24 {
+                means.push(if (7..23).contains(&h) {
+                    serde_json::json!(12.5)
+                } else {
+                    serde_json::Value::Null
+                });
+            }
+        }
+        serde_json::json!({
+            "window": {"from": "2026-11-02T00:00:00+01:00", "to": "2026-11-05T00:00:00+01:00"},
+            "minutes_present": 3 * 16 * 60,
+            "activity": {"kind": "step_count",
+                         "hourly": {"start": "2026-11-02T00:00:00+01:00", "means": means}},
+            "nonparametric": {"is": is, "is_ggir": 1.058, "iv": 0.9, "ra": null, "l5": null,
+                              "m10": {"mean": 30.0, "start": m10}},
+            "cosinor": {"acrophase_hours": acrophase},
+            "sleep": {"cole_kripke": null, "sadeh": null, "periods": [], "nights": []},
+            "heart_rate": {"mean_bpm": 64.0}
+        })
+    }
+
+    #[test]
+    fn step_data_never_asks_to_wear_a_device_nor_claims_no_night_or_a_peak_outside_the_day() {
+        let f = Features::from_analysis(&steps_doc(None, "05:30", 5.5));
+        assert_eq!(
+            f.interdaily_stability, None,
+            "GGIR's 1.058 is never read as IS"
+        );
+        assert_eq!(f.m10_start, None, "05:30 is outside the hours with steps");
+        assert_eq!(f.acrophase_hours, None);
+        assert_eq!(
+            f.active_hours.as_ref().unwrap(),
+            &(7..23).collect::<Vec<u8>>()
+        );
+        let texts = all(&generate(&f)).join("\n");
+        for banned in [
+            "Wear the device",
+            "wear the device",
+            "No complete night",
+            "05:30",
+            "stability",
+        ] {
+            assert!(!texts.contains(banned), "{banned:?} in {texts}");
+        }
+        assert!(
+            texts.contains("Sleep is not estimated from step counts"),
+            "{texts}"
+        );
+        assert!(texts.contains("Steps were recorded in 67%"), "{texts}");
+
+        // Inside the day, with a bounded IS: said, and named as steps.
+        let f = Features::from_analysis(&steps_doc(Some(0.62), "07:20", 14.3));
+        assert_eq!(f.m10_start.as_deref(), Some("07:20"));
+        let texts = all(&generate(&f)).join("\n");
+        assert!(texts.contains("(from your steps) was stable"), "{texts}");
+        assert!(texts.contains("interdaily stability 0.62"), "{texts}");
+        assert!(texts.contains("Steps peaked around 14:18"), "{texts}");
     }
 }

@@ -13,7 +13,8 @@ use super::text::{difference, minutes_difference};
 
 /// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
 /// v3: nights from the device's sleep stages (`stage_nights`, deep and REM minutes); heart
-/// trends (resting heart rate, HRV as SDNN and as RMSSD) in words.
+/// trends (resting heart rate, HRV as SDNN and as RMSSD) in words; step data
+/// (`activity_kind` step_count, `active_hours`): what steps can and cannot say.
 pub const PROMPT_VERSION: &str = "insight-v3";
 
 const MAX_SUMMARY: usize = 600;
@@ -49,7 +50,8 @@ pub fn build(features: &Features) -> Prompt {
          night recorded either way; efficiency and awakenings from the stages when there are \
          any; deep and REM minutes only from stages; interdaily_stability 0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
-         local):\n{values}"
+         local; a measure that is absent or null is not supported by the data: say nothing \
+         about it):\n{values}"
     );
     let heart = features
         .heart
@@ -66,6 +68,17 @@ pub fn build(features: &Features) -> Prompt {
             user.push_str("\n- ");
             user.push_str(&line);
         }
+    }
+    if features.is_steps() {
+        user.push_str(
+            "\n\nThe activity is step counts from a phone or watch, not actigraphy counts: the \
+             rhythm measures ran on steps; no sleep is estimated from steps (sleep comes only from the device's sleep \
+             stages, when there are any; do not say that no night was recorded, and do not ask \
+             to wear a device day and night); coverage is \
+             the share of minutes in hours when the phone or watch was recording. \
+             active_hours are the local clock hours with any steps: never place a peak of \
+             activity outside them.",
+        );
     }
     let changes = features
         .change

@@ -14,6 +14,11 @@
 //!   before the id is made, and are part of its input, so new heart data gives a new analysis.
 //! - Sleep stages are not in the window: the nights they make are read from the store (see
 //!   [`super::sleep`]) and are part of the input the id digests.
+//! - Step data (`activity.kind` step_count): PAT was trained on minute activity counts, so
+//!   steps are never fed to it; `pat` says so (`unsupported_signal`). The rhythm measures run
+//!   on the steps and name their signal; actigraphy sleep is not scored (see `analytics`).
+//!   `activity.coverage` states the rule that turned step intervals into minutes and what
+//!   it counted (see `window::series`).
 
 use std::sync::Arc;
 
@@ -24,11 +29,11 @@ use uuid::Uuid;
 
 use super::Pipeline;
 use super::heart::{self, HeartSamples};
-use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
+use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries, Signal};
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
-use crate::window::{ActivityKind, WINDOW_MINUTES};
+use crate::window::{ActivityKind, Coverage, WINDOW_MINUTES};
 
 /// Completed-day analyses older than this get no automatic insight.
 const INSIGHT_RECENT_MS: i64 = 2 * 86_400_000;
@@ -70,6 +75,7 @@ struct Snapshot {
     activity: Vec<Option<f64>>,
     offset_secs: i32,
     activity_kind: Option<ActivityKind>,
+    coverage: Coverage,
     sources: Vec<(String, usize)>,
     hr_minutes: usize,
     hr_mean: Option<f64>,
@@ -113,10 +119,55 @@ struct Range {
 struct ActivityInfo {
     /// `activity_count`, or `step_count` when the user has no activity counts.
     kind: Option<ActivityKind>,
+    /// How minutes were counted as present.
+    coverage: CoverageInfo,
     /// Which source filled how many minutes (wearable > unnamed > phone; never summed).
     sources: Vec<SourceUse>,
     /// Mean per clock hour, for charts: derived data that can be shared without raw samples.
     hourly: Hourly,
+}
+
+/// Why step rhythm measures have no PAT score.
+const PAT_STEPS_REASON: &str = "step data: PAT was trained on minute activity counts; \
+steps are a different signal, so no score is given for them";
+
+/// The coverage rule of `activity.coverage`.
+#[derive(Serialize)]
+struct CoverageInfo {
+    /// `samples` (activity counts: a minute is present when it has a sample) or
+    /// `step_source_hours` (steps: see [`STEP_RULE`]).
+    rule: &'static str,
+    description: &'static str,
+    /// Clock hours counted as recording (`step_source_hours`); `null` for `samples`.
+    recording_hours: Option<usize>,
+    /// Minutes without a step sample counted as 0 steps.
+    filled_minutes: usize,
+}
+
+const SAMPLES_RULE: &str = "A minute is present when it has an activity count sample; a \
+minute without one is missing, never zero.";
+const STEP_RULE: &str = "A step counter records only while its wearer moves. A clock hour \
+(UTC hour: the local hour for whole-hour offsets) counts as recording when a source that sent \
+steps sent any sample of any kind overlapping it; there a minute without steps is 0 steps. \
+Minutes of other hours are missing.";
+
+impl CoverageInfo {
+    fn new(kind: Option<ActivityKind>, c: Coverage) -> CoverageInfo {
+        match kind {
+            Some(ActivityKind::StepCount) => CoverageInfo {
+                rule: "step_source_hours",
+                description: STEP_RULE,
+                recording_hours: Some(c.recording_hours),
+                filled_minutes: c.filled_minutes,
+            },
+            _ => CoverageInfo {
+                rule: "samples",
+                description: SAMPLES_RULE,
+                recording_hours: None,
+                filled_minutes: 0,
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -191,6 +242,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
             activity,
             offset_secs: series.offset_secs(),
             activity_kind: series.activity_kind(),
+            coverage: series.coverage(from, to),
             sources: series.activity_minutes_by_source(from, to),
             hr_minutes: hr_n,
             hr_mean: (hr_n > 0).then(|| (hr_sum / hr_n as f64 * 10.0).round() / 10.0),
@@ -254,6 +306,10 @@ pub async fn run(
         snap.from_minute * 60_000,
         snap.offset_secs,
     );
+    let signal = match snap.activity_kind {
+        Some(ActivityKind::StepCount) => Signal::StepCount,
+        _ => Signal::ActivityCount,
+    };
     let analytics_job = async {
         // Held for the analytics only: PAT has its own pool and queue, so waiting for it must
         // not keep other users' analytics from starting (that is what fills PAT batches).
@@ -269,7 +325,7 @@ pub async fn run(
                 .map_err(|e| AnalysisError::Failed(e.to_string()))?;
             let clock = ClockOffset::from_seconds(offset_secs).unwrap_or_default();
             Ok((
-                analytics::analyze(&series, &AnalysisOptions { clock }),
+                analytics::analyze(&series, &AnalysisOptions { clock, signal }),
                 series.n_present(),
                 heart_samples.analyze(),
             ))
@@ -282,7 +338,9 @@ pub async fn run(
         Ok::<_, AnalysisError>(out)
     };
     let pat_job = async {
-        if snap.activity.len() == WINDOW_MINUTES {
+        if signal == Signal::StepCount {
+            PatResult::unavailable("unsupported_signal", PAT_STEPS_REASON)
+        } else if snap.activity.len() == WINDOW_MINUTES {
             pipeline.pat.score(snap.activity.clone()).await
         } else if let Err(reason) = pipeline.pat.status() {
             PatResult::unavailable("not_configured", reason)
@@ -313,6 +371,7 @@ pub async fn run(
         minutes_present,
         activity: ActivityInfo {
             kind: snap.activity_kind,
+            coverage: CoverageInfo::new(snap.activity_kind, snap.coverage),
             sources: snap
                 .sources
                 .iter()

@@ -30,10 +30,13 @@ const PAGE: usize = 10_000;
 /// `sleep` as stored and pushed.
 #[derive(Serialize)]
 pub struct SleepDoc<'a> {
-    pub cole_kripke: &'a analytics::SleepTotal,
-    pub sadeh: &'a analytics::SleepTotal,
+    /// `null` when the activity is not minute counts (see `actigraphy_reason`).
+    pub cole_kripke: Option<&'a analytics::SleepTotal>,
+    pub sadeh: Option<&'a analytics::SleepTotal>,
     pub periods: &'a [analytics::Period],
     pub nights: Vec<NightDoc<'a>>,
+    /// Why actigraphy sleep was not scored; `null` when it was.
+    pub actigraphy_reason: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -123,10 +126,11 @@ pub fn doc<'a>(sleep: &'a analytics::Sleep, stages: &'a [StageNight]) -> SleepDo
         .collect();
     nights.sort_by_key(|(date, _)| *date);
     SleepDoc {
-        cole_kripke: &sleep.cole_kripke,
-        sadeh: &sleep.sadeh,
+        cole_kripke: sleep.cole_kripke.as_ref(),
+        sadeh: sleep.sadeh.as_ref(),
         periods: &sleep.periods,
         nights: nights.into_iter().map(|(_, n)| n).collect(),
+        actigraphy_reason: sleep.actigraphy_reason.as_deref(),
     }
 }
 
@@ -179,8 +183,9 @@ mod tests {
         }];
         let stages = analytics::stage_nights(&spans, crate::window::series::rank);
         let sleep = analytics::Sleep {
-            cole_kripke: analytics::SleepTotal { sleep_minutes: 0 },
-            sadeh: analytics::SleepTotal { sleep_minutes: 0 },
+            cole_kripke: Some(analytics::SleepTotal { sleep_minutes: 0 }),
+            sadeh: Some(analytics::SleepTotal { sleep_minutes: 0 }),
+            actigraphy_reason: None,
             periods: Vec::new(),
             nights: vec![
                 actigraphy("2026-03-01"),

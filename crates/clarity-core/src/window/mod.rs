@@ -3,6 +3,10 @@
 //! Rules:
 //! - Filled from stored samples only (after the store said they were new), by WebSocket and
 //!   REST ingest alike, so a duplicate never counts twice.
+//! - Samples of every kind reach an existing window (and a rebuild reads every kind): activity
+//!   and heart rate fill minutes, and any sample marks its source's hours as recording, which
+//!   is what the step coverage rule needs (see [`series`]). Only activity or heart rate create
+//!   a window.
 //! - A window is rebuilt from the store when a user's first session opens (after a restart,
 //!   or on another node): at most the 7 days before now are read. Samples stored while the
 //!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
@@ -17,6 +21,7 @@
 //!   moves a window (it may have been stored before validation refused such samples): one
 //!   bad sample must not push a user's week out of reach of every analysis.
 
+pub mod coverage;
 pub mod ownership;
 pub mod series;
 pub mod service;
@@ -31,9 +36,10 @@ use uuid::Uuid;
 
 use crate::samples::{Kind, Sample};
 use crate::store::{SampleQuery, Store, StoreResult};
-pub use series::{ActivityKind, Series, WINDOW_MINUTES};
+pub use series::{ActivityKind, Coverage, Series, WINDOW_MINUTES};
 
-/// Kinds a window keeps.
+/// Kinds whose values fill a window's minutes. Every other kind still reaches the window: it
+/// marks its source's hours as recording (the step coverage rule in [`series`]).
 pub const WINDOW_KINDS: [Kind; 3] = [Kind::ActivityCount, Kind::StepCount, Kind::HeartRate];
 
 /// Page size of a rebuild read.
@@ -119,24 +125,23 @@ impl Windows {
             .sum()
     }
 
-    /// Applies newly stored samples; creates the window if the user has none.
+    /// Applies newly stored samples; creates the window if the user has none and the batch
+    /// holds activity or heart rate (other kinds only mark hours of a window that exists: a
+    /// user who sends only, say, body temperature costs no window).
     pub fn apply(&self, user: Uuid, samples: &[Sample]) -> Applied {
-        let mut samples = samples
-            .iter()
-            .filter(|s| WINDOW_KINDS.contains(&s.kind))
-            .peekable();
-        if samples.peek().is_none() {
-            return Applied::default();
-        }
-        let window = self.entry(user);
+        let window = match self.get(user) {
+            Some(w) if !samples.is_empty() => w,
+            None if samples.iter().any(|s| WINDOW_KINDS.contains(&s.kind)) => self.entry(user),
+            _ => return Applied::default(),
+        };
         let mut st = window.state.lock().expect("window lock poisoned");
         st.touched = Instant::now();
         if let Some(held) = &mut st.held {
-            held.extend(samples.cloned());
+            held.extend(samples.iter().cloned());
             return Applied::default();
         }
         let mut applied = Applied::default();
-        add_batch(&mut st, samples, &mut applied);
+        add_batch(&mut st, samples.iter(), &mut applied);
         applied
     }
 
@@ -192,10 +197,7 @@ impl Windows {
         user: Uuid,
         batch: &[Sample],
     ) -> StoreResult<Applied> {
-        let batch: Vec<&Sample> = batch
-            .iter()
-            .filter(|s| WINDOW_KINDS.contains(&s.kind))
-            .collect();
+        let batch: Vec<&Sample> = batch.iter().collect();
         let window = self.entry(user);
         enum Next {
             Done(Applied),
@@ -358,32 +360,33 @@ fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
     }
 }
 
-/// The window kinds' samples starting in `[from, to)` (UTC ms): at most a week and a day.
+/// Every sample starting in `[from, to)` (UTC ms): at most a week and a day. All kinds, since
+/// any sample marks its source's hours as recording.
 async fn read_week(
     store: &dyn Store,
     user: Uuid,
     (from, to): (i64, i64),
 ) -> StoreResult<Vec<Sample>> {
     let mut out = Vec::new();
-    for kind in WINDOW_KINDS {
-        let mut q = SampleQuery {
-            kind: Some(kind),
-            from_ms: Some(from),
-            to_ms: Some(to),
-            after: None,
-            limit: REBUILD_PAGE,
-        };
-        loop {
-            let page = store.query_samples(user, q.clone()).await?;
-            out.extend(page.samples);
-            match page.next {
-                Some(c) => q.after = Some(c),
-                None => break,
-            }
+    let mut q = SampleQuery {
+        kind: None,
+        from_ms: Some(from),
+        to_ms: Some(to),
+        after: None,
+        limit: REBUILD_PAGE,
+    };
+    loop {
+        let page = store.query_samples(user, q.clone()).await?;
+        out.extend(page.samples);
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => break,
         }
     }
     Ok(out)
 }
 
+#[cfg(test)]
+mod steps_tests;
 #[cfg(test)]
 mod tests;

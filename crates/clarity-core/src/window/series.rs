@@ -11,9 +11,18 @@
 //!   activity counts, and is dropped the moment the first activity count arrives.
 //! - Interval samples are spread over the minutes they overlap, in proportion to the overlap,
 //!   with cumulative rounding so the integer bins add up to the sample's value.
+//! - Coverage of steps: a step counter records only while its wearer moves, so a minute
+//!   without steps inside an hour the source was recording is 0 steps, not missing. Rule: a
+//!   UTC clock hour (the local clock hour for whole-hour offsets) is *recording* when a step
+//!   source (a source that sent `step_count` in this window) sent any sample of any kind that
+//!   overlaps it: steps, heart rate, sleep stages, anything. In those hours a minute without
+//!   steps reads 0; in the other hours it stays missing (the phone may have been off, or left
+//!   nowhere near the wearer). Activity counts are continuous: there no minute is filled.
+//!   The marks are [`HourMarks`], which do not depend on arrival order.
 //! - Compact: 6 bytes a minute (activity u16, heart-rate sum u16 and count u8, sources u8):
-//!   60,480 bytes for a week, allocated with the first sample.
+//!   60,480 bytes for a week, allocated with the first sample; 1,352 bytes of hour marks.
 
+use super::coverage::HourMarks;
 use crate::samples::{Kind, Sample};
 
 pub const WINDOW_MINUTES: usize = 7 * 1440;
@@ -76,6 +85,19 @@ pub struct Series {
     activity_kind: Option<ActivityKind>,
     /// UTC offset of the latest sample: the user's local clock.
     offset_secs: i32,
+    /// Per UTC hour: which source slots sent a sample overlapping it.
+    hours: HourMarks,
+    /// A bit per source slot that sent `step_count`.
+    step_sources: u16,
+}
+
+/// What the coverage rule did over a range of minutes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Clock hours (whole or partly in the range) counted as recording by a step source.
+    pub recording_hours: usize,
+    /// Minutes without a step sample read as 0 because their hour was recording.
+    pub filled_minutes: usize,
 }
 
 impl Default for Series {
@@ -97,6 +119,8 @@ impl Series {
             sources: Vec::new(),
             activity_kind: None,
             offset_secs: 0,
+            hours: HourMarks::default(),
+            step_sources: 0,
         }
     }
 
@@ -107,6 +131,7 @@ impl Series {
             + self.hr_sum.len() * 2
             + self.hr_n.len()
             + self.src.len()
+            + self.hours.memory_bytes()
             + self
                 .sources
                 .iter()
@@ -130,8 +155,13 @@ impl Series {
         &self.sources
     }
 
-    /// Adds one stored sample; kinds the window does not keep are ignored.
+    /// Adds one stored sample. Activity and heart rate fill minutes; every sample, of any
+    /// kind, marks its source's hours as recording.
     pub fn add(&mut self, sample: &Sample) {
+        if let Some(slot) = self.source_slot(source_name(sample)) {
+            let end = sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms);
+            self.hours.mark(sample.start.utc_ms, end, slot);
+        }
         let activity = match sample.kind {
             Kind::ActivityCount => {
                 if self.activity_kind == Some(ActivityKind::StepCount) {
@@ -148,6 +178,9 @@ impl Series {
                     return;
                 }
                 self.activity_kind = Some(ActivityKind::StepCount);
+                if let Some(slot) = self.source_slot(source_name(sample)) {
+                    self.step_sources |= 1 << slot;
+                }
                 true
             }
             Kind::HeartRate => false,
@@ -203,6 +236,51 @@ impl Series {
             }
         }
         self.end = Some(new_end);
+    }
+
+    /// Whether a step source was recording in UTC hour `hour` (coverage rule).
+    fn recording(&self, hour: i64) -> bool {
+        self.hours.sources(hour) & self.step_sources != 0
+    }
+
+    /// The value of a minute in the window: its activity, 0 for a step minute without
+    /// steps in a recording hour, else missing.
+    fn activity_at(&self, m: i64) -> Option<f64> {
+        if !self.in_window(m) {
+            return None;
+        }
+        let i = index(m);
+        if self.src[i] & 0x0F != 0 {
+            Some(f64::from(self.act[i]))
+        } else if self.activity_kind == Some(ActivityKind::StepCount)
+            && self.recording(m.div_euclid(60))
+        {
+            Some(0.0)
+        } else {
+            None
+        }
+    }
+
+    /// What the coverage rule counted over `[from, to)` (UTC minutes).
+    pub fn coverage(&self, from: i64, to: i64) -> Coverage {
+        let mut c = Coverage::default();
+        if self.activity_kind != Some(ActivityKind::StepCount) || from >= to {
+            return c;
+        }
+        for hour in from.div_euclid(60)..=(to - 1).div_euclid(60) {
+            if self.recording(hour) {
+                c.recording_hours += 1;
+            }
+        }
+        for m in from..to {
+            if self.in_window(m)
+                && self.src[index(m)] & 0x0F == 0
+                && self.recording(m.div_euclid(60))
+            {
+                c.filled_minutes += 1;
+            }
+        }
+        c
     }
 
     fn in_window(&self, minute: i64) -> bool {
@@ -266,12 +344,10 @@ impl Series {
         self.src[i] = (self.src[i] & 0x0F) | (slot << 4);
     }
 
-    /// Activity per minute over `[from, to)` (UTC minutes), `None` where missing.
+    /// Activity per minute over `[from, to)` (UTC minutes), `None` where missing; step minutes
+    /// follow the coverage rule (module rules).
     pub fn activity(&self, from: i64, to: i64) -> impl Iterator<Item = Option<f64>> + '_ {
-        (from..to).map(move |m| {
-            let i = index(m);
-            (self.in_window(m) && self.src[i] & 0x0F != 0).then(|| f64::from(self.act[i]))
-        })
+        (from..to).map(move |m| self.activity_at(m))
     }
 
     /// Mean heart rate per minute over `[from, to)`, `None` where missing.
