@@ -284,7 +284,8 @@ async fn dashboard_shows_a_shared_insight_live_in_chromium() {
     }
 }
 
-/// `days` of minute step counts ending at `end`, on `end`'s clock, with nights (23:00 to 07:00
+/// `days` of minute activity counts (a research actigraph: actigraphy sleep is scored only on
+/// counts, never on steps) ending at `end`, on `end`'s clock, with nights (23:00 to 07:00
 /// there) still so that the analysis finds sleep periods. Returns the ids of the insights
 /// pushed meanwhile (a completed day brings an analysis and its insight).
 async fn stream_days(ws: &mut Ws, end: DateTime<FixedOffset>, days: i64) -> Vec<String> {
@@ -301,7 +302,7 @@ async fn stream_days(ws: &mut Ws, end: DateTime<FixedOffset>, days: i64) -> Vec<
             } else {
                 10 + (90.0 * curve) as i64 + (m * 37) % 30
             };
-            json!({"id": format!("dash-{m}"), "kind": "step_count",
+            json!({"id": format!("dash-{m}"), "kind": "activity_count",
                 "start": t.to_rfc3339(), "value": value, "source": "watch"})
         })
         .collect();

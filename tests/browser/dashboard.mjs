@@ -2,7 +2,7 @@
 // shared with them, waits until the page is subscribed, prints READY (the Rust test then makes
 // the owner's data and insight), waits for the insight to appear live, checks what a user
 // would read (dates and hours on the owner's clock although the browser runs in TIME_ZONE;
-// captions and legend naming steps; a favicon; no horizontal scrolling at 390 px), saves
+// captions and legend naming activity counts; a favicon; no horizontal scrolling at 390 px), saves
 // screenshots at 1280 and 390 px and prints SEEN. Exits non-zero with a message on any failure.
 //
 // Run by tests/api/browser.rs; by hand:
@@ -111,7 +111,7 @@ const clockText = (ms) => {
   return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
 };
 
-// Dates and hours on the data's clock; the chart's words say steps, as drawn.
+// Dates and hours on the data's clock; the chart's words say activity, as drawn.
 async function checkClockAndWords(page) {
   const caption = page.getByTestId('chart-caption');
   // The analysis asked for last ends at the data's end: the chart shows it once it arrived.
@@ -125,12 +125,13 @@ async function checkClockAndWords(page) {
   const captionText = await text(caption);
   if (!captionText.includes(`Last ${dataDays} days to`)) fail(`the caption does not give the window's length: ${captionText}`);
 
-  // Steps were uploaded: title, caption, legend and the chart's own title say steps.
+  // Activity counts were uploaded (a research actigraph, so that actigraphy sleep periods are
+  // scored): title, caption, legend and the chart's own title say activity, never steps.
   const title = await text(page.locator('#chart-title'));
   const legend = await text(page.getByTestId('legend-bars'));
   const svgTitle = await text(page.locator('#chart svg > title'));
   for (const [what, t] of [['chart title', title], ['caption', captionText], ['legend', legend], ['chart svg title', svgTitle]]) {
-    if (!/steps/i.test(t) || /activity/i.test(t)) fail(`the ${what} does not say steps (the data is steps): ${JSON.stringify(t)}`);
+    if (!/activity/i.test(t) || /steps/i.test(t)) fail(`the ${what} does not say activity (the data is activity counts): ${JSON.stringify(t)}`);
   }
   const bands = await page.locator('#chart svg rect.sleep-band').count();
   const sleepLegend = await page.getByTestId('legend-sleep').isVisible();
