@@ -35,6 +35,7 @@ mod openapi;
 mod ops;
 mod origins;
 mod pat;
+mod phone_fixtures;
 mod rest_fuzz;
 mod revoke_race;
 mod streams;
