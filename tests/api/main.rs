@@ -36,6 +36,7 @@ mod openapi;
 mod ops;
 mod origins;
 mod pat;
+mod phone_fixtures;
 mod rest_fuzz;
 mod revoke_race;
 mod streams;
