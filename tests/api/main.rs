@@ -24,6 +24,7 @@ mod errors;
 mod faults;
 mod future_end;
 mod health_data;
+mod heart_days;
 mod insights;
 mod layering;
 mod limits;

@@ -10,9 +10,12 @@
 //! - Clock-based results (L5/M10 starts, acrophase, nights, period times) use
 //!   [`AnalysisOptions::clock`], a fixed offset east of UTC (default UTC, as the references).
 //! - One pass per analytic, no allocation per minute: a week analyses in well under 1 ms.
+//! - [`heart`] is separate: it reads heart-rate, HRV, respiratory and SpO2 readings and the
+//!   nights' asleep intervals, not the minute series.
 
 pub mod cosinor;
 pub mod csv;
+pub mod heart;
 pub mod nights;
 pub mod nonparametric;
 pub mod periods;

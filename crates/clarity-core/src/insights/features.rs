@@ -43,6 +43,9 @@ pub struct Features {
     /// Fitted daily peak of activity, local clock hours.
     pub acrophase_hours: Option<f64>,
     pub mean_heart_rate_bpm: Option<f64>,
+    /// Resting heart rate and HRV trends (analysis `heart`), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heart: Option<super::heart::HeartFeatures>,
     /// Named scores of the PAT model's head, when a head is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pat_scores: Option<serde_json::Map<String, Value>>,
@@ -136,6 +139,7 @@ impl Features {
             relative_amplitude: f(&np["ra"]).map(|x| round(x, 3)),
             acrophase_hours: f(&a["cosinor"]["acrophase_hours"]).map(|x| round(x, 2)),
             mean_heart_rate_bpm: f(&a["heart_rate"]["mean_bpm"]).map(|x| round(x, 1)),
+            heart: super::heart::HeartFeatures::from_analysis(a),
             pat_scores: a["pat"]["scores"]
                 .as_object()
                 .filter(|m| !m.is_empty())

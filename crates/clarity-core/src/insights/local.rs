@@ -158,6 +158,9 @@ pub fn generate(f: &Features) -> Generated {
     if let Some(hr) = f.mean_heart_rate_bpm {
         points.push(format!("Mean recorded heart rate was {hr:.0} bpm."));
     }
+    if let Some(h) = &f.heart {
+        points.extend(super::heart::points(h));
+    }
     if let Some(c) = &f.change {
         if let Some(d) = c
             .sleep_minutes_mean_delta
@@ -213,7 +216,8 @@ pub fn generate(f: &Features) -> Generated {
         s.push('.');
         s
     };
-    points.truncate(8);
+    // Room for the heart trends (resting rate, SDNN, RMSSD) after the sleep and rhythm points.
+    points.truncate(11);
     recs.truncate(5);
     Generated {
         generator: GeneratorKind::Local,

@@ -15,6 +15,7 @@
 
 pub mod features;
 pub mod gemini;
+pub mod heart;
 mod local;
 pub mod prompt;
 mod text;

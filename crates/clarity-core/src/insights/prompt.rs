@@ -12,7 +12,8 @@ use super::features::Features;
 use super::text::{difference, minutes_difference};
 
 /// v2: changes as labelled differences in words; `span_minutes`; windows shorter than a week.
-pub const PROMPT_VERSION: &str = "insight-v2";
+/// v3: heart trends (resting heart rate, HRV as SDNN and as RMSSD) in words.
+pub const PROMPT_VERSION: &str = "insight-v3";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -35,6 +36,8 @@ points, and 1 to 4 concrete recommendations.";
 pub fn build(features: &Features) -> Prompt {
     let values = Features {
         change: None,
+        // The heart trends follow in words, their changes labelled as differences.
+        heart: None,
         ..features.clone()
     };
     let values = serde_json::to_string_pretty(&values).unwrap_or_else(|_| "{}".into());
@@ -45,6 +48,22 @@ pub fn build(features: &Features) -> Prompt {
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
          local):\n{values}"
     );
+    let heart = features
+        .heart
+        .as_ref()
+        .map(super::heart::prompt_lines)
+        .unwrap_or_default();
+    if !heart.is_empty() {
+        user.push_str(
+            "\n\nHeart trends within this window, recent days against earlier days (the numbers \
+             after 'lower' or 'higher' are differences, not values; SDNN and RMSSD are different \
+             measures of heart rate variability and must never be compared with each other):",
+        );
+        for line in heart {
+            user.push_str("\n- ");
+            user.push_str(&line);
+        }
+    }
     let changes = features
         .change
         .as_ref()

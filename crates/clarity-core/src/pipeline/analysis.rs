@@ -10,6 +10,8 @@
 //!   10080 minutes) is also embedded by PAT, concurrently with the analytics; shorter spans get
 //!   `pat.available: false` (`insufficient_data`), as does every analysis without a model.
 //!   The PAT result is part of the stored document; the id stays a digest of the input only.
+//! - Heart (`heart`, see [`super::heart`]): the week's heart samples are read from the store
+//!   before the id is made, and are part of its input, so new heart data gives a new analysis.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Pipeline;
+use super::heart::{self, HeartSamples};
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries};
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
@@ -66,6 +69,8 @@ struct Snapshot {
     sources: Vec<(String, usize)>,
     hr_minutes: usize,
     hr_mean: Option<f64>,
+    /// The untrimmed week, UTC ms: where heart samples are read.
+    heart_range: (i64, i64),
 }
 
 #[derive(Serialize)]
@@ -86,6 +91,7 @@ struct Body<'a> {
     minutes_present: usize,
     activity: ActivityInfo,
     heart_rate: HeartRateInfo,
+    heart: &'a analytics::heart::Heart,
     pat: PatResult,
     #[serde(flatten)]
     result: &'a analytics::Analysis,
@@ -162,6 +168,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
         let end = series.end_minute()?;
         let to = until_minute.unwrap_or(end).min(end);
         let from = to - WINDOW_MINUTES as i64;
+        let heart_range = (from * 60_000, to * 60_000);
         let all: Vec<Option<f64>> = series.activity(from, to).collect();
         let first = all.iter().position(Option::is_some)?;
         let last = all.iter().rposition(Option::is_some)?;
@@ -180,11 +187,12 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
             sources: series.activity_minutes_by_source(from, to),
             hr_minutes: hr_n,
             hr_mean: (hr_n > 0).then(|| (hr_sum / hr_n as f64 * 10.0).round() / 10.0),
+            heart_range,
         })
     })
 }
 
-fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
+fn digest_id(user: Uuid, snap: &Snapshot, heart: &HeartSamples) -> Uuid {
     let mut h = Sha256::new();
     h.update(user.as_bytes());
     h.update(snap.from_minute.to_le_bytes());
@@ -195,6 +203,7 @@ fn digest_id(user: Uuid, snap: &Snapshot) -> Uuid {
             None => h.update([0xFF; 8]),
         }
     }
+    heart.digest(&mut h);
     digest_uuid(h)
 }
 
@@ -212,7 +221,8 @@ pub async fn run(
         pipeline.window_service.window_for_request(user).await?;
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
-    let id = digest_id(user, &snap);
+    let heart_samples = heart::read(&*pipeline.store, user, snap.heart_range).await?;
+    let id = digest_id(user, &snap, &heart_samples);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
@@ -231,13 +241,15 @@ pub async fn run(
             .await
             .map_err(|_| AnalysisError::Failed("shutting down".into()))?;
         let started = std::time::Instant::now();
-        let job = move || -> Result<(analytics::Analysis, usize), AnalysisError> {
+        type Out = (analytics::Analysis, usize, analytics::heart::Heart);
+        let job = move || -> Result<Out, AnalysisError> {
             let series = MinuteSeries::from_options(from_ms, &activity)
                 .map_err(|e| AnalysisError::Failed(e.to_string()))?;
             let clock = ClockOffset::from_seconds(offset_secs).unwrap_or_default();
             Ok((
                 analytics::analyze(&series, &AnalysisOptions { clock }),
                 series.n_present(),
+                heart_samples.analyze(),
             ))
         };
         let out = tokio::task::spawn_blocking(job)
@@ -263,7 +275,7 @@ pub async fn run(
         }
     };
     let (analytics_out, pat) = tokio::join!(analytics_job, pat_job);
-    let (result, minutes_present) = analytics_out?;
+    let (result, minutes_present, heart) = analytics_out?;
     let start_ms = snap.from_minute * 60_000;
     let to_minute = snap.from_minute + snap.activity.len() as i64;
     let body = Body {
@@ -294,6 +306,7 @@ pub async fn run(
             minutes: snap.hr_minutes,
             mean_bpm: snap.hr_mean,
         },
+        heart: &heart,
         pat,
         result: &result,
     };

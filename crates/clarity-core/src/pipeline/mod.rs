@@ -7,6 +7,7 @@
 //! and the fan-out that delivers the results. Its two steps are its submodules:
 //! [`analysis`] (snapshot a window, compute, store, push) and [`insight`] (generate, store,
 //! push); the windows and the insight generators below them know nothing of the pipeline.
+//! [`heart`] reads an analysis' heart samples from the store (they are not in the window).
 //!
 //! Rules:
 //! - Completed days arrive as [`DayComplete`] events from the window service, consumed by one
@@ -15,6 +16,7 @@
 //! - Background work is spawned on the session tracker, which shutdown waits for.
 
 pub mod analysis;
+pub mod heart;
 pub mod insight;
 
 use std::sync::Arc;

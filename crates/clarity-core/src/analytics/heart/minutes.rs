@@ -1,0 +1,134 @@
+//! Heart-rate minutes (one source a minute), 30-minute means and source choice for sparse
+//! readings. The rules are in the parent module's doc.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+use super::{MIN_READINGS, Reading, SourceMinutes, WINDOW_MINUTES, asleep, rank};
+
+/// One UTC minute's heart rate, from one source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Minute {
+    pub minute: i64,
+    pub value: f64,
+    /// The offset of the minute's first reading (for its local date).
+    pub offset_secs: i32,
+}
+
+/// Priority of a source: higher wins (rank, then more readings, then the smaller name).
+fn priority(name: &str, readings: usize) -> (u8, usize, Reverse<&str>) {
+    (rank(name), readings, Reverse(name))
+}
+
+/// One value a UTC minute, sorted by minute, and the minutes each source won.
+pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinutes>) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in readings {
+        *counts.entry(r.source()).or_default() += 1;
+    }
+    let mut sorted: Vec<&Reading<'_>> = readings.to_vec();
+    // By minute, the winning source first, then by time.
+    sorted.sort_by(|a, b| {
+        let pa = priority(a.source(), counts[a.source()]);
+        let pb = priority(b.source(), counts[b.source()]);
+        (a.utc_ms.div_euclid(60_000), Reverse(pa), a.utc_ms).cmp(&(
+            b.utc_ms.div_euclid(60_000),
+            Reverse(pb),
+            b.utc_ms,
+        ))
+    });
+    let mut minutes = Vec::new();
+    let mut won: HashMap<&str, usize> = HashMap::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let first = sorted[i];
+        let minute = first.utc_ms.div_euclid(60_000);
+        let (mut n, mut sum) = (0usize, 0.0);
+        let mut j = i;
+        while j < sorted.len() && sorted[j].utc_ms.div_euclid(60_000) == minute {
+            if sorted[j].source() == first.source() {
+                n += 1;
+                sum += sorted[j].value;
+            }
+            j += 1;
+        }
+        minutes.push(Minute {
+            minute,
+            value: sum / n as f64,
+            offset_secs: first.offset_secs,
+        });
+        *won.entry(first.source()).or_default() += 1;
+        i = j;
+    }
+    let mut sources: Vec<SourceMinutes> = won
+        .into_iter()
+        .map(|(s, minutes)| SourceMinutes {
+            source: s.to_owned(),
+            minutes,
+            rank: rank(s),
+        })
+        .collect();
+    sources.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.source.cmp(&b.source)));
+    (minutes, sources)
+}
+
+/// Sorted, non-overlapping intervals (empty and reversed ones dropped).
+pub(super) fn merged(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    intervals.retain(|iv| iv.0 < iv.1);
+    intervals.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
+    for iv in intervals {
+        match out.last_mut() {
+            Some(last) if iv.0 <= last.1 => last.1 = last.1.max(iv.1),
+            _ => out.push(iv),
+        }
+    }
+    out
+}
+
+/// `(minute, value)` of the minutes whose start lies in `intervals` (merged).
+pub(super) fn asleep_minutes(minutes: &[Minute], intervals: &[(i64, i64)]) -> Vec<(i64, f64)> {
+    let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
+        return Vec::new();
+    };
+    let from = minutes.partition_point(|m| m.minute.saturating_mul(60_000) < first.0);
+    minutes[from..]
+        .iter()
+        .take_while(|m| m.minute.saturating_mul(60_000) < last.1)
+        .filter(|m| asleep(intervals, m.minute * 60_000))
+        .map(|m| (m.minute, m.value))
+        .collect()
+}
+
+/// The lowest mean over windows `[m, m + 30)` anchored at each minute of `minutes` (sorted by
+/// minute), counting only windows with at least [`MIN_READINGS`] minutes.
+pub(super) fn lowest_window_mean(minutes: &[(i64, f64)]) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    let mut end = 0;
+    for (i, &(m, _)) in minutes.iter().enumerate() {
+        end = end.max(i);
+        while end < minutes.len() && minutes[end].0 < m.saturating_add(WINDOW_MINUTES) {
+            end += 1;
+        }
+        let window = &minutes[i..end];
+        if window.len() >= MIN_READINGS {
+            // Summed afresh (at most 30 terms): no drift from a running sum.
+            let mean = window.iter().map(|x| x.1).sum::<f64>() / window.len() as f64;
+            best = Some(best.map_or(mean, |b: f64| b.min(mean)));
+        }
+    }
+    best
+}
+
+/// The mean of the winning source's readings (rank, then more readings here, then name).
+pub(super) fn source_mean(readings: &[&Reading<'_>]) -> Option<f64> {
+    let mut by: HashMap<&str, (usize, f64)> = HashMap::new();
+    for r in readings {
+        let e = by.entry(r.source()).or_default();
+        e.0 += 1;
+        e.1 += r.value;
+    }
+    by.into_iter()
+        .max_by_key(|(s, (n, _))| priority(s, *n))
+        .map(|(_, (n, sum))| sum / n as f64)
+}
