@@ -19,15 +19,15 @@ use serde_json::{Value, json};
 use crate::analysis::analyze;
 use crate::common::{PUSHED, Ws, spawn_app};
 
-const FIXTURES: [&str; 2] = ["healthkit_week", "health_connect_days"];
+pub(crate) const FIXTURES: [&str; 2] = ["healthkit_week", "health_connect_days"];
 /// Samples per `samples` frame: what a phone app sends per HealthKit / Health Connect page.
 const FRAME: usize = 400;
 
-fn fixture_path(name: &str) -> PathBuf {
+pub(crate) fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/phone/{name}.json"))
 }
 
-fn load(name: &str) -> (Vec<Value>, Value) {
+pub(crate) fn load(name: &str) -> (Vec<Value>, Value) {
     let read = |p: PathBuf| -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(&p)
@@ -46,13 +46,13 @@ fn load(name: &str) -> (Vec<Value>, Value) {
 }
 
 /// Mismatches, with their owner, reported together at the end.
-struct Check {
+pub(crate) struct Check {
     case: String,
-    failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Check {
-    fn new(case: &str) -> Check {
+    pub(crate) fn new(case: &str) -> Check {
         Check {
             case: case.to_owned(),
             failures: Vec::new(),
@@ -94,7 +94,7 @@ impl Check {
         }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         assert!(
             self.failures.is_empty(),
             "{} mismatch(es) with the ground truth:\n{}",
@@ -280,7 +280,7 @@ fn check_days(c: &mut Check, truth: &Value, a: &Value) {
 
 /// Streams `samples` in frames of [`FRAME`], each acknowledged before the next (as a phone
 /// pages through its store); analyses and insights pushed meanwhile are skipped.
-async fn stream(c: &mut Check, ws: &mut Ws, samples: &[Value]) {
+pub(crate) async fn stream(c: &mut Check, ws: &mut Ws, samples: &[Value]) {
     for (seq, chunk) in samples.chunks(FRAME).enumerate() {
         ws.send(&json!({"type": "samples", "seq": seq, "samples": chunk}))
             .await;
