@@ -1,19 +1,36 @@
 //! Commands that run and exit instead of serving (`analyze`, `score`).
 //!
 //! Rules: results go to stdout, diagnostics to stderr; a malformed input is exit code 2 with
-//! a message naming the line, any other failure exit code 1.
+//! a message naming the line (the sample, for `--samples`), any other failure exit code 1.
+//! `analyze --samples` runs the server itself (ingest, window, analysis) on a throwaway
+//! SQLite store and an in-process bus, whatever the environment configures: what it prints
+//! is what the server computes, never a second implementation of it.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
+use serde_json::value::RawValue;
+
 use crate::analytics::{self, AnalysisOptions, ClockOffset};
-use crate::config::{AnalyzeArgs, ScoreArgs};
-use crate::scoring;
+use crate::app::App;
+use crate::config::{AnalyzeArgs, AuthMode, Config, ScoreArgs, StoreKind};
+use crate::pipeline::analysis::{self, AnalysisError, Trigger};
+use crate::{ingest, samples, scoring};
+
+/// Samples committed per batch, as a WebSocket frame at the default limit.
+const BATCH: usize = 5000;
 
 /// `clarity analyze`: the same analytics code path the server runs on a window.
 pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
-    let name = args.input.display();
-    let text = match std::fs::read_to_string(&args.input) {
+    let input = match (&args.samples, &args.input) {
+        (Some(path), _) => return analyze_samples(path),
+        (None, Some(input)) => input,
+        // clap requires one of them.
+        (None, None) => return ExitCode::from(2),
+    };
+    let name = input.display();
+    let text = match std::fs::read_to_string(input) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("clarity analyze: cannot read {name}: {e}");
@@ -57,6 +74,102 @@ pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `clarity analyze --samples FILE.json`: the samples through the server's ingest into a
+/// window, then the analysis a client's `analyze` gets, printed as that document.
+fn analyze_samples(path: &Path) -> ExitCode {
+    let name = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("clarity analyze: cannot read {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let raw: Vec<&RawValue> = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("clarity analyze: {name}: not a JSON array of samples: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The server would store the valid ones and reject the rest; an offline analysis of a
+    // file with bad samples would silently describe less than the file holds.
+    let (_, rejected) = samples::parse_batch(&raw, chrono::Utc::now().timestamp_millis());
+    if let Some(first) = rejected.first() {
+        eprintln!(
+            "clarity analyze: {name}: {} invalid sample(s); the first is sample {} ({}): {}",
+            rejected.len(),
+            first.index,
+            first.code,
+            first.message
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clarity analyze: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let document = match runtime.block_on(run_server_analysis(&raw)) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            eprintln!("clarity analyze: {name}: no activity or step samples to analyse");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("clarity analyze: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let printed = serde_json::to_writer_pretty(&mut out, &document)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out));
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clarity analyze: cannot write the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A one-node server on a temporary SQLite store: ingest in frame-sized batches (in order, as
+/// one session would), then a requested analysis; its stored document is the result (`None`:
+/// nothing to analyse).
+async fn run_server_analysis(raw: &[&RawValue]) -> anyhow::Result<Option<serde_json::Value>> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::for_tests(dir.path());
+    // Nothing of the environment's deployment is touched or needed.
+    config.store.kind = StoreKind::Sqlite;
+    config.bus.url = "memory".into();
+    config.auth.mode = AuthMode::Local;
+    config.insights.api_key = None;
+    let app = App::new(config).await?;
+    // A fixed user: the analysis id is a digest of user and data, so the same file always
+    // gets the same id.
+    let user = uuid::Uuid::nil();
+    for batch in raw.chunks(BATCH) {
+        let prepared = ingest::prepare(batch);
+        app.ingest.commit(user, prepared, "cli").await?;
+    }
+    let result = analysis::run(&app.pipeline, user, Trigger::Request, None).await;
+    // Analyses of completed days started during ingest are not waited for beyond this.
+    app.sessions.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), app.sessions.wait()).await;
+    let (record, _new) = match result {
+        Ok(r) => r,
+        Err(AnalysisError::NoData) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(serde_json::from_str(&record.body)?))
 }
 
 /// `clarity score`: one week through a PAT bundle, on this thread (no server, no pool).

@@ -52,8 +52,9 @@ pub enum Command {
     /// Create the store's tables (idempotent) and exit. Production DynamoDB tables come from
     /// the deploy template instead.
     Migrate(MigrateArgs),
-    /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute)
-    /// with the server's own analytics and print one JSON document.
+    /// Analyse an actigraphy CSV (`timestamp_utc_iso8601,activity_count`, one row a minute,
+    /// `--input`) or a JSON array of samples as a phone sends them (`--samples`) with the
+    /// server's own analytics and print one JSON document.
     Analyze(AnalyzeArgs),
     /// Score one week of activity (a 10080-row CSV in the `analyze` format) with a PAT model
     /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
@@ -107,14 +108,26 @@ impl MigrateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
     /// Input CSV; an empty count is a missing minute.
+    #[arg(long, required_unless_present = "samples", conflicts_with = "samples")]
+    pub input: Option<PathBuf>,
+    /// Input JSON: an array of sample objects as clients send them (protocol/README.md).
+    /// They go through the server's own ingest and analysis (validation, unit conversion,
+    /// window, analysis document) on a throwaway store, and the analysis document is printed
+    /// exactly as the server would push it (`trigger` `request`). Clock and dates come from
+    /// the samples' offsets.
     #[arg(long)]
-    pub input: PathBuf,
+    pub samples: Option<PathBuf>,
     /// Also write `timestamp_utc_iso8601,cole_kripke,sadeh` per minute (1 sleep, 0 wake,
     /// empty missing) to this file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "samples")]
     pub per_minute: Option<PathBuf>,
     /// Local clock for clock times and nights, minutes east of UTC.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        conflicts_with = "samples"
+    )]
     pub utc_offset_minutes: i32,
 }
 

@@ -15,26 +15,30 @@ use serde_json::{Value, json};
 
 use crate::common::{Session, TestApp, Ws, spawn_app, spawn_app_with};
 
-const KEY: &str = "test-gemini-key-123";
+pub(crate) const KEY: &str = "test-gemini-key-123";
 
 /// What the mock answers next.
 #[derive(Clone)]
-enum Answer {
+pub(crate) enum Answer {
     Json(u16, Value, Option<&'static str>),
     Sse(Vec<Value>),
     Hang(Duration),
+    /// The model's text, written from the request (the prompt): a model that cites it.
+    From(fn(&Value) -> String),
 }
 
 #[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    key: Option<String>,
-    body: Value,
+pub(crate) struct Seen {
+    pub path: String,
+    pub key: Option<String>,
+    pub body: Value,
 }
 
 #[derive(Clone, Default)]
-struct Mock {
+pub(crate) struct Mock {
     answers: Arc<Mutex<VecDeque<Answer>>>,
+    /// What it answers when no answer is queued (else a 500).
+    always: Arc<Mutex<Option<Answer>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -42,7 +46,10 @@ impl Mock {
     fn push(&self, a: Answer) {
         self.answers.lock().unwrap().push_back(a);
     }
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn always(&self, a: Answer) {
+        *self.always.lock().unwrap() = Some(a);
+    }
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -53,15 +60,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     mock.seen.lock().unwrap().push(Seen {
         path: rest,
         key: headers
             .get("x-goog-api-key")
             .map(|v| v.to_str().unwrap().to_owned()),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body: body.clone(),
     });
     let answer = mock.answers.lock().unwrap().pop_front();
+    let answer = answer.or_else(|| mock.always.lock().unwrap().clone());
     match answer.unwrap_or(Answer::Json(500, json!({"error": {"code": 500}}), None)) {
+        Answer::From(write) => (
+            StatusCode::OK,
+            axum::Json(reply_with(&write(&body), "STOP")),
+        )
+            .into_response(),
         Answer::Json(status, body, retry_after) => {
             let mut resp =
                 (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
@@ -84,7 +98,7 @@ async fn handle(
     }
 }
 
-async fn start_mock() -> (Mock, String) {
+pub(crate) async fn start_mock() -> (Mock, String) {
     let mock = Mock::default();
     let router = axum::Router::new()
         .route("/v1beta/models/{*rest}", axum::routing::post(handle))
@@ -100,7 +114,7 @@ fn answer_text(summary: &str) -> String {
 }
 
 /// A `GenerateContentResponse` carrying `text`.
-fn reply_with(text: &str, finish: &str) -> Value {
+pub(crate) fn reply_with(text: &str, finish: &str) -> Value {
     json!({
         "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
         "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 60},
@@ -112,7 +126,10 @@ fn reply(summary: &str) -> Value {
     reply_with(&answer_text(summary), "STOP")
 }
 
-async fn with_gemini(base: &str, tune: impl FnOnce(&mut clarity::config::Config)) -> TestApp {
+pub(crate) async fn with_gemini(
+    base: &str,
+    tune: impl FnOnce(&mut clarity::config::Config),
+) -> TestApp {
     let base = base.to_owned();
     spawn_app_with(move |c| {
         c.insights.api_key = Some(KEY.to_string().into());
@@ -405,6 +422,12 @@ async fn a_streamed_week_gives_an_analysis_then_a_local_insight_and_requests_are
     );
     assert!(insight["key_points"].as_array().unwrap().len() >= 3);
     assert_eq!(insight["features"]["days"], 7.0);
+    crate::common::claims::assert_truthful(
+        "streamed week",
+        &insight,
+        seen_analysis.as_ref().unwrap(),
+        None,
+    );
     let id = insight["insight_id"].as_str().unwrap();
     let (s, one) = app
         .get(&format!("/api/v1/insights/{id}"), Some(&user.access))
@@ -437,7 +460,7 @@ async fn without_a_key_the_local_generator_is_used() {
 }
 
 /// Uploads whole days of minute activity from `t0`: a daily curve peaking at `peak_hour(day)`.
-async fn upload_days(
+pub(crate) async fn upload_days(
     ws: &mut Ws,
     t0: chrono::DateTime<chrono::FixedOffset>,
     days: std::ops::Range<i64>,
@@ -462,6 +485,16 @@ async fn upload_days(
 /// Three regular days, an insight, then three days whose peak moves every day, and a second
 /// insight: its interdaily stability is lower than the first's. Old dates (October), so no
 /// completed day brings an automatic insight. Returns the two insights.
+/// The stored analysis an insight was written from.
+async fn analysis_of(app: &TestApp, user: &Session, insight: &Value) -> Value {
+    let id = insight["analysis_id"].as_str().unwrap();
+    let (s, a) = app
+        .get(&format!("/api/v1/analyses/{id}"), Some(&user.access))
+        .await;
+    assert_eq!(s, Http::OK, "{a}");
+    a
+}
+
 async fn two_insights_with_a_drop_in_stability(app: &TestApp) -> (Value, Value) {
     let user = app.user().await;
     let mut ws = app.ws(&user.access).await;
@@ -473,6 +506,19 @@ async fn two_insights_with_a_drop_in_stability(app: &TestApp) -> (Value, Value) 
     upload_days(&mut ws, t0, 3..6, |d| [3.0, 11.0, 19.0][(d % 3) as usize]).await;
     let (s, second) = post_insight(app, &user).await;
     assert_eq!(s, Http::CREATED, "{second}");
+    // The local generator's texts say only what their analyses hold (a model's are the
+    // mock's canned text here).
+    if first["generator"] == "local" {
+        let a = analysis_of(app, &user, &first).await;
+        crate::common::claims::assert_truthful("first week", &first, &a, None);
+        let a = analysis_of(app, &user, &second).await;
+        crate::common::claims::assert_truthful(
+            "second week",
+            &second,
+            &a,
+            Some(&first["features"]),
+        );
+    }
     (first, second)
 }
 
@@ -516,6 +562,8 @@ async fn a_three_minute_window_says_it_is_too_short_and_never_prints_zero_durati
     }
     let summary = i["summary"].as_str().unwrap();
     assert!(summary.contains("3 minutes"), "{summary}");
+    let analysis = analysis_of(&app, &user, &i).await;
+    crate::common::claims::assert_truthful("three minutes", &i, &analysis, None);
     assert!(summary.contains("too short"), "{summary}");
 }
 

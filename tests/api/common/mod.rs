@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod claims;
 pub mod fuzz;
 pub mod hooked;
 pub mod process;
