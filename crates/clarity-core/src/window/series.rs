@@ -68,9 +68,19 @@ pub fn rank(source: &str) -> u8 {
     }
 }
 
+/// Which of two sources owns an activity minute: the higher is the winner, by [`rank`], then
+/// the smaller name. A total order on names, so the winner never depends on arrival order.
+/// `analytics::steps` dates the same minutes per day with this order.
+pub fn minute_priority(source: &str) -> (u8, std::cmp::Reverse<&str>) {
+    (rank(source), std::cmp::Reverse(source))
+}
+
+/// The name a sample without a `source` is kept under.
+pub const UNNAMED_SOURCE: &str = "unspecified";
+
 /// A source's name as recorded (samples without one are "unspecified").
 fn source_name(sample: &Sample) -> &str {
-    sample.source.as_deref().unwrap_or("unspecified")
+    sample.source.as_deref().unwrap_or(UNNAMED_SOURCE)
 }
 
 pub struct Series {
@@ -197,7 +207,8 @@ impl Series {
             return;
         };
         if activity {
-            for (minute, part) in spread(sample, first) {
+            let end = sample.end.map(|e| e.utc_ms);
+            for (minute, part) in spread(sample.start.utc_ms, end, sample.value) {
                 self.put_activity(minute, part, slot);
             }
         } else {
@@ -305,8 +316,7 @@ impl Series {
             return true;
         }
         let name = |slot: u8| self.sources[usize::from(slot) - 1].as_str();
-        let (a, b) = (name(incoming), name(current));
-        (rank(a), std::cmp::Reverse(a)) > (rank(b), std::cmp::Reverse(b))
+        minute_priority(name(incoming)) > minute_priority(name(current))
     }
 
     fn put_activity(&mut self, minute: i64, value: u32, slot: u8) {
@@ -380,12 +390,16 @@ fn index(minute: i64) -> usize {
     minute.rem_euclid(WINDOW_MINUTES as i64) as usize
 }
 
-/// The integer parts of a sample's value per minute it overlaps.
-fn spread(sample: &Sample, first: i64) -> Vec<(i64, u32)> {
-    let value = sample.value.max(0.0);
-    let start = sample.start.utc_ms;
-    let end = match sample.end {
-        Some(e) if e.utc_ms > start => e.utc_ms,
+/// The integer parts of a sample's value per UTC minute it overlaps (`start_ms`, exclusive
+/// `end_ms`; a point sample or an empty interval puts it all in its start minute), with
+/// cumulative rounding so the parts add up to the rounded value. `analytics::steps` spreads
+/// step intervals over local days with it.
+pub fn spread(start_ms: i64, end_ms: Option<i64>, value: f64) -> Vec<(i64, u32)> {
+    let value = value.max(0.0);
+    let start = start_ms;
+    let first = start.div_euclid(MINUTE_MS);
+    let end = match end_ms {
+        Some(e) if e > start => e,
         _ => return vec![(first, value.round().min(f64::from(u32::MAX)) as u32)],
     };
     let total = (end - start) as f64;
