@@ -54,7 +54,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::window::series::rank;
+use crate::samples::sources::rank;
 use minutes::{Minute, asleep_minutes, dedupe, lowest_window_mean, merged, source_mean};
 pub use trend::Trend;
 

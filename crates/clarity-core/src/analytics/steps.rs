@@ -28,7 +28,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::heart::{SourceMinutes, dates, local_date};
-use crate::window::series::{UNNAMED_SOURCE, minute_priority, rank, spread};
+use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread};
 
 const MINUTE_MS: i64 = 60_000;
 
