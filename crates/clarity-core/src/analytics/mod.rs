@@ -32,6 +32,7 @@ pub mod periods;
 pub mod series;
 pub mod sleep;
 pub mod stages;
+pub mod steps;
 
 use serde::{Deserialize, Serialize};
 
