@@ -1,6 +1,11 @@
 //! `analyze` over one synthetic week (10080 minutes, about 4 % missing).
 //! Target: under 500 µs a week on one core (> 2,000 user-weeks/s).
 //!
+//! `phone_week`: the full analysis of a phone-shaped week (issue 18), the pure analytics the
+//! analysis job runs: `analyze` on the window's step minutes, the stage nights, the heart days
+//! and the step days, from a generated HealthKit-shaped week (see `analytics/phone_week.rs`).
+//! Same target: ≥ 2,000 user-weeks/s on one core (throughput 1 element = 1 user-week).
+//!
 //! Two measurements: wall time (criterion's default) and this thread's CPU time. On a shared
 //! machine wall time also counts the slices other processes get; CPU time is the cost on one
 //! core (CLOCK_THREAD_CPUTIME_ID).
@@ -15,6 +20,10 @@ use clarity::analytics::{
 };
 use std::time::Duration;
 
+use clarity::analytics::heart::{HeartInput, heart};
+use clarity::analytics::steps::step_days;
+use clarity::analytics::{Signal, stage_nights};
+use clarity::samples::sources::rank;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rustix::time::{ClockId, clock_gettime};
@@ -43,6 +52,36 @@ fn synthetic_week() -> MinuteSeries {
     MinuteSeries::from_options(1_709_510_400_000, &values).expect("valid synthetic week")
 }
 
+#[path = "analytics/phone_week.rs"]
+mod phone_week;
+
+/// Everything the analysis job computes for one phone week.
+fn analyze_phone_week(w: &phone_week::PhoneWeek, options: &AnalysisOptions) -> usize {
+    let analysis = analyze(&w.steps_series, options);
+    let nights = stage_nights(&w.spans, rank);
+    // As the pipeline does: heart while asleep over the stage nights' asleep minutes.
+    let asleep = clarity::pipeline::heart::asleep_nights(&nights);
+    let heart = heart(&HeartInput {
+        heart_rate: &w.heart_rate,
+        nights: &asleep,
+        workouts: &w.workouts,
+        hrv_sdnn: &w.hrv,
+        respiratory_rate: &w.respiratory,
+        spo2: &w.spo2,
+        ..Default::default()
+    });
+    let days = step_days(&w.steps, w.range);
+    black_box(&analysis);
+    nights.len() + heart.days.len() + days.len()
+}
+
+fn phone_options() -> AnalysisOptions {
+    AnalysisOptions {
+        clock: ClockOffset::from_minutes(-240).expect("valid offset"),
+        signal: Signal::StepCount,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let week = synthetic_week();
     let options = AnalysisOptions {
@@ -68,6 +107,13 @@ fn bench(c: &mut Criterion) {
     let sadeh = per_minute(&week).sadeh;
     group.bench_function("tudor_locke", |b| {
         b.iter(|| tudor_locke(black_box(&week), &sadeh, &TudorLockeParams::default()))
+    });
+    let phone = phone_week::phone_week();
+    let phone_opts = phone_options();
+    // Sanity: a week of nights and days, so the benchmark measures real work.
+    assert_eq!(analyze_phone_week(&phone, &phone_opts), 7 + 7 + 7);
+    group.bench_function("phone_week", |b| {
+        b.iter(|| analyze_phone_week(black_box(&phone), black_box(&phone_opts)))
     });
     group.finish();
 }
@@ -117,6 +163,11 @@ fn bench_cpu(c: &mut Criterion<ThreadCpuTime>) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("analyze_one_week", |b| {
         b.iter(|| analyze(black_box(&week), black_box(&options)))
+    });
+    let phone = phone_week::phone_week();
+    let phone_opts = phone_options();
+    group.bench_function("phone_week", |b| {
+        b.iter(|| analyze_phone_week(black_box(&phone), black_box(&phone_opts)))
     });
     group.finish();
 }

@@ -63,17 +63,7 @@ pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let mut out = std::io::stdout().lock();
-    let printed = serde_json::to_writer_pretty(&mut out, &result)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out));
-    match printed {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clarity analyze: cannot write the result: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    print_json(&result)
 }
 
 /// `clarity analyze --samples FILE.json`: the samples through the server's ingest into a
@@ -128,17 +118,7 @@ fn analyze_samples(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut out = std::io::stdout().lock();
-    let printed = serde_json::to_writer_pretty(&mut out, &document)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out));
-    match printed {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clarity analyze: cannot write the result: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    print_json(&document)
 }
 
 /// A one-node server on a temporary SQLite store: ingest in frame-sized batches (in order, as
@@ -249,6 +229,21 @@ pub fn score(args: &ScoreArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clarity score: cannot write the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout: what both forms of `clarity analyze` answer.
+fn print_json(value: &impl serde::Serialize) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let printed = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out));
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clarity analyze: cannot write the result: {e}");
             ExitCode::FAILURE
         }
     }

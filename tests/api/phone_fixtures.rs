@@ -108,17 +108,9 @@ fn by_date<'a>(list: &'a Value, date: &Value) -> Option<&'a Value> {
     list.as_array()?.iter().find(|e| e["date"] == *date)
 }
 
-/// Every derived number of `a` (an analysis document) against the truth.
-fn check_analysis(c: &mut Check, truth: &Value, a: &Value) {
-    let totals = &truth["totals"];
-    // What the server derives today already.
-    c.exact(
-        "[C steps]",
-        "activity.kind",
-        &a["activity"]["kind"],
-        &json!("step_count"),
-    );
-    let sources: serde_json::Map<String, Value> = a["activity"]["sources"]
+/// `[{source, minutes}, ...]` as `{source: minutes}` (the truth's form).
+fn minutes_by_source(list: &Value) -> Value {
+    let map: serde_json::Map<String, Value> = list
         .as_array()
         .map(|s| {
             s.iter()
@@ -131,10 +123,23 @@ fn check_analysis(c: &mut Check, truth: &Value, a: &Value) {
                 .collect()
         })
         .unwrap_or_default();
+    Value::Object(map)
+}
+
+/// Every derived number of `a` (an analysis document) against the truth.
+fn check_analysis(c: &mut Check, truth: &Value, a: &Value) {
+    let totals = &truth["totals"];
+    // What the server derives today already.
+    c.exact(
+        "[C steps]",
+        "activity.kind",
+        &a["activity"]["kind"],
+        &json!("step_count"),
+    );
     c.exact(
         "[C steps]",
         "activity.sources (minutes won per source)",
-        &Value::Object(sources),
+        &minutes_by_source(&a["activity"]["sources"]),
         &totals["step_minutes_by_source"],
     );
     c.exact(
@@ -251,12 +256,17 @@ fn check_days(c: &mut Check, truth: &Value, a: &Value) {
     for w in truth["days"].as_array().unwrap() {
         let date = &w["date"];
         match by_date(&a["activity"]["days"], date) {
-            Some(g) => c.exact(
-                "[C steps]",
-                &format!("day {date} steps"),
-                &g["steps"],
-                &w["steps"],
-            ),
+            Some(g) => {
+                for f in ["steps", "step_minutes"] {
+                    c.exact("[C steps]", &format!("day {date} {f}"), &g[f], &w[f]);
+                }
+                c.exact(
+                    "[C steps]",
+                    &format!("day {date} sources (minutes won per source)"),
+                    &minutes_by_source(&g["sources"]),
+                    &w["step_minutes_by_source"],
+                );
+            }
             None => c.fail("[C steps]", format!("no activity.days entry for {date}")),
         }
         let measured = HEART.iter().any(|(f, _)| !w[*f].is_null());

@@ -54,7 +54,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::window::series::rank;
+use crate::samples::sources::rank;
 use minutes::{Minute, asleep_minutes, dedupe, lowest_window_mean, merged, source_mean};
 pub use trend::Trend;
 
@@ -212,7 +212,7 @@ fn asleep(intervals: &[(i64, i64)], t: i64) -> bool {
 }
 
 /// The dates listed: first to last with any input, or only those with data when too far apart.
-fn dates(with_data: BTreeSet<NaiveDate>) -> Vec<NaiveDate> {
+pub(crate) fn dates(with_data: BTreeSet<NaiveDate>) -> Vec<NaiveDate> {
     let (Some(&first), Some(&last)) = (with_data.first(), with_data.last()) else {
         return Vec::new();
     };

@@ -17,6 +17,8 @@
 //!   (Cole-Kripke, Sadeh, Tudor-Locke, nights) are defined on minute activity counts only, so
 //!   on steps they are not run: their totals are `null`, periods and nights empty, and
 //!   `sleep.actigraphy_reason` says why. A minute without steps is not a minute of sleep.
+//! - The cosinor is fitted only when the present minutes span at least a day (a whole cycle);
+//!   a shorter series has `null` MESOR, amplitude and acrophase.
 //! - The cosinor's peak is reported only inside a clock hour with activity (a minute above 0
 //!   on some day): a 24 h cosine fitted to part of the day can peak where nothing was
 //!   measured, and a clock time there would claim activity the data does not have.
@@ -30,6 +32,7 @@ pub mod periods;
 pub mod series;
 pub mod sleep;
 pub mod stages;
+pub mod steps;
 
 use serde::{Deserialize, Serialize};
 
@@ -149,7 +152,20 @@ pub fn analyze(series: &MinuteSeries, options: &AnalysisOptions) -> Analysis {
             start: series::hhmm(w.start_minute),
         })
     };
-    let fit = cosinor::cosinor_from(&phase, first_clock_minute);
+    // A 24 h cosine fitted to less than a day of data extrapolates over hours never seen (50
+    // minutes of steps gave an amplitude four times the MESOR, a curve far below zero): the
+    // fit needs present data spanning a whole cycle.
+    let present = series.present();
+    let span = match (
+        present.iter().position(|&p| p),
+        present.iter().rposition(|&p| p),
+    ) {
+        (Some(first), Some(last)) => last - first + 1,
+        _ => 0,
+    };
+    let fit = (span >= series::DAY_MINUTES)
+        .then(|| cosinor::cosinor_from(&phase, first_clock_minute))
+        .flatten();
     let active = phase.active_clock_hours(first_clock_minute);
     let acrophase = fit
         .and_then(|f| f.acrophase_clock_hours)

@@ -7,7 +7,7 @@ use crate::samples::SleepStage::{Asleep, Awake, Deep, InBed, Light, OutOfBed, Re
 
 /// The device ranks the pipeline uses: a watch over an unnamed source over a phone.
 fn rank(source: &str) -> u8 {
-    crate::window::series::rank(source)
+    crate::samples::sources::rank(source)
 }
 
 fn span(start: &str, end: &str, stage: SleepStage, source: &str) -> StageSpan {

@@ -6,6 +6,8 @@
 //! A measure the data cannot support is left out (`None`), never passed on for the text to
 //! hedge: an IS or RA outside [0, 1] (documents from before the bounded IS), and an activity
 //! peak (M10 start, acrophase) in a clock hour without activity in `activity.hourly`.
+//! Steps a day are the mean of `activity.days[].steps` over the complete days with steps only:
+//! a window's first and last day are usually partial, and their totals are no daily figure.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +64,12 @@ pub struct Features {
     /// Fitted daily peak of activity, local clock hours.
     pub acrophase_hours: Option<f64>,
     pub mean_heart_rate_bpm: Option<f64>,
+    /// Mean of `activity.days[].steps` over the complete days with steps, whole steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_per_day_mean: Option<f64>,
+    /// The number of days that mean is over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step_days: usize,
     /// Resting heart rate and HRV trends (analysis `heart`), when there are any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heart: Option<super::heart::HeartFeatures>,
@@ -181,6 +189,15 @@ impl Features {
             .filter(|h| in_active(Some((*h as u8).min(23))))
             .map(|x| round(x, 2));
         let unit = |x: Option<f64>| x.filter(|x| (0.0..=1.0).contains(x));
+        let step_totals: Vec<f64> = a["activity"]["days"]
+            .as_array()
+            .map(|days| {
+                days.iter()
+                    .filter(|d| d["complete"] == true)
+                    .filter_map(|d| f(&d["steps"]))
+                    .collect()
+            })
+            .unwrap_or_default();
         Features {
             days: round(span_minutes / 1440.0, 2),
             span_minutes: span_minutes.max(0.0).round() as u64,
@@ -206,6 +223,8 @@ impl Features {
             relative_amplitude: unit(f(&np["ra"])).map(|x| round(x, 3)),
             acrophase_hours: acrophase,
             mean_heart_rate_bpm: f(&a["heart_rate"]["mean_bpm"]).map(|x| round(x, 1)),
+            steps_per_day_mean: mean_sd(&step_totals).0.map(|x| round(x, 0)),
+            step_days: step_totals.len(),
             heart: super::heart::HeartFeatures::from_analysis(a),
             pat_scores: a["pat"]["scores"]
                 .as_object()

@@ -17,7 +17,7 @@
 //! outside [0, 1], a peak outside the hours with activity) gets no sentence.
 
 use super::features::{Features, RHYTHM_MIN_DAYS};
-use super::text::{difference, duration, minutes_difference, percent, span};
+use super::text::{difference, duration, minutes_difference, percent, span, thousands};
 use super::{Generated, GeneratorKind};
 
 /// Changes smaller than these are not worth a sentence.
@@ -182,6 +182,14 @@ pub fn generate(f: &Features) -> Generated {
             "{} peaked around {} on a fitted 24-hour curve.",
             if steps { "Steps" } else { "Activity" },
             clock(peak)
+        ));
+    }
+    if let Some(steps) = f.steps_per_day_mean {
+        points.push(format!(
+            "You took {} steps a day on average over {} complete {}.",
+            thousands(steps),
+            f.step_days,
+            if f.step_days == 1 { "day" } else { "days" }
         ));
     }
     if let Some(hr) = f.mean_heart_rate_bpm {
@@ -422,5 +430,35 @@ mod tests {
         assert!(texts.contains("(from your steps) was stable"), "{texts}");
         assert!(texts.contains("interdaily stability 0.62"), "{texts}");
         assert!(texts.contains("Steps peaked around 14:18"), "{texts}");
+    }
+
+    #[test]
+    fn steps_a_day_are_the_mean_of_the_complete_days_only() {
+        let mut a = steps_doc(Some(0.62), "07:20", 14.3);
+        let day = |date: &str, steps: serde_json::Value, complete: bool| {
+            serde_json::json!({"date": date, "steps": steps, "step_minutes": 90,
+                               "complete": complete, "sources": []})
+        };
+        a["activity"]["days"] = serde_json::json!([
+            day("2026-11-01", serde_json::json!(900), false),
+            day("2026-11-02", serde_json::json!(8200), true),
+            day("2026-11-03", serde_json::Value::Null, true),
+            day("2026-11-04", serde_json::json!(12031), true),
+            day("2026-11-05", serde_json::json!(400), false),
+        ]);
+        let f = Features::from_analysis(&a);
+        assert_eq!(f.steps_per_day_mean, Some(10116.0), "(8200 + 12031) / 2");
+        assert_eq!(f.step_days, 2);
+        let texts = all(&generate(&f)).join("\n");
+        assert!(
+            texts.contains("You took 10,116 steps a day on average over 2 complete days."),
+            "{texts}"
+        );
+        // Only partial days: no daily figure at all.
+        a["activity"]["days"] =
+            serde_json::json!([day("2026-11-05", serde_json::json!(400), false)]);
+        let f = Features::from_analysis(&a);
+        assert_eq!((f.steps_per_day_mean, f.step_days), (None, 0));
+        assert!(!all(&generate(&f)).join("\n").contains("steps a day"));
     }
 }

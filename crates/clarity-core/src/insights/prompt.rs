@@ -15,7 +15,8 @@ use super::text::{difference, minutes_difference};
 /// v3: nights from the device's sleep stages (`stage_nights`, deep and REM minutes); heart
 /// trends (resting heart rate, HRV as SDNN and as RMSSD) in words; step data
 /// (`activity_kind` step_count, `active_hours`): what steps can and cannot say.
-pub const PROMPT_VERSION: &str = "insight-v3";
+/// v4: steps a day (`steps_per_day_mean` over `step_days` complete days).
+pub const PROMPT_VERSION: &str = "insight-v4";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -78,6 +79,13 @@ pub fn build(features: &Features) -> Prompt {
              the share of minutes in hours when the phone or watch was recording. \
              active_hours are the local clock hours with any steps: never place a peak of \
              activity outside them.",
+        );
+    }
+    if features.steps_per_day_mean.is_some() {
+        user.push_str(
+            "\n\nsteps_per_day_mean is the mean of the daily step totals over step_days \
+             complete local days (partial first and last days are left out): say it as steps a \
+             day over that many days.",
         );
     }
     let changes = features

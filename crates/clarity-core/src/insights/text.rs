@@ -58,10 +58,32 @@ pub fn minutes_difference(delta: f64) -> String {
     format!("{} {dir}", duration(delta.abs()))
 }
 
+/// A whole count with thousands separators: "8,412", "950", "12,030".
+pub fn thousands(n: f64) -> String {
+    let digits = (n.max(0.0).round() as u64).to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(950.4), "950");
+        assert_eq!(thousands(8412.0), "8,412");
+        assert_eq!(thousands(12030.0), "12,030");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
 
     #[test]
     fn durations_read_as_people_say_them() {

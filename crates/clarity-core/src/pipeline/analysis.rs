@@ -20,6 +20,9 @@
 //!   on the steps and name their signal; actigraphy sleep is not scored (see `analytics`).
 //!   `activity.coverage` states the rule that turned step intervals into minutes and what
 //!   it counted (see `window::series`).
+//! - Per-day steps (`activity.days`, see [`super::steps`]): the step samples of the analysed
+//!   range are read from the store before the id is made and are part of its input; each
+//!   minute is dated by its sample's own offset, with the window's source order.
 
 use std::sync::Arc;
 
@@ -30,6 +33,7 @@ use uuid::Uuid;
 
 use super::Pipeline;
 use super::heart::{self, HeartSamples};
+use super::steps::{self, StepSamples};
 use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries, Signal};
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
@@ -126,6 +130,8 @@ struct ActivityInfo {
     sources: Vec<SourceUse>,
     /// Mean per clock hour, for charts: derived data that can be shared without raw samples.
     hourly: Hourly,
+    /// Steps per local day (`analytics::steps`); empty without step samples.
+    days: Vec<analytics::steps::StepDay>,
 }
 
 /// Why step rhythm measures have no PAT score.
@@ -256,6 +262,7 @@ fn digest_id(
     user: Uuid,
     snap: &Snapshot,
     heart: &HeartSamples,
+    steps: &StepSamples,
     stages: &[analytics::StageNight],
 ) -> Uuid {
     let mut h = Sha256::new();
@@ -278,6 +285,7 @@ fn digest_id(
         }
     }
     heart.digest(&mut h);
+    steps.digest(&mut h);
     digest_uuid(h)
 }
 
@@ -296,13 +304,16 @@ pub async fn run(
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
     let heart_samples = heart::read(&*pipeline.store, user, snap.heart_range).await?;
+    let to_minute = snap.from_minute + snap.activity.len() as i64;
+    let step_range = (snap.from_minute * 60_000, to_minute * 60_000);
+    let step_samples = steps::read(&*pipeline.store, user, step_range).await?;
     let week_to_ms = snap.week_to_minute * 60_000;
     let spans = super::sleep::read_stage_spans(&*pipeline.store, user, week_to_ms).await?;
     let stages =
         tokio::task::spawn_blocking(move || super::sleep::nights_in_week(&spans, week_to_ms))
             .await
             .map_err(|e| AnalysisError::Failed(e.to_string()))?;
-    let id = digest_id(user, &snap, &heart_samples, &stages);
+    let id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
     let asleep = heart::asleep_nights(&stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
@@ -326,7 +337,12 @@ pub async fn run(
             .await
             .map_err(|_| AnalysisError::Failed("shutting down".into()))?;
         let started = std::time::Instant::now();
-        type Out = (analytics::Analysis, usize, analytics::heart::Heart);
+        type Out = (
+            analytics::Analysis,
+            usize,
+            analytics::heart::Heart,
+            Vec<analytics::steps::StepDay>,
+        );
         let job = move || -> Result<Out, AnalysisError> {
             let series = MinuteSeries::from_options(from_ms, &activity)
                 .map_err(|e| AnalysisError::Failed(e.to_string()))?;
@@ -335,6 +351,7 @@ pub async fn run(
                 analytics::analyze(&series, &AnalysisOptions { clock, signal }),
                 series.n_present(),
                 heart_samples.analyze(&asleep),
+                step_samples.analyze(),
             ))
         };
         let out = tokio::task::spawn_blocking(job)
@@ -362,9 +379,8 @@ pub async fn run(
         }
     };
     let (analytics_out, pat) = tokio::join!(analytics_job, pat_job);
-    let (result, minutes_present, heart) = analytics_out?;
+    let (result, minutes_present, heart, step_days) = analytics_out?;
     let start_ms = snap.from_minute * 60_000;
-    let to_minute = snap.from_minute + snap.activity.len() as i64;
     let body = Body {
         analysis_id: id,
         user_id: user,
@@ -389,6 +405,7 @@ pub async fn run(
                 })
                 .collect(),
             hourly: hourly(snap.from_minute, snap.offset_secs, &snap.activity),
+            days: step_days,
         },
         heart_rate: HeartRateInfo {
             minutes: snap.hr_minutes,

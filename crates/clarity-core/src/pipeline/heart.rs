@@ -35,7 +35,8 @@ pub struct HeartSamples {
     workouts: Vec<Sample>,
 }
 
-async fn read_kind(
+/// Every sample of `kind` starting in `[from, to)` (UTC ms), page by page.
+pub(super) async fn read_kind(
     store: &dyn Store,
     user: Uuid,
     kind: Option<Kind>,
@@ -108,6 +109,22 @@ pub fn asleep_nights(nights: &[StageNight]) -> Vec<AsleepNight> {
         .collect()
 }
 
+/// Feeds samples into an analysis id: kind, instants with their offsets, value, source.
+pub(super) fn digest_samples(h: &mut Sha256, samples: &[Sample]) {
+    for s in samples {
+        h.update([s.kind.code()]);
+        h.update(s.start.utc_ms.to_le_bytes());
+        h.update(s.start.offset_secs.to_le_bytes());
+        if let Some(e) = s.end {
+            h.update(e.utc_ms.to_le_bytes());
+            h.update(e.offset_secs.to_le_bytes());
+        }
+        h.update(s.value.to_le_bytes());
+        h.update(s.source.as_deref().unwrap_or("").as_bytes());
+        h.update([0xFF]);
+    }
+}
+
 impl HeartSamples {
     /// Feeds every sample into the analysis id, so new heart data gives a new analysis; adds
     /// nothing when there is none (ids of activity-only data are unchanged).
@@ -121,18 +138,7 @@ impl HeartSamples {
             &self.resting,
             &self.workouts,
         ] {
-            for s in kind {
-                h.update([s.kind.code()]);
-                h.update(s.start.utc_ms.to_le_bytes());
-                h.update(s.start.offset_secs.to_le_bytes());
-                if let Some(e) = s.end {
-                    h.update(e.utc_ms.to_le_bytes());
-                    h.update(e.offset_secs.to_le_bytes());
-                }
-                h.update(s.value.to_le_bytes());
-                h.update(s.source.as_deref().unwrap_or("").as_bytes());
-                h.update([0xFF]);
-            }
+            digest_samples(h, kind);
         }
     }
 

@@ -7,7 +7,8 @@
 //! and the fan-out that delivers the results. Its two steps are its submodules:
 //! [`analysis`] (snapshot a window, compute, store, push) and [`insight`] (generate, store,
 //! push); the windows and the insight generators below them know nothing of the pipeline.
-//! [`heart`] reads an analysis' heart samples from the store (they are not in the window).
+//! [`heart`] reads an analysis' heart samples from the store (they are not in the window), and
+//! [`steps`] its step samples (for the per-day totals, dated by each sample's offset).
 //!
 //! Rules:
 //! - Completed days arrive as [`DayComplete`] events from the window service, consumed by one
@@ -19,6 +20,7 @@ pub mod analysis;
 pub mod heart;
 pub mod insight;
 pub mod sleep;
+pub mod steps;
 
 use std::sync::Arc;
 

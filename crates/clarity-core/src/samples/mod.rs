@@ -9,11 +9,13 @@
 //!   both stores keep them, and the wire shape puts them at the top level of the sample.
 //!
 //! Files: [`kind`] (kinds, codes, canonical units, ranges, spans), [`units`] (conversion on
-//! input), [`parse`] (validation), [`mapping`] (HealthKit / Health Connect vocabulary).
+//! input), [`parse`] (validation), [`mapping`] (HealthKit / Health Connect vocabulary),
+//! [`sources`] (which source owns a minute; spreading intervals over minutes).
 
 pub mod kind;
 pub mod mapping;
 pub mod parse;
+pub mod sources;
 pub mod units;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};

@@ -117,6 +117,9 @@ fn num(v: f64) -> String {
 fn unit_of(kind: Kind, unit: Option<&str>, value: f64) -> Result<&'static Unit, Invalid> {
     match unit {
         None => Ok(units::implied(kind, value)),
+        // HealthKit's percent unit holds SpO2 as 0-1 (HKUnit.percent(): 0.95 is 95 %), and
+        // apps pass it on with unit "%"; 0-1 % is no SpO2, so such a value is a fraction.
+        Some("%") if kind == Kind::OxygenSaturation => Ok(units::implied(kind, value)),
         Some(name) => units::find(kind, name).ok_or_else(|| {
             invalid(
                 "unit_mismatch",
@@ -162,15 +165,10 @@ fn canonical_in_range(
         };
         format!("got {}{sent}, which is {}{canonical}", num(value), num(v))
     };
-    let hint = if kind == Kind::OxygenSaturation && unit.name == "%" && value <= 1.0 {
-        " (a fraction 0-1 is sent without `unit`, or with unit `1`)"
-    } else {
-        ""
-    };
     Err(invalid(
         "out_of_range",
         format!(
-            "{what} must be within {}..={}{canonical}; {got}{hint}",
+            "{what} must be within {}..={}{canonical}; {got}",
             num(lo),
             num(hi)
         ),

@@ -374,11 +374,11 @@ fn out_of_range_names_range_unit_and_conversion() {
     );
     let e = err(&with("heart_rate", r#""value":900"#));
     assert_eq!(e.1, "heart_rate must be within 20..=300 count/min; got 900");
-    let e = err(&with("oxygen_saturation", r#""value":0.97,"unit":"%""#));
-    assert!(
-        e.1.contains("50..=100 %") && e.1.contains("fraction"),
-        "{}",
-        e.1
+    // HealthKit's percent unit holds 0-1: 0.4 with `%` is read as 40 %, and named so.
+    let e = err(&with("oxygen_saturation", r#""value":0.4,"unit":"%""#));
+    assert_eq!(
+        e.1,
+        "oxygen_saturation must be within 50..=100 %; got 0.4 as a fraction, which is 40 %"
     );
     let e = err(&with("mood", r#""value":3"#));
     assert_eq!(e.1, "mood must be within -1..=1; got 3");
@@ -428,5 +428,11 @@ proptest! {
         let pct = ok(&with("oxygen_saturation", &format!(r#""value":{p}"#)));
         let frac = ok(&with("oxygen_saturation", &format!(r#""value":{}"#, f64::from(p) / 100.0)));
         prop_assert_eq!(pct.value, frac.value);
+        // HealthKit's way: the fraction with unit `%`.
+        let hk = ok(&with(
+            "oxygen_saturation",
+            &format!(r#""value":{},"unit":"%""#, f64::from(p) / 100.0),
+        ));
+        prop_assert_eq!(pct.value, hk.value);
     }
 }

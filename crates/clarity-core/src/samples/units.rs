@@ -5,9 +5,10 @@
 //!   entry is an alias (same scale) or a conversion `canonical = (value + offset) * scale`.
 //! - A converted value is rounded to 6 decimals (no float noise such as 36.99999999999999
 //!   for 98.6 °F is stored); a value in the canonical unit or an alias is kept as sent.
-//! - `oxygen_saturation` without a unit is a fraction when it is at most 1 (HealthKit and
-//!   Health Connect both hold SpO2 as 0-1), a percentage otherwise: the two ranges (0.5-1,
-//!   50-100 %) do not overlap, so the reading is never ambiguous.
+//! - `oxygen_saturation` without a unit, or with unit `%`, is a fraction when it is at most 1
+//!   (HealthKit holds SpO2 as 0-1 even in its percent unit, and apps pass `0.95` on with
+//!   `%`), a percentage otherwise: the two ranges (0.5-1, 50-100 %) do not overlap, so the
+//!   reading is never ambiguous.
 //! - An unknown unit is refused with the list of the kind's units, never guessed.
 
 use super::Kind;

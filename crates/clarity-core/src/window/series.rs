@@ -24,6 +24,9 @@
 
 use super::coverage::HourMarks;
 use crate::samples::{Kind, Sample};
+// The source order and the spread live with the samples, so that the analytics use them
+// without depending on the window.
+pub use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread};
 
 pub const WINDOW_MINUTES: usize = 7 * 1440;
 const MINUTE_MS: i64 = 60_000;
@@ -40,37 +43,9 @@ pub enum ActivityKind {
     StepCount,
 }
 
-/// Priority of a source for wrist-worn actigraphy: a wearable beats an unnamed source beats a
-/// phone (a phone in a pocket or on a desk misses much of the wearer's movement).
-pub fn rank(source: &str) -> u8 {
-    let s = source.to_ascii_lowercase();
-    let wearable = [
-        "watch",
-        "band",
-        "wrist",
-        "fitbit",
-        "garmin",
-        "whoop",
-        "oura",
-        "ring",
-        "actigraph",
-        "actiwatch",
-        "geneactiv",
-        "axivity",
-    ];
-    let phone = ["phone", "android", "pixel", "galaxy", "mobile"];
-    if wearable.iter().any(|w| s.contains(w)) {
-        3
-    } else if phone.iter().any(|p| s.contains(p)) {
-        1
-    } else {
-        2
-    }
-}
-
 /// A source's name as recorded (samples without one are "unspecified").
 fn source_name(sample: &Sample) -> &str {
-    sample.source.as_deref().unwrap_or("unspecified")
+    sample.source.as_deref().unwrap_or(UNNAMED_SOURCE)
 }
 
 pub struct Series {
@@ -197,7 +172,8 @@ impl Series {
             return;
         };
         if activity {
-            for (minute, part) in spread(sample, first) {
+            let end = sample.end.map(|e| e.utc_ms);
+            for (minute, part) in spread(sample.start.utc_ms, end, sample.value) {
                 self.put_activity(minute, part, slot);
             }
         } else {
@@ -305,8 +281,7 @@ impl Series {
             return true;
         }
         let name = |slot: u8| self.sources[usize::from(slot) - 1].as_str();
-        let (a, b) = (name(incoming), name(current));
-        (rank(a), std::cmp::Reverse(a)) > (rank(b), std::cmp::Reverse(b))
+        minute_priority(name(incoming)) > minute_priority(name(current))
     }
 
     fn put_activity(&mut self, minute: i64, value: u32, slot: u8) {
@@ -378,36 +353,6 @@ impl Series {
 
 fn index(minute: i64) -> usize {
     minute.rem_euclid(WINDOW_MINUTES as i64) as usize
-}
-
-/// The integer parts of a sample's value per minute it overlaps.
-fn spread(sample: &Sample, first: i64) -> Vec<(i64, u32)> {
-    let value = sample.value.max(0.0);
-    let start = sample.start.utc_ms;
-    let end = match sample.end {
-        Some(e) if e.utc_ms > start => e.utc_ms,
-        _ => return vec![(first, value.round().min(f64::from(u32::MAX)) as u32)],
-    };
-    let total = (end - start) as f64;
-    let mut out = Vec::new();
-    let mut done_ms = start;
-    let mut given = 0u64;
-    let mut minute = first;
-    while done_ms < end {
-        let stop = ((minute + 1) * MINUTE_MS).min(end);
-        let cumulative = (value * ((stop - start) as f64 / total)).round() as u64;
-        out.push((
-            minute,
-            u32::try_from(cumulative - given).unwrap_or(u32::MAX),
-        ));
-        given = cumulative;
-        done_ms = stop;
-        minute += 1;
-        if out.len() > WINDOW_MINUTES {
-            break;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

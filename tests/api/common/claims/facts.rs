@@ -11,7 +11,8 @@
 //! - Derived values are the features' documented definitions, written again here and not
 //!   taken from the server: the window's span and coverage, the nights that count (stage
 //!   nights, and actigraphy nights with at least 80 % of their minutes), their sleep, spread,
-//!   efficiency, awakenings and deep/REM means, and the clock hours with activity.
+//!   efficiency, awakenings and deep/REM means, the clock hours with activity, and the mean
+//!   steps a day over the complete days of `activity.days` (partial days left out).
 
 use serde_json::Value;
 
@@ -278,6 +279,28 @@ pub fn of_analysis(a: &Value) -> Vec<Fact> {
             &format!("mean {k} of stage nights"),
             mean(&xs),
             Unit::Minutes,
+        );
+    }
+    // Steps a day: the complete days with steps only (insights::features).
+    let step_totals: Vec<f64> = a["activity"]["days"]
+        .as_array()
+        .map(|days| {
+            days.iter()
+                .filter(|d| d["complete"] == true)
+                .filter_map(|d| d["steps"].as_f64())
+                .collect()
+        })
+        .unwrap_or_default();
+    push(
+        "mean steps of the complete days with steps",
+        mean(&step_totals),
+        Unit::Steps,
+    );
+    if !step_totals.is_empty() {
+        push(
+            "count of complete days with steps",
+            Some(step_totals.len() as f64),
+            Unit::Days,
         );
     }
     for h in active_hours(a).unwrap_or_default() {

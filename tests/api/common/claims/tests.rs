@@ -355,3 +355,40 @@ fn claims_too_short_is_refused_for_a_window_of_two_days_or_more() {
     let v = check(&json!({"summary": p, "features": {}}), &a, None);
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn claims_steps_a_day_trace_to_the_mean_of_the_complete_days_only() {
+    let mut a = analysis();
+    let day = |date: &str, steps: Value, complete: bool| json!({"date": date, "steps": steps, "step_minutes": 100, "complete": complete, "sources": []});
+    a["activity"]["days"] = json!([
+        day("2026-03-01", json!(2000), false),
+        day("2026-03-02", json!(9000), true),
+        day("2026-03-03", json!(null), true),
+        day("2026-03-04", json!(11000), true),
+        day("2026-03-05", json!(3000), false),
+    ]);
+    let mut i = insight(TRUE_POINTS);
+    i["features"]["steps_per_day_mean"] = json!(10000.0);
+    i["features"]["step_days"] = json!(2);
+    let said = "You took 10,000 steps a day on average over 2 complete days.";
+    i["key_points"].as_array_mut().unwrap().push(json!(said));
+    let v = check(&i, &a, None);
+    assert!(v.is_empty(), "{v:#?}");
+    // The mean over every day (partial ones and the day without data read as 0) is no field.
+    for bad in [
+        "You took 6,250 steps a day on average over 4 days.",
+        "You took 5,000 steps a day on average over 5 days.",
+    ] {
+        caught(
+            &a,
+            &mut insight(TRUE_POINTS),
+            bad,
+            "every number traces to the analysis",
+        );
+    }
+    // A feature taken over the partial days too does not trace.
+    let mut i = insight(&[]);
+    i["features"]["steps_per_day_mean"] = json!(8333.0);
+    let v = check(&i, &a, None);
+    assert_eq!(rules(&v), vec!["feature traces to the analysis"], "{v:#?}");
+}

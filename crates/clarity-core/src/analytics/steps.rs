@@ -1,0 +1,186 @@
+//! Steps per local day (`activity.days[]`): what a phone or watch step counter adds up to each
+//! day, after choosing one source a minute. Pure: no store, no clock.
+//!
+//! Rules (docs/analytics.md repeats them for users):
+//! - **Minutes.** Each `step_count` sample is spread over the UTC minutes it overlaps exactly
+//!   as the window spreads it ([`spread`]: in proportion to the overlap, cumulative rounding,
+//!   a point sample all in its minute). A minute belongs to one source, never two summed: the
+//!   higher [`minute_priority`] (rank watch > unnamed > phone, then the smaller name), the
+//!   window's own order, so a day's minutes are the window's minutes and `activity.sources`
+//!   adds up over the days. The winner's parts in that minute add up.
+//! - **Dates** are local: a minute is dated by the UTC offset of the sample it came from (the
+//!   winner's earliest-starting sample in that minute), so dates follow a DST change or a
+//!   trip, and a walk across midnight puts each minute on its own day.
+//! - **Range.** Only minutes in `[from, to)` count (the analysed window), so a day's total
+//!   never includes steps the window has dropped or not reached.
+//! - **Days** run from the first to the last date with a step minute, one entry a date; a date
+//!   in between without any step minute has `steps` and `step_minutes` `null` (no data is not 0
+//!   steps). `step_minutes` counts minutes with steps above 0; `sources` the minutes each
+//!   source won that day (a minute won with 0 steps included), most first.
+//! - **complete**: the analysed range covers the whole local day (its midnights taken with the
+//!   offsets of that day's first and last step minute, or of the last minute before it). The
+//!   first and last day of a window are usually partial; `complete` says nothing about whether
+//!   the phone was carried all day.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::heart::{SourceMinutes, dates, local_date};
+use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread};
+
+const MINUTE_MS: i64 = 60_000;
+
+/// One `step_count` sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSample<'a> {
+    pub start_ms: i64,
+    /// Exclusive end of an interval; `None` for a point sample.
+    pub end_ms: Option<i64>,
+    /// The UTC offset the sample was sent with: its local date.
+    pub offset_secs: i32,
+    pub value: f64,
+    pub source: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDay {
+    pub date: NaiveDate,
+    /// Steps of the date after choosing one source a minute; `None` without a step minute.
+    pub steps: Option<u64>,
+    /// Minutes with steps above 0; `None` without a step minute.
+    pub step_minutes: Option<usize>,
+    /// The analysed range covers the whole local day.
+    pub complete: bool,
+    /// Minutes each source won on this date, most first.
+    pub sources: Vec<SourceMinutes>,
+}
+
+/// The winning source of one UTC minute, its steps, and the offset it is dated by.
+struct Cell<'a> {
+    source: &'a str,
+    steps: u64,
+    start_ms: i64,
+    offset_secs: i32,
+}
+
+/// One winner a UTC minute inside `[from_ms, to_ms)`, by minute.
+fn minutes<'a>(
+    samples: &[StepSample<'a>],
+    (from_ms, to_ms): (i64, i64),
+) -> BTreeMap<i64, Cell<'a>> {
+    let mut cells: BTreeMap<i64, Cell<'a>> = BTreeMap::new();
+    let (from, to) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
+    for s in samples.iter().filter(|s| s.value.is_finite()) {
+        let source = s.source.unwrap_or(UNNAMED_SOURCE);
+        for (minute, part) in spread(s.start_ms, s.end_ms, s.value) {
+            if minute < from || minute >= to {
+                continue;
+            }
+            let fresh = Cell {
+                source,
+                steps: u64::from(part),
+                start_ms: s.start_ms,
+                offset_secs: s.offset_secs,
+            };
+            match cells.get_mut(&minute) {
+                None => {
+                    cells.insert(minute, fresh);
+                }
+                Some(c) if c.source == source => {
+                    c.steps += u64::from(part);
+                    // The earliest sample dates the minute, whatever the order of arrival.
+                    if (s.start_ms, s.offset_secs) < (c.start_ms, c.offset_secs) {
+                        (c.start_ms, c.offset_secs) = (s.start_ms, s.offset_secs);
+                    }
+                }
+                Some(c) if minute_priority(source) > minute_priority(c.source) => *c = fresh,
+                Some(_) => {}
+            }
+        }
+    }
+    cells
+}
+
+/// Steps per local day of `samples`, counting the minutes in `range` (UTC ms, `[from, to)`);
+/// see the module's rules.
+pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> {
+    struct Acc<'a> {
+        steps: u64,
+        step_minutes: usize,
+        first_offset: i32,
+        last_offset: i32,
+        won: HashMap<&'a str, usize>,
+    }
+    let mut by_date: BTreeMap<NaiveDate, Acc<'_>> = BTreeMap::new();
+    for (minute, c) in minutes(samples, range) {
+        let Some(date) = local_date(minute * MINUTE_MS, c.offset_secs) else {
+            continue;
+        };
+        let acc = by_date.entry(date).or_insert_with(|| Acc {
+            steps: 0,
+            step_minutes: 0,
+            first_offset: c.offset_secs,
+            last_offset: c.offset_secs,
+            won: HashMap::new(),
+        });
+        acc.steps += c.steps;
+        acc.step_minutes += usize::from(c.steps > 0);
+        acc.last_offset = c.offset_secs;
+        *acc.won.entry(c.source).or_default() += 1;
+    }
+    let with_data: BTreeSet<NaiveDate> = by_date.keys().copied().collect();
+    let mut carried_offset = by_date.values().next().map_or(0, |a| a.first_offset);
+    dates(with_data)
+        .into_iter()
+        .map(|date| {
+            let Some(acc) = by_date.remove(&date) else {
+                return StepDay {
+                    date,
+                    steps: None,
+                    step_minutes: None,
+                    complete: covers(range, date, carried_offset, carried_offset),
+                    sources: Vec::new(),
+                };
+            };
+            carried_offset = acc.last_offset;
+            let mut sources: Vec<SourceMinutes> = acc
+                .won
+                .into_iter()
+                .map(|(s, minutes)| SourceMinutes {
+                    source: s.to_owned(),
+                    minutes,
+                    rank: rank(s),
+                })
+                .collect();
+            sources.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.source.cmp(&b.source)));
+            StepDay {
+                date,
+                steps: Some(acc.steps),
+                step_minutes: Some(acc.step_minutes),
+                complete: covers(range, date, acc.first_offset, acc.last_offset),
+                sources,
+            }
+        })
+        .collect()
+}
+
+/// Whether `[from, to)` covers local `date`, its midnights at the two offsets.
+fn covers((from, to): (i64, i64), date: NaiveDate, start_offset: i32, end_offset: i32) -> bool {
+    let midnight = |d: Option<NaiveDate>, offset: i32| {
+        d.and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis() - i64::from(offset) * 1000)
+    };
+    match (
+        midnight(Some(date), start_offset),
+        midnight(date.succ_opt(), end_offset),
+    ) {
+        (Some(start), Some(end)) => from <= start && end <= to,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[path = "steps_tests.rs"]
+mod tests;
