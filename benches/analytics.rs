@@ -59,9 +59,11 @@ mod phone_week;
 fn analyze_phone_week(w: &phone_week::PhoneWeek, options: &AnalysisOptions) -> usize {
     let analysis = analyze(&w.steps_series, options);
     let nights = stage_nights(&w.spans, rank);
+    // As the pipeline does: heart while asleep over the stage nights' asleep minutes.
+    let asleep = clarity::pipeline::heart::asleep_nights(&nights);
     let heart = heart(&HeartInput {
         heart_rate: &w.heart_rate,
-        nights: &w.nights,
+        nights: &asleep,
         workouts: &w.workouts,
         hrv_sdnn: &w.hrv,
         respiratory_rate: &w.respiratory,

@@ -4,7 +4,7 @@
 //! the inputs the analysis job gets: the window's step minutes, the stage spans, the heart
 //! readings and the step samples. Deterministic: xorshift, fixed seed. About 3,600 samples.
 
-use clarity::analytics::heart::{AsleepNight, Reading};
+use clarity::analytics::heart::Reading;
 use clarity::analytics::steps::StepSample;
 use clarity::analytics::{MinuteSeries, StageSpan};
 use clarity::samples::{Kind, Sample, SleepStage, Timestamp};
@@ -20,7 +20,6 @@ const PHONE: &str = "iPhone";
 pub struct PhoneWeek {
     pub steps_series: MinuteSeries,
     pub spans: Vec<StageSpan>,
-    pub nights: Vec<AsleepNight>,
     pub heart_rate: Vec<Reading<'static>>,
     pub hrv: Vec<Reading<'static>>,
     pub spo2: Vec<Reading<'static>>,
@@ -81,7 +80,7 @@ fn walk(rng: &mut Rng, start: i64, minutes: i64, out: &mut Vec<StepSample<'stati
 
 pub fn phone_week() -> PhoneWeek {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut steps, mut spans, mut nights) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut steps, mut spans) = (Vec::new(), Vec::new());
     let (mut heart_rate, mut hrv, mut spo2, mut respiratory, mut workouts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for day in 0..7 {
@@ -106,7 +105,6 @@ pub fn phone_week() -> PhoneWeek {
         // The night ending this morning: 23:00 the evening before to about 07:00.
         let bed = midnight - 60 * MIN;
         let mut at = bed;
-        let mut intervals = Vec::new();
         let cycle = [
             SleepStage::Awake,
             SleepStage::Light,
@@ -125,21 +123,15 @@ pub fn phone_week() -> PhoneWeek {
                 start_ms: at,
                 end_ms: at + len * MIN,
                 offset_secs: OFFSET,
+                end_offset_secs: OFFSET,
                 stage,
                 source: WATCH.to_owned(),
             });
-            if stage.is_asleep() {
-                intervals.push((at, at + len * MIN));
-            }
             at += len * MIN;
             if at >= midnight + 7 * 60 * MIN {
                 break;
             }
         }
-        let date = chrono::DateTime::from_timestamp_millis(midnight + i64::from(OFFSET) * 1000)
-            .expect("in range")
-            .date_naive();
-        nights.push(AsleepNight { date, intervals });
         for k in 0..4 {
             let at = midnight + (150 + k * 10) * MIN + 30_000;
             respiratory.push(reading(at, 14.0 + rng.next()));
@@ -155,7 +147,6 @@ pub fn phone_week() -> PhoneWeek {
     PhoneWeek {
         steps_series: window_minutes(&steps, &heart_rate, range),
         spans,
-        nights,
         heart_rate,
         hrv,
         spo2,

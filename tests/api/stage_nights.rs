@@ -136,14 +136,17 @@ fn truth() -> Vec<Value> {
             "awakenings": 2}),
         json!({"date": "2026-03-29", "method": "stages", "source": "Pixel Watch",
             "sources": ["Pixel Watch"],
-            // 23:00 CET is 00:00 CEST: the night's offset is that of its final wake.
-            "bed_start": "2026-03-29T00:00:00+02:00", "bed_end": "2026-03-29T07:30:00+02:00",
-            "sleep_onset": "2026-03-29T00:20:00+02:00", "final_wake": "2026-03-29T07:30:00+02:00",
+            // Each time on the clock of the sample holding it: to bed at 23:00 CET, up at
+            // 07:30 CEST; the midpoint (01:55Z) falls in a CEST sample.
+            "bed_start": "2026-03-28T23:00:00+01:00", "bed_end": "2026-03-29T07:30:00+02:00",
+            "sleep_onset": "2026-03-28T23:20:00+01:00", "final_wake": "2026-03-29T07:30:00+02:00",
             "midpoint": "2026-03-29T03:55:00+02:00",
-            // Out of bed (10 + 15) counts nowhere; the first starts an awakening.
+            // Out of bed is not in bed (10 + 15 count in no bed minute), but the 10 inside
+            // the sleep period are wake after sleep onset: WASO 10 + 5 + 5; they start an
+            // awakening.
             "in_bed_minutes": 440, "asleep_minutes": 410, "awake_minutes": 30,
             "light_minutes": 115, "deep_minutes": 30, "rem_minutes": 60,
-            "unspecified_minutes": 205, "onset_latency_minutes": 20, "waso_minutes": 10,
+            "unspecified_minutes": 205, "onset_latency_minutes": 20, "waso_minutes": 20,
             "efficiency_pct": 93.2, "awakenings": 2}),
         json!({"date": "2026-03-30", "method": "stages", "source": "Apple Watch",
             "sources": ["Apple Watch", "Withings Sleep Analyzer"],

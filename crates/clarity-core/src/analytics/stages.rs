@@ -26,14 +26,26 @@
 //!   in_bed = asleep + awake; asleep = light + deep + rem + unspecified.
 //! - sleep_onset = the first asleep minute, final_wake = the end of the last one; bed_start /
 //!   bed_end = the first / end of the last minute in bed (asleep or awake); midpoint = halfway
-//!   between onset and final wake. Onset latency = awake minutes before onset, WASO = awake
-//!   minutes between onset and final wake (so awake = latency + WASO + awake after the final
-//!   wake); efficiency = asleep / in_bed in percent (one decimal). An awakening is each change
-//!   from asleep to awake or out of bed between onset and final wake (unrecorded minutes are
-//!   skipped, neither starting nor ending one).
-//! - Dates and times: the night takes the UTC offset of the span that holds its last asleep
-//!   minute; its date is the local date of the final wake (the morning), its times are RFC 3339
-//!   with that offset, so nights follow a DST change or a trip.
+//!   between onset and final wake. Onset latency = awake minutes before onset. WASO (wake
+//!   after sleep onset) = the recorded minutes between onset and final wake that are not
+//!   asleep: awake in bed *and out of bed* (a bathroom trip is wakefulness, the clinical
+//!   convention), so with contiguous stages WASO = final_wake - sleep_onset - asleep; minutes
+//!   no span covers count nowhere, WASO included. Awake (in bed) = latency + WASO's in-bed
+//!   part + awake after the final wake. Efficiency = asleep / in_bed in percent (one decimal).
+//!   An awakening is each change from asleep to awake or out of bed between onset and final
+//!   wake (unrecorded minutes are skipped, neither starting nor ending one).
+//! - Dates and times: every time is RFC 3339 with the UTC offset of the sample that holds it,
+//!   so each reads as the user's clock said then (to bed at 23:20 EDT, up at 06:01 EST on the
+//!   night DST ends): bed_start and sleep_onset take the offset of the span holding their
+//!   minute (its start offset); final_wake and bed_end, instants that end a minute, take the
+//!   end offset of the span holding that last minute when the span ends there, else its start
+//!   offset (an instant inside one sample that changes offset takes the sample's start
+//!   offset). The midpoint takes the offset of the span holding the minute it falls in, else
+//!   (an unrecorded minute) the final wake's. The night's date is the local date of its final
+//!   wake (the morning), so nights follow a DST change or a trip.
+//! - Asleep intervals: each night also keeps the winner's asleep minutes as runs of UTC
+//!   minutes (`asleep_intervals`, not in the document), so heart rate while asleep is measured
+//!   over exactly the sleep these nights report.
 //!
 //! Cost: linear in the minutes the spans cover (a week of nights is ~10^4 minutes a source).
 
@@ -55,8 +67,10 @@ pub struct StageSpan {
     pub start_ms: i64,
     /// Exclusive.
     pub end_ms: i64,
-    /// The sample's UTC offset (its local clock).
+    /// The UTC offset of the sample's start (its local clock then).
     pub offset_secs: i32,
+    /// The UTC offset of the sample's end (differs across a DST change inside the sample).
+    pub end_offset_secs: i32,
     pub stage: SleepStage,
     /// The sample's source ("unspecified" when it had none).
     pub source: String,
@@ -88,6 +102,10 @@ pub struct StageNight {
     pub waso_minutes: u32,
     pub efficiency_pct: f64,
     pub awakenings: u32,
+    /// The winner's asleep minutes as UTC minute ranges `[first, end)`, in time order; not
+    /// part of the document (the heart analytics read it).
+    #[serde(skip)]
+    pub asleep_intervals: Vec<(i64, i64)>,
 }
 
 /// A span on the minute grid: minutes `[first, end)`.
@@ -152,17 +170,22 @@ pub fn stage_nights(spans: &[StageSpan], rank: impl Fn(&str) -> u8) -> Vec<Stage
     by_date.into_values().collect()
 }
 
-/// One source's minutes of a group: the winning stage and its span's offset.
-type Painted = Vec<Option<(SleepStage, i32)>>;
+/// One source's minutes of a group: the winning stage and the index (in the group) of the
+/// span it comes from, for its offsets.
+type Painted = Vec<Option<(SleepStage, usize)>>;
 
 fn paint(group: &[GridSpan<'_>], source: &str, from: i64, len: usize) -> Painted {
     let mut out: Painted = vec![None; len];
-    for g in group.iter().filter(|g| g.span.source == source) {
+    for (k, g) in group
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.span.source == source)
+    {
         let (a, b) = ((g.first - from) as usize, (g.end - from) as usize);
         for slot in &mut out[a..b] {
             let wins = slot.is_none_or(|(s, _)| precedence(g.span.stage) >= precedence(s));
             if wins {
-                *slot = Some((g.span.stage, g.span.offset_secs));
+                *slot = Some((g.span.stage, k));
             }
         }
     }
@@ -204,23 +227,34 @@ fn build(
                 .then_with(|| b.cmp(a))
         })?;
     let source = source.clone();
-    for g in group.iter() {
+    for (k, g) in group.iter().enumerate() {
         if g.span.source != source && g.span.stage == SleepStage::InBed {
             let (a, b) = ((g.first - from) as usize, (g.end - from) as usize);
             for slot in minutes[a..b].iter_mut().filter(|m| m.is_none()) {
-                *slot = Some((SleepStage::InBed, g.span.offset_secs));
+                *slot = Some((SleepStage::InBed, k));
             }
         }
     }
-    let asleep_at = |m: &Option<(SleepStage, i32)>| m.is_some_and(|(s, _)| s.is_asleep());
+    let asleep_at = |m: &Option<(SleepStage, usize)>| m.is_some_and(|(s, _)| s.is_asleep());
     let onset = minutes.iter().position(asleep_at)?;
     let last = minutes.iter().rposition(asleep_at)?;
     let wake = last + 1;
-    let offset = minutes[last].map_or(0, |(_, o)| o);
     let in_bed_at =
-        |m: &Option<(SleepStage, i32)>| m.is_some_and(|(s, _)| s != SleepStage::OutOfBed);
+        |m: &Option<(SleepStage, usize)>| m.is_some_and(|(s, _)| s != SleepStage::OutOfBed);
     let bed_start = minutes.iter().position(in_bed_at)?;
     let bed_end = minutes.iter().rposition(in_bed_at)? + 1;
+    // The offset at the start of minute `i` (recorded), and at the end of minute `i`.
+    let start_offset = |i: usize| minutes[i].map(|(_, k)| group[k].span.offset_secs);
+    let end_offset = |i: usize| {
+        minutes[i].map(|(_, k)| {
+            let g = &group[k];
+            if g.end == from + i as i64 + 1 {
+                g.span.end_offset_secs
+            } else {
+                g.span.offset_secs
+            }
+        })
+    };
 
     let mut n = Counts::default();
     let mut was_asleep = false;
@@ -242,7 +276,11 @@ fn build(
                     n.waso += 1;
                 }
             }
-            SleepStage::OutOfBed => {}
+            SleepStage::OutOfBed => {
+                if (onset..wake).contains(&i) {
+                    n.waso += 1;
+                }
+            }
         }
         if (onset..wake).contains(&i) {
             if !stage.is_asleep() && was_asleep {
@@ -253,24 +291,34 @@ fn build(
     }
     let asleep = n.light + n.deep + n.rem + n.unspecified;
     let in_bed = asleep + n.awake;
-    let at = |minute: i64| Timestamp {
-        utc_ms: minute * MINUTE_MS,
-        offset_secs: offset,
+    let at = |i: usize, offset: Option<i32>| Timestamp {
+        utc_ms: (from + i as i64) * MINUTE_MS,
+        offset_secs: offset.unwrap_or(0),
     };
+    let final_wake = at(wake, end_offset(last));
     let (onset_min, wake_min) = (from + onset as i64, from + wake as i64);
-    let final_wake = at(wake_min);
+    let mid_ms = (onset_min * MINUTE_MS + wake_min * MINUTE_MS) / 2;
+    let mid_index = (mid_ms.div_euclid(MINUTE_MS) - from) as usize;
     let midpoint = Timestamp {
-        utc_ms: (onset_min * MINUTE_MS + wake_min * MINUTE_MS) / 2,
-        offset_secs: offset,
+        utc_ms: mid_ms,
+        offset_secs: start_offset(mid_index).unwrap_or(final_wake.offset_secs),
     };
+    let mut asleep_intervals: Vec<(i64, i64)> = Vec::new();
+    for i in (onset..wake).filter(|&i| asleep_at(&minutes[i])) {
+        let minute = from + i as i64;
+        match asleep_intervals.last_mut() {
+            Some(run) if run.1 == minute => run.1 += 1,
+            _ => asleep_intervals.push((minute, minute + 1)),
+        }
+    }
     Some(StageNight {
         date: final_wake.to_datetime()?.date_naive(),
         method: NightMethod::Stages,
         source,
         sources,
-        bed_start: at(from + bed_start as i64).to_rfc3339(),
-        bed_end: at(from + bed_end as i64).to_rfc3339(),
-        sleep_onset: at(onset_min).to_rfc3339(),
+        bed_start: at(bed_start, start_offset(bed_start)).to_rfc3339(),
+        bed_end: at(bed_end, end_offset(bed_end - 1)).to_rfc3339(),
+        sleep_onset: at(onset, start_offset(onset)).to_rfc3339(),
         final_wake: final_wake.to_rfc3339(),
         midpoint: midpoint.to_rfc3339(),
         in_bed_minutes: in_bed,
@@ -284,6 +332,7 @@ fn build(
         waso_minutes: n.waso,
         efficiency_pct: (f64::from(asleep) * 1000.0 / f64::from(in_bed)).round() / 10.0,
         awakenings: n.awakenings,
+        asleep_intervals,
     })
 }
 

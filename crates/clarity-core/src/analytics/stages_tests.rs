@@ -19,6 +19,7 @@ fn span(start: &str, end: &str, stage: SleepStage, source: &str) -> StageSpan {
         start_ms: s.utc_ms,
         end_ms: e.utc_ms,
         offset_secs: s.offset_secs,
+        end_offset_secs: e.offset_secs,
         stage,
         source: source.into(),
     }
@@ -138,9 +139,10 @@ fn health_connect_session_with_out_of_bed_and_unspecified_sleep() {
         "430 minutes / 2 after 23:20"
     );
     // Asleep 100 + 105 unspecified + 115 + 30 + 60; awake 20 before, 5 + 5 after onset; the
-    // 10 minutes out of bed count nowhere but start an awakening (the awake 5 after them
-    // does not start another); the awake 5 at 03:00 is the second.
-    assert_eq!(minutes(n), [440, 410, 30, 115, 30, 60, 205, 20, 10, 2]);
+    // 10 minutes out of bed are not in bed but are wake after sleep onset (WASO 10 + 5 + 5)
+    // and start an awakening (the awake 5 after them does not start another); the awake 5 at
+    // 03:00 is the second. The 15 minutes out of bed after the final wake count nowhere.
+    assert_eq!(minutes(n), [440, 410, 30, 115, 30, 60, 205, 20, 20, 2]);
     assert_eq!(n.efficiency_pct, 93.2, "410 / 440");
 }
 
@@ -246,12 +248,15 @@ fn nights_follow_a_dst_change_and_a_trip() {
     );
     let n = &nights[1];
     assert_eq!(n.asleep_minutes, 420, "23:00 CET to 07:00 CEST is 7 h");
-    assert_eq!(
-        n.bed_start, "2026-03-29T00:00:00+02:00",
-        "the night's own offset"
-    );
+    // Each time on the clock of its own sample: to bed at 23:00 CET, up at 07:00 CEST.
+    assert_eq!(n.bed_start, "2026-03-28T23:00:00+01:00");
+    assert_eq!(n.sleep_onset, "2026-03-28T23:00:00+01:00");
     assert_eq!(n.final_wake, "2026-03-29T07:00:00+02:00");
-    assert_eq!(n.midpoint, "2026-03-29T03:30:00+02:00");
+    assert_eq!(n.bed_end, "2026-03-29T07:00:00+02:00");
+    assert_eq!(
+        n.midpoint, "2026-03-29T03:30:00+02:00",
+        "01:30Z, in the CEST sample"
+    );
     assert_eq!(nights[0].final_wake, "2026-03-28T07:00:00+01:00");
     assert_eq!(nights[3].final_wake, "2026-04-05T06:00:00+09:00");
 }
@@ -294,6 +299,86 @@ fn minutes_are_whole_minutes_of_the_grid() {
     assert!(stage_nights(&[], rank).is_empty());
 }
 
+#[test]
+fn each_time_of_a_dst_night_has_the_offset_of_the_sample_holding_it() {
+    // New York, DST ends 2026-11-01 at 02:00 EDT (06:00Z): an in_bed envelope and stages,
+    // one light stage crossing the change (01:46 EDT to 01:01 EST).
+    let mut spans = vec![span(
+        "2026-10-31T23:20:00-04:00",
+        "2026-11-01T06:06:00-05:00",
+        InBed,
+        "Apple Watch",
+    )];
+    spans.extend(run(
+        "2026-10-31T23:20:00",
+        "-04:00",
+        &[(Awake, 12), (Light, 134)],
+        "Apple Watch",
+    ));
+    spans.push(span(
+        "2026-11-01T01:46:00-04:00",
+        "2026-11-01T01:01:00-05:00",
+        Light,
+        "Apple Watch",
+    ));
+    spans.extend(run(
+        "2026-11-01T01:01:00",
+        "-05:00",
+        &[(Deep, 120), (Rem, 180), (Awake, 5)],
+        "Apple Watch",
+    ));
+    let nights = stage_nights(&spans, rank);
+    assert_eq!(nights.len(), 1, "{nights:#?}");
+    let n = &nights[0];
+    assert_eq!(n.date.to_string(), "2026-11-01");
+    assert_eq!(n.bed_start, "2026-10-31T23:20:00-04:00");
+    assert_eq!(n.sleep_onset, "2026-10-31T23:32:00-04:00");
+    assert_eq!(n.final_wake, "2026-11-01T06:01:00-05:00");
+    assert_eq!(n.bed_end, "2026-11-01T06:06:00-05:00");
+    // Onset 03:32Z, wake 11:01Z: midpoint 07:16:30Z, in the deep sample (EST).
+    assert_eq!(n.midpoint, "2026-11-01T02:16:30-05:00");
+    // The crossing sample's end ends a night too: its end offset.
+    let crossing = &spans[..4];
+    let n = &stage_nights(crossing, rank)[0];
+    assert_eq!(n.final_wake, "2026-11-01T01:01:00-05:00");
+    assert_eq!(n.bed_end, "2026-11-01T06:06:00-05:00");
+}
+
+#[test]
+fn asleep_intervals_are_the_winners_asleep_minutes() {
+    let spans = [
+        span("2026-05-01T22:00:00Z", "2026-05-01T23:00:00Z", Light, "w"),
+        span("2026-05-01T23:00:00Z", "2026-05-01T23:10:00Z", Awake, "w"),
+        span(
+            "2026-05-01T23:10:00Z",
+            "2026-05-01T23:20:00Z",
+            OutOfBed,
+            "w",
+        ),
+        span("2026-05-01T23:20:00Z", "2026-05-02T01:00:00Z", Deep, "w"),
+        span("2026-05-02T01:00:00Z", "2026-05-02T06:00:00Z", Rem, "w"),
+        // A phone app says asleep over the watch's awakening: the watch wins, it is not sleep.
+        span(
+            "2026-05-01T21:00:00Z",
+            "2026-05-02T07:00:00Z",
+            Asleep,
+            "app",
+        ),
+    ];
+    let n = &stage_nights(&spans, rank)[0];
+    assert_eq!(n.source, "w");
+    let m = |s: &str| Timestamp::parse(s).unwrap().utc_ms / MINUTE_MS;
+    assert_eq!(
+        n.asleep_intervals,
+        [
+            (m("2026-05-01T22:00:00Z"), m("2026-05-01T23:00:00Z")),
+            (m("2026-05-01T23:20:00Z"), m("2026-05-02T06:00:00Z")),
+        ]
+    );
+    // WASO: 10 awake + 10 out of bed.
+    assert_eq!(minutes(n), [470, 460, 10, 60, 100, 300, 0, 0, 20, 1]);
+}
+
 fn arb_span() -> impl Strategy<Value = StageSpan> {
     let stage = prop::sample::select(SleepStage::ALL.to_vec());
     let source = prop::sample::select(vec!["Apple Watch", "iPhone", "app"]);
@@ -305,6 +390,7 @@ fn arb_span() -> impl Strategy<Value = StageSpan> {
                 start_ms,
                 end_ms: start_ms + len_s * 1000,
                 offset_secs,
+                end_offset_secs: offset_secs,
                 stage,
                 source: source.into(),
             }
@@ -325,11 +411,22 @@ proptest! {
                 n.light_minutes + n.deep_minutes + n.rem_minutes + n.unspecified_minutes
             );
             prop_assert!(n.asleep_minutes > 0);
-            prop_assert!(n.onset_latency_minutes + n.waso_minutes <= n.awake_minutes);
+            prop_assert!(n.onset_latency_minutes <= n.awake_minutes);
             prop_assert!((0.0..=100.0).contains(&n.efficiency_pct));
             let t = |s: &str| Timestamp::parse(s).unwrap().utc_ms;
             let sleep_span = (t(&n.final_wake) - t(&n.sleep_onset)) / MINUTE_MS;
             prop_assert!(i64::from(n.awakenings) < sleep_span);
+            prop_assert!(i64::from(n.waso_minutes + n.asleep_minutes) <= sleep_span);
+            let onset = t(&n.sleep_onset) / MINUTE_MS;
+            let wake = t(&n.final_wake) / MINUTE_MS;
+            let mut asleep = 0;
+            let mut prev = onset;
+            for &(a, b) in &n.asleep_intervals {
+                prop_assert!(prev <= a && a < b && b <= wake);
+                asleep += b - a;
+                prev = b;
+            }
+            prop_assert_eq!(asleep, i64::from(n.asleep_minutes));
             prop_assert!(t(&n.bed_start) <= t(&n.sleep_onset));
             prop_assert!(t(&n.sleep_onset) < t(&n.midpoint));
             prop_assert!(t(&n.midpoint) < t(&n.final_wake));

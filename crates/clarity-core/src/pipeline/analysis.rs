@@ -13,7 +13,8 @@
 //! - Heart (`heart`, see [`super::heart`]): the week's heart samples are read from the store
 //!   before the id is made, and are part of its input, so new heart data gives a new analysis.
 //! - Sleep stages are not in the window: the nights they make are read from the store (see
-//!   [`super::sleep`]) and are part of the input the id digests.
+//!   [`super::sleep`]) and are part of the input the id digests (their asleep minutes too).
+//!   The heart part measures "while asleep" over exactly those nights.
 //! - Step data (`activity.kind` step_count): PAT was trained on minute activity counts, so
 //!   steps are never fed to it; `pat` says so (`unsupported_signal`). The rhythm measures run
 //!   on the steps and name their signal; actigraphy sleep is not scored (see `analytics`).
@@ -268,6 +269,11 @@ fn digest_id(
     // Without stage nights the digest is what it always was.
     for n in stages {
         h.update(serde_json::to_vec(n).unwrap_or_default());
+        // Not in the document, but the heart part depends on them.
+        for (a, b) in &n.asleep_intervals {
+            h.update(a.to_le_bytes());
+            h.update(b.to_le_bytes());
+        }
     }
     h.update(user.as_bytes());
     h.update(snap.from_minute.to_le_bytes());
@@ -308,6 +314,7 @@ pub async fn run(
             .await
             .map_err(|e| AnalysisError::Failed(e.to_string()))?;
     let id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
+    let asleep = heart::asleep_nights(&stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         return Ok((existing, false));
     }
@@ -343,7 +350,7 @@ pub async fn run(
             Ok((
                 analytics::analyze(&series, &AnalysisOptions { clock, signal }),
                 series.n_present(),
-                heart_samples.analyze(),
+                heart_samples.analyze(&asleep),
                 step_samples.analyze(),
             ))
         };

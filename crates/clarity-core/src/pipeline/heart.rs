@@ -4,33 +4,28 @@
 //! Rules:
 //! - The range is the analysed week before it is trimmed to the activity data: `[to - 7 days,
 //!   to)`, so a night or readings after the last step still count. Samples are selected by
-//!   their start; sleep stages from a day earlier, so that the first night is whole.
-//! - Kinds are looked up by name: a kind this build does not know (`workout`,
-//!   `heart_rate_variability_rmssd`, `resting_heart_rate` before they land) is simply not read.
-//! - Nights (a stand-in until the stage nights of `analytics::stages` are merged): the
-//!   `sleep_stage` samples sorted by start, a new night after a gap of [`NIGHT_GAP_MS`] or more
-//!   between one sample's end and the next's start; dated by the local date of its last end
-//!   (that sample's offset); its asleep intervals are the samples whose stage is asleep
-//!   (light, deep, REM, unspecified). Overlapping sources are merged, not ranked. Nights that
-//!   end before the range are dropped.
+//!   their start.
+//! - Kinds are looked up by name: a kind this build does not know is simply not read.
+//! - Nights are the sleep section's: the stage nights of the same week (see
+//!   [`super::sleep`] and [`crate::analytics::stages`]), each with the asleep minutes of the
+//!   one source that won it. Heart rate, resting rate, respiratory rate and SpO2 "while
+//!   asleep" are measured over exactly those minutes, so the heart and sleep sections never
+//!   disagree about when the user slept. The stage samples are read once, by the sleep part.
 
-use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::analytics::heart::{AsleepNight, Heart, HeartInput, Reading, heart, local_date};
-use crate::samples::{Kind, Sample, SleepStage};
+use crate::analytics::StageNight;
+use crate::analytics::heart::{AsleepNight, Heart, HeartInput, Reading, heart};
+use crate::samples::{Kind, Sample};
 use crate::store::{SampleQuery, Store, StoreResult};
 
-/// A gap between stage samples this long starts a new night.
-pub const NIGHT_GAP_MS: i64 = 3 * 3_600_000;
-const DAY_MS: i64 = 86_400_000;
+const MINUTE_MS: i64 = 60_000;
 const PAGE: usize = 10_000;
 
 /// The heart samples of one analysis, by kind.
 #[derive(Debug, Default)]
 pub struct HeartSamples {
-    from_ms: i64,
     heart_rate: Vec<Sample>,
     hrv_sdnn: Vec<Sample>,
     hrv_rmssd: Vec<Sample>,
@@ -38,7 +33,6 @@ pub struct HeartSamples {
     spo2: Vec<Sample>,
     resting: Vec<Sample>,
     workouts: Vec<Sample>,
-    stages: Vec<Sample>,
 }
 
 /// Every sample of `kind` starting in `[from, to)` (UTC ms), page by page.
@@ -78,7 +72,6 @@ pub async fn read(
     let range = (from, to);
     let k = |name: &str| Kind::parse(name);
     Ok(HeartSamples {
-        from_ms: from,
         heart_rate: read_kind(store, user, Some(Kind::HeartRate), range).await?,
         hrv_sdnn: read_kind(store, user, Some(Kind::HeartRateVariability), range).await?,
         hrv_rmssd: read_kind(store, user, k("heart_rate_variability_rmssd"), range).await?,
@@ -86,7 +79,6 @@ pub async fn read(
         spo2: read_kind(store, user, Some(Kind::OxygenSaturation), range).await?,
         resting: read_kind(store, user, k("resting_heart_rate"), range).await?,
         workouts: read_kind(store, user, k("workout"), range).await?,
-        stages: read_kind(store, user, Some(Kind::SleepStage), (from - DAY_MS, to)).await?,
     })
 }
 
@@ -102,44 +94,19 @@ fn readings(samples: &[Sample]) -> Vec<Reading<'_>> {
         .collect()
 }
 
-/// Nights from `sleep_stage` samples (see the module's rules).
-pub fn asleep_nights(stages: &[Sample], from_ms: i64) -> Vec<AsleepNight> {
-    let mut sorted: Vec<&Sample> = stages.iter().collect();
-    sorted.sort_by_key(|s| (s.start.utc_ms, s.end.map(|e| e.utc_ms)));
-    let mut nights = Vec::new();
-    let mut current: Vec<(i64, i64)> = Vec::new();
-    let mut last_end: Option<crate::samples::Timestamp> = None;
-    let mut close = |intervals: &mut Vec<(i64, i64)>, end: Option<crate::samples::Timestamp>| {
-        let date: Option<NaiveDate> = end
-            .filter(|e| e.utc_ms > from_ms)
-            .and_then(|e| local_date(e.utc_ms, e.offset_secs));
-        if let Some(date) = date.filter(|_| !intervals.is_empty()) {
-            nights.push(AsleepNight {
-                date,
-                intervals: std::mem::take(intervals),
-            });
-        }
-        intervals.clear();
-    };
-    for s in sorted {
-        let Some(end) = s.end else {
-            continue;
-        };
-        if let Some(prev) = last_end
-            && s.start.utc_ms - prev.utc_ms >= NIGHT_GAP_MS
-        {
-            close(&mut current, last_end);
-            last_end = None;
-        }
-        if SleepStage::from_code(s.value).is_some_and(SleepStage::is_asleep) {
-            current.push((s.start.utc_ms, end.utc_ms));
-        }
-        if last_end.is_none_or(|p| end.utc_ms >= p.utc_ms) {
-            last_end = Some(end);
-        }
-    }
-    close(&mut current, last_end);
+/// The asleep intervals (UTC ms) of the sleep section's nights, one entry a night.
+pub fn asleep_nights(nights: &[StageNight]) -> Vec<AsleepNight> {
     nights
+        .iter()
+        .map(|n| AsleepNight {
+            date: n.date,
+            intervals: n
+                .asleep_intervals
+                .iter()
+                .map(|&(a, b)| (a * MINUTE_MS, b * MINUTE_MS))
+                .collect(),
+        })
+        .collect()
 }
 
 /// Feeds samples into an analysis id: kind, instants with their offsets, value, source.
@@ -170,15 +137,14 @@ impl HeartSamples {
             &self.spo2,
             &self.resting,
             &self.workouts,
-            &self.stages,
         ] {
             digest_samples(h, kind);
         }
     }
 
-    /// Runs the heart analytics (pure CPU work: call it off the async runtime).
-    pub fn analyze(&self) -> Heart {
-        let nights = asleep_nights(&self.stages, self.from_ms);
+    /// Runs the heart analytics over `nights` (the sleep section's, see [`asleep_nights`]);
+    /// pure CPU work: call it off the async runtime.
+    pub fn analyze(&self, nights: &[AsleepNight]) -> Heart {
         let workouts: Vec<(i64, i64)> = self
             .workouts
             .iter()
@@ -196,7 +162,7 @@ impl HeartSamples {
         );
         heart(&HeartInput {
             heart_rate: &hr,
-            nights: &nights,
+            nights,
             workouts: &workouts,
             hrv_sdnn: &sdnn,
             hrv_rmssd: &rmssd,
@@ -210,66 +176,110 @@ impl HeartSamples {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::Timestamp;
+    use crate::analytics::{StageSpan, stage_nights};
+    use crate::samples::{SleepStage, Timestamp};
 
-    fn stage(start: &str, end: &str, stage: SleepStage) -> Sample {
+    fn t(s: &str) -> i64 {
+        Timestamp::parse(s).unwrap().utc_ms
+    }
+
+    fn span(start: &str, end: &str, stage: SleepStage, source: &str) -> StageSpan {
+        StageSpan {
+            start_ms: t(start),
+            end_ms: t(end),
+            offset_secs: 3600,
+            end_offset_secs: 3600,
+            stage,
+            source: source.into(),
+        }
+    }
+
+    fn hr(at: &str, bpm: f64) -> Sample {
         Sample {
-            id: start.into(),
-            kind: Kind::SleepStage,
-            start: Timestamp::parse(start).unwrap(),
-            end: Timestamp::parse(end),
-            value: f64::from(stage as u8),
-            source: None,
+            id: at.into(),
+            kind: Kind::HeartRate,
+            start: Timestamp::parse(at).unwrap(),
+            end: None,
+            value: bpm,
+            source: Some("Apple Watch".into()),
             extra: None,
         }
     }
 
     #[test]
-    fn stage_samples_make_nights_dated_by_the_final_wake() {
-        let stages = [
-            stage(
+    fn heart_while_asleep_uses_the_winning_sources_asleep_minutes_only() {
+        // The watch stages the night with a 30-minute awakening; a phone app says "asleep"
+        // all night, over the watch's awakening. The watch wins (more detail): its awake
+        // half hour is not sleep, so its high heart rate is not "asleep".
+        let spans = [
+            span(
                 "2026-03-01T23:00:00+01:00",
-                "2026-03-02T01:00:00+01:00",
+                "2026-03-02T02:00:00+01:00",
                 SleepStage::Light,
+                "Apple Watch",
             ),
-            stage(
-                "2026-03-02T01:00:00+01:00",
-                "2026-03-02T01:20:00+01:00",
+            span(
+                "2026-03-02T02:00:00+01:00",
+                "2026-03-02T02:30:00+01:00",
                 SleepStage::Awake,
+                "Apple Watch",
             ),
-            stage(
-                "2026-03-02T01:20:00+01:00",
-                "2026-03-02T06:40:00+01:00",
+            span(
+                "2026-03-02T02:30:00+01:00",
+                "2026-03-02T07:00:00+01:00",
                 SleepStage::Deep,
+                "Apple Watch",
             ),
-            // Next night, after a day's gap.
-            stage(
-                "2026-03-02T23:30:00+01:00",
-                "2026-03-03T07:00:00+01:00",
+            span(
+                "2026-03-01T22:30:00+01:00",
+                "2026-03-02T07:30:00+01:00",
                 SleepStage::Asleep,
+                "Sleep app",
             ),
         ];
-        let t = |s: &str| Timestamp::parse(s).unwrap().utc_ms;
-        let nights = asleep_nights(&stages, 0);
-        assert_eq!(nights.len(), 2, "{nights:?}");
-        assert_eq!(nights[0].date.to_string(), "2026-03-02");
+        let nights = stage_nights(&spans, crate::window::series::rank);
+        assert_eq!(nights[0].source, "Apple Watch");
+        let asleep = asleep_nights(&nights);
+        assert_eq!(asleep.len(), 1);
+        assert_eq!(asleep[0].date.to_string(), "2026-03-02");
         assert_eq!(
-            nights[0].intervals,
+            asleep[0].intervals,
             vec![
                 (
                     t("2026-03-01T23:00:00+01:00"),
-                    t("2026-03-02T01:00:00+01:00")
+                    t("2026-03-02T02:00:00+01:00")
                 ),
                 (
-                    t("2026-03-02T01:20:00+01:00"),
-                    t("2026-03-02T06:40:00+01:00")
+                    t("2026-03-02T02:30:00+01:00"),
+                    t("2026-03-02T07:00:00+01:00")
                 ),
             ]
         );
-        assert_eq!(nights[1].date.to_string(), "2026-03-03");
-        // A range starting after the first night's end drops it.
-        let later = asleep_nights(&stages, t("2026-03-02T12:00:00+01:00"));
-        assert_eq!(later.len(), 1);
-        assert_eq!(later[0].date.to_string(), "2026-03-03");
+        // 50 bpm asleep every 5 minutes from 23:00 to 06:55; 90 bpm while awake at 02:00-02:30
+        // (and in the phone app's extra minutes around the watch's night).
+        let mut samples = Vec::new();
+        for m in (0..(8 * 60)).step_by(5) {
+            let at = t("2026-03-01T23:00:30+01:00") + m * MINUTE_MS;
+            let awake = (180..210).contains(&m);
+            let ts = Timestamp {
+                utc_ms: at,
+                offset_secs: 3600,
+            };
+            samples.push(hr(&ts.to_rfc3339(), if awake { 90.0 } else { 50.0 }));
+        }
+        samples.push(hr("2026-03-01T22:40:30+01:00", 90.0));
+        samples.push(hr("2026-03-02T07:10:30+01:00", 90.0));
+        let h = HeartSamples {
+            heart_rate: samples,
+            ..HeartSamples::default()
+        };
+        let day = h
+            .analyze(&asleep)
+            .days
+            .into_iter()
+            .find(|d| d.date.to_string() == "2026-03-02")
+            .unwrap();
+        assert_eq!(day.asleep_mean_bpm, Some(50.0));
+        assert_eq!(day.resting_bpm, Some(50.0));
     }
 }

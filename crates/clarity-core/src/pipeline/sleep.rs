@@ -91,6 +91,7 @@ pub async fn read_stage_spans(
                 start_ms: s.start.utc_ms,
                 end_ms: s.end?.utc_ms,
                 offset_secs: s.start.offset_secs,
+                end_offset_secs: s.end?.offset_secs,
                 stage: SleepStage::from_code(s.value)?,
                 source: s.source.clone().unwrap_or_else(|| "unspecified".into()),
             })
@@ -155,6 +156,7 @@ mod tests {
             start_ms: end_ms - 8 * 3_600_000,
             end_ms,
             offset_secs: 0,
+            end_offset_secs: 0,
             stage: SleepStage::Deep,
             source: "w".into(),
         };
@@ -178,6 +180,7 @@ mod tests {
                 .unwrap()
                 .utc_ms,
             offset_secs: 3600,
+            end_offset_secs: 3600,
             stage: SleepStage::Light,
             source: "w".into(),
         }];
