@@ -170,7 +170,19 @@ pub struct Heart {
 
 pub fn local_date(utc_ms: i64, offset_secs: i32) -> Option<NaiveDate> {
     let local = utc_ms.checked_add(i64::from(offset_secs) * 1000)?;
-    chrono::DateTime::from_timestamp_millis(local).map(|t| t.date_naive())
+    let day = local.div_euclid(86_400_000);
+    // Thousands of readings a week fall on a handful of dates: the last one is remembered.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, NaiveDate)>> = const { std::cell::Cell::new(None) };
+    }
+    if let Some((d, date)) = LAST.get() {
+        if d == day {
+            return Some(date);
+        }
+    }
+    let date = chrono::DateTime::from_timestamp_millis(local).map(|t| t.date_naive())?;
+    LAST.set(Some((day, date)));
+    Some(date)
 }
 
 fn round1(x: f64) -> f64 {

@@ -22,7 +22,7 @@
 //!   first and last day of a window are usually partial; `complete` says nothing about whether
 //!   the phone was carried all day.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -60,47 +60,77 @@ pub struct StepDay {
 /// The winning source of one UTC minute, its steps, and the offset it is dated by.
 struct Cell<'a> {
     source: &'a str,
+    /// The source's index among the samples' distinct sources: compared per minute instead
+    /// of the name.
+    source_id: usize,
     steps: u64,
     start_ms: i64,
     offset_secs: i32,
 }
 
-/// One winner a UTC minute inside `[from_ms, to_ms)`, by minute.
-fn minutes<'a>(
-    samples: &[StepSample<'a>],
-    (from_ms, to_ms): (i64, i64),
-) -> BTreeMap<i64, Cell<'a>> {
-    let mut cells: BTreeMap<i64, Cell<'a>> = BTreeMap::new();
-    let (from, to) = (from_ms.div_euclid(MINUTE_MS), to_ms.div_euclid(MINUTE_MS));
+/// One winner a UTC minute inside `[from_ms, to_ms)`, by minute. The cells are a vector over
+/// the range (a week is 10,080 minutes) and each sample's priority is computed once: this runs
+/// for every analysis of every user.
+fn minutes<'a>(samples: &[StepSample<'a>], (from_ms, to_ms): (i64, i64)) -> Vec<(i64, Cell<'a>)> {
+    // The vector spans the samples' minutes inside the range, never more: the analysis reads
+    // about eight days, and a range given as "everything" costs only what the samples cover.
+    let finite = || samples.iter().filter(|s| s.value.is_finite());
+    let first = finite().map(|s| s.start_ms).min().unwrap_or(0);
+    let last = finite()
+        .map(|s| s.end_ms.unwrap_or(s.start_ms).max(s.start_ms))
+        .max()
+        .unwrap_or(0);
+    let from = from_ms
+        .div_euclid(MINUTE_MS)
+        .max(first.div_euclid(MINUTE_MS));
+    let to = to_ms
+        .div_euclid(MINUTE_MS)
+        .min(last.div_euclid(MINUTE_MS) + 1);
+    let len = usize::try_from(to - from).unwrap_or(0);
+    let mut cells: Vec<Option<(Cell<'a>, (u8, std::cmp::Reverse<&'a str>))>> =
+        std::iter::repeat_with(|| None).take(len).collect();
+    let mut names: Vec<&'a str> = Vec::new();
     for s in samples.iter().filter(|s| s.value.is_finite()) {
         let source = s.source.unwrap_or(UNNAMED_SOURCE);
+        let source_id = match names.iter().position(|n| *n == source) {
+            Some(i) => i,
+            None => {
+                names.push(source);
+                names.len() - 1
+            }
+        };
+        let priority = minute_priority(source);
         for (minute, part) in spread(s.start_ms, s.end_ms, s.value) {
             if minute < from || minute >= to {
                 continue;
             }
             let fresh = Cell {
                 source,
+                source_id,
                 steps: u64::from(part),
                 start_ms: s.start_ms,
                 offset_secs: s.offset_secs,
             };
-            match cells.get_mut(&minute) {
-                None => {
-                    cells.insert(minute, fresh);
-                }
-                Some(c) if c.source == source => {
+            let slot = &mut cells[(minute - from) as usize];
+            match slot {
+                None => *slot = Some((fresh, priority)),
+                Some((c, _)) if c.source_id == source_id => {
                     c.steps += u64::from(part);
                     // The earliest sample dates the minute, whatever the order of arrival.
                     if (s.start_ms, s.offset_secs) < (c.start_ms, c.offset_secs) {
                         (c.start_ms, c.offset_secs) = (s.start_ms, s.offset_secs);
                     }
                 }
-                Some(c) if minute_priority(source) > minute_priority(c.source) => *c = fresh,
+                Some((_, held)) if priority > *held => *slot = Some((fresh, priority)),
                 Some(_) => {}
             }
         }
     }
     cells
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.map(|(c, _)| (from + i as i64, c)))
+        .collect()
 }
 
 /// Steps per local day of `samples`, counting the minutes in `range` (UTC ms, `[from, to)`);
@@ -111,7 +141,9 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
         step_minutes: usize,
         first_offset: i32,
         last_offset: i32,
-        won: HashMap<&'a str, usize>,
+        /// Minutes won per source id, with its name (a few sources: a vector beats hashing
+        /// every minute).
+        won: Vec<(usize, &'a str, usize)>,
     }
     let mut by_date: BTreeMap<NaiveDate, Acc<'_>> = BTreeMap::new();
     for (minute, c) in minutes(samples, range) {
@@ -123,12 +155,15 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
             step_minutes: 0,
             first_offset: c.offset_secs,
             last_offset: c.offset_secs,
-            won: HashMap::new(),
+            won: Vec::new(),
         });
         acc.steps += c.steps;
         acc.step_minutes += usize::from(c.steps > 0);
         acc.last_offset = c.offset_secs;
-        *acc.won.entry(c.source).or_default() += 1;
+        match acc.won.iter_mut().find(|(id, _, _)| *id == c.source_id) {
+            Some((_, _, n)) => *n += 1,
+            None => acc.won.push((c.source_id, c.source, 1)),
+        }
     }
     let with_data: BTreeSet<NaiveDate> = by_date.keys().copied().collect();
     let mut carried_offset = by_date.values().next().map_or(0, |a| a.first_offset);
@@ -148,7 +183,7 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
             let mut sources: Vec<SourceMinutes> = acc
                 .won
                 .into_iter()
-                .map(|(s, minutes)| SourceMinutes {
+                .map(|(_, s, minutes)| SourceMinutes {
                     source: s.to_owned(),
                     minutes,
                     rank: rank(s),

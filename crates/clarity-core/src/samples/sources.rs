@@ -15,8 +15,7 @@ const MAX_SPREAD_MINUTES: usize = 7 * 1440;
 /// Priority of a source for wrist-worn actigraphy: a wearable beats an unnamed source beats a
 /// phone (a phone in a pocket or on a desk misses much of the wearer's movement).
 pub fn rank(source: &str) -> u8 {
-    let s = source.to_ascii_lowercase();
-    let wearable = [
+    const WEARABLE: [&str; 12] = [
         "watch",
         "band",
         "wrist",
@@ -30,10 +29,18 @@ pub fn rank(source: &str) -> u8 {
         "geneactiv",
         "axivity",
     ];
-    let phone = ["phone", "android", "pixel", "galaxy", "mobile"];
-    if wearable.iter().any(|w| s.contains(w)) {
+    const PHONE: [&str; 5] = ["phone", "android", "pixel", "galaxy", "mobile"];
+    // Case-insensitive substring tests without a lowercased copy: analyses rank sources once
+    // per minute of a week, so this runs hundreds of thousands of times a second.
+    let has = |needle: &str| {
+        source
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    if WEARABLE.iter().any(|w| has(w)) {
         3
-    } else if phone.iter().any(|p| s.contains(p)) {
+    } else if PHONE.iter().any(|p| has(p)) {
         1
     } else {
         2

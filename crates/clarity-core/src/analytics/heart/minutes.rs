@@ -22,44 +22,61 @@ fn priority(name: &str, readings: usize) -> (u8, usize, Reverse<&str>) {
 
 /// One value a UTC minute, sorted by minute, and the minutes each source won.
 pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinutes>) {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    // Readings per source, then each source's priority, once: a week has thousands of
+    // readings and a few sources, so a vector beats hashing every reading.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
     for r in readings {
-        *counts.entry(r.source()).or_default() += 1;
+        match counts.iter_mut().find(|(s, _)| *s == r.source()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r.source(), 1)),
+        }
     }
-    let mut sorted: Vec<&Reading<'_>> = readings.to_vec();
-    // By minute, the winning source first, then by time.
-    sorted.sort_by(|a, b| {
-        let pa = priority(a.source(), counts[a.source()]);
-        let pb = priority(b.source(), counts[b.source()]);
-        (a.utc_ms.div_euclid(60_000), Reverse(pa), a.utc_ms).cmp(&(
-            b.utc_ms.div_euclid(60_000),
-            Reverse(pb),
-            b.utc_ms,
-        ))
-    });
+    // Each source's place in the order of priority (0 wins): the sort key is then three
+    // integers, with no string compared per reading.
+    let mut order: Vec<(&str, (u8, usize, Reverse<&str>))> =
+        counts.iter().map(|(s, n)| (*s, priority(s, *n))).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1));
+    let place = |s: &str| order.iter().position(|(o, _)| *o == s).unwrap_or(0);
+    // Readings in time order (they usually arrive so, and then nothing is sorted), each with
+    // its source's place: a minute's readings are contiguous, the lowest place wins it.
+    let mut timed: Vec<(i64, usize, &Reading<'_>)> = readings
+        .iter()
+        .map(|r| (r.utc_ms, place(r.source()), *r))
+        .collect();
+    if !timed.is_sorted_by_key(|t| t.0) {
+        timed.sort_by_key(|t| t.0);
+    }
     let mut minutes = Vec::new();
-    let mut won: HashMap<&str, usize> = HashMap::new();
+    let mut won = vec![0usize; order.len()];
     let mut i = 0;
-    while i < sorted.len() {
-        let first = sorted[i];
-        let minute = first.utc_ms.div_euclid(60_000);
-        let (mut n, mut sum) = (0usize, 0.0);
+    while i < timed.len() {
+        let minute = timed[i].0.div_euclid(60_000);
         let mut j = i;
-        while j < sorted.len() && sorted[j].utc_ms.div_euclid(60_000) == minute {
-            if sorted[j].source() == first.source() {
-                n += 1;
-                sum += sorted[j].value;
-            }
+        let mut best = usize::MAX;
+        while j < timed.len() && timed[j].0.div_euclid(60_000) == minute {
+            best = best.min(timed[j].1);
             j += 1;
+        }
+        let (mut n, mut sum, mut offset) = (0usize, 0.0, None);
+        for &(_, _, r) in timed[i..j].iter().filter(|(_, p, _)| *p == best) {
+            n += 1;
+            sum += r.value;
+            offset.get_or_insert(r.offset_secs);
         }
         minutes.push(Minute {
             minute,
             value: sum / n as f64,
-            offset_secs: first.offset_secs,
+            offset_secs: offset.unwrap_or(0),
         });
-        *won.entry(first.source()).or_default() += 1;
+        won[best] += 1;
         i = j;
     }
+    let won: Vec<(&str, usize)> = order
+        .iter()
+        .zip(won)
+        .filter(|(_, n)| *n > 0)
+        .map(|((s, _), n)| (*s, n))
+        .collect();
     let mut sources: Vec<SourceMinutes> = won
         .into_iter()
         .map(|(s, minutes)| SourceMinutes {
