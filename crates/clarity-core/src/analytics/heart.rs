@@ -175,10 +175,10 @@ pub fn local_date(utc_ms: i64, offset_secs: i32) -> Option<NaiveDate> {
     thread_local! {
         static LAST: std::cell::Cell<Option<(i64, NaiveDate)>> = const { std::cell::Cell::new(None) };
     }
-    if let Some((d, date)) = LAST.get() {
-        if d == day {
-            return Some(date);
-        }
+    if let Some((d, date)) = LAST.get()
+        && d == day
+    {
+        return Some(date);
     }
     let date = chrono::DateTime::from_timestamp_millis(local).map(|t| t.date_naive())?;
     LAST.set(Some((day, date)));

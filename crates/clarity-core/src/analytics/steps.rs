@@ -87,8 +87,8 @@ fn minutes<'a>(samples: &[StepSample<'a>], (from_ms, to_ms): (i64, i64)) -> Vec<
         .div_euclid(MINUTE_MS)
         .min(last.div_euclid(MINUTE_MS) + 1);
     let len = usize::try_from(to - from).unwrap_or(0);
-    let mut cells: Vec<Option<(Cell<'a>, (u8, std::cmp::Reverse<&'a str>))>> =
-        std::iter::repeat_with(|| None).take(len).collect();
+    type Held<'a> = Option<(Cell<'a>, (u8, std::cmp::Reverse<&'a str>))>;
+    let mut cells: Vec<Held<'a>> = std::iter::repeat_with(|| None).take(len).collect();
     let mut names: Vec<&'a str> = Vec::new();
     for s in samples.iter().filter(|s| s.value.is_finite()) {
         let source = s.source.unwrap_or(UNNAMED_SOURCE);

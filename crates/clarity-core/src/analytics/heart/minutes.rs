@@ -16,7 +16,9 @@ pub(super) struct Minute {
 }
 
 /// Priority of a source: higher wins (rank, then more readings, then the smaller name).
-fn priority(name: &str, readings: usize) -> (u8, usize, Reverse<&str>) {
+type Priority<'a> = (u8, usize, Reverse<&'a str>);
+
+fn priority(name: &str, readings: usize) -> Priority<'_> {
     (rank(name), readings, Reverse(name))
 }
 
@@ -33,7 +35,7 @@ pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinut
     }
     // Each source's place in the order of priority (0 wins): the sort key is then three
     // integers, with no string compared per reading.
-    let mut order: Vec<(&str, (u8, usize, Reverse<&str>))> =
+    let mut order: Vec<(&str, Priority<'_>)> =
         counts.iter().map(|(s, n)| (*s, priority(s, *n))).collect();
     order.sort_by(|a, b| b.1.cmp(&a.1));
     let place = |s: &str| order.iter().position(|(o, _)| *o == s).unwrap_or(0);
