@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::analytics::StageNight;
 use crate::analytics::heart::{AsleepNight, Heart, HeartInput, Reading, heart};
 use crate::samples::{Kind, Sample};
-use crate::store::{SampleQuery, Store, StoreResult};
+use crate::store::{SampleQuery, Store, StoreResult, all_samples};
 
 const MINUTE_MS: i64 = 60_000;
 const PAGE: usize = 10_000;
@@ -39,28 +39,17 @@ pub struct HeartSamples {
 pub(super) async fn read_kind(
     store: &dyn Store,
     user: Uuid,
-    kind: Option<Kind>,
+    kind: Kind,
     (from, to): (i64, i64),
 ) -> StoreResult<Vec<Sample>> {
-    let Some(kind) = kind else {
-        return Ok(Vec::new());
-    };
-    let mut q = SampleQuery {
+    let query = SampleQuery {
         kind: Some(kind),
         from_ms: Some(from),
         to_ms: Some(to),
         after: None,
         limit: PAGE,
     };
-    let mut out = Vec::new();
-    loop {
-        let page = store.query_samples(user, q.clone()).await?;
-        out.extend(page.samples);
-        match page.next {
-            Some(c) => q.after = Some(c),
-            None => return Ok(out),
-        }
-    }
+    all_samples(store, user, query).await
 }
 
 /// Reads `user`'s heart samples starting in `[from, to)` (UTC ms).
@@ -70,15 +59,14 @@ pub async fn read(
     (from, to): (i64, i64),
 ) -> StoreResult<HeartSamples> {
     let range = (from, to);
-    let k = |name: &str| Kind::parse(name);
     Ok(HeartSamples {
-        heart_rate: read_kind(store, user, Some(Kind::HeartRate), range).await?,
-        hrv_sdnn: read_kind(store, user, Some(Kind::HeartRateVariability), range).await?,
-        hrv_rmssd: read_kind(store, user, k("heart_rate_variability_rmssd"), range).await?,
-        respiratory_rate: read_kind(store, user, Some(Kind::RespiratoryRate), range).await?,
-        spo2: read_kind(store, user, Some(Kind::OxygenSaturation), range).await?,
-        resting: read_kind(store, user, k("resting_heart_rate"), range).await?,
-        workouts: read_kind(store, user, k("workout"), range).await?,
+        heart_rate: read_kind(store, user, Kind::HeartRate, range).await?,
+        hrv_sdnn: read_kind(store, user, Kind::HeartRateVariability, range).await?,
+        hrv_rmssd: read_kind(store, user, Kind::HeartRateVariabilityRmssd, range).await?,
+        respiratory_rate: read_kind(store, user, Kind::RespiratoryRate, range).await?,
+        spo2: read_kind(store, user, Kind::OxygenSaturation, range).await?,
+        resting: read_kind(store, user, Kind::RestingHeartRate, range).await?,
+        workouts: read_kind(store, user, Kind::Workout, range).await?,
     })
 }
 

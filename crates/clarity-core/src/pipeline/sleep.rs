@@ -19,8 +19,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::analytics::{self, Night, NightMethod, StageNight, StageSpan};
+use crate::samples::sources::UNNAMED_SOURCE;
 use crate::samples::{Kind, SleepStage, Timestamp};
-use crate::store::{SampleQuery, Store, StoreResult};
+use crate::store::{SampleQuery, Store, StoreResult, all_samples};
 
 const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
@@ -76,32 +77,27 @@ pub async fn read_stage_spans(
     user: Uuid,
     to_ms: i64,
 ) -> StoreResult<Vec<StageSpan>> {
-    let mut q = SampleQuery {
+    let query = SampleQuery {
         kind: Some(Kind::SleepStage),
         from_ms: Some(to_ms - WEEK_MS - DAY_MS),
         to_ms: Some(to_ms + DAY_MS),
         after: None,
         limit: PAGE,
     };
-    let mut spans = Vec::new();
-    loop {
-        let page = store.query_samples(user, q.clone()).await?;
-        spans.extend(page.samples.iter().filter_map(|s| {
+    let samples = all_samples(store, user, query).await?;
+    Ok(samples
+        .iter()
+        .filter_map(|s| {
             Some(StageSpan {
                 start_ms: s.start.utc_ms,
                 end_ms: s.end?.utc_ms,
                 offset_secs: s.start.offset_secs,
                 end_offset_secs: s.end?.offset_secs,
                 stage: SleepStage::from_code(s.value)?,
-                source: s.source.clone().unwrap_or_else(|| "unspecified".into()),
+                source: s.source.clone().unwrap_or_else(|| UNNAMED_SOURCE.into()),
             })
-        }));
-        match page.next {
-            Some(c) => q.after = Some(c),
-            None => break,
-        }
-    }
-    Ok(spans)
+        })
+        .collect())
 }
 
 /// The nights of `spans` whose final wake is in `(to - 7 days, to]` (UTC ms). Linear in the

@@ -36,7 +36,7 @@ pub async fn read(
 ) -> StoreResult<StepSamples> {
     Ok(StepSamples {
         range: (from, to),
-        samples: read_kind(store, user, Some(Kind::StepCount), (from - DAY_MS, to)).await?,
+        samples: read_kind(store, user, Kind::StepCount, (from - DAY_MS, to)).await?,
     })
 }
 

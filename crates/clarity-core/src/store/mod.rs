@@ -74,6 +74,24 @@ pub struct SampleQuery {
     pub limit: usize,
 }
 
+/// Every sample of `user` that `query` selects, page after page (`query.limit` a page): what
+/// the window rebuild and the analysis steps read.
+pub async fn all_samples(
+    store: &dyn Store,
+    user: Uuid,
+    mut query: SampleQuery,
+) -> StoreResult<Vec<Sample>> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.query_samples(user, query.clone()).await?;
+        out.extend(page.samples);
+        match page.next {
+            Some(c) => query.after = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// One page of samples ordered by `(start, id)`.
 #[derive(Debug, Clone)]
 pub struct SamplePage {

@@ -35,7 +35,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::samples::{Kind, Sample};
-use crate::store::{SampleQuery, Store, StoreResult};
+use crate::store::{SampleQuery, Store, StoreResult, all_samples};
 pub use series::{ActivityKind, Coverage, Series, WINDOW_MINUTES};
 
 /// Kinds whose values fill a window's minutes. Every other kind still reaches the window: it
@@ -367,23 +367,14 @@ async fn read_week(
     user: Uuid,
     (from, to): (i64, i64),
 ) -> StoreResult<Vec<Sample>> {
-    let mut out = Vec::new();
-    let mut q = SampleQuery {
+    let query = SampleQuery {
         kind: None,
         from_ms: Some(from),
         to_ms: Some(to),
         after: None,
         limit: REBUILD_PAGE,
     };
-    loop {
-        let page = store.query_samples(user, q.clone()).await?;
-        out.extend(page.samples);
-        match page.next {
-            Some(c) => q.after = Some(c),
-            None => break,
-        }
-    }
-    Ok(out)
+    all_samples(store, user, query).await
 }
 
 #[cfg(test)]
