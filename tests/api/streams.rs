@@ -37,7 +37,7 @@ pub(crate) async fn delete(app: &TestApp, path: &str, token: &str) -> StatusCode
 /// One new minute of activity then `analyze`: one new analysis and one new insight. Returns
 /// when the device's own session has both events; their offsets.
 pub(crate) async fn produce(device: &mut Ws, minute: i64) -> (u64, u64) {
-    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-28T06:00:00+00:00").unwrap();
+    let t0 = crate::common::yesterday() + chrono::Duration::hours(6);
     let start = (t0 + chrono::Duration::minutes(minute)).to_rfc3339();
     device
         .send(&json!({"type": "samples", "seq": minute, "samples": [
@@ -542,7 +542,7 @@ async fn analyze_sees_every_batch_sent_before_it() {
     let owner = app.user().await;
     let mut ws = app.ws(&owner.access).await;
     ws.welcome().await;
-    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-28T00:00:00+00:00").unwrap();
+    let t0 = crate::common::yesterday();
     // Sent back to back, without waiting for acks: the analysis must include all of them.
     for batch in 0..5i64 {
         let samples: Vec<Value> = (0..240)

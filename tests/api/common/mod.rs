@@ -394,6 +394,14 @@ pub async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 /// A heart-rate sample at minute `i` of 2026-11-01, in UTC+01:00.
+/// 00:00 UTC yesterday: a start for test data that lies inside "the last 7 days" whenever
+/// the tests run. Fixed dates there are time bombs: a window rebuilt from the store (a new
+/// node taking the user over, an evicted window) reads the week before now.
+pub fn yesterday() -> chrono::DateTime<chrono::FixedOffset> {
+    let day = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    day.and_hms_opt(0, 0, 0).unwrap().and_utc().fixed_offset()
+}
+
 pub fn hr(id: &str, minute: i64, value: i64) -> Value {
     let t = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00+01:00").unwrap()
         + chrono::Duration::minutes(minute);
