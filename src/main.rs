@@ -17,6 +17,12 @@ fn main() -> ExitCode {
     if let Some(Command::Score(args)) = &cli.command {
         return clarity::cli::score(args);
     }
+    if let Some(Command::Backup(args)) = &cli.command {
+        return clarity::backup::backup_command(args);
+    }
+    if let Some(Command::Restore(args)) = &cli.command {
+        return clarity::backup::restore_command(args);
+    }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
     telemetry::init(&config.telemetry);

@@ -59,6 +59,37 @@ pub enum Command {
     /// Score one week of activity (a 10080-row CSV in the `analyze` format) with a PAT model
     /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
     Score(ScoreArgs),
+    /// Copy the embedded SQLite store to one file while the server runs (SQLite's online
+    /// backup: a consistent snapshot of every committed write). Not for `--store dynamodb`:
+    /// use the table's point-in-time recovery (deploy/README.md).
+    Backup(BackupArgs),
+    /// Put a `clarity backup` file in place as a data folder's store; stop the server that
+    /// uses the folder first.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The data folder of the store to copy (the server's `--data-dir`).
+    #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Where to write the backup; refused if it exists.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// A file written by `clarity backup`.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data folder to restore into; refused unless it is missing or empty.
+    #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Replace the store of a data folder that is not empty (other files, such as the
+    /// generated signing key, are kept).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,7 +168,10 @@ impl Cli {
         match self.command {
             Some(Command::Serve(c)) => *c,
             Some(Command::Migrate(m)) => m.into_config(),
-            Some(Command::Analyze(_) | Command::Score(_)) | None => self.serve,
+            Some(
+                Command::Analyze(_) | Command::Score(_) | Command::Backup(_) | Command::Restore(_),
+            )
+            | None => self.serve,
         }
     }
 }

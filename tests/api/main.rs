@@ -7,6 +7,7 @@ mod analysis;
 mod audit;
 mod auth;
 mod backlog;
+mod backup;
 mod browser;
 mod browser_phone;
 mod bus;

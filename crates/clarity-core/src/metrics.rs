@@ -25,6 +25,7 @@ pub const INSIGHTS: &str = "clarity_insights_total";
 pub const ANALYSES: &str = "clarity_analyses_total";
 pub const ANALYSIS_SECONDS: &str = "clarity_analysis_seconds";
 pub const PAT_QUEUE_DEPTH: &str = "clarity_pat_queue_depth";
+pub const PAT_QUEUE_CAPACITY: &str = "clarity_pat_queue_capacity";
 pub const PAT_BATCH_SIZE: &str = "clarity_pat_batch_size";
 pub const PAT_LATENCY_SECONDS: &str = "clarity_pat_latency_seconds";
 pub const PAT_WEEKS: &str = "clarity_pat_weeks_total";
@@ -41,6 +42,7 @@ pub const LEASES: &str = "clarity_window_leases";
 pub const LEASES_CLAIMED: &str = "clarity_window_leases_claimed_total";
 pub const AUDIT_ENTRIES: &str = "clarity_audit_entries_total";
 pub const AUDIT_FAILURES: &str = "clarity_audit_write_failures_total";
+pub const GEMINI_BREAKER_OPEN: &str = "clarity_gemini_breaker_open";
 
 /// Describes every metric to the installed recorder (help text and units); the server calls
 /// it once after installing the Prometheus recorder.
@@ -114,16 +116,27 @@ pub fn describe() {
         "CPU time of one analysis (analytics over a week)"
     );
     describe_gauge!(PAT_QUEUE_DEPTH, "Weeks waiting for the PAT inference pool");
+    describe_gauge!(
+        PAT_QUEUE_CAPACITY,
+        "Weeks the PAT queue holds before it refuses (outcome \"busy\")"
+    );
     describe_histogram!(PAT_BATCH_SIZE, "Weeks run in one PAT session call");
     describe_histogram!(
         PAT_LATENCY_SECONDS,
         Unit::Seconds,
         "PAT week queued to embedding ready"
     );
-    describe_counter!(PAT_WEEKS, "Weeks scored by PAT, by outcome");
+    describe_counter!(
+        PAT_WEEKS,
+        "Weeks sent to PAT, by outcome (ok, error, busy: refused by a full queue)"
+    );
     describe_counter!(AUDIT_ENTRIES, "Audit log entries written, by action");
     describe_counter!(
         AUDIT_FAILURES,
         "Audit log entries that could not be written, by action"
+    );
+    describe_gauge!(
+        GEMINI_BREAKER_OPEN,
+        "1 from the call that opens the Gemini circuit breaker until a call succeeds, else 0"
     );
 }

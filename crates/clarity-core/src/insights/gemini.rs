@@ -102,6 +102,8 @@ impl Gemini {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
+        // Exported from the start, so an alert on it sees a 0 rather than nothing.
+        ::metrics::gauge!(crate::metrics::GEMINI_BREAKER_OPEN).set(0.0);
         Ok(Gemini {
             http,
             permits: Semaphore::new(cfg.max_concurrency.max(1)),
@@ -129,12 +131,16 @@ impl Gemini {
             Ok(()) => {
                 b.failures = 0;
                 b.open_until = None;
+                ::metrics::gauge!(crate::metrics::GEMINI_BREAKER_OPEN).set(0.0);
             }
             Err(e) if e.retryable() => {
                 b.failures += 1;
                 if b.failures >= self.cfg.breaker_failures.max(1) {
                     tracing::warn!(failures = b.failures, "Gemini circuit breaker open");
                     b.open_until = Some(Instant::now() + self.cfg.breaker_cooldown);
+                    // Stays 1 through the cooldown and a failed trial call: Gemini is down
+                    // until a call succeeds.
+                    ::metrics::gauge!(crate::metrics::GEMINI_BREAKER_OPEN).set(1.0);
                 }
             }
             // The API answered; the answer was unusable. Not an outage.

@@ -7,7 +7,7 @@
 //! - Batching never waits for company: a thread takes what is queued when it becomes free,
 //!   so a lone request runs at once and a burst across users shares session calls.
 //! - Standardisation (scaler, missing minutes) happens on the pool thread too.
-//! - Metrics: queue depth (gauge), batch size and latency from enqueue to result (histograms).
+//! - Metrics: queue depth and capacity (gauges), weeks refused as busy (counter), batch size and latency from enqueue to result (histograms).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,7 @@ impl Pool {
         let (tx, rx) = mpsc::channel::<Job>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let depth = Arc::new(AtomicUsize::new(0));
+        ::metrics::gauge!(metrics::PAT_QUEUE_CAPACITY).set(queue.max(1) as f64);
         for (i, model) in models.into_iter().enumerate() {
             let (rx, depth, scaler) = (rx.clone(), depth.clone(), scaler.clone());
             std::thread::Builder::new()
@@ -61,7 +62,12 @@ impl Pool {
                 ::metrics::gauge!(metrics::PAT_QUEUE_DEPTH).set(d as f64);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) => {
+            Err(mpsc::error::TrySendError::Full(j)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                ::metrics::counter!(metrics::PAT_WEEKS, "outcome" => "busy").increment(1);
+                Err(j)
+            }
+            Err(mpsc::error::TrySendError::Closed(j)) => {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 Err(j)
             }
