@@ -97,6 +97,7 @@ fn at(minute: i64) -> Timestamp {
 
 fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
     Sample {
+        version: None,
         id: id.to_owned(),
         kind,
         start: at(minute),
@@ -420,6 +421,7 @@ async fn extra_fields_round_trip_and_survive_a_reopen(backend: Backend) {
     let u = Uuid::new_v4();
     let extra = |diastolic: Option<f64>, activity: Option<&str>| {
         Some(Box::new(Extra {
+            provenance: None,
             diastolic,
             activity: activity.map(str::to_owned),
         }))
@@ -460,6 +462,7 @@ async fn samples_round_trip_every_field(backend: Backend) {
     let u = Uuid::new_v4();
     let samples = vec![
         Sample {
+            version: None,
             id: "steps-interval".into(),
             kind: Kind::StepCount,
             start: at(10),
@@ -621,6 +624,7 @@ async fn users_never_see_each_others_samples(backend: Backend) {
 
 fn doc(user: Uuid, to_minute: i64) -> DocRecord {
     DocRecord {
+        superseded_by: None,
         id: Uuid::new_v4(),
         user_id: user,
         created_at: Utc

@@ -290,6 +290,7 @@ fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
     let end_ms: Option<i64> = r.get(4)?;
     let end_off: Option<i32> = r.get(5)?;
     Ok(Sample {
+        version: None,
         id: r.get(0)?,
         kind: Kind::from_code(kind).ok_or(rusqlite::Error::IntegralValueOutOfRange(1, kind))?,
         start: Timestamp {
@@ -334,6 +335,7 @@ fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
         })
     };
     Ok(DocRecord {
+        superseded_by: None,
         id: uuid(0)?,
         user_id: uuid(1)?,
         created_at: ms_to_utc(r.get(2)?),
@@ -347,6 +349,70 @@ const USER_COLUMNS: &str = "SELECT id, email, display_name, password_hash, creat
 
 #[async_trait]
 impl Store for SqliteStore {
+    // BASE-BRANCH PLACEHOLDERS: replaced by the sync-v2 store work before this reaches main.
+    async fn write_samples(
+        &self,
+        user: Uuid,
+        ops: Vec<crate::store::SampleOp>,
+    ) -> StoreResult<crate::store::WriteResult> {
+        use crate::store::{OpOutcome, SampleOp};
+        let mut samples = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                SampleOp::Put(s) => samples.push(s),
+                SampleOp::Delete(_) => {
+                    return Err(StoreError::Unavailable(
+                        "delete: not implemented yet".into(),
+                    ));
+                }
+            }
+        }
+        let new = self.insert_samples(user, samples).await?;
+        Ok(crate::store::WriteResult {
+            outcomes: new
+                .into_iter()
+                .map(|n| {
+                    if n {
+                        OpOutcome::Inserted
+                    } else {
+                        OpOutcome::Duplicate
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+    async fn changes(
+        &self,
+        _user: Uuid,
+        _after: u64,
+        _limit: usize,
+    ) -> StoreResult<crate::store::ChangePage> {
+        Err(StoreError::Unavailable(
+            "changes: not implemented yet".into(),
+        ))
+    }
+    async fn erase_user(&self, _user: Uuid) -> StoreResult<crate::store::Erased> {
+        Err(StoreError::Unavailable(
+            "erase_user: not implemented yet".into(),
+        ))
+    }
+    async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
+        Err(StoreError::Unavailable(
+            "pending_erasures: not implemented yet".into(),
+        ))
+    }
+    async fn set_superseded(
+        &self,
+        _kind: DocKind,
+        _user: Uuid,
+        _id: Uuid,
+        _by: Option<Uuid>,
+    ) -> StoreResult<bool> {
+        Err(StoreError::Unavailable(
+            "set_superseded: not implemented yet".into(),
+        ))
+    }
     async fn ping(&self) -> StoreResult<()> {
         if self.writes.is_closed() {
             return Err(StoreError::Unavailable("store closed".into()));
@@ -656,6 +722,7 @@ mod migration_tests {
         assert_eq!(version(dir.path()), SCHEMA_VERSION);
         let bp = Sample {
             extra: Some(Box::new(Extra {
+                provenance: None,
                 diastolic: Some(80.0),
                 activity: None,
             })),
