@@ -47,6 +47,11 @@ pub(super) fn write_ops(
         .and_then(|mut st| st.query_row([uid], |r| r.get(0)).optional())
         .map_err(other)?
         .unwrap_or(0);
+    // Most users never delete: then no put needs to look for a tombstone.
+    let mut tombstones: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tombstones WHERE user_id = ?1)")
+        .and_then(|mut st| st.query_row([uid], |r| r.get(0)))
+        .map_err(other)?;
     let mut head = start;
     let mut out = WriteResult {
         outcomes: Vec::with_capacity(ops.len()),
@@ -55,10 +60,11 @@ pub(super) fn write_ops(
     for op in ops {
         let seq = head + 1;
         let outcome = match op {
-            SampleOp::Put(s) => put(c, uid, s, seq, &mut out.removed),
+            SampleOp::Put(s) => put(c, uid, s, seq, tombstones, &mut out.removed),
             SampleOp::Delete(id) => delete(c, uid, id, seq, now_ms, &mut out.removed),
         }
         .map_err(other)?;
+        tombstones |= outcome == OpOutcome::Deleted;
         if outcome.changed() {
             head = seq;
             out.seqs.push(seq as u64);
@@ -127,17 +133,22 @@ fn write_row(
     Ok(changed == 1)
 }
 
+/// `tombstones`: whether the user may have any.
 fn put(
     c: &Connection,
     uid: &[u8],
     s: &Sample,
     seq: i64,
+    tombstones: bool,
     removed: &mut Vec<Sample>,
 ) -> rusqlite::Result<OpOutcome> {
-    let tombstone: Option<Option<i64>> = c
-        .prepare_cached("SELECT version FROM tombstones WHERE user_id = ?1 AND id = ?2")?
-        .query_row(params![uid, s.id], |r| r.get(0))
-        .optional()?;
+    let tombstone: Option<Option<i64>> = if tombstones {
+        c.prepare_cached("SELECT version FROM tombstones WHERE user_id = ?1 AND id = ?2")?
+            .query_row(params![uid, s.id], |r| r.get(0))
+            .optional()?
+    } else {
+        None
+    };
     if let Some(deleted) = tombstone {
         if !newer(s.version, deleted) {
             return Ok(OpOutcome::Duplicate);
