@@ -169,6 +169,7 @@ fn window_minutes(
         offset_secs: OFFSET,
     };
     let sample = |kind, start, end: Option<i64>, value, source: Option<&str>| Sample {
+        version: None,
         id: String::new(),
         kind,
         start: ts(start),

@@ -15,8 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use clarity::app::App;
 use clarity::config::Config;
-use clarity::samples::Sample;
-use clarity::store::{Store, StoreResult};
+use clarity::store::{SampleOp, Store, StoreResult, WriteResult};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -53,22 +52,19 @@ impl Reordering {
 
 #[async_trait]
 impl Intercept for Reordering {
-    async fn insert_samples(
+    async fn write_samples(
         &self,
         inner: &dyn Store,
         user: Uuid,
-        samples: Vec<Sample>,
-    ) -> StoreResult<Vec<bool>> {
-        let hold = samples.iter().find_map(|s| self.holds.get(&s.id)).cloned();
-        let release = samples
-            .iter()
-            .find_map(|s| self.releases.get(&s.id))
-            .cloned();
+        ops: Vec<SampleOp>,
+    ) -> StoreResult<WriteResult> {
+        let hold = ops.iter().find_map(|s| self.holds.get(s.id())).cloned();
+        let release = ops.iter().find_map(|s| self.releases.get(s.id())).cloned();
         if let Some(gate) = hold {
             // A Notify keeps the permit if the release came first.
             let _ = tokio::time::timeout(HOLD_LIMIT, gate.notified()).await;
         }
-        let stored = inner.insert_samples(user, samples).await;
+        let stored = inner.write_samples(user, ops).await;
         if let Some(gate) = release {
             gate.notify_one();
         }

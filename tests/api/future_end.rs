@@ -110,6 +110,7 @@ async fn a_stored_far_future_sample_does_not_poison_the_window_after_a_restart()
     assert_eq!((s, &report["accepted"]), (StatusCode::OK, &json!(90)));
     let start = Utc::now().timestamp_millis() - 3_600_000;
     let poisoned = Sample {
+        version: None,
         id: "stored-before-the-fix".into(),
         kind: Kind::ActivityCount,
         start: Timestamp {

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use clarity::samples::Sample;
 use clarity::store::{
-    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
-    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreResult, StreamEvent,
-    UserRecord,
+    AuditPage, AuditRecord, ChangePage, DocKind, DocPage, DocQuery, DocRecord, Erased,
+    RefreshTokenRecord, RotateOutcome, SampleOp, SamplePage, SampleQuery, ShareRecord, Store,
+    StoreResult, StreamEvent, UserRecord, WriteResult,
 };
 use uuid::Uuid;
 
@@ -25,7 +24,11 @@ pub enum Op {
     InsertRefreshToken,
     RotateRefreshToken,
     RevokeRefreshFamily,
-    InsertSamples,
+    WriteSamples,
+    Changes,
+    EraseUser,
+    PendingErasures,
+    SetSuperseded,
     QuerySamples,
     PutDoc,
     GetDoc,
@@ -76,13 +79,13 @@ pub trait Intercept: Send + Sync + 'static {
     async fn user_by_id(&self, inner: &dyn Store, id: Uuid) -> StoreResult<Option<UserRecord>> {
         inner.user_by_id(id).await
     }
-    async fn insert_samples(
+    async fn write_samples(
         &self,
         inner: &dyn Store,
         user: Uuid,
-        samples: Vec<Sample>,
-    ) -> StoreResult<Vec<bool>> {
-        inner.insert_samples(user, samples).await
+        ops: Vec<SampleOp>,
+    ) -> StoreResult<WriteResult> {
+        inner.write_samples(user, ops).await
     }
     async fn has_share(
         &self,
@@ -150,11 +153,31 @@ impl<I: Intercept> Store for Wrapped<I> {
             .revoke_refresh_family(token_hash, user, keep_until)
             .await
     }
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
-        self.intercept.check(Op::InsertSamples)?;
-        self.intercept
-            .insert_samples(&*self.inner, user, samples)
-            .await
+    async fn write_samples(&self, user: Uuid, ops: Vec<SampleOp>) -> StoreResult<WriteResult> {
+        self.intercept.check(Op::WriteSamples)?;
+        self.intercept.write_samples(&*self.inner, user, ops).await
+    }
+    async fn changes(&self, user: Uuid, after: u64, limit: usize) -> StoreResult<ChangePage> {
+        self.intercept.check(Op::Changes)?;
+        self.inner.changes(user, after, limit).await
+    }
+    async fn erase_user(&self, user: Uuid) -> StoreResult<Erased> {
+        self.intercept.check(Op::EraseUser)?;
+        self.inner.erase_user(user).await
+    }
+    async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
+        self.intercept.check(Op::PendingErasures)?;
+        self.inner.pending_erasures().await
+    }
+    async fn set_superseded(
+        &self,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
+    ) -> StoreResult<bool> {
+        self.intercept.check(Op::SetSuperseded)?;
+        self.inner.set_superseded(kind, user, id, by).await
     }
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
         self.intercept.check(Op::QuerySamples)?;

@@ -419,6 +419,7 @@ pub async fn run(
     };
     // A few kilobytes of JSON: microseconds, fine on the runtime.
     let record = AnalysisRecord {
+        superseded_by: None,
         id,
         user_id: user,
         created_at,

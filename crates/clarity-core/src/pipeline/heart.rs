@@ -184,6 +184,7 @@ mod tests {
 
     fn hr(at: &str, bpm: f64) -> Sample {
         Sample {
+            version: None,
             id: at.into(),
             kind: Kind::HeartRate,
             start: Timestamp::parse(at).unwrap(),

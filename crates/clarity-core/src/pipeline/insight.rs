@@ -95,6 +95,7 @@ pub async fn for_analysis(
         "features": features,
     });
     let record = DocRecord {
+        superseded_by: None,
         id,
         user_id: user,
         created_at: Utc::now(),

@@ -108,6 +108,7 @@ mod tests {
 
     fn sample(utc_ms: i64, value: f64) -> Sample {
         Sample {
+            version: None,
             id: utc_ms.to_string(),
             kind: Kind::StepCount,
             start: Timestamp {

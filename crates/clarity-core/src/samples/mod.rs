@@ -15,6 +15,7 @@
 pub mod kind;
 pub mod mapping;
 pub mod parse;
+pub mod provenance;
 pub mod sources;
 pub mod units;
 
@@ -33,6 +34,9 @@ pub struct Extra {
     /// workout: the activity type, snake_case (see [`mapping::normalise_activity`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<String>,
+    /// Structured provenance (device, app, recording method), when the client sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<provenance::Provenance>,
 }
 
 impl Extra {
@@ -91,7 +95,12 @@ pub struct Sample {
     /// Numeric value; for `sleep_stage` the [`SleepStage`] discriminant.
     pub value: f64,
     pub source: Option<String>,
-    /// `diastolic` / `activity`; `None` for every kind that has neither.
+    /// The client's version of this sample (Health Connect's clientRecordVersion, a
+    /// HealthKit modification counter): a re-sent id with a higher version replaces the
+    /// stored sample; `None` never replaces anything (protocol v1 behaviour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// `diastolic` / `activity` / `provenance`; `None` for samples that have none of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<Box<Extra>>,
 }
@@ -156,6 +165,7 @@ impl Sample {
             end,
             value,
             source,
+            version: None,
             extra: None,
         }
     }

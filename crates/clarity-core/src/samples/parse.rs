@@ -321,6 +321,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
                     ));
                 }
                 extra = Some(Box::new(Extra {
+                    provenance: None,
                     diastolic: Some(d),
                     activity: None,
                 }));
@@ -342,6 +343,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
                     )
                 })?;
                 extra = Some(Box::new(Extra {
+                    provenance: None,
                     diastolic: None,
                     activity: Some(a),
                 }));
@@ -375,6 +377,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         }
     };
     Ok(Sample {
+        version: None,
         id: id.into_owned(),
         kind,
         start,

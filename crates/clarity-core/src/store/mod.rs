@@ -10,8 +10,13 @@
 //! - Overload and timeouts are reported as such ([`StoreError::Overloaded`],
 //!   [`StoreError::Timeout`]) so callers can answer 503 / `store_unavailable` instead of failing.
 
+pub mod changes;
 pub mod dynamo;
 pub mod sqlite;
+
+pub use changes::{
+    Change, ChangeOp, ChangePage, Erased, OpOutcome, SampleOp, TOMBSTONE_DAYS, WriteResult,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -160,6 +165,10 @@ pub struct DocRecord {
     pub window_from_ms: i64,
     pub window_to_ms: i64,
     pub body: String,
+    /// Set when a newer document (an analysis recomputed after an edit or deletion touched
+    /// its days; an insight of such an analysis) replaces this one. Stores keep it with the
+    /// document; `None` for a current one.
+    pub superseded_by: Option<Uuid>,
 }
 
 /// Position in a document listing: the last returned `(window end, id)`.
@@ -301,9 +310,41 @@ pub trait Store: Send + Sync + 'static {
         keep_until: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>>;
 
-    /// Stores samples for `user`; returns, per input sample, whether it was new (`true`) or a
-    /// duplicate of an id already stored (`false`). Durable when it returns.
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>>;
+    /// Applies `ops` for `user` in order (see [`changes`] for the rules). Durable when it
+    /// returns.
+    async fn write_samples(&self, user: Uuid, ops: Vec<SampleOp>) -> StoreResult<WriteResult>;
+    /// Changes of `user` with `seq > after`, in order, at most `limit`.
+    async fn changes(&self, user: Uuid, after: u64, limit: usize) -> StoreResult<ChangePage>;
+    /// Erases everything of `user`: account, refresh tokens, samples, tombstones, changes,
+    /// documents, stream events, shares owned and received, and audit entries (the caller
+    /// appends one tombstone entry afterwards). Idempotent; a backend that cannot do it
+    /// atomically records the erasure first, so that [`Store::pending_erasures`] finds it
+    /// after a crash and a restarted node finishes it.
+    async fn erase_user(&self, user: Uuid) -> StoreResult<Erased>;
+    /// Erasures begun and not finished (always empty on a backend that erases atomically).
+    async fn pending_erasures(&self) -> StoreResult<Vec<changes::PendingErasure>>;
+    /// Marks `user`'s document `id` of `kind` as replaced by `by` (or current again with
+    /// `None`); `false` when there is no such document.
+    async fn set_superseded(
+        &self,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
+    ) -> StoreResult<bool>;
+
+    /// Stores samples for `user`; returns, per input sample, whether it was new (`true`) or
+    /// not (`false`: a duplicate, an update, a stale re-send of a deleted id). Durable when it
+    /// returns.
+    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
+        let ops = samples.into_iter().map(SampleOp::Put).collect();
+        let done = self.write_samples(user, ops).await?;
+        Ok(done
+            .outcomes
+            .into_iter()
+            .map(|o| o == OpOutcome::Inserted)
+            .collect())
+    }
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage>;
 
     /// Stores a document unless one of this kind with its id exists; `true` when it was new.

@@ -364,6 +364,7 @@ mod tests {
 
     fn s(kind: Kind, minute: i64, value: f64, source: Option<&str>) -> Sample {
         Sample {
+            version: None,
             id: format!("{minute}"),
             kind,
             start: Timestamp {

@@ -21,6 +21,7 @@ fn at(local_minute: i64) -> Timestamp {
 
 fn sample(kind: Kind, from: i64, to: Option<i64>, value: f64, source: &str) -> Sample {
     Sample {
+        version: None,
         id: format!("{kind:?}-{from}-{source}"),
         kind,
         start: at(from),

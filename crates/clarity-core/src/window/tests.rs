@@ -29,6 +29,7 @@ fn date(ms: i64) -> NaiveDate {
 
 fn sample(kind: Kind, at_ms: i64, value: f64) -> Sample {
     Sample {
+        version: None,
         id: format!("{kind:?}-{at_ms}"),
         kind,
         start: Timestamp {

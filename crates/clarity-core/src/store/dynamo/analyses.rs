@@ -30,6 +30,7 @@ fn claim_sk(id: Uuid) -> String {
 
 fn from_item(item: &Item) -> StoreResult<DocRecord> {
     Ok(DocRecord {
+        superseded_by: None,
         id: attr_uuid(item, "id")?,
         user_id: attr_uuid(item, "uid")?,
         created_at: Utc

@@ -152,6 +152,7 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
         None
     };
     Some(Sample {
+        version: None,
         id: id.to_owned(),
         kind,
         start,
@@ -181,6 +182,7 @@ mod tests {
 
     fn sample(end: bool, source: Option<&str>) -> Sample {
         Sample {
+            version: None,
             id: "a-1".into(),
             kind: Kind::HeartRate,
             start: Timestamp {
@@ -200,6 +202,7 @@ mod tests {
     fn with_extra(s: Sample, diastolic: Option<f64>, activity: Option<&str>) -> Sample {
         Sample {
             extra: Some(Box::new(Extra {
+                provenance: None,
                 diastolic,
                 activity: activity.map(str::to_owned),
             })),

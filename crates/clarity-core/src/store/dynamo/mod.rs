@@ -333,6 +333,70 @@ fn user_from_item(item: &Item) -> StoreResult<UserRecord> {
 
 #[async_trait]
 impl Store for DynamoStore {
+    // BASE-BRANCH PLACEHOLDERS: replaced by the sync-v2 store work before this reaches main.
+    async fn write_samples(
+        &self,
+        user: Uuid,
+        ops: Vec<crate::store::SampleOp>,
+    ) -> StoreResult<crate::store::WriteResult> {
+        use crate::store::{OpOutcome, SampleOp};
+        let mut samples = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                SampleOp::Put(s) => samples.push(s),
+                SampleOp::Delete(_) => {
+                    return Err(StoreError::Unavailable(
+                        "delete: not implemented yet".into(),
+                    ));
+                }
+            }
+        }
+        let new = self.insert_samples(user, samples).await?;
+        Ok(crate::store::WriteResult {
+            outcomes: new
+                .into_iter()
+                .map(|n| {
+                    if n {
+                        OpOutcome::Inserted
+                    } else {
+                        OpOutcome::Duplicate
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+    async fn changes(
+        &self,
+        _user: Uuid,
+        _after: u64,
+        _limit: usize,
+    ) -> StoreResult<crate::store::ChangePage> {
+        Err(StoreError::Unavailable(
+            "changes: not implemented yet".into(),
+        ))
+    }
+    async fn erase_user(&self, _user: Uuid) -> StoreResult<crate::store::Erased> {
+        Err(StoreError::Unavailable(
+            "erase_user: not implemented yet".into(),
+        ))
+    }
+    async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
+        Err(StoreError::Unavailable(
+            "pending_erasures: not implemented yet".into(),
+        ))
+    }
+    async fn set_superseded(
+        &self,
+        _kind: DocKind,
+        _user: Uuid,
+        _id: Uuid,
+        _by: Option<Uuid>,
+    ) -> StoreResult<bool> {
+        Err(StoreError::Unavailable(
+            "set_superseded: not implemented yet".into(),
+        ))
+    }
     async fn ping(&self) -> StoreResult<()> {
         let since = Utc::now().timestamp_millis() - self.throttled_at.load(Ordering::Relaxed);
         if since < THROTTLE_MEMORY_MS {
