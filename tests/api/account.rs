@@ -767,7 +767,10 @@ async fn an_erase_killed_halfway_leaves_the_account_whole_or_gone() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let (mut whole, mut gone) = (0, 0);
-    for (round, delay_ms) in [0u64, 1, 3, 6, 10, 20, 40].into_iter().enumerate() {
+    for (round, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 160, 320]
+        .into_iter()
+        .enumerate()
+    {
         let (mut child, addr) = start_binary(
             &["serve"],
             dir.path(),
@@ -827,7 +830,8 @@ async fn an_erase_killed_halfway_leaves_the_account_whole_or_gone() {
         let answered = erase.await.unwrap().ok();
 
         match holdings(dir.path(), user).await {
-            (true, SAMPLES, 1) => {
+            // The pipeline may have stored more analyses of its own (completed days).
+            (true, SAMPLES, docs) if docs >= 1 => {
                 assert_ne!(answered, Some(StatusCode::NO_CONTENT), "a 204 was lost");
                 whole += 1;
             }
