@@ -8,7 +8,8 @@
 //!   (the stored document with its window and `superseded_by`), `share` (given and received,
 //!   by account id), `audit` (newest first), and last `end` with the count of each type. An
 //!   export without its `end` line is incomplete: a store failure mid-way writes an `error`
-//!   line and cuts the connection.
+//!   line and ends the body there. (Not by cutting the connection: the error line, and with
+//!   it the reason, would be lost with the connection's unsent bytes.)
 //! - gzip on request: `Accept-Encoding: gzip` gives `Content-Encoding: gzip`; `?gzip=true`
 //!   gives a `.ndjson.gz` file (`application/gzip`) for clients that would unpack the former.
 //! - Recorded in the caller's audit log (`export`) before anything goes out; when the entry
@@ -175,7 +176,7 @@ enum Phase {
     End,
     /// The `end` line is out: the gzip trailer, if any, then nothing.
     Done,
-    /// The `error` line is out: the body ends with an error.
+    /// The `error` line is out: the body ends there, without an `end` line.
     Failed,
     Gone,
 }
@@ -278,13 +279,7 @@ impl Lines {
         loop {
             match self.phase {
                 Phase::Done => return self.finish().map(Ok),
-                Phase::Failed => {
-                    // After the `error` line: an error ends the body without its end, so
-                    // that no client takes the export for complete.
-                    self.phase = Phase::Gone;
-                    return Some(Err(std::io::Error::other("export failed mid-way")));
-                }
-                Phase::Gone => return None,
+                Phase::Failed | Phase::Gone => return None,
                 _ => {}
             }
             let mut text = Vec::new();

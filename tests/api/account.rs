@@ -854,3 +854,58 @@ async fn an_erase_killed_halfway_leaves_the_account_whole_or_gone() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// A store whose document listings fail while `fail` is set.
+struct FailingDocs {
+    fail: Arc<AtomicBool>,
+}
+
+impl Intercept for FailingDocs {
+    fn check(&self, op: Op) -> StoreResult<()> {
+        if op == Op::ListDocs && self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_that_fails_mid_way_says_so_and_never_looks_complete() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let app = spawn_with_store({
+        let fail = fail.clone();
+        move |s| wrap(s, FailingDocs { fail })
+    })
+    .await;
+    let u = app.user().await;
+    let (s, b) = app
+        .post(
+            "/api/v1/health-data",
+            &json!({"samples": [{"id": "h1", "kind": "heart_rate", "start": at(1), "value": 60}]}),
+            Some(&u.access),
+        )
+        .await;
+    assert_eq!((s, &b["accepted"]), (StatusCode::OK, &json!(1)), "{b}");
+    fail.store(true, Ordering::SeqCst);
+    let resp = app
+        .http
+        .get(app.url("/api/v1/export"))
+        .bearer_auth(&u.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "profile");
+    assert!(lines.iter().any(|l| l["type"] == "sample"), "{text}");
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["type"], &last["code"]),
+        (&json!("error"), &json!("store_unavailable"))
+    );
+    assert!(lines.iter().all(|l| l["type"] != "end"));
+}
