@@ -39,14 +39,14 @@ struct Params {
 
 /// One audit entry: who did what with the owner's data or account, when and from where.
 #[derive(Serialize, ToSchema)]
-struct Entry {
+pub(super) struct Entry {
     /// Time-ordered (UUIDv7).
     id: Uuid,
     owner_id: Uuid,
     /// Who acted; `null` when nobody was signed in (a failed login, a replayed token).
     actor_id: Option<Uuid>,
     /// `data_read`, `stream_subscribed`, `access_denied`, `share_granted`, `share_revoked`,
-    /// `login`, `login_failed`, `refresh_token_reused`, `account_created`.
+    /// `login`, `login_failed`, `refresh_token_reused`, `account_created`, `export`.
     action: String,
     /// What was concerned (`insights`, `analyses/<id>`, `<scope>:<grantee id>`...).
     target: Option<String>,
@@ -66,7 +66,7 @@ struct AuditPage {
     next_cursor: Option<String>,
 }
 
-fn entry(e: &AuditRecord) -> Entry {
+pub(super) fn entry(e: &AuditRecord) -> Entry {
     Entry {
         id: e.id,
         owner_id: e.owner_id,

@@ -181,7 +181,7 @@ async fn login(
 }
 
 /// The answer to a throttled login; the log names the address, never the account.
-fn throttled(Throttled { scope, wait }: Throttled, ip: std::net::IpAddr) -> ApiError {
+pub(super) fn throttled(Throttled { scope, wait }: Throttled, ip: std::net::IpAddr) -> ApiError {
     metrics::counter!(crate::metrics::LOGIN_THROTTLED, "scope" => scope.as_str()).increment(1);
     tracing::info!(%ip, scope = scope.as_str(), "login throttled");
     ApiError::TooManyAttempts {

@@ -16,6 +16,7 @@ mod auth;
 pub mod client_ip;
 mod dashboard;
 pub mod error;
+mod export;
 mod health_data;
 mod insights;
 pub mod openapi;
@@ -47,6 +48,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::router())
         .merge(user::router())
+        .merge(export::router())
         .merge(health_data::router())
         .merge(analyses::router())
         .merge(insights::router())

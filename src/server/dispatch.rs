@@ -102,6 +102,9 @@ fn handle(app: &Arc<App>, msg: Message) {
         Message::Disconnect { user } => {
             app.hub.kick_user(user, Kick::Disconnected);
         }
+        Message::Erased { user } => {
+            crate::server::erase::forget_here(app, user);
+        }
         Message::Resync { users } => {
             let app = app.clone();
             app.sessions.clone().spawn(async move {

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::app::{App, AppState};
 
 pub mod dispatch;
+pub mod erase;
 mod listener;
 
 pub async fn run(
@@ -28,6 +29,8 @@ pub async fn run(
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
+    // Erasures a crash interrupted (a backend that erases in steps) are finished now.
+    app.sessions.spawn(erase::resume_pending(app.clone()));
     if let Some(inbox) = app.bus.take_inbox() {
         tokio::spawn(crate::server::dispatch::run(
             app.clone(),

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod account;
 mod admin;
 mod analysis;
 mod audit;

@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/user/profile"),
+    ("DELETE", "/api/v1/user"),
+    ("GET", "/api/v1/export"),
     ("POST", "/api/v1/health-data"),
     ("GET", "/api/v1/health-data"),
     ("POST", "/api/v1/analyses"),
@@ -874,6 +876,25 @@ async fn responses_are_as_documented() {
             "/api/v1/auth/logout",
             Some(access.as_str()),
             Body::Json(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+
+    // The account: an export, then an erasure (a wrong password first).
+    let a = api.at(&app, "GET", "/api/v1/export", t, Body::Empty).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let wrong = Body::Json(json!({"password": "not her password"}));
+    let a = api
+        .at(&app, "DELETE", "/api/v1/user", Some(grace.as_str()), wrong)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = api
+        .at(
+            &app,
+            "DELETE",
+            "/api/v1/user",
+            Some(grace.as_str()),
+            Body::Empty,
         )
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);

@@ -51,6 +51,11 @@ pub enum Action {
     StreamSubscribed,
     /// Another account asked for the owner's documents or stream without a share.
     AccessDenied,
+    /// The owner downloaded all their data (`GET /api/v1/export`).
+    Export,
+    /// The account and everything it owned were erased (`DELETE /api/v1/user`): the one
+    /// entry left of it, with no IP, user agent, email or health data.
+    AccountErased,
 }
 
 impl Action {
@@ -65,6 +70,8 @@ impl Action {
             Action::DataRead => "data_read",
             Action::StreamSubscribed => "stream_subscribed",
             Action::AccessDenied => "access_denied",
+            Action::Export => "export",
+            Action::AccountErased => "account_erased",
         }
     }
 }

@@ -125,6 +125,13 @@ pub(super) fn kicked(why: Kick) -> End {
             error: "disconnected",
             message: "an administrator ended this session".into(),
         },
+        // The tokens of an erased account are refused like those of an ended login.
+        Kick::Erased => End::Violation {
+            code: close::LOGGED_OUT,
+            error: "account_erased",
+            message: "this account was erased (DELETE /api/v1/user); its tokens no longer work"
+                .into(),
+        },
     }
 }
 

@@ -164,6 +164,10 @@ async fn serve(
     if verified.family.is_some_and(|f| state.auth.is_ended(f)) {
         hub.control.kick(Kick::LoggedOut);
     }
+    // Likewise an erasure between the token check and this registration.
+    if state.auth.is_erased(verified.user_id) {
+        hub.control.kick(Kick::Erased);
+    }
     // The user's window is rebuilt from the store if this node has none (restart, another
     // node); the session does not wait for it.
     {

@@ -99,6 +99,9 @@ pub trait Intercept: Send + Sync + 'static {
     async fn append_audit(&self, inner: &dyn Store, entry: AuditRecord) -> StoreResult<()> {
         inner.append_audit(entry).await
     }
+    async fn pending_erasures(&self, inner: &dyn Store) -> StoreResult<Vec<Uuid>> {
+        inner.pending_erasures().await
+    }
 }
 
 /// `inner`, with `intercept` between it and the server.
@@ -167,7 +170,7 @@ impl<I: Intercept> Store for Wrapped<I> {
     }
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
         self.intercept.check(Op::PendingErasures)?;
-        self.inner.pending_erasures().await
+        self.intercept.pending_erasures(&*self.inner).await
     }
     async fn set_superseded(
         &self,

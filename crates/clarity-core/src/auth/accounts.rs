@@ -8,6 +8,9 @@
 //!   ([`AccountCache::forget`], for account erasure).
 //! - Bounded: past [`MAX_ENTRIES`] expired entries are swept, and if that is not enough the
 //!   cache starts over (one store read per active user follows).
+//! - An account being erased is marked ([`AccountCache::erase`]): refused whatever the cache
+//!   or the store says, until [`ACCOUNT_TTL`] after the mark (by then no positive answer read
+//!   before the erasure is left on any node that heard of it; the store answers for itself).
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ const MAX_ENTRIES: usize = 200_000;
 pub struct AccountCache {
     /// Account id and when its entry was made.
     seen: DashMap<Uuid, Instant>,
+    /// Accounts being erased, and when the mark was made.
+    erased: DashMap<Uuid, Instant>,
 }
 
 impl AccountCache {
@@ -49,6 +54,27 @@ impl AccountCache {
     pub fn forget(&self, id: Uuid) {
         self.seen.remove(&id);
     }
+
+    /// Marks `id` as being erased: refused from now on (see the module rules).
+    pub fn erase(&self, id: Uuid) {
+        self.seen.remove(&id);
+        if self.erased.len() >= MAX_ENTRIES {
+            self.erased.retain(|_, at| at.elapsed() < ACCOUNT_TTL);
+        }
+        self.erased.insert(id, Instant::now());
+    }
+
+    /// Takes back [`AccountCache::erase`] (the erasure failed).
+    pub fn unerase(&self, id: Uuid) {
+        self.erased.remove(&id);
+    }
+
+    /// Whether `id` was marked erased less than [`ACCOUNT_TTL`] ago.
+    pub fn is_erased(&self, id: Uuid) -> bool {
+        self.erased
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < ACCOUNT_TTL)
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +90,18 @@ mod tests {
         assert!(cache.is_fresh(id));
         cache.forget(id);
         assert!(!cache.is_fresh(id));
+    }
+
+    #[test]
+    fn erased_accounts_are_refused_until_unerased() {
+        let cache = AccountCache::default();
+        let id = Uuid::new_v4();
+        cache.remember(id);
+        cache.erase(id);
+        assert!(cache.is_erased(id));
+        assert!(!cache.is_fresh(id));
+        cache.unerase(id);
+        assert!(!cache.is_erased(id));
     }
 
     #[test]

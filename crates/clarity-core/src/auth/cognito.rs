@@ -70,6 +70,8 @@ pub struct CognitoIdentity {
     pub username: Option<String>,
     /// An `email` claim, present only when the pool adds one (pre-token-generation trigger).
     pub email: Option<String>,
+    /// The `iat` claim, Unix seconds.
+    pub issued_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -217,6 +219,7 @@ impl Cognito {
             expires_at: c.exp,
             username: c.username,
             email: c.email,
+            issued_at: c.iat,
         })
     }
 }

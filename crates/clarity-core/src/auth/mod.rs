@@ -188,6 +188,9 @@ impl Auth {
     pub async fn verify_access(&self, token: &str) -> Result<Verified, AccessError> {
         let Some(cognito) = &self.cognito else {
             let v = self.keys.verify(token)?;
+            if self.accounts.is_erased(v.user_id) {
+                return Err(TokenError::AccountNotFound.into());
+            }
             if v.family.is_some_and(|f| self.is_ended(f)) {
                 return Err(TokenError::Revoked.into());
             }
@@ -197,11 +200,15 @@ impl Auth {
             return Ok(v);
         };
         let id = cognito.verify(token).await?;
+        if self.accounts.is_erased(id.user_id) {
+            return Err(TokenError::AccountNotFound.into());
+        }
         self.provision(&id).await?;
         Ok(Verified {
             user_id: id.user_id,
             expires_at: id.expires_at,
             family: None,
+            issued_at: id.issued_at,
         })
     }
 
@@ -226,6 +233,37 @@ impl Auth {
     /// from their next request.
     pub fn forget_account(&self, user: Uuid) {
         self.accounts.forget(user);
+    }
+
+    /// Refuses `user`'s tokens on this node from now on, whatever the cache or the store
+    /// says, while their account is erased (and for [`accounts::ACCOUNT_TTL`] after, so that
+    /// a request that read the account before the erasure cannot slip through).
+    pub fn begin_erasure(&self, user: Uuid) {
+        self.accounts.erase(user);
+    }
+
+    /// An erasure that failed: `user`'s tokens work again.
+    pub fn abort_erasure(&self, user: Uuid) {
+        self.accounts.unerase(user);
+    }
+
+    /// Whether `user`'s account is being (or was just) erased, as far as this node knows.
+    pub fn is_erased(&self, user: Uuid) -> bool {
+        self.accounts.is_erased(user)
+    }
+
+    /// Whether `password` is `user`'s (false for an unknown account and for accounts without
+    /// a local password). Costs one argon2 verification either way.
+    pub async fn check_password(&self, user: Uuid, password: &str) -> Result<bool, AuthError> {
+        let stored = self.store.user_by_id(user).await?;
+        let hash = stored
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let pw = password.to_owned();
+        let ok = self
+            .blocking_hash(move || password::verify(&pw, &hash))
+            .await?;
+        Ok(ok && stored.is_some())
     }
 
     /// Whether the login `family` was ended by a logout (known to this node).
@@ -518,6 +556,7 @@ mod tests {
         let id = |username: Option<&str>, email: Option<&str>| CognitoIdentity {
             user_id: Uuid::from_u128(7),
             expires_at: 0,
+            issued_at: None,
             username: username.map(str::to_owned),
             email: email.map(str::to_owned),
         };

@@ -48,6 +48,9 @@ pub struct Verified {
     pub expires_at: i64,
     /// The login (refresh-token family) behind a local token; `None` for Cognito tokens.
     pub family: Option<Uuid>,
+    /// When the token was issued (`iat`, Unix seconds); `None` for a Cognito token without
+    /// one. Erasing the account without the password needs a recent one.
+    pub issued_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +133,7 @@ impl TokenKeys {
                 user_id: data.claims.sub,
                 expires_at: data.claims.exp,
                 family: data.claims.fam,
+                issued_at: Some(data.claims.iat),
             }),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),

@@ -56,6 +56,9 @@ pub enum Message {
     LoggedOut { user: Uuid, family: Uuid },
     /// An administrator disconnected `user`: every session of theirs closes (4012).
     Disconnect { user: Uuid },
+    /// `user`'s account was erased: their tokens are refused, their sessions closed (4011
+    /// `account_erased`) and their window and caches dropped on every node.
+    Erased { user: Uuid },
 }
 
 /// A stream name on the wire (`DocKind` stays free of serde).

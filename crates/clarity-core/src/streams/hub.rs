@@ -37,6 +37,8 @@ pub enum Kick {
     LoggedOut,
     /// An administrator disconnected the user.
     Disconnected,
+    /// The account was erased (`DELETE /api/v1/user`).
+    Erased,
 }
 
 /// What others may know and do about a live session: its login, and ending it.
