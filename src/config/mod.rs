@@ -59,6 +59,40 @@ pub enum Command {
     /// Score one week of activity (a 10080-row CSV in the `analyze` format) with a PAT model
     /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
     Score(ScoreArgs),
+    /// Import an Apple Health export (export.zip or export.xml) into an account's samples,
+    /// writing straight to the configured store, and print the import report as JSON.
+    Import(ImportArgs),
+}
+
+/// `clarity import`: the store settings of serve, the file and the account.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The export: export.zip as Health writes it, or its export.xml.
+    #[arg(long, value_name = "FILE")]
+    pub apple_health: PathBuf,
+    /// The account (email) whose samples the export becomes.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: String,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub sqlite: SqliteConfig,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl ImportArgs {
+    /// The serve defaults with these settings (what opening the store takes).
+    pub fn config(&self) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.store = self.store.clone();
+        c.sqlite = self.sqlite.clone();
+        c.dynamodb = self.dynamodb.clone();
+        c.telemetry = self.telemetry.clone();
+        c
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,7 +171,7 @@ impl Cli {
         match self.command {
             Some(Command::Serve(c)) => *c,
             Some(Command::Migrate(m)) => m.into_config(),
-            Some(Command::Analyze(_) | Command::Score(_)) | None => self.serve,
+            Some(Command::Analyze(_) | Command::Score(_) | Command::Import(_)) | None => self.serve,
         }
     }
 }
