@@ -68,10 +68,10 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// The export: export.zip as Health writes it, or its export.xml.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long)]
     pub apple_health: PathBuf,
     /// The account (email) whose samples the export becomes.
-    #[arg(long, value_name = "EMAIL")]
+    #[arg(long)]
     pub user: String,
     #[command(flatten)]
     pub store: StoreConfig,

@@ -176,10 +176,8 @@ impl<R: BufRead> HealthReader<R> {
                         return Ok(current.take());
                     }
                 }
-                Event::Text(t) if self.depth == 0 && self.seen_root => {
-                    if !t.trim().is_empty() {
-                        return Err(self.malformed("text between elements"));
-                    }
+                Event::Text(t) if self.depth == 0 && self.seen_root && !t.trim().is_empty() => {
+                    return Err(self.malformed("text between elements"));
                 }
                 Event::Eof => {
                     if !self.seen_root {
