@@ -374,3 +374,82 @@ async fn healthkit_to_sqlite_counts_the_same_records() {
     assert_eq!(theirs, ours_comparable);
     assert_eq!(job["records_by_type"], truth["records_by_type"]);
 }
+
+/// `kill -9` of `clarity import` once part of the export is stored, then the same import
+/// again: the account ends with exactly the generator's samples, none twice.
+#[tokio::test]
+async fn an_import_killed_midway_is_completed_by_running_it_again() {
+    use clarity::store::SampleQuery;
+    let work = tempfile::tempdir().unwrap();
+    let (file, truth) = generate(work.path(), 60, false);
+    let samples = truth["samples"].as_u64().unwrap();
+    assert!(samples > 3 * 5_000, "several batches: {samples}");
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let command = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clarity"));
+        c.arg("import")
+            .arg("--apple-health")
+            .arg(&file)
+            .arg("--user")
+            .arg(&user.email)
+            .arg("--data-dir")
+            .arg(app.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut child = command().spawn().unwrap();
+    let stored = |app: &TestApp| {
+        let store = app.app.store.clone();
+        let id = user.user_id;
+        async move {
+            let q = SampleQuery {
+                kind: None,
+                from_ms: None,
+                to_ms: None,
+                after: None,
+                limit: 1,
+            };
+            !store.query_samples(id, q).await.unwrap().samples.is_empty()
+        }
+    };
+    // The first batch is committed: kill it there, before it can finish.
+    let mut waited = 0;
+    while !stored(&app).await {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before the kill"
+        );
+        assert!(waited < 6_000, "nothing stored after 60 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import ended before the kill"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let partial: u64 = counts(&app, &user.access)
+        .await
+        .values()
+        .flat_map(|k| k.values())
+        .sum();
+    assert!(
+        partial > 0 && partial < samples,
+        "{partial} of {samples} stored before the kill"
+    );
+
+    let out = command()
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dups = truth["duplicates"].as_u64().unwrap();
+    assert_eq!(report["samples_stored"], samples - partial, "{report}");
+    assert_eq!(report["duplicates"], partial + dups, "{report}");
+    assert_eq!(counts(&app, &user.access).await, truth_days(&truth));
+}
