@@ -80,7 +80,7 @@ pub struct LimitsConfig {
     )]
     pub max_import_bytes: u64,
 
-    /// Most bytes an export's export.xml may inflate to (and at most 100 times the upload's
+    /// Most bytes an export's export.xml may inflate to (and at most 200 times the upload's
     /// size): larger is refused as a zip bomb.
     #[arg(
         long,

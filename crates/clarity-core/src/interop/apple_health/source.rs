@@ -30,7 +30,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_inflated_bytes: 64 << 30,
-            max_ratio: 100,
+            max_ratio: 200,
         }
     }
 }
