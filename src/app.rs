@@ -22,6 +22,8 @@ use crate::http::origin::OriginPolicy;
 use crate::ingest::Ingest;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
+use crate::interop::apple_health::Limits as ImportLimits;
+use crate::interop::imports::Imports;
 use crate::pipeline::Pipeline;
 use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
@@ -82,6 +84,8 @@ pub struct App {
     pub login_throttle: LoginThrottle,
     /// Ids of the accounts allowed to use `/api/v1/admin/*` (`--admin-user-ids`).
     pub admins: HashSet<uuid::Uuid>,
+    /// Apple Health import jobs on this node (`/api/v1/imports`).
+    pub imports: Arc<Imports>,
 }
 
 impl App {
@@ -166,7 +170,16 @@ impl App {
             window_service.clone(),
             config.limits.user_budget(),
         );
+        let imports = Arc::new(Imports::new(
+            pipeline.clone(),
+            &config.store.data_dir,
+            ImportLimits {
+                max_inflated_bytes: config.limits.max_import_inflated_bytes,
+                ..ImportLimits::default()
+            },
+        ));
         Ok(App {
+            imports,
             audit,
             store,
             auth,

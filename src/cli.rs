@@ -248,3 +248,80 @@ fn print_json(value: &impl serde::Serialize) -> ExitCode {
         }
     }
 }
+
+/// `clarity import --apple-health FILE --user EMAIL`: the export through the same core import
+/// the server runs (`POST /api/v1/imports`), straight into the configured store. Prints the
+/// report as JSON; a malformed export is exit code 2 with the error (line, offset) on stderr.
+/// Analyses are not computed here: the server computes the latest week's when the user's
+/// window is next read.
+pub fn import(args: &crate::config::ImportArgs) -> ExitCode {
+    use crate::interop::apple_health::{self, ImportError, Limits};
+    let config = args.config();
+    crate::telemetry::init(&config.telemetry);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clarity import: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match crate::app::open_store(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("clarity import: cannot open the store: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let email = match crate::auth::normalise_email(&args.user) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("clarity import: --user: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let user = match store.user_by_email(&email).await {
+            Ok(Some(u)) => u.id,
+            Ok(None) => {
+                eprintln!("clarity import: no account with that email in this store");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("clarity import: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let limits = Limits {
+            max_inflated_bytes: config.limits.max_import_inflated_bytes,
+            ..Limits::default()
+        };
+        let result = apple_health::run(
+            store.clone(),
+            user,
+            args.apple_health.clone(),
+            limits,
+            |r: &apple_health::ImportReport| {
+                eprintln!(
+                    "clarity import: {} of {} bytes, {} records read, {} samples stored",
+                    r.bytes_done, r.bytes_total, r.records_read, r.samples_stored
+                );
+            },
+        )
+        .await;
+        store.close().await;
+        match result {
+            Ok(report) => print_json(&report),
+            Err((report, e)) => {
+                eprintln!("clarity import: {e}");
+                let _ = print_json(&report);
+                match e {
+                    ImportError::Store(_) | ImportError::Io(_) => ExitCode::FAILURE,
+                    _ => ExitCode::from(2),
+                }
+            }
+        }
+    })
+}

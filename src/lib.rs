@@ -8,8 +8,8 @@
 //! same item.
 
 pub use clarity_core::{
-    analytics, audit, auth, bus, ingest, insights, pipeline, protocol, rate, samples, scoring,
-    store, streams, window,
+    analytics, audit, auth, bus, ingest, insights, interop, pipeline, protocol, rate, samples,
+    scoring, store, streams, window,
 };
 
 pub mod app;

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     if let Some(Command::Restore(args)) = &cli.command {
         return clarity::backup::restore_command(args);
     }
+    if let Some(Command::Import(args)) = &cli.command {
+        return clarity::cli::import(args);
+    }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
     telemetry::init(&config.telemetry);

@@ -71,6 +71,24 @@ pub struct LimitsConfig {
     #[arg(long, env = "CLARITY_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest accepted Apple Health export upload (`POST /api/v1/imports`), bytes; larger
+    /// uploads get 413. Real exports are 0.5-2 GB zipped.
+    #[arg(
+        long,
+        env = "CLARITY_MAX_IMPORT_BYTES",
+        default_value_t = 4 * 1024 * 1024 * 1024
+    )]
+    pub max_import_bytes: u64,
+
+    /// Most bytes an export's export.xml may inflate to (and at most 200 times the upload's
+    /// size): larger is refused as a zip bomb.
+    #[arg(
+        long,
+        env = "CLARITY_MAX_IMPORT_INFLATED_BYTES",
+        default_value_t = 64 * 1024 * 1024 * 1024
+    )]
+    pub max_import_inflated_bytes: u64,
+
     /// Samples one WebSocket session may send per second (bursts up to twice that, or one
     /// full frame); more get `rate_limited` with `retry_after_ms`.
     #[arg(long, env = "CLARITY_MAX_SAMPLES_PER_SEC", default_value_t = 5_000)]

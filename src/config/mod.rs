@@ -66,6 +66,9 @@ pub enum Command {
     /// Put a `clarity backup` file in place as a data folder's store; stop the server that
     /// uses the folder first.
     Restore(RestoreArgs),
+    /// Import an Apple Health export (export.zip or export.xml) into an account's samples,
+    /// writing straight to the configured store, and print the import report as JSON.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,6 +93,37 @@ pub struct RestoreArgs {
     /// generated signing key, are kept).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `clarity import`: the store settings of serve, the file and the account.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The export: export.zip as Health writes it, or its export.xml.
+    #[arg(long)]
+    pub apple_health: PathBuf,
+    /// The account (email) whose samples the export becomes.
+    #[arg(long)]
+    pub user: String,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub sqlite: SqliteConfig,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl ImportArgs {
+    /// The serve defaults with these settings (what opening the store takes).
+    pub fn config(&self) -> Config {
+        let mut c = Cli::parse_from(["clarity"]).into_config();
+        c.store = self.store.clone();
+        c.sqlite = self.sqlite.clone();
+        c.dynamodb = self.dynamodb.clone();
+        c.telemetry = self.telemetry.clone();
+        c
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -169,7 +203,11 @@ impl Cli {
             Some(Command::Serve(c)) => *c,
             Some(Command::Migrate(m)) => m.into_config(),
             Some(
-                Command::Analyze(_) | Command::Score(_) | Command::Backup(_) | Command::Restore(_),
+                Command::Analyze(_)
+                | Command::Score(_)
+                | Command::Backup(_)
+                | Command::Restore(_)
+                | Command::Import(_),
             )
             | None => self.serve,
         }

@@ -18,6 +18,7 @@ mod dashboard;
 pub mod error;
 mod export;
 mod health_data;
+mod imports;
 mod insights;
 pub mod openapi;
 mod ops;
@@ -50,6 +51,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(user::router())
         .merge(export::router())
         .merge(health_data::router())
+        .merge(imports::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())
@@ -69,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
-            body_limit,
+            (body_limit, state.config.limits.max_import_bytes),
             announced_body_limit,
         ))
         // Before routing, so that preflights (OPTIONS) and refused WebSocket handshakes are
@@ -80,20 +82,26 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A body announced (`Content-Length`) over the limit is refused before it is read: waiting
-/// for bytes that will be refused anyway would hold the connection until a timeout.
+/// for bytes that will be refused anyway would hold the connection until a timeout. Uploads
+/// of exports (`POST /api/v1/imports`) have their own limit, `--max-import-bytes`.
 async fn announced_body_limit(
-    axum::extract::State(limit): axum::extract::State<usize>,
+    axum::extract::State((body_limit, import_limit)): axum::extract::State<(usize, u64)>,
     req: Request,
     next: Next,
 ) -> Response {
+    let (limit, flag) = if req.uri().path() == imports::PATH {
+        (import_limit, "--max-import-bytes")
+    } else {
+        (body_limit as u64, "--max-body-bytes")
+    };
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match announced {
-        Some(len) if len > limit as u64 => ApiError::PayloadTooLarge(format!(
-            "request body of {len} bytes is over the limit of {limit} bytes"
+        Some(len) if len > limit => ApiError::PayloadTooLarge(format!(
+            "request body of {len} bytes is over the limit of {limit} bytes ({flag})"
         ))
         .into_response(),
         _ => next.run(req).await,

@@ -28,6 +28,7 @@ mod faults;
 mod future_end;
 mod health_data;
 mod heart_days;
+mod import_apple;
 mod insight_claims;
 mod insights;
 mod layering;

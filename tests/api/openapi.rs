@@ -35,6 +35,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/shares"),
     ("DELETE", "/api/v1/shares/{id}"),
     ("GET", "/api/v1/audit"),
+    ("POST", "/api/v1/imports"),
+    ("GET", "/api/v1/imports/{id}"),
     ("POST", "/api/v1/admin/users/{user_id}/disconnect"),
     ("GET", "/api/health"),
     ("GET", "/api/ready"),
@@ -879,6 +881,42 @@ async fn responses_are_as_documented() {
         )
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
+
+    // Imports: a one-record export.xml, then its job; a body that is no export.
+    let export = "<?xml version=\"1.0\"?>\n<HealthData locale=\"en_US\">\n <Record type=\"HKQuantityTypeIdentifierHeartRate\" sourceName=\"W\" unit=\"count/min\" startDate=\"2024-03-10 08:00:00 -0500\" endDate=\"2024-03-10 08:00:00 -0500\" value=\"61\"/>\n</HealthData>\n";
+    let a = api
+        .at(
+            &app,
+            "POST",
+            "/api/v1/imports",
+            t,
+            Body::Raw("application/xml", export.into()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let import = a.body["import_id"].as_str().unwrap().to_owned();
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/imports/{id}",
+            &format!("/api/v1/imports/{import}"),
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/imports/{id}",
+            "/api/v1/imports/nope",
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     // The account: an export, then an erasure (a wrong password first).
     let a = api.at(&app, "GET", "/api/v1/export", t, Body::Empty).await;

@@ -51,6 +51,8 @@ pub enum Trigger {
     DayComplete,
     /// A client asked (`analyze` frame or `POST /api/v1/analyses`).
     Request,
+    /// An import of history ended (once per import, for the latest week).
+    Import,
 }
 
 impl Trigger {
@@ -58,6 +60,7 @@ impl Trigger {
         match self {
             Trigger::DayComplete => "day_complete",
             Trigger::Request => "request",
+            Trigger::Import => "import",
         }
     }
 }
@@ -297,8 +300,8 @@ pub async fn run(
     trigger: Trigger,
     until_minute: Option<i64>,
 ) -> Result<(AnalysisRecord, bool), AnalysisError> {
-    if trigger == Trigger::Request {
-        // After a restart the window may still be unread; on a node that does not own it,
+    if matches!(trigger, Trigger::Request | Trigger::Import) {
+        // After a restart (or an import, which writes past the window) the window may still be unread; on a node that does not own it,
         // it is read afresh.
         pipeline.window_service.window_for_request(user).await?;
     }

@@ -221,6 +221,15 @@ pub enum ServerFrame<'a> {
         offset: u64,
         body: &'a str,
     },
+    /// An import's state while it runs (`body`: the job as `GET /api/v1/imports/{id}` shows
+    /// it, a JSON object the server wrote).
+    ImportProgress {
+        body: &'a str,
+    },
+    /// An import ended (`done` or `failed`), with its final report.
+    ImportDone {
+        body: &'a str,
+    },
 }
 
 // The alphabetical frames, `type` in its sorted place (see the module's rules).
@@ -322,6 +331,8 @@ impl<'a> ServerFrame<'a> {
             ServerFrame::InsightDelta { .. } => "insight_delta",
             ServerFrame::InsightFailed { .. } => "insight_failed",
             ServerFrame::Document { kind, .. } | ServerFrame::Event { kind, .. } => kind.as_str(),
+            ServerFrame::ImportProgress { .. } => "import_progress",
+            ServerFrame::ImportDone { .. } => "import_done",
         }
     }
 }
@@ -333,6 +344,8 @@ pub fn encode(frame: &ServerFrame<'_>) -> Frame {
         ServerFrame::Event { kind, offset, body } => {
             splice(kind.as_str(), Some((kind.stream(), *offset)), body)
         }
+        ServerFrame::ImportProgress { body } => splice("import_progress", None, body),
+        ServerFrame::ImportDone { body } => splice("import_done", None, body),
         other => json(other),
     };
     Frame(Bytes::from(text))
@@ -463,7 +476,10 @@ fn json(frame: &ServerFrame<'_>) -> String {
             reason,
             ty: "insight_failed",
         }),
-        ServerFrame::Document { .. } | ServerFrame::Event { .. } => {
+        ServerFrame::Document { .. }
+        | ServerFrame::Event { .. }
+        | ServerFrame::ImportProgress { .. }
+        | ServerFrame::ImportDone { .. } => {
             unreachable!("documents are spliced")
         }
     }
