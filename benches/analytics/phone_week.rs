@@ -49,6 +49,7 @@ fn reading(utc_ms: i64, value: f64) -> Reading<'static> {
         offset_secs: OFFSET,
         value,
         source: Some(WATCH),
+        manual: false,
     }
 }
 
@@ -59,6 +60,7 @@ fn step(start_ms: i64, minutes: i64, value: f64, source: &'static str) -> StepSa
         offset_secs: OFFSET,
         value,
         source: Some(source),
+        manual: false,
     }
 }
 

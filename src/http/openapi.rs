@@ -47,7 +47,7 @@ pub const BEARER: &str = "bearer";
             `protocol/`, not here.",
     ),
     modifiers(&Security),
-    components(schemas(ErrorBody, ErrorDetail, Analysis, Insight, SampleInput)),
+    components(schemas(ErrorBody, ErrorDetail, Analysis, Insight, SampleInput, Provenance)),
     tags(
         (name = "auth", description = "Local accounts and tokens (`--auth local`; with `--auth cognito` these answer 404 `local_auth_disabled`)."),
         (name = "user", description = "The caller's account."),
@@ -144,11 +144,14 @@ fn finish(doc: utoipa::openapi::OpenApi) -> Value {
 
 /// The `$defs` of protocol/schemas/client/samples.json, the components they become, and
 /// whether to put them in: `kind` is the same as the schema derived from
-/// [`super::schemas::Kind`] (a test checks), so that one is used.
-const CLIENT_DEFS: [(&str, &str, bool); 3] = [
+/// [`super::schemas::Kind`] (a test checks), so that one is used. `Provenance` is shared by
+/// input and output (responses carry what was sent).
+const CLIENT_DEFS: [(&str, &str, bool); 5] = [
     ("sample", "SampleInput", true),
     ("kind", "Kind", false),
     ("dateTime", "DateTime", true),
+    ("provenance", "Provenance", true),
+    ("device", "Device", true),
 ];
 
 /// The sample's per-kind rules (units, ranges in every unit, required extra fields: twenty
@@ -242,6 +245,9 @@ protocol_schema! {
     Insight;
     /// A sample as clients send it: the `sample` of protocol/schemas/client/samples.json.
     SampleInput;
+    /// A sample's device, app and recording method: the `provenance` of
+    /// protocol/schemas/client/samples.json.
+    Provenance;
 }
 
 /// A page of analyses (`GET /api/v1/analyses`), ordered by window end.

@@ -70,7 +70,8 @@ pub struct Sample {
     /// `sleep_stage`.
     #[schema(value_type = String, nullable = false, required = false)]
     pub unit: Option<String>,
-    /// Where the sample came from (at most 256 bytes), e.g. a device name.
+    /// Where the sample came from (at most 256 bytes), e.g. a device name; the rest of what
+    /// the client knows is in `provenance`.
     #[schema(value_type = String, max_length = 256, nullable = false, required = false)]
     pub source: Option<String>,
     /// `blood_pressure` only: the diastolic pressure, in `unit` (mmHg).
@@ -79,6 +80,12 @@ pub struct Sample {
     /// `workout` only: the activity type, snake_case (e.g. `running`).
     #[schema(value_type = String, pattern = "^[a-z0-9_]{1,64}$", nullable = false, required = false)]
     pub activity: Option<String>,
+    /// The client's version of the sample, when it sent one (0..=2^53 - 1).
+    #[schema(value_type = i64, minimum = 0, maximum = 9007199254740991.0, nullable = false, required = false)]
+    pub version: Option<i64>,
+    /// Device, app and recording method, when the client sent them.
+    #[schema(value_type = super::openapi::Provenance, nullable = false, required = false)]
+    pub provenance: Option<super::openapi::Provenance>,
 }
 
 // Mirrors `crate::samples::Rejection`.

@@ -213,7 +213,7 @@ fn phone_fixture(last: NaiveDate) -> Fixture {
         } else {
             64 + rng.below(24)
         };
-        samples.push(sample(
+        let mut reading = sample(
             &clock,
             format!("hr-{hr_readings}"),
             "heart_rate",
@@ -221,7 +221,11 @@ fn phone_fixture(last: NaiveDate) -> Fixture {
             None,
             json!(bpm),
             WATCH,
-        ));
+        );
+        reading["provenance"] = json!({"device": {"name": WATCH, "manufacturer": "Apple Inc.",
+            "model": "Watch7,1", "software_version": "11.0"},
+            "app": "com.apple.health", "method": "automatic"});
+        samples.push(reading);
         hr_readings += 1;
         t += chrono::Duration::minutes(5);
     }
@@ -285,6 +289,10 @@ fn phone_fixture(last: NaiveDate) -> Fixture {
             "first_step_bar": first_step_bar,
             "day_labels": day_labels,
             "nights": nights,
+            // The heart-rate readings' provenance, as the sources table shows it.
+            "source_row": {"source": WATCH, "cells": [WATCH,
+                "Apple Watch (Apple Inc. Watch7,1) software 11.0", "com.apple.health",
+                "recorded automatically", hr_readings.to_string()]},
         }),
     }
 }

@@ -45,6 +45,7 @@ mod pat;
 mod phone_fixtures;
 mod phone_kinds;
 mod phone_steps;
+mod provenance;
 mod rest_fuzz;
 mod revoke_race;
 mod stage_nights;

@@ -3,7 +3,7 @@
 // changes from -05:00 to -04:00 during a night) while the browser runs in another zone. Checks
 // what a user reads: steps per hour, the heart-rate line with the resting rate per day (or
 // "not available"), one hypnogram per night with its first and last times, all on the data's
-// clock with the zone named; at 1280 and 390 px no text overlaps and nothing scrolls sideways.
+// clock with the zone named, the sources with their device, app and recording method; at 1280 and 390 px no text overlaps and nothing scrolls sideways.
 // Saves screenshots at both widths and prints DONE. Exits non-zero with a message on failure.
 //
 // Run by tests/api/browser_phone.rs, which seeds the data and passes what must be seen (EXPECT,
@@ -50,6 +50,7 @@ await withPage(timeZone, async (page, problems) => {
   await checkActivity(page);
   await checkHeart(page);
   await checkNights(page);
+  await checkSources(page);
   for (const c of CHARTS) await checkSvgText(page, c);
   await page.screenshot({ path: screenshot, fullPage: true });
 
@@ -108,6 +109,20 @@ async function checkHeart(page) {
     same('the resting legend', legend, 'resting heart rate: not available');
     contains('the heart-rate caption', caption, 'Resting heart rate: not available');
   }
+}
+
+// The sources table shows what the phone said about the watch's heart-rate readings: device,
+// app and how they were recorded (provenance), with their count.
+async function checkSources(page) {
+  const want = expect.source_row;
+  const rows = page.locator(`[data-testid="source-row"][data-source="${want.source}"]`);
+  const cells = [];
+  for (let i = 0; i < await rows.count(); i++) cells.push(await rows.nth(i).locator('td').allTextContents());
+  if (!cells.some((c) => JSON.stringify(c) === JSON.stringify(want.cells))) {
+    fail(`no sources row ${JSON.stringify(want.cells)}: ${JSON.stringify(cells)}`);
+  }
+  const tip = await rows.first().getAttribute('title');
+  if (!cells.length || !tip) fail('the sources rows have no provenance tooltip');
 }
 
 // One hypnogram per night, dated by its morning, from the winning source, on the data's clock.

@@ -19,7 +19,7 @@
   const DETAILED = new Set(['light', 'deep', 'rem']);
   const ASLEEP = new Set(['light', 'deep', 'rem', 'asleep']);
 
-  // `{kind, from, to, offset, value, source}` with times in UTC ms and the offset (minutes)
+  // `{kind, from, to, offset, value, source, provenance}` with times in UTC ms and the offset (minutes)
   // `start` is written with; samples whose times do not parse are dropped.
   function parse(raw) {
     const out = [];
@@ -28,9 +28,38 @@
       const to = s.end ? Date.parse(s.end) : from;
       const offset = offsetOfIso(s.start);
       if (Number.isNaN(from) || Number.isNaN(to) || offset === null) continue;
-      out.push({ kind: s.kind, from, to: Math.max(to, from), offset, value: s.value, source: s.source || '' });
+      out.push({
+        kind: s.kind, from, to: Math.max(to, from), offset, value: s.value, source: s.source || '',
+        provenance: s.provenance || null,
+      });
     }
     return out.sort((a, b) => a.from - b.from);
+  }
+
+  const METHODS = { automatic: 'recorded automatically', active: 'recorded in a session', manual: 'entered by hand' };
+
+  // The sources of the samples with what the client said about them (provenance):
+  // `[{source, device, app, method, manual, count}]`, most samples first, then by name. A
+  // source whose samples say different things (a new watch, typed-in entries beside recorded
+  // ones) is a row for each, as source priority counts them apart.
+  function sourcesOf(samples) {
+    const rows = new Map();
+    for (const s of samples) {
+      const p = s.provenance || {};
+      const d = p.device || {};
+      const model = [d.manufacturer, d.model].filter(Boolean).join(' ');
+      const device = [d.name, model && `(${model})`, d.hardware_version && `hardware ${d.hardware_version}`,
+        d.software_version && `software ${d.software_version}`].filter(Boolean).join(' ');
+      const row = {
+        source: s.source || 'unnamed', device, app: p.app || '', method: METHODS[p.method] || '',
+        manual: p.method === 'manual',
+      };
+      const key = JSON.stringify(row);
+      const had = rows.get(key);
+      if (had) had.count += 1;
+      else rows.set(key, { ...row, count: 1 });
+    }
+    return [...rows.values()].sort((a, b) => b.count - a.count || a.source.localeCompare(b.source));
   }
 
   // The clock of the samples: each one's start with its offset. (Not the ends: a source that
@@ -154,5 +183,6 @@
 
   window.Clarity.samples = {
     parse, timelineOf, stepsPerHour, heartRuns, nights, analysedNightSources, restingDays, unionMinutes,
+    sourcesOf,
   };
 })();

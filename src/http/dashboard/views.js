@@ -1,5 +1,6 @@
 // Clarity dashboard: the three chart cards (activity, heart rate, sleep stages) with their
-// captions and legends, from the latest analysis and, for the caller's own data, raw samples.
+// captions and legends, from the latest analysis and, for the caller's own data, raw samples;
+// and the sources of those samples with their provenance (device, app, how recorded).
 //
 // Rules:
 // - Titles, captions and legends name what is drawn and its unit (steps or activity counts,
@@ -71,6 +72,39 @@
     drawActivity(ctx);
     drawHeart(ctx);
     drawSleep(ctx);
+    drawSources(ctx);
+  }
+
+  // ---- sources -----------------------------------------------------------------------------
+
+  // One row per source of the drawn samples: its device, app and how it was recorded, as the
+  // phone reported them (provenance); manual entries say that they win the minutes they cover.
+  function drawSources({ samples, whose }) {
+    const box = $('sources');
+    const caption = $('sources-caption');
+    box.replaceChildren();
+    if (!samples) {
+      caption.textContent = whose === 'your'
+        ? 'Loading your sources…'
+        : 'Sources are read from raw samples, which only their owner sees.';
+      return;
+    }
+    const rows = S.sourcesOf([...samples.hr, ...samples.steps, ...samples.stages]);
+    if (!rows.length) {
+      caption.textContent = `No samples in ${whose} last 7 days.`;
+      return;
+    }
+    caption.textContent = `Where ${whose} heart-rate, step and sleep samples of the last 7 days came from, `
+      + 'as the phone reported it (a dash: not reported). Entries made by hand win the minutes they cover '
+      + 'over recorded data in the analysis.';
+    const head = el('tr', {}, ...['Source', 'Device', 'App', 'Recorded', 'Samples'].map((h) => el('th', { scope: 'col' }, h)));
+    const body = rows.map((r) => {
+      const tip = [r.device && `device ${r.device}`, r.app && `app ${r.app}`, r.method].filter(Boolean).join('; ');
+      return el('tr', { 'data-testid': 'source-row', 'data-source': r.source, 'data-manual': String(r.manual), title: tip || 'no provenance reported' },
+        el('td', {}, r.source), el('td', {}, r.device || '–'), el('td', {}, r.app || '–'),
+        el('td', {}, r.method || '–'), el('td', { class: 'num' }, String(r.count)));
+    });
+    box.append(el('table', { class: 'sources' }, el('thead', {}, head), el('tbody', {}, ...body)));
   }
 
   // ---- activity ----------------------------------------------------------------------------

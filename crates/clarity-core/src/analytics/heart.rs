@@ -81,6 +81,8 @@ pub struct Reading<'a> {
     pub offset_secs: i32,
     pub value: f64,
     pub source: Option<&'a str>,
+    /// Typed in by the user: wins its minutes over recorded sources.
+    pub manual: bool,
 }
 
 impl Reading<'_> {
@@ -155,6 +157,10 @@ pub struct SourceMinutes {
     pub source: String,
     pub minutes: usize,
     pub rank: u8,
+    /// The user's manual entries of this source, which win their minutes over recorded data
+    /// (`samples::sources`); absent for recorded sources.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

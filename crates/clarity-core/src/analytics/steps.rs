@@ -42,6 +42,8 @@ pub struct StepSample<'a> {
     pub offset_secs: i32,
     pub value: f64,
     pub source: Option<&'a str>,
+    /// Typed in by the user: wins its minutes over recorded sources.
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +62,7 @@ pub struct StepDay {
 /// The winning source of one UTC minute, its steps, and the offset it is dated by.
 struct Cell<'a> {
     source: &'a str,
+    manual: bool,
     /// The source's index among the samples' distinct sources: compared per minute instead
     /// of the name.
     source_id: usize,
@@ -87,25 +90,26 @@ fn minutes<'a>(samples: &[StepSample<'a>], (from_ms, to_ms): (i64, i64)) -> Vec<
         .div_euclid(MINUTE_MS)
         .min(last.div_euclid(MINUTE_MS) + 1);
     let len = usize::try_from(to - from).unwrap_or(0);
-    type Held<'a> = Option<(Cell<'a>, (u8, std::cmp::Reverse<&'a str>))>;
+    type Held<'a> = Option<(Cell<'a>, (bool, u8, std::cmp::Reverse<&'a str>))>;
     let mut cells: Vec<Held<'a>> = std::iter::repeat_with(|| None).take(len).collect();
-    let mut names: Vec<&'a str> = Vec::new();
+    let mut names: Vec<(&'a str, bool)> = Vec::new();
     for s in samples.iter().filter(|s| s.value.is_finite()) {
         let source = s.source.unwrap_or(UNNAMED_SOURCE);
-        let source_id = match names.iter().position(|n| *n == source) {
+        let source_id = match names.iter().position(|n| *n == (source, s.manual)) {
             Some(i) => i,
             None => {
-                names.push(source);
+                names.push((source, s.manual));
                 names.len() - 1
             }
         };
-        let priority = minute_priority(source);
+        let priority = minute_priority(source, s.manual);
         for (minute, part) in spread(s.start_ms, s.end_ms, s.value) {
             if minute < from || minute >= to {
                 continue;
             }
             let fresh = Cell {
                 source,
+                manual: s.manual,
                 source_id,
                 steps: u64::from(part),
                 start_ms: s.start_ms,
@@ -143,7 +147,7 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
         last_offset: i32,
         /// Minutes won per source id, with its name (a few sources: a vector beats hashing
         /// every minute).
-        won: Vec<(usize, &'a str, usize)>,
+        won: Vec<(usize, (&'a str, bool), usize)>,
     }
     let mut by_date: BTreeMap<NaiveDate, Acc<'_>> = BTreeMap::new();
     for (minute, c) in minutes(samples, range) {
@@ -162,7 +166,7 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
         acc.last_offset = c.offset_secs;
         match acc.won.iter_mut().find(|(id, _, _)| *id == c.source_id) {
             Some((_, _, n)) => *n += 1,
-            None => acc.won.push((c.source_id, c.source, 1)),
+            None => acc.won.push((c.source_id, (c.source, c.manual), 1)),
         }
     }
     let with_data: BTreeSet<NaiveDate> = by_date.keys().copied().collect();
@@ -183,10 +187,11 @@ pub fn step_days(samples: &[StepSample<'_>], range: (i64, i64)) -> Vec<StepDay> 
             let mut sources: Vec<SourceMinutes> = acc
                 .won
                 .into_iter()
-                .map(|(_, s, minutes)| SourceMinutes {
+                .map(|(_, (s, manual), minutes)| SourceMinutes {
                     source: s.to_owned(),
                     minutes,
                     rank: rank(s),
+                    manual,
                 })
                 .collect();
             sources.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.source.cmp(&b.source)));

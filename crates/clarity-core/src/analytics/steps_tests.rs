@@ -15,6 +15,7 @@ fn walk<'a>(start: &str, end: &str, steps: f64, source: Option<&'a str>) -> Step
         offset_secs: s.offset_secs,
         value: steps,
         source,
+        manual: false,
     }
 }
 
@@ -180,6 +181,7 @@ fn a_day_without_steps_is_null_not_zero_and_the_range_cuts_minutes_and_completen
         offset_secs: 0,
         value: 30.0,
         source: None,
+        manual: false,
     };
     let zero = StepSample {
         value: 0.0,
@@ -189,4 +191,36 @@ fn a_day_without_steps_is_null_not_zero_and_the_range_cuts_minutes_and_completen
     let d = &step_days(&[point, zero], ALL)[0];
     assert_eq!((d.steps, d.step_minutes), (Some(30), Some(1)));
     assert_eq!(won(d), [("unspecified", 2)]);
+}
+
+#[test]
+fn a_manual_entry_wins_its_minutes_and_is_listed_as_manual() {
+    // The watch counted 10 steps a minute over 10:00-10:10; the user typed in 600 steps over
+    // 10:05-10:11 (the watch was off the wrist): those minutes are the entry's, the rest the
+    // watch's, whatever the order.
+    let watch = walk(
+        "2026-03-05T10:00:00Z",
+        "2026-03-05T10:10:00Z",
+        100.0,
+        Some("Watch"),
+    );
+    let typed = StepSample {
+        manual: true,
+        ..walk(
+            "2026-03-05T10:05:00Z",
+            "2026-03-05T10:11:00Z",
+            600.0,
+            Some("Health"),
+        )
+    };
+    for samples in [[watch, typed], [typed, watch]] {
+        let d = &step_days(&samples, ALL)[0];
+        assert_eq!(d.steps, Some(5 * 10 + 600));
+        let listed: Vec<(&str, usize, bool)> = d
+            .sources
+            .iter()
+            .map(|s| (s.source.as_str(), s.minutes, s.manual))
+            .collect();
+        assert_eq!(listed, [("Health", 6, true), ("Watch", 5, false)]);
+    }
 }

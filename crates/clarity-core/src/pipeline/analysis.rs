@@ -84,7 +84,7 @@ struct Snapshot {
     offset_secs: i32,
     activity_kind: Option<ActivityKind>,
     coverage: Coverage,
-    sources: Vec<(String, usize)>,
+    sources: Vec<(String, bool, usize)>,
     hr_minutes: usize,
     hr_mean: Option<f64>,
     /// The untrimmed week, UTC ms: where heart samples are read.
@@ -96,6 +96,9 @@ struct SourceUse {
     source: String,
     minutes: usize,
     rank: u8,
+    /// The user's manual entries of this source (they win their minutes over recorded data).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    manual: bool,
 }
 
 /// The stored and pushed document (without `type`).
@@ -287,6 +290,13 @@ fn digest_id(
             None => h.update([0xFF; 8]),
         }
     }
+    // Manual entries decide who owns a minute (and are listed): digested, only when there are
+    // some, so that the ids of data without them are what they always were.
+    for (source, _, minutes) in snap.sources.iter().filter(|s| s.1) {
+        h.update(source.as_bytes());
+        h.update([0xFE]);
+        h.update(minutes.to_le_bytes());
+    }
     heart.digest(&mut h);
     steps.digest(&mut h);
     digest_uuid(h)
@@ -401,10 +411,11 @@ pub async fn run(
             sources: snap
                 .sources
                 .iter()
-                .map(|(s, n)| SourceUse {
+                .map(|(s, manual, n)| SourceUse {
                     source: s.clone(),
                     minutes: *n,
                     rank: crate::window::series::rank(s),
+                    manual: *manual,
                 })
                 .collect(),
             hourly: hourly(snap.from_minute, snap.offset_secs, &snap.activity),

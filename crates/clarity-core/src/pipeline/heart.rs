@@ -78,6 +78,7 @@ fn readings(samples: &[Sample]) -> Vec<Reading<'_>> {
             offset_secs: s.start.offset_secs,
             value: s.value,
             source: s.source.as_deref(),
+            manual: s.is_manual(),
         })
         .collect()
 }
@@ -109,6 +110,10 @@ pub(super) fn digest_samples(h: &mut Sha256, samples: &[Sample]) {
         }
         h.update(s.value.to_le_bytes());
         h.update(s.source.as_deref().unwrap_or("").as_bytes());
+        // Manual entries win their minutes; marked only on them, so ids of other data stay.
+        if s.is_manual() {
+            h.update([0xFE]);
+        }
         h.update([0xFF]);
     }
 }

@@ -57,6 +57,7 @@ impl StepSamples {
                 offset_secs: s.start.offset_secs,
                 value: s.value,
                 source: s.source.as_deref(),
+                manual: s.is_manual(),
             })
             .collect();
         step_days(&samples, self.range)

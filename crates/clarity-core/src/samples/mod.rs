@@ -5,12 +5,14 @@
 //! - Values are held in one canonical unit per kind ([`kind`]); other units are converted on
 //!   input ([`units`], in [`parse`]), and responses always carry the canonical unit.
 //! - Fields beyond `value` that only some kinds have (`diastolic` of blood_pressure, `activity`
-//!   of workout) live in [`Extra`], boxed so that the samples of every other kind stay small;
-//!   both stores keep them, and the wire shape puts them at the top level of the sample.
+//!   of workout) and the structured [`provenance`] live in [`Extra`], boxed so that the samples
+//!   without them stay small; both stores keep them, and the wire shape puts them at the top
+//!   level of the sample. Output is valid input: sent back, it is the same sample.
 //!
 //! Files: [`kind`] (kinds, codes, canonical units, ranges, spans), [`units`] (conversion on
 //! input), [`parse`] (validation), [`mapping`] (HealthKit / Health Connect vocabulary),
-//! [`sources`] (which source owns a minute; spreading intervals over minutes).
+//! [`provenance`] (device, app, recording method; `source` objects and `version`), [`sources`]
+//! (which source owns a minute; spreading intervals over minutes).
 
 pub mod kind;
 pub mod mapping;
@@ -126,7 +128,8 @@ pub struct SampleOut<'a> {
     /// `sleep_stage`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<&'static str>,
-    /// Where the sample came from (at most 256 bytes), e.g. a device name.
+    /// Where the sample came from (at most 256 bytes), e.g. a device name; the rest of what
+    /// the client knows is in `provenance`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<&'a str>,
     /// `blood_pressure` only: the diastolic pressure, in `unit` (mmHg).
@@ -135,6 +138,12 @@ pub struct SampleOut<'a> {
     /// `workout` only: the activity type, snake_case (e.g. `running`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activity: Option<&'a str>,
+    /// The client's version of the sample, when it sent one (0..=2^53 - 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Device, app and recording method, when the client sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<&'a provenance::Provenance>,
 }
 
 /// A number as JSON: whole values as integers, as clients sent them.
@@ -180,6 +189,17 @@ impl Sample {
         self.extra.as_ref().and_then(|e| e.activity.as_deref())
     }
 
+    /// Device, app and recording method, when the client sent them.
+    pub fn provenance(&self) -> Option<&provenance::Provenance> {
+        self.extra.as_ref().and_then(|e| e.provenance.as_ref())
+    }
+
+    /// Whether the user typed this sample in (`provenance.method` = manual).
+    pub fn is_manual(&self) -> bool {
+        self.provenance()
+            .is_some_and(provenance::Provenance::is_manual)
+    }
+
     pub fn to_wire(&self) -> SampleOut<'_> {
         let value = if self.kind == Kind::SleepStage {
             SleepStage::from_code(self.value)
@@ -198,6 +218,8 @@ impl Sample {
             source: self.source.as_deref(),
             diastolic: self.diastolic().map(json_number),
             activity: self.activity(),
+            version: self.version,
+            provenance: self.provenance(),
         }
     }
 }

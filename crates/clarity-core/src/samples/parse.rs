@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::kind::DIASTOLIC_RANGE;
 use super::units::{self, Unit};
-use super::{Extra, Kind, Sample, SleepStage, Timestamp, mapping};
+use super::{Extra, Kind, Sample, SleepStage, Timestamp, mapping, provenance};
 
 /// Longest accepted client sample id, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -53,8 +53,10 @@ struct RawSample<'a> {
     value: Option<serde_json::Value>,
     #[serde(borrow)]
     unit: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    source: Option<Cow<'a, str>>,
+    // A string (v1) or an object with `name` and provenance: see [`provenance`].
+    source: Option<serde_json::Value>,
+    provenance: Option<serde_json::Value>,
+    version: Option<serde_json::Value>,
     diastolic: Option<serde_json::Value>,
     #[serde(borrow)]
     activity: Option<Cow<'a, str>>,
@@ -94,7 +96,7 @@ fn parse_time_field(field: &str, raw: &RawValue) -> Result<Timestamp, Invalid> {
 }
 
 /// Client text quoted in a message, cut to a bounded length (never echoed at length).
-fn truncated(s: &str) -> &str {
+pub(super) fn truncated(s: &str) -> &str {
     const MAX: usize = 64;
     match s.char_indices().nth(MAX) {
         Some((i, _)) => &s[..i],
@@ -366,18 +368,18 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         }
         v
     };
-    let source = match raw.source {
-        None => None,
-        Some(s) if s.len() <= MAX_SOURCE_LEN => Some(s.into_owned()),
-        Some(_) => {
-            return Err(invalid(
-                "invalid_sample",
-                format!("source must be at most {MAX_SOURCE_LEN} bytes"),
-            ));
-        }
-    };
+    let (source, provenance) =
+        provenance::parse_source(raw.source.as_ref(), raw.provenance.as_ref())?;
+    if provenance.is_some() {
+        extra.get_or_insert_with(Box::default).provenance = provenance;
+    }
+    let version = raw
+        .version
+        .as_ref()
+        .map(provenance::parse_version)
+        .transpose()?;
     Ok(Sample {
-        version: None,
+        version,
         id: id.into_owned(),
         kind,
         start,

@@ -436,3 +436,175 @@ proptest! {
         prop_assert_eq!(pct.value, hk.value);
     }
 }
+
+/// A heart_rate sample with the given fields after `value`.
+fn hr(rest: &str) -> String {
+    format!(r#"{{"id":"p","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60{rest}}}"#)
+}
+
+#[test]
+fn version_is_an_integer_within_0_to_2_pow_53() {
+    assert_eq!(ok(&hr(r#","version":0"#)).version, Some(0));
+    assert_eq!(
+        ok(&hr(r#","version":9007199254740991"#)).version,
+        Some(9_007_199_254_740_991)
+    );
+    // JSON Schema's integer: a number with no fraction.
+    assert_eq!(ok(&hr(r#","version":5.0"#)).version, Some(5));
+    assert_eq!(ok(&hr("")).version, None);
+    for bad in ["-1", "9007199254740992", "1.5", r#""3""#, "true", "1e300"] {
+        let (code, m) = err(&hr(&format!(r#","version":{bad}"#)));
+        assert_eq!(code, "invalid_sample", "{bad}");
+        assert!(
+            m.starts_with("version must be an integer within 0..=9007199254740991; got "),
+            "{bad}: {m}"
+        );
+    }
+}
+
+#[test]
+fn provenance_is_stored_in_extra_and_returned() {
+    let s = ok(&hr(
+        r#","source":"Apple Watch","provenance":{"device":{"name":"Apple Watch","manufacturer":"Apple Inc.","model":"Watch7,1","hardware_version":"Watch7,1","software_version":"10.1"},"app":"com.apple.health","method":"automatic"}"#,
+    ));
+    let p = s.provenance().unwrap();
+    assert_eq!(
+        p.device.as_ref().unwrap().model.as_deref(),
+        Some("Watch7,1")
+    );
+    assert_eq!(p.app.as_deref(), Some("com.apple.health"));
+    assert_eq!(p.method, Some(provenance::RecordingMethod::Automatic));
+    assert!(!s.is_manual());
+    let wire = serde_json::to_value(s.to_wire()).unwrap();
+    assert_eq!(wire["source"], "Apple Watch");
+    assert_eq!(wire["provenance"]["device"]["manufacturer"], "Apple Inc.");
+    assert_eq!(wire["provenance"]["method"], "automatic");
+    // Blood pressure keeps its diastolic next to the provenance.
+    let bp = ok(&with(
+        "blood_pressure",
+        r#""value":120,"diastolic":80,"provenance":{"method":"manual"}"#,
+    ));
+    assert_eq!(bp.diastolic(), Some(80.0));
+    assert!(bp.is_manual());
+}
+
+#[test]
+fn output_is_the_same_sample_as_input() {
+    for json in [
+        hr(
+            r#","version":7,"source":{"name":"Pixel Watch","device":{"model":"GWT9R"},"app":"com.google.android.apps.fitness","method":"active"}"#,
+        ),
+        hr(r#","source":{"device":{"name":"Oura","manufacturer":"Oura"}}"#),
+        hr(r#","source":{"app":"com.example.log","method":"manual"}"#),
+        hr(r#","source":"v1 name","provenance":{}"#),
+        with(
+            "workout",
+            r#""value":200,"activity":"running","version":3,"provenance":{"method":"active"}"#,
+        ),
+    ] {
+        let s = ok(&json);
+        let out = serde_json::to_string(&s.to_wire()).unwrap();
+        assert_eq!(ok(&out), s, "{json} -> {out}");
+    }
+}
+
+#[test]
+fn a_source_object_is_normalised() {
+    let s = ok(&hr(
+        r#","source":{"name":"My Watch","device":{"name":"Watch"},"app":"a.b"}"#,
+    ));
+    assert_eq!(s.source.as_deref(), Some("My Watch"));
+    let d = s.provenance().unwrap().device.as_ref().unwrap();
+    assert_eq!(d.name.as_deref(), Some("Watch"));
+    let s = ok(&hr(r#","source":{"device":{"name":"Watch"},"app":"a.b"}"#));
+    assert_eq!(s.source.as_deref(), Some("Watch"));
+    let s = ok(&hr(r#","source":{"app":"a.b","method":"manual"}"#));
+    assert_eq!(s.source.as_deref(), Some("a.b"));
+    assert!(s.is_manual());
+    // A name alone is the v1 string.
+    let s = ok(&hr(r#","source":{"name":"n"}"#));
+    assert_eq!((s.source.as_deref(), s.extra), (Some("n"), None));
+    // Empty objects are no provenance.
+    let s = ok(&hr(r#","provenance":{"device":{}}"#));
+    assert_eq!(s.extra, None);
+    // The v1 string keeps its v1 rule (at most 256 bytes, nothing else).
+    assert_eq!(ok(&hr(r#","source":"""#)).source.as_deref(), Some(""));
+}
+
+#[test]
+fn provenance_rejections_name_the_rule() {
+    let cases: [(&str, &str); 14] = [
+        (
+            r#","provenance":{"devise":{}}"#,
+            "unknown field `devise` in provenance; accepted fields: device, app, method",
+        ),
+        (
+            r#","provenance":{"device":{"serial":"1"}}"#,
+            "unknown field `serial` in provenance.device; accepted fields: name, manufacturer, model, hardware_version, software_version",
+        ),
+        (
+            r#","source":{"name":"a","id":"b"}"#,
+            "unknown field `id` in source; accepted fields: name, device, app, method",
+        ),
+        (
+            r#","source":{"device":{"colour":"red"}}"#,
+            "unknown field `colour` in source.device; accepted fields: name, manufacturer, model, hardware_version, software_version",
+        ),
+        (
+            r#","provenance":{"app":""}"#,
+            "provenance.app must be a string of 1-256 bytes without control characters",
+        ),
+        (
+            r#","provenance":{"app":"a\u0007b"}"#,
+            "provenance.app must be a string of 1-256 bytes without control characters",
+        ),
+        (
+            r#","provenance":{"device":{"model":5}}"#,
+            "provenance.device.model must be a string of 1-256 bytes without control characters",
+        ),
+        (
+            r#","source":{"name":""}"#,
+            "source.name must be a string of 1-256 bytes without control characters",
+        ),
+        (
+            r#","provenance":{"method":"typed"}"#,
+            "provenance.method must be one of automatic, active, manual; got `typed`",
+        ),
+        (
+            r#","source":{"method":1}"#,
+            "source.method must be one of automatic, active, manual; got not a string",
+        ),
+        (
+            r#","provenance":"watch""#,
+            "provenance must be an object with the fields device, app, method",
+        ),
+        (
+            r#","provenance":{"device":"watch"}"#,
+            "provenance.device must be an object with the fields name, manufacturer, model, hardware_version, software_version",
+        ),
+        (
+            r#","source":7"#,
+            "source must be a string (at most 256 bytes) or an object with the fields name, device, app, method",
+        ),
+        (
+            r#","source":{"app":"a"},"provenance":{"method":"manual"}"#,
+            "provenance given twice, in `source` and in `provenance`: send it in one of them",
+        ),
+    ];
+    for (rest, message) in cases {
+        assert_eq!(
+            err(&hr(rest)),
+            ("invalid_sample", message.to_owned()),
+            "{rest}"
+        );
+    }
+    let long = "m".repeat(257);
+    let (_, m) = err(&hr(&format!(
+        r#","provenance":{{"device":{{"model":"{long}"}}}}"#
+    )));
+    assert!(m.contains("1-256 bytes"), "{m}");
+    let (_, m) = err(&hr(&format!(r#","provenance":{{"{long}":1}}"#)));
+    assert!(m.len() < 200, "client text is not echoed at length: {m}");
+    let (_, m) = err(&hr(&format!(r#","source":"{}""#, "s".repeat(257))));
+    assert_eq!(m, "source must be at most 256 bytes");
+}

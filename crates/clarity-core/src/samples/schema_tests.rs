@@ -132,3 +132,92 @@ fn the_client_schema_matches_the_code() {
         }
     }
 }
+
+/// The names of an object schema's properties, sorted.
+fn fields(object: &Value) -> Vec<&str> {
+    object["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// The fields a message lists (`a, b, c`), sorted.
+fn listed(message_list: &str) -> Vec<&str> {
+    let mut names: Vec<&str> = message_list.split(", ").collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn the_schema_has_the_codes_provenance_and_version() {
+    use super::provenance::{
+        DEVICE_FIELDS, MAX_VERSION, PROVENANCE_FIELDS, RecordingMethod, SOURCE_FIELDS,
+    };
+    let schema = schema();
+    let defs = &schema["$defs"];
+    assert_eq!(fields(&defs["provenance"]), listed(PROVENANCE_FIELDS));
+    assert_eq!(fields(&defs["device"]), listed(DEVICE_FIELDS));
+    let source = &defs["sample"]["properties"]["source"]["oneOf"];
+    assert_eq!(fields(&source[1]), listed(SOURCE_FIELDS));
+    let methods: Vec<Value> = RecordingMethod::ALL
+        .map(|m| Value::from(m.as_str()))
+        .to_vec();
+    assert_eq!(
+        defs["provenance"]["properties"]["method"]["enum"],
+        Value::Array(methods)
+    );
+    let version = &defs["sample"]["properties"]["version"];
+    assert_eq!(version["maximum"], MAX_VERSION);
+    assert_eq!(version["minimum"], 0);
+}
+
+/// Samples with provenance, a structured source and a version: the schema accepts exactly
+/// those the parser stores.
+#[test]
+fn the_schema_and_the_parser_agree_on_provenance() {
+    let validator = jsonschema::options()
+        .build(&schema())
+        .expect("the client schema compiles");
+    let cases = [
+        r#""version":0"#,
+        r#""version":9007199254740991"#,
+        r#""version":9007199254740992"#,
+        r#""version":-1"#,
+        r#""version":1.5"#,
+        r#""version":"1""#,
+        r#""source":"Apple Watch""#,
+        r#""source":{"name":"Apple Watch"}"#,
+        r#""source":{"device":{"name":"W","model":"Watch7,1"},"app":"com.apple.health","method":"manual"}"#,
+        r#""source":{"name":""}"#,
+        r#""source":{"name":"a","serial":"1"}"#,
+        r#""source":7"#,
+        r#""provenance":{}"#,
+        r#""provenance":{"device":{"name":"a","manufacturer":"b","model":"c","hardware_version":"d","software_version":"e"},"app":"f","method":"active"}"#,
+        r#""provenance":{"method":"typed"}"#,
+        r#""provenance":{"app":""}"#,
+        r#""provenance":{"app":"a\u0001"}"#,
+        r#""provenance":{"device":{"serial":"1"}}"#,
+        r#""provenance":{"devices":{}}"#,
+        r#""provenance":"watch""#,
+        r#""provenance":{"device":{"model":3}}"#,
+    ];
+    let now = chrono::Utc::now().timestamp_millis();
+    for rest in cases {
+        let sample = format!(
+            r#"{{"id":"a","kind":"heart_rate","start":"2026-01-01T00:00:00Z","value":60,{rest}}}"#
+        );
+        let frame: Value = serde_json::from_str(&format!(
+            r#"{{"type":"samples","seq":1,"samples":[{sample}]}}"#
+        ))
+        .unwrap();
+        let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&sample).unwrap();
+        let parsed = super::parse_sample(&raw, now);
+        assert_eq!(
+            validator.is_valid(&frame),
+            parsed.is_ok(),
+            "{rest}: the parser says {parsed:?}"
+        );
+    }
+}

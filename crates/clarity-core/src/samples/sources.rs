@@ -3,8 +3,13 @@
 //! (`window::series`) and the analytics (`analytics::heart`, `analytics::steps`) share.
 //!
 //! Rules:
-//! - Rank: a wearable beats an unnamed source beats a phone; a minute's owner is the higher
-//!   rank, then the smaller name (a total order: arrival order never matters).
+//! - Manual entries first: a sample the user typed in (`provenance.method` = manual) owns the
+//!   minutes it covers over every automatically recorded one (the user entered it to correct
+//!   or complete what the devices recorded), and the analysis lists it as `manual: true`, so
+//!   it is never outranked without saying so. A source's manual entries and its recorded
+//!   samples are two sources here.
+//! - Rank: then a wearable beats an unnamed source beats a phone; a minute's owner is the
+//!   higher rank, then the smaller name (a total order: arrival order never matters).
 //! - Spread: in proportion to the overlap, with cumulative rounding so the integer parts add up
 //!   to the rounded value.
 
@@ -47,11 +52,20 @@ pub fn rank(source: &str) -> u8 {
     }
 }
 
-/// Which of two sources owns an activity minute: the higher is the winner, by [`rank`], then
-/// the smaller name. A total order on names, so the winner never depends on arrival order.
-/// The window's activity minutes and `analytics::steps` use it.
-pub fn minute_priority(source: &str) -> (u8, std::cmp::Reverse<&str>) {
-    (rank(source), std::cmp::Reverse(source))
+/// Which of two sources owns a minute: the higher is the winner, manual entries first, then
+/// by [`rank`], then the smaller name. A total order on (name, manual), so the winner never
+/// depends on arrival order. The window's minutes and `analytics::steps` use it.
+pub fn minute_priority(source: &str, manual: bool) -> (bool, u8, std::cmp::Reverse<&str>) {
+    (manual, rank(source), std::cmp::Reverse(source))
+}
+
+/// The source a sample is ranked under: its name (or [`UNNAMED_SOURCE`]) and whether the
+/// user typed it in.
+pub fn source_of(sample: &crate::samples::Sample) -> (&str, bool) {
+    (
+        sample.source.as_deref().unwrap_or(UNNAMED_SOURCE),
+        sample.is_manual(),
+    )
 }
 
 /// The name a sample without a `source` is kept under.

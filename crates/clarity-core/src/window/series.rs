@@ -5,8 +5,9 @@
 //!   latest minute seen, and a minute older than a week before it is not kept (it is still in
 //!   the store).
 //! - Two sources are never summed in one minute: the minute belongs to the source with the
-//!   higher [`rank`] (a tie goes to the smaller name, so arrival order does not matter); a
-//!   source's own samples in that minute add up.
+//!   higher [`minute_priority`] (manual entries, then [`rank`]; a tie goes to the smaller
+//!   name, so arrival order does not matter); a source's own samples in that minute add up. A
+//!   source's manual entries are a source of their own (slot key: name and manual).
 //! - Activity comes from `activity_count`; `step_count` fills in only while the window has no
 //!   activity counts, and is dropped the moment the first activity count arrives.
 //! - Interval samples are spread over the minutes they overlap, in proportion to the overlap,
@@ -26,7 +27,7 @@ use super::coverage::HourMarks;
 use crate::samples::{Kind, Sample};
 // The source order and the spread live with the samples, so that the analytics use them
 // without depending on the window.
-pub use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread};
+pub use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, source_of, spread};
 
 pub const WINDOW_MINUTES: usize = 7 * 1440;
 const MINUTE_MS: i64 = 60_000;
@@ -43,11 +44,6 @@ pub enum ActivityKind {
     StepCount,
 }
 
-/// A source's name as recorded (samples without one are "unspecified").
-fn source_name(sample: &Sample) -> &str {
-    sample.source.as_deref().unwrap_or(UNNAMED_SOURCE)
-}
-
 pub struct Series {
     /// Exclusive end of the window in UTC minutes since the epoch; `None` while empty.
     end: Option<i64>,
@@ -56,7 +52,8 @@ pub struct Series {
     hr_n: Box<[u8]>,
     /// Low nibble: activity source slot; high nibble: heart-rate source slot.
     src: Box<[u8]>,
-    sources: Vec<String>,
+    /// Per slot: the source's name and whether these are its manual entries.
+    sources: Vec<(String, bool)>,
     activity_kind: Option<ActivityKind>,
     /// UTC offset of the latest sample: the user's local clock.
     offset_secs: i32,
@@ -110,7 +107,7 @@ impl Series {
             + self
                 .sources
                 .iter()
-                .map(|s| s.capacity() + 24)
+                .map(|(s, _)| s.capacity() + 32)
                 .sum::<usize>()
     }
 
@@ -126,14 +123,14 @@ impl Series {
         self.activity_kind
     }
 
-    pub fn sources(&self) -> &[String] {
+    pub fn sources(&self) -> &[(String, bool)] {
         &self.sources
     }
 
     /// Adds one stored sample. Activity and heart rate fill minutes; every sample, of any
     /// kind, marks its source's hours as recording.
     pub fn add(&mut self, sample: &Sample) {
-        if let Some(slot) = self.source_slot(source_name(sample)) {
+        if let Some(slot) = self.source_slot(source_of(sample)) {
             let end = sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms);
             self.hours.mark(sample.start.utc_ms, end, slot);
         }
@@ -153,7 +150,7 @@ impl Series {
                     return;
                 }
                 self.activity_kind = Some(ActivityKind::StepCount);
-                if let Some(slot) = self.source_slot(source_name(sample)) {
+                if let Some(slot) = self.source_slot(source_of(sample)) {
                     self.step_sources |= 1 << slot;
                 }
                 true
@@ -168,7 +165,7 @@ impl Series {
             _ => sample.start.utc_ms,
         };
         self.advance(last_ms.div_euclid(MINUTE_MS) + 1, sample.start.offset_secs);
-        let Some(slot) = self.source_slot(source_name(sample)) else {
+        let Some(slot) = self.source_slot(source_of(sample)) else {
             return;
         };
         if activity {
@@ -264,14 +261,18 @@ impl Series {
             .is_some_and(|end| minute < end && minute >= end - WINDOW_MINUTES as i64)
     }
 
-    fn source_slot(&mut self, name: &str) -> Option<u8> {
-        if let Some(i) = self.sources.iter().position(|s| s == name) {
+    fn source_slot(&mut self, (name, manual): (&str, bool)) -> Option<u8> {
+        if let Some(i) = self
+            .sources
+            .iter()
+            .position(|(s, m)| s == name && *m == manual)
+        {
             return Some(i as u8 + 1);
         }
         if self.sources.len() >= MAX_SOURCES {
             return None;
         }
-        self.sources.push(name.to_owned());
+        self.sources.push((name.to_owned(), manual));
         Some(self.sources.len() as u8)
     }
 
@@ -280,8 +281,11 @@ impl Series {
         if current == 0 || current == incoming {
             return true;
         }
-        let name = |slot: u8| self.sources[usize::from(slot) - 1].as_str();
-        minute_priority(name(incoming)) > minute_priority(name(current))
+        let key = |slot: u8| {
+            let (name, manual) = &self.sources[usize::from(slot) - 1];
+            minute_priority(name, *manual)
+        };
+        key(incoming) > key(current)
     }
 
     fn put_activity(&mut self, minute: i64, value: u32, slot: u8) {
@@ -335,7 +339,7 @@ impl Series {
     }
 
     /// Minutes of activity per source slot name over `[from, to)`.
-    pub fn activity_minutes_by_source(&self, from: i64, to: i64) -> Vec<(String, usize)> {
+    pub fn activity_minutes_by_source(&self, from: i64, to: i64) -> Vec<(String, bool, usize)> {
         let mut counts = vec![0usize; self.sources.len() + 1];
         for m in from..to {
             if self.in_window(m) {
@@ -346,7 +350,7 @@ impl Series {
             .iter()
             .zip(&counts[1..])
             .filter(|(_, n)| **n > 0)
-            .map(|(s, n)| (s.clone(), *n))
+            .map(|((s, manual), n)| (s.clone(), *manual, *n))
             .collect()
     }
 }
@@ -407,6 +411,37 @@ mod tests {
         w.add(&s(Kind::ActivityCount, 1, 10.0, Some("band")));
         w.add(&s(Kind::ActivityCount, 1, 5.0, Some("band")));
         assert_eq!(activity(&w, 1, 2), [Some(15.0)]);
+    }
+
+    #[test]
+    fn a_manual_entry_wins_its_minutes_over_recorded_sources_in_any_order() {
+        use crate::samples::provenance::{Provenance, RecordingMethod};
+        for manual_first in [true, false] {
+            let mut w = Series::new();
+            let watch = s(Kind::ActivityCount, 1, 10.0, Some("Pixel Watch"));
+            let mut typed = s(Kind::ActivityCount, 1, 500.0, Some("Pixel Watch"));
+            typed.extra = Some(Box::new(crate::samples::Extra {
+                provenance: Some(Provenance {
+                    method: Some(RecordingMethod::Manual),
+                    ..Provenance::default()
+                }),
+                ..Default::default()
+            }));
+            let (a, b) = if manual_first {
+                (&typed, &watch)
+            } else {
+                (&watch, &typed)
+            };
+            w.add(a);
+            w.add(b);
+            assert_eq!(activity(&w, 1, 2), vec![Some(500.0)], "{manual_first}");
+            let base = T0 / MINUTE_MS;
+            assert_eq!(
+                w.activity_minutes_by_source(base, base + 2),
+                vec![("Pixel Watch".to_owned(), true, 1)],
+                "{manual_first}"
+            );
+        }
     }
 
     #[test]

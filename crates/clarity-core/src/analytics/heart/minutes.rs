@@ -15,35 +15,40 @@ pub(super) struct Minute {
     pub offset_secs: i32,
 }
 
-/// Priority of a source: higher wins (rank, then more readings, then the smaller name).
-type Priority<'a> = (u8, usize, Reverse<&'a str>);
+/// A source: its name and whether these are its manual entries (a source of their own).
+type Key<'a> = (&'a str, bool);
 
-fn priority(name: &str, readings: usize) -> Priority<'_> {
-    (rank(name), readings, Reverse(name))
+/// Priority of a source: higher wins (manual entries, then rank, then more readings, then the
+/// smaller name).
+type Priority<'a> = (bool, u8, usize, Reverse<&'a str>);
+
+fn priority((name, manual): Key<'_>, readings: usize) -> Priority<'_> {
+    (manual, rank(name), readings, Reverse(name))
 }
 
 /// One value a UTC minute, sorted by minute, and the minutes each source won.
 pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinutes>) {
     // Readings per source, then each source's priority, once: a week has thousands of
     // readings and a few sources, so a vector beats hashing every reading.
-    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut counts: Vec<(Key<'_>, usize)> = Vec::new();
     for r in readings {
-        match counts.iter_mut().find(|(s, _)| *s == r.source()) {
+        let key = (r.source(), r.manual);
+        match counts.iter_mut().find(|(s, _)| *s == key) {
             Some((_, n)) => *n += 1,
-            None => counts.push((r.source(), 1)),
+            None => counts.push((key, 1)),
         }
     }
     // Each source's place in the order of priority (0 wins): the sort key is then three
     // integers, with no string compared per reading.
-    let mut order: Vec<(&str, Priority<'_>)> =
-        counts.iter().map(|(s, n)| (*s, priority(s, *n))).collect();
+    let mut order: Vec<(Key<'_>, Priority<'_>)> =
+        counts.iter().map(|(s, n)| (*s, priority(*s, *n))).collect();
     order.sort_by(|a, b| b.1.cmp(&a.1));
-    let place = |s: &str| order.iter().position(|(o, _)| *o == s).unwrap_or(0);
+    let place = |s: Key<'_>| order.iter().position(|(o, _)| *o == s).unwrap_or(0);
     // Readings in time order (they usually arrive so, and then nothing is sorted), each with
     // its source's place: a minute's readings are contiguous, the lowest place wins it.
     let mut timed: Vec<(i64, usize, &Reading<'_>)> = readings
         .iter()
-        .map(|r| (r.utc_ms, place(r.source()), *r))
+        .map(|r| (r.utc_ms, place((r.source(), r.manual)), *r))
         .collect();
     if !timed.is_sorted_by_key(|t| t.0) {
         timed.sort_by_key(|t| t.0);
@@ -73,7 +78,7 @@ pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinut
         won[best] += 1;
         i = j;
     }
-    let won: Vec<(&str, usize)> = order
+    let won: Vec<(Key<'_>, usize)> = order
         .iter()
         .zip(won)
         .filter(|(_, n)| *n > 0)
@@ -81,10 +86,11 @@ pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinut
         .collect();
     let mut sources: Vec<SourceMinutes> = won
         .into_iter()
-        .map(|(s, minutes)| SourceMinutes {
+        .map(|((s, manual), minutes)| SourceMinutes {
             source: s.to_owned(),
             minutes,
             rank: rank(s),
+            manual,
         })
         .collect();
     sources.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.source.cmp(&b.source)));
@@ -139,15 +145,16 @@ pub(super) fn lowest_window_mean(minutes: &[(i64, f64)]) -> Option<f64> {
     best
 }
 
-/// The mean of the winning source's readings (rank, then more readings here, then name).
+/// The mean of the winning source's readings (manual entries, rank, then more readings here,
+/// then name).
 pub(super) fn source_mean(readings: &[&Reading<'_>]) -> Option<f64> {
-    let mut by: HashMap<&str, (usize, f64)> = HashMap::new();
+    let mut by: HashMap<Key<'_>, (usize, f64)> = HashMap::new();
     for r in readings {
-        let e = by.entry(r.source()).or_default();
+        let e = by.entry((r.source(), r.manual)).or_default();
         e.0 += 1;
         e.1 += r.value;
     }
     by.into_iter()
-        .max_by_key(|(s, (n, _))| priority(s, *n))
+        .max_by_key(|(s, (n, _))| priority(*s, *n))
         .map(|(_, (n, sum))| sum / n as f64)
 }

@@ -22,6 +22,7 @@ fn reading(values: std::ops::Range<f64>) -> impl Strategy<Value = Reading<'stati
         offset_secs: off,
         value: v,
         source: SOURCES[s],
+        manual: false,
     })
 }
 

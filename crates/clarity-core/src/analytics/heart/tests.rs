@@ -20,6 +20,7 @@ fn r(t: &str, value: f64, source: Option<&'static str>) -> Reading<'static> {
         offset_secs: t.offset_secs,
         value,
         source,
+        manual: false,
     }
 }
 
@@ -38,6 +39,7 @@ fn every5(
             offset_secs,
             value: value(i),
             source,
+            manual: false,
         })
         .collect()
 }
@@ -106,7 +108,8 @@ fn resting_is_the_lowest_asleep_half_hour_else_the_days_lowest() {
         vec![SourceMinutes {
             source: "Watch".into(),
             minutes: 120,
-            rank: 3
+            rank: 3,
+            manual: false,
         }]
     );
 }
@@ -170,6 +173,7 @@ fn a_second_by_second_workout_is_one_value_a_minute_and_workouts_are_left_out() 
             offset_secs: 0,
             value: 120.0 + s as f64,
             source: None,
+            manual: false,
         })
         .collect();
     hr.extend(every5("2026-03-01T18:05:00Z", 3, 0, None, |_| 40.0));
@@ -216,6 +220,7 @@ fn dst_readings_are_dated_by_their_own_offset() {
                     60.0
                 },
                 source: Some("Watch"),
+                manual: false,
             }
         })
         .collect();
@@ -385,4 +390,27 @@ fn nothing_in_nothing_out() {
     let h = heart(&HeartInput::default());
     assert!(h.days.is_empty() && h.sources.is_empty());
     assert!(h.resting.is_none() && h.hrv.sdnn.is_none() && h.hrv.rmssd.is_none());
+}
+
+#[test]
+fn a_manual_reading_wins_its_minute_and_is_listed_as_manual() {
+    let watch = r("2026-03-01T12:00:10Z", 90.0, Some("Watch"));
+    let typed = Reading {
+        manual: true,
+        ..r("2026-03-01T12:00:40Z", 62.0, Some("Watch"))
+    };
+    for readings in [[&watch, &typed], [&typed, &watch]] {
+        let (minutes, sources) = minutes::dedupe(&readings);
+        assert_eq!(minutes.len(), 1);
+        assert_eq!(minutes[0].value, 62.0);
+        assert_eq!(
+            sources,
+            [SourceMinutes {
+                source: "Watch".into(),
+                minutes: 1,
+                rank: 3,
+                manual: true,
+            }]
+        );
+    }
 }
