@@ -21,6 +21,7 @@ mod insights;
 pub mod openapi;
 mod ops;
 pub mod origin;
+mod sample_delete;
 mod schemas;
 mod shares;
 mod user;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
+        .merge(sample_delete::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())
