@@ -209,7 +209,10 @@ pub(super) async fn one_doc(
     match state.store.get_doc(kind, user, id).await? {
         Some(d) => {
             record_read(state, caller, user, origin, target(Some(id))).await?;
-            Ok(json_text(StatusCode::OK, with_superseded_by(&d).into_owned()))
+            Ok(json_text(
+                StatusCode::OK,
+                with_superseded_by(&d).into_owned(),
+            ))
         }
         None => Err(ApiError::NotFound),
     }

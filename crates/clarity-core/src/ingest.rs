@@ -256,7 +256,11 @@ impl Ingest {
         let (mut report, _) = self.write(user, ops, transport, turn).await?;
         report.rejected = rejected;
         report.rejected_omitted = rejected_omitted;
-        count(transport, "rejected", report.rejected.len() + rejected_omitted);
+        count(
+            transport,
+            "rejected",
+            report.rejected.len() + rejected_omitted,
+        );
         Ok(report)
     }
 

@@ -357,6 +357,19 @@ async fn compute(
     let id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
     let asleep = heart::asleep_nights(&stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
+        if supersedes.is_none() && existing.superseded_by.is_some() {
+            // The data went back to what this analysis saw (samples re-added after a
+            // deletion): it is current again, delivered like a new one, not stored twice.
+            pipeline
+                .store
+                .set_superseded(DocKind::Analysis, user, id, None)
+                .await?;
+            let current = AnalysisRecord {
+                superseded_by: None,
+                ..existing
+            };
+            return Ok((current, true));
+        }
         return Ok((existing, false));
     }
     let created_at = Utc::now();

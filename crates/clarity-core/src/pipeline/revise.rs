@@ -70,7 +70,12 @@ fn week_end(doc: &DocRecord) -> i64 {
     let offset_ms = body["window"]["utc_offset_minutes"].as_i64().unwrap_or(0) * 60_000;
     // The local midnight at or after the window's end.
     let local = doc.window_to_ms + offset_ms;
-    local.div_euclid(DAY_MS) * DAY_MS + if local.rem_euclid(DAY_MS) == 0 { 0 } else { DAY_MS }
+    local.div_euclid(DAY_MS) * DAY_MS
+        + if local.rem_euclid(DAY_MS) == 0 {
+            0
+        } else {
+            DAY_MS
+        }
         - offset_ms
 }
 
@@ -90,7 +95,9 @@ async fn current_touched(
     };
     let mut out = Vec::new();
     loop {
-        let page = store.list_docs(DocKind::Analysis, user, query.clone()).await?;
+        let page = store
+            .list_docs(DocKind::Analysis, user, query.clone())
+            .await?;
         for doc in page.docs {
             if doc.superseded_by.is_some() {
                 continue;

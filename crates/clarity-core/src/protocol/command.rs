@@ -275,7 +275,11 @@ mod tests {
         let r = refusal(r#"{"type":"delete","seq":3,"ids":[]}"#);
         assert_eq!(
             (r.code, r.message.as_ref(), r.seq),
-            ("invalid_ids", "`ids` must list 1 to 1000 sample ids, got 0", Some(3))
+            (
+                "invalid_ids",
+                "`ids` must list 1 to 1000 sample ids, got 0",
+                Some(3)
+            )
         );
         let many: Vec<String> = (0..1001).map(|i| format!("\"{i}\"")).collect();
         let r = refusal(&format!(
@@ -294,7 +298,10 @@ mod tests {
         let r = refusal(r#"{"type":"delete","seq":6,"ids":[1]}"#);
         assert_eq!((r.code, r.seq), ("invalid_frame", Some(6)));
         let r = refusal(r#"{"type":"delete","seq":7}"#);
-        assert_eq!((r.message.as_ref(), r.seq), ("missing field `ids`", Some(7)));
+        assert_eq!(
+            (r.message.as_ref(), r.seq),
+            ("missing field `ids`", Some(7))
+        );
         let r = refusal(r#"{"type":"delete","ids":["a"]}"#);
         assert_eq!((r.code, r.seq), ("invalid_frame", None));
     }

@@ -495,7 +495,9 @@ fn splice(ty: &str, event: Option<(&str, u64)>, body: &str) -> String {
     {
         let (own_ty, rest) = own.split_at(end);
         let rest = &rest[1..];
-        return format!("{{\"type\":\"{own_ty}\",\"stream\":\"{stream}\",\"offset\":{offset}{rest}");
+        return format!(
+            "{{\"type\":\"{own_ty}\",\"stream\":\"{stream}\",\"offset\":{offset}{rest}"
+        );
     }
     let rest = body.trim_start_matches('{');
     match event {

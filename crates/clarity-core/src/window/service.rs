@@ -163,7 +163,11 @@ impl WindowService {
             }
             Claim::Owner { .. } => {
                 self.windows.mark_stale(user);
-                match self.windows.ensure_with(&*self.store, user, &inserted).await {
+                match self
+                    .windows
+                    .ensure_with(&*self.store, user, &inserted)
+                    .await
+                {
                     Ok(applied) => self.start_due_analysis(user, &applied),
                     Err(e) => {
                         tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
