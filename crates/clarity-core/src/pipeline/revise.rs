@@ -46,7 +46,7 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
         let lock = pipeline2
             .revising
             .entry(user)
-            .or_insert_with(Default::default)
+            .or_default()
             .clone();
         {
             let _one_at_a_time = lock.lock().await;
