@@ -209,9 +209,22 @@ pub(super) async fn one_doc(
     match state.store.get_doc(kind, user, id).await? {
         Some(d) => {
             record_read(state, caller, user, origin, target(Some(id))).await?;
-            Ok(json_text(StatusCode::OK, d.body))
+            Ok(json_text(
+                StatusCode::OK,
+                with_superseded_by(&d).into_owned(),
+            ))
         }
         None => Err(ApiError::NotFound),
+    }
+}
+
+/// A stored document as listed: a replaced one (an edit or deletion changed its data) gets
+/// `superseded_by`, the id of the document that replaces it (the nil UUID when it was
+/// withdrawn: no data is left in its range), appended to its fields.
+fn with_superseded_by(doc: &crate::store::DocRecord) -> std::borrow::Cow<'_, str> {
+    match (doc.superseded_by, doc.body.strip_suffix('}')) {
+        (Some(by), Some(open)) => format!("{open},\"superseded_by\":\"{by}\"}}").into(),
+        _ => doc.body.as_str().into(),
     }
 }
 
@@ -300,7 +313,7 @@ pub(super) async fn list_page(
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&a.body);
+        out.push_str(&with_superseded_by(a));
     }
     out.push_str("],\"next_cursor\":");
     match &page.next {

@@ -43,7 +43,8 @@ struct UploadBody<'a> {
 /// Upload samples
 ///
 /// Answers after the accepted samples are durable. A sample `id` already stored for the
-/// caller counts as a duplicate and is not stored again.
+/// caller replaces the stored one when it carries a higher `version` (`updated`); otherwise
+/// it counts as a duplicate and is not stored again.
 #[utoipa::path(
     post,
     path = "/api/v1/health-data",

@@ -23,6 +23,7 @@ mod insights;
 pub mod openapi;
 mod ops;
 pub mod origin;
+mod sample_delete;
 mod schemas;
 mod shares;
 mod user;
@@ -52,6 +53,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(health_data::router())
         .merge(imports::router())
+        .merge(sample_delete::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())

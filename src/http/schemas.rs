@@ -119,12 +119,26 @@ pub enum RejectionCode {
 pub struct IngestReport {
     /// Stored now.
     pub accepted: usize,
-    /// Already stored (same `id` for this user): not stored again.
+    /// Already stored (same `id` for this user, same or lower `version`): not stored again.
     pub duplicates: usize,
+    /// Stored ids replaced because this `version` is higher than the stored one.
+    pub updated: usize,
     /// Not stored, with why: the first 100 such samples.
     pub rejected: Vec<Rejection>,
     /// Further samples not stored because they are invalid, beyond those listed in `rejected`.
     pub rejected_omitted: usize,
+}
+
+// Mirrors `crate::ingest::DeleteReport`.
+/// What a delete did.
+#[derive(ToSchema)]
+pub struct DeleteReport {
+    /// Samples removed now.
+    pub deleted: usize,
+    /// Ids that were not stored (unknown, or deleted already): not an error.
+    pub not_found: usize,
+    /// Those ids, in request order.
+    pub not_found_ids: Vec<String>,
 }
 
 // Mirrors `crate::auth::TokenPair`.

@@ -25,6 +25,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/export"),
     ("POST", "/api/v1/health-data"),
     ("GET", "/api/v1/health-data"),
+    ("POST", "/api/v1/health-data/delete"),
+    ("DELETE", "/api/v1/health-data/{id}"),
     ("POST", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses/{id}"),
@@ -623,6 +625,42 @@ async fn responses_are_as_documented() {
             )
             .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Deletes: many (unknown ids reported), one (204, then 404), bad ids (422).
+    let doomed =
+        json!({"samples": [crate::common::hr("d1", 300, 60), crate::common::hr("d2", 301, 61)]});
+    let a = api
+        .at(&app, "POST", "/api/v1/health-data", t, Body::Json(doomed))
+        .await;
+    assert_eq!(a.body["accepted"], 2);
+    let del = "/api/v1/health-data/delete";
+    let a = api
+        .at(
+            &app,
+            "POST",
+            del,
+            t,
+            Body::Json(json!({"ids": ["d1", "nope"]})),
+        )
+        .await;
+    assert_eq!((a.status, &a.body["deleted"]), (StatusCode::OK, &json!(1)));
+    let a = api
+        .at(&app, "POST", del, t, Body::Json(json!({"ids": []})))
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let one = "/api/v1/health-data/{id}";
+    for want in [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND] {
+        let a = api
+            .call(
+                &app,
+                "DELETE",
+                one,
+                "/api/v1/health-data/d2",
+                t,
+                Body::Empty,
+            )
+            .await;
+        assert_eq!(a.status, want);
     }
 
     // Analyses and insights (Grace has no data).

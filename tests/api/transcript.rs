@@ -229,6 +229,29 @@ async fn walkthrough(app: &TestApp, t: &mut Transcript) {
     t.recv(&mut ws).await;
     t.send(&mut ws, batch).await;
     t.recv(&mut ws).await;
+
+    t.note("an edit (same id, higher version) and a delete, outside the analysed week: acks only");
+    t.send(
+        &mut ws,
+        r#"{"type":"samples","seq":5,"samples":[{"id":"hr-old","kind":"heart_rate","start":"2026-11-10T08:00:00+01:00","value":58,"version":1}]}"#,
+    )
+    .await;
+    t.recv(&mut ws).await;
+    t.send(
+        &mut ws,
+        r#"{"type":"samples","seq":6,"samples":[{"id":"hr-old","kind":"heart_rate","start":"2026-11-10T08:00:00+01:00","value":60,"version":2}]}"#,
+    )
+    .await;
+    t.recv(&mut ws).await;
+    t.send(
+        &mut ws,
+        r#"{"type":"delete","seq":7,"ids":["hr-old","hr-unknown"]}"#,
+    )
+    .await;
+    t.recv(&mut ws).await;
+    t.send(&mut ws, r#"{"type":"delete","seq":8,"ids":[]}"#)
+        .await;
+    t.recv(&mut ws).await;
     t.close(&mut ws).await;
 }
 

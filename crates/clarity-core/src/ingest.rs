@@ -8,6 +8,13 @@
 //!
 //! [`Ingest`] is the handle: the store, the window service and the per-user sample budgets;
 //! completed days leave through the window service as events, so ingest never runs analyses.
+//!
+//! Sync v2: every write is a list of [`SampleOp`]s (uploads are `Put`s, a `delete` frame or
+//! request `Delete`s) applied by [`Ingest::write`], the one path to the store. A write that
+//! replaced or removed stored samples (`Updated`, `Deleted`) makes the window service rebuild
+//! the user's window from the store and report the changed times, so that derived results
+//! over them are recomputed (see `pipeline::revise`): a window never keeps a deleted or an
+//! old value, and no current analysis depends on one.
 
 use std::sync::Arc;
 
@@ -20,7 +27,7 @@ use uuid::Uuid;
 use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
-use crate::store::{Store, StoreError};
+use crate::store::{OpOutcome, SampleOp, Store, StoreError, WriteResult};
 use crate::window::service::WindowService;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -44,17 +51,67 @@ pub struct Prepared {
     rejected_omitted: usize,
 }
 
-/// What happened to each sample of a batch.
-#[derive(Debug, Serialize)]
+/// Most ids a delete names (a `delete` frame, `POST /api/v1/health-data/delete`).
+pub const MAX_DELETE_IDS: usize = 1000;
+
+/// What happened to each sample of a batch (the `ack` of a `samples` or `delete` frame, the
+/// answer to an upload).
+#[derive(Debug, Default, Serialize)]
 pub struct IngestReport {
-    /// Stored now.
+    /// Stored now (new ids).
     pub accepted: usize,
-    /// Already stored (same `id` for this user): not stored again.
+    /// Already stored (same `id` for this user, same or lower `version`): not stored again.
     pub duplicates: usize,
+    /// Stored ids replaced by a higher `version`.
+    pub updated: usize,
+    /// Stored samples removed (a delete). Not part of an upload's answer.
+    #[serde(skip)]
+    pub deleted: usize,
+    /// Ids a delete named that were not stored (unknown or already deleted). Not part of an
+    /// upload's answer.
+    #[serde(skip)]
+    pub not_found: usize,
     /// Not stored, with why: the first 100 such samples.
     pub rejected: Vec<Rejection>,
     /// Further samples not stored because they are invalid, beyond those listed in `rejected`.
     pub rejected_omitted: usize,
+}
+
+/// The answer to a delete: what was removed, and which named ids were not stored.
+#[derive(Debug, Default, Serialize)]
+pub struct DeleteReport {
+    pub deleted: usize,
+    pub not_found: usize,
+    /// The ids counted in `not_found`, in request order.
+    pub not_found_ids: Vec<String>,
+}
+
+/// Why a delete's ids are refused as a whole (nothing is deleted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadIds {
+    #[error("`ids` must list 1 to {MAX_DELETE_IDS} sample ids, got {0}")]
+    Count(usize),
+    #[error(
+        "ids[{0}]: an id must be 1-{max} bytes without control characters",
+        max = samples::MAX_ID_LEN
+    )]
+    Invalid(usize),
+}
+
+/// Checks the ids of a delete: 1..=[`MAX_DELETE_IDS`], each a valid sample id (the rule
+/// uploads apply, so every stored id can be named).
+pub fn check_ids<S: AsRef<str>>(ids: &[S]) -> Result<(), BadIds> {
+    if ids.is_empty() || ids.len() > MAX_DELETE_IDS {
+        return Err(BadIds::Count(ids.len()));
+    }
+    // The rule uploads apply to `id` (samples::parse).
+    let valid = |id: &str| {
+        !id.is_empty() && id.len() <= samples::MAX_ID_LEN && !id.chars().any(char::is_control)
+    };
+    match ids.iter().position(|id| !valid(id.as_ref())) {
+        Some(i) => Err(BadIds::Invalid(i)),
+        None => Ok(()),
+    }
 }
 
 /// A batch's place in its session's order. Batches in flight are stored concurrently (on
@@ -188,22 +245,66 @@ impl Ingest {
         user: Uuid,
         prepared: Prepared,
         transport: &'static str,
-        mut turn: Option<Turn>,
+        turn: Option<Turn>,
     ) -> Result<IngestReport, StoreError> {
         let Prepared {
             samples,
             rejected,
             rejected_omitted,
         } = prepared;
-        // Every kind goes to the window: activity and heart rate fill minutes, and any sample
-        // marks its source's hours as recording (the step coverage rule).
-        let windowed: Vec<(usize, Sample)> = samples
+        let ops = samples.into_iter().map(SampleOp::Put).collect();
+        let (mut report, _) = self.write(user, ops, transport, turn).await?;
+        report.rejected = rejected;
+        report.rejected_omitted = rejected_omitted;
+        count(
+            transport,
+            "rejected",
+            report.rejected.len() + rejected_omitted,
+        );
+        Ok(report)
+    }
+
+    /// Deletes `ids` (checked with [`check_ids`]) of `user`; resolves once durable.
+    pub async fn delete(
+        &self,
+        user: Uuid,
+        ids: Vec<String>,
+        transport: &'static str,
+        turn: Option<Turn>,
+    ) -> Result<(IngestReport, Vec<String>), StoreError> {
+        let ops = ids.into_iter().map(SampleOp::Delete).collect();
+        self.write(user, ops, transport, turn).await
+    }
+
+    /// Applies `ops` in order and resolves once they are durable: the one way samples reach
+    /// the store. Then, in the session's turn, new samples go to the window; a write that
+    /// replaced or removed stored samples makes the window be rebuilt and the derived results
+    /// over the changed times be recomputed. Returns the counts and the ids of `Delete`s that
+    /// found nothing.
+    pub async fn write(
+        &self,
+        user: Uuid,
+        ops: Vec<SampleOp>,
+        transport: &'static str,
+        mut turn: Option<Turn>,
+    ) -> Result<(IngestReport, Vec<String>), StoreError> {
+        // The ops are moved into the store call; what the window needs of them is kept.
+        let kept: Vec<Option<Sample>> = ops
             .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s.clone()))
+            .map(|op| match op {
+                SampleOp::Put(s) => Some(s.clone()),
+                SampleOp::Delete(_) => None,
+            })
             .collect();
-        let new = match self.store.insert_samples(user, samples).await {
-            Ok(new) => new,
+        let deleted_ids: Vec<Option<String>> = ops
+            .iter()
+            .map(|op| match op {
+                SampleOp::Delete(id) => Some(id.clone()),
+                SampleOp::Put(_) => None,
+            })
+            .collect();
+        let written = match self.store.write_samples(user, ops).await {
+            Ok(w) => w,
             Err(e) => {
                 if let Some(turn) = turn {
                     turn.pass().await;
@@ -211,36 +312,65 @@ impl Ingest {
                 return Err(e);
             }
         };
-        // Duplicates are already in the window (or older than it): only new samples count.
-        let fresh: Vec<Sample> = windowed
-            .into_iter()
-            .filter(|(i, _)| new.get(*i).copied().unwrap_or(false))
-            .map(|(_, s)| s)
-            .collect();
+        // The write is durable here. Whatever must follow every successful write that changed
+        // something (the change feed's poke) goes right here, before the window work.
+        let WriteResult {
+            outcomes, removed, ..
+        } = written;
+        let mut report = IngestReport::default();
+        let mut not_found_ids = Vec::new();
+        let mut inserted = Vec::new();
+        let mut changed_spans: Vec<(i64, i64)> = removed.iter().map(span).collect();
+        for ((outcome, put), del) in outcomes.iter().zip(kept).zip(deleted_ids) {
+            match outcome {
+                OpOutcome::Inserted => {
+                    report.accepted += 1;
+                    inserted.extend(put);
+                }
+                OpOutcome::Updated => {
+                    report.updated += 1;
+                    changed_spans.extend(put.as_ref().map(span));
+                }
+                OpOutcome::Duplicate => report.duplicates += 1,
+                OpOutcome::Deleted => report.deleted += 1,
+                OpOutcome::NotFound => {
+                    report.not_found += 1;
+                    not_found_ids.extend(del);
+                }
+            }
+        }
         if let Some(turn) = &mut turn {
             turn.wait().await;
         }
-        if !fresh.is_empty() {
-            self.window_service.to_window(user, fresh).await;
+        if !changed_spans.is_empty() {
+            // Old values are in the window: it is read again from the store (which has the
+            // new ones), and the analyses over the changed times are recomputed.
+            self.window_service
+                .data_changed(user, inserted, changed_spans)
+                .await;
+        } else if !inserted.is_empty() {
+            // Duplicates are already in the window (or older than it): only new samples count.
+            self.window_service.to_window(user, inserted).await;
         }
         // Releases the next batch of the session.
         drop(turn);
-        let accepted = new.iter().filter(|n| **n).count();
-        let duplicates = new.len() - accepted;
-        let count = |outcome: &'static str, n: usize| {
-            if n > 0 {
-                metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
-                    .increment(n as u64);
-            }
-        };
-        count("accepted", accepted);
-        count("duplicate", duplicates);
-        count("rejected", rejected.len() + rejected_omitted);
-        Ok(IngestReport {
-            accepted,
-            duplicates,
-            rejected,
-            rejected_omitted,
-        })
+        count(transport, "accepted", report.accepted);
+        count(transport, "duplicate", report.duplicates);
+        count(transport, "updated", report.updated);
+        count(transport, "deleted", report.deleted);
+        count(transport, "not_found", report.not_found);
+        Ok((report, not_found_ids))
+    }
+}
+
+/// The times a sample covers, UTC ms `[start, end]`.
+fn span(s: &Sample) -> (i64, i64) {
+    (s.start.utc_ms, s.end.map_or(s.start.utc_ms, |e| e.utc_ms))
+}
+
+fn count(transport: &'static str, outcome: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!(SAMPLES, "outcome" => outcome, "transport" => transport)
+            .increment(n as u64);
     }
 }

@@ -68,6 +68,9 @@
     refreshing: null,
     insights: new Map(),
     analysis: null,
+    // The analyses received last, by id: a `superseded` event names its replacement, which
+    // arrived just before it.
+    recentAnalyses: new Map(),
     // The caller's own raw samples ({hr, steps, stages}, parsed), while they are selected.
     samples: null,
     // The sample load in flight, and whether another was asked for meanwhile.
@@ -406,6 +409,9 @@
       case 'insight':
         onEvent(f);
         break;
+      case 'superseded':
+        onSuperseded(f);
+        break;
       case 'lagged': {
         const sub = subFor(f);
         if (!sub) break;
@@ -449,7 +455,33 @@
     if (!sub) return;
     if (typeof f.offset === 'number' && f.offset > sub.offset) sub.offset = f.offset;
     if (f.type === 'insight') addInsights([f]);
-    else showAnalysis(f);
+    else {
+      state.recentAnalyses.set(f.analysis_id, f);
+      while (state.recentAnalyses.size > 20) {
+        state.recentAnalyses.delete(state.recentAnalyses.keys().next().value);
+      }
+      showAnalysis(f);
+    }
+  }
+
+  // An analysis or insight was replaced (samples it used were edited or deleted) by `by`,
+  // which came on the same stream just before; `by` is the nil UUID when nothing replaces it.
+  function onSuperseded(f) {
+    if (f.user_id !== state.selected) return;
+    const sub = state.subs.get(f.stream);
+    if (!sub) return;
+    if (typeof f.offset === 'number' && f.offset > sub.offset) sub.offset = f.offset;
+    if (f.stream === 'insights') {
+      state.insights.delete(f.id);
+      addInsights([]);
+      return;
+    }
+    state.recentAnalyses.delete(f.id);
+    if (!state.analysis || state.analysis.analysis_id !== f.id) return;
+    state.analysis = null;
+    const by = state.recentAnalyses.get(f.by);
+    if (by) showAnalysis(by);
+    else loadHistory('analyses', f.user_id);
   }
 
   function labelOf(userId) {
@@ -475,8 +507,14 @@
       return;
     }
     if (state.selected !== userId) return;
-    if (stream === 'insights') addInsights(docs);
-    else if (docs.length) showAnalysis(docs[docs.length - 1]);
+    // Replaced documents stay in the history (marked `superseded_by`); only current ones show.
+    const current = docs.filter((d) => !d.superseded_by);
+    if (stream === 'insights') addInsights(current);
+    else if (current.length) showAnalysis(current[current.length - 1]);
+    else if (state.analysis) {
+      state.analysis = null;
+      drawCharts();
+    }
   }
 
   // ---- status ------------------------------------------------------------------------------

@@ -348,6 +348,10 @@ impl Session {
                 self.on_samples(seq, samples, &text).await?;
                 Ok(None)
             }
+            Command::Delete { seq, ids } => {
+                self.on_delete(seq, ids).await?;
+                Ok(None)
+            }
             Command::Ping => {
                 self.send(&ServerFrame::Pong {
                     server_time: protocol::now_rfc3339(),

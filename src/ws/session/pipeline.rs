@@ -13,6 +13,8 @@
 //!   and acks it before the final frame: nothing received is left unanswered.
 //! - Samples are rate-limited per session and per user before they are handed over; a
 //!   refused batch is not stored and the client is told when to resend it.
+//! - A `delete` frame is a batch like a `samples` frame: in flight with them, acked in frame
+//!   order, applied to the window in turn, and each id counts as a sample against the rates.
 
 use std::pin::Pin;
 
@@ -99,16 +101,99 @@ impl Session {
                 )
                 .await;
         }
+        if !self.admit(seq, list.len()).await? {
+            return Ok(());
+        }
+        // Small frames are validated here; big ones on the blocking pool (re-read there from
+        // the same bytes, which is cheap next to validating them).
+        let work = if text.len() <= ingest::OFFLOAD_BYTES {
+            Ok(ingest::prepare(&list))
+        } else {
+            Err(text.clone())
+        };
+        let app = self.state.0.clone();
+        let user = self.user;
+        self.submit(seq, move |turn| {
+            async move {
+                let prepared = match work {
+                    Ok(p) => Ok(p),
+                    Err(text) => ingest::off_runtime(move || prepare_frame(text.as_str()))
+                        .await
+                        .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
+                        .map_err(StoreError::Other),
+                };
+                match prepared {
+                    Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,
+                    Err(e) => {
+                        turn.pass().await;
+                        Err(e)
+                    }
+                }
+            }
+            .boxed()
+        });
+        Ok(())
+    }
+
+    /// A `delete` frame (ids already checked by the parser): a batch like `samples`.
+    pub(super) async fn on_delete(&mut self, seq: u64, ids: Vec<String>) -> Result<(), Gone> {
+        if !self.admit(seq, ids.len()).await? {
+            return Ok(());
+        }
+        let app = self.state.0.clone();
+        let user = self.user;
+        self.submit(seq, move |turn| {
+            async move {
+                app.ingest
+                    .delete(user, ids, "ws", Some(turn))
+                    .await
+                    .map(|(report, _)| report)
+            }
+            .boxed()
+        });
+        Ok(())
+    }
+
+    /// Queues a batch's store work behind those in flight (its ack in frame order, its window
+    /// update in turn).
+    fn submit(
+        &mut self,
+        seq: u64,
+        work: impl FnOnce(
+            ingest::Turn,
+        ) -> Pin<
+            Box<dyn std::future::Future<Output = Result<IngestReport, StoreError>> + Send>,
+        >,
+    ) {
+        let received = Instant::now();
+        let turn = ingest::Turn::next(&mut self.pipeline.window_turn);
+        self.pipeline.submitted += 1;
+        let work = work(turn);
+        self.pipeline.inflight.push_back(
+            async move {
+                Completed {
+                    seq,
+                    received,
+                    result: work.await,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    /// Takes `n` samples from the session's and the user's budgets; `false` (after telling
+    /// the client when to resend) when they do not fit.
+    async fn admit(&mut self, seq: u64, n: usize) -> Result<bool, Gone> {
         // Samples per second: this session's budget, then the user's on this node.
-        let wait = match self.rate.take_samples(list.len()) {
+        let wait = match self.rate.take_samples(n) {
             Err(wait) => Some((
                 wait,
                 "session",
                 self.state.config.limits.max_samples_per_sec,
             )),
-            Ok(()) => match self.state.ingest.admit(self.user, list.len()) {
+            Ok(()) => match self.state.ingest.admit(self.user, n) {
                 Err(wait) => {
-                    self.rate.give_back_samples(list.len());
+                    self.rate.give_back_samples(n);
                     Some((
                         wait,
                         "user",
@@ -128,45 +213,10 @@ impl Session {
             )
             .with_seq(Some(seq))
             .retry_after(rate::retry_after_ms(wait));
-            return self.send(&refusal.frame()).await;
+            self.send(&refusal.frame()).await?;
+            return Ok(false);
         }
-        // Small frames are validated here; big ones on the blocking pool (re-read there from
-        // the same bytes, which is cheap next to validating them).
-        let work = if text.len() <= ingest::OFFLOAD_BYTES {
-            Ok(ingest::prepare(&list))
-        } else {
-            Err(text.clone())
-        };
-        let app = self.state.0.clone();
-        let user = self.user;
-        let received = Instant::now();
-        let turn = ingest::Turn::next(&mut self.pipeline.window_turn);
-        self.pipeline.submitted += 1;
-        self.pipeline.inflight.push_back(
-            async move {
-                let prepared = match work {
-                    Ok(p) => Ok(p),
-                    Err(text) => ingest::off_runtime(move || prepare_frame(text.as_str()))
-                        .await
-                        .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
-                        .map_err(StoreError::Other),
-                };
-                let result = match prepared {
-                    Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,
-                    Err(e) => {
-                        turn.pass().await;
-                        Err(e)
-                    }
-                };
-                Completed {
-                    seq,
-                    received,
-                    result,
-                }
-            }
-            .boxed(),
-        );
-        Ok(())
+        Ok(true)
     }
 
     pub(super) fn on_analyze(&mut self) {
@@ -208,6 +258,9 @@ impl Session {
                     seq: done.seq,
                     accepted: report.accepted,
                     duplicates: report.duplicates,
+                    updated: report.updated,
+                    deleted: report.deleted,
+                    not_found: report.not_found,
                     rejected: &report.rejected,
                     rejected_omitted: report.rejected_omitted,
                 })
@@ -218,7 +271,7 @@ impl Session {
                 // Resending is the answer to both: an ack is owed either way.
                 let refusal = Refusal::new(
                     failure.code,
-                    "samples were not stored; resend this batch later",
+                    "the batch was not stored; resend this frame later",
                 )
                 .with_seq(Some(done.seq))
                 .retry_after(STORE_RETRY_AFTER_MS);

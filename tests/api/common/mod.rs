@@ -419,7 +419,13 @@ pub enum Frame {
 }
 
 /// Frames the server sends unasked.
-pub const PUSHED: [&str; 4] = ["analysis", "insight", "insight_delta", "insight_failed"];
+pub const PUSHED: [&str; 5] = [
+    "analysis",
+    "insight",
+    "insight_delta",
+    "insight_failed",
+    "superseded",
+];
 
 pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,

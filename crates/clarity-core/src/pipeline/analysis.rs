@@ -38,7 +38,7 @@ use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries, Signal}
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
-use crate::window::{ActivityKind, Coverage, WINDOW_MINUTES};
+use crate::window::{ActivityKind, Coverage, Series, WINDOW_MINUTES};
 
 /// Completed-day analyses older than this get no automatic insight.
 const INSIGHT_RECENT_MS: i64 = 2 * 86_400_000;
@@ -53,6 +53,8 @@ pub enum Trigger {
     Request,
     /// An import of history ended (once per import, for the latest week).
     Import,
+    /// Samples an analysis used were edited or deleted: it was recomputed (`supersedes`).
+    DataChanged,
 }
 
 impl Trigger {
@@ -61,6 +63,7 @@ impl Trigger {
             Trigger::DayComplete => "day_complete",
             Trigger::Request => "request",
             Trigger::Import => "import",
+            Trigger::DataChanged => "data_changed",
         }
     }
 }
@@ -117,6 +120,9 @@ struct Body<'a> {
     nonparametric: &'a analytics::Nonparametric,
     cosinor: &'a analytics::Cosinor,
     sleep: super::sleep::SleepDoc<'a>,
+    /// The analysis this one replaces (its data was edited or deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supersedes: Option<Uuid>,
 }
 
 #[derive(Serialize)]
@@ -233,9 +239,18 @@ fn rfc3339(minute: i64, offset_secs: i32) -> String {
 
 fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Option<Snapshot> {
     let window = pipeline.windows.get(user)?;
-    window.with(|series, _version| {
+    window.with(|series, _version| snapshot_of(series, until_minute, false))
+}
+
+/// The week of `series` ending at `until_minute` (the series' end when `None`; with `exact`,
+/// exactly `until_minute` even where the series ends earlier), trimmed to its activity.
+fn snapshot_of(series: &Series, until_minute: Option<i64>, exact: bool) -> Option<Snapshot> {
+    {
         let end = series.end_minute()?;
-        let to = until_minute.unwrap_or(end).min(end);
+        let to = match (until_minute, exact) {
+            (Some(until), true) => until,
+            (until, _) => until.unwrap_or(end).min(end),
+        };
         let from = to - WINDOW_MINUTES as i64;
         let heart_range = (from * 60_000, to * 60_000);
         let all: Vec<Option<f64>> = series.activity(from, to).collect();
@@ -261,7 +276,7 @@ fn snapshot(pipeline: &Pipeline, user: Uuid, until_minute: Option<i64>) -> Optio
             hr_mean: (hr_n > 0).then(|| (hr_sum / hr_n as f64 * 10.0).round() / 10.0),
             heart_range,
         })
-    })
+    }
 }
 
 fn digest_id(
@@ -316,6 +331,32 @@ pub async fn run(
         pipeline.window_service.window_for_request(user).await?;
     }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
+    compute(pipeline, user, trigger, snap, None).await
+}
+
+/// Recomputes the analysis of the week ending at `until_minute` from `series` (read from
+/// the store for this), naming the analysis it replaces in its body (`supersedes`). Returns
+/// the record and whether it was new (an existing one with the same input is returned as
+/// stored).
+pub async fn recompute(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    trigger: Trigger,
+    series: &Series,
+    until_minute: i64,
+    supersedes: Uuid,
+) -> Result<(AnalysisRecord, bool), AnalysisError> {
+    let snap = snapshot_of(series, Some(until_minute), true).ok_or(AnalysisError::NoData)?;
+    compute(pipeline, user, trigger, snap, Some(supersedes)).await
+}
+
+async fn compute(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    trigger: Trigger,
+    snap: Snapshot,
+    supersedes: Option<Uuid>,
+) -> Result<(AnalysisRecord, bool), AnalysisError> {
     let heart_samples = heart::read(&*pipeline.store, user, snap.heart_range).await?;
     let to_minute = snap.from_minute + snap.activity.len() as i64;
     let step_range = (snap.from_minute * 60_000, to_minute * 60_000);
@@ -329,6 +370,19 @@ pub async fn run(
     let id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
     let asleep = heart::asleep_nights(&stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
+        if supersedes.is_none() && existing.superseded_by.is_some() {
+            // The data went back to what this analysis saw (samples re-added after a
+            // deletion): it is current again, delivered like a new one, not stored twice.
+            pipeline
+                .store
+                .set_superseded(DocKind::Analysis, user, id, None)
+                .await?;
+            let current = AnalysisRecord {
+                superseded_by: None,
+                ..existing
+            };
+            return Ok((current, true));
+        }
         return Ok((existing, false));
     }
     let created_at = Utc::now();
@@ -430,6 +484,7 @@ pub async fn run(
         nonparametric: &result.nonparametric,
         cosinor: &result.cosinor,
         sleep: super::sleep::doc(&result.sleep, &stages),
+        supersedes,
     };
     // A few kilobytes of JSON: microseconds, fine on the runtime.
     let record = AnalysisRecord {

@@ -57,6 +57,17 @@ pub async fn for_analysis(
     user: Uuid,
     analysis: &DocRecord,
 ) -> Result<(DocRecord, bool), InsightError> {
+    replacing(pipeline, user, analysis, None).await
+}
+
+/// [`for_analysis`], naming in a new insight's body the insight it replaces (`supersedes`:
+/// that of the analysis `analysis` superseded).
+pub async fn replacing(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    analysis: &DocRecord,
+    supersedes: Option<Uuid>,
+) -> Result<(DocRecord, bool), InsightError> {
     let id = insight_id(analysis.id, &pipeline.insights.primary_tag());
     if let Some(existing) = pipeline.store.get_doc(DocKind::Insight, user, id).await? {
         return Ok((existing, false));
@@ -79,7 +90,7 @@ pub async fn for_analysis(
         pipeline.fanout.push_user(user, &encode(&frame));
     };
     let generated = pipeline.insights.generate(&features, &mut on_delta).await?;
-    let body = json!({
+    let mut body = json!({
         "insight_id": id,
         "user_id": user,
         "analysis_id": analysis.id,
@@ -94,6 +105,9 @@ pub async fn for_analysis(
         "fallback_reason": generated.fallback_reason,
         "features": features,
     });
+    if let Some(old) = supersedes {
+        body["supersedes"] = json!(old);
+    }
     let record = DocRecord {
         superseded_by: None,
         id,

@@ -11,14 +11,16 @@
 //! [`steps`] its step samples (for the per-day totals, dated by each sample's offset).
 //!
 //! Rules:
-//! - Completed days arrive as [`DayComplete`] events from the window service, consumed by one
+//! - Completed days arrive as [`Due::Day`] events from the window service, consumed by one
 //!   task ([`Pipeline::consume_days`]) in the order they were sent; windows never call into
-//!   analyses.
+//!   analyses. Edits and deletions arrive the same way ([`Due::Changed`]) and are handled by
+//!   [`revise`] (recompute, supersede).
 //! - Background work is spawned on the session tracker, which shutdown waits for.
 
 pub mod analysis;
 pub mod heart;
 pub mod insight;
+pub mod revise;
 pub mod sleep;
 pub mod steps;
 
@@ -32,7 +34,7 @@ use crate::scoring::Pat;
 use crate::store::Store;
 use crate::streams::FanOut;
 use crate::window::Windows;
-use crate::window::service::{DayComplete, WindowService};
+use crate::window::service::{Due, WindowService};
 use analysis::Trigger;
 
 /// Analysis, insight and push, with what they need. Built once by the app and shared.
@@ -49,6 +51,8 @@ pub struct Pipeline {
     /// Where background analyses and insights run (the app's session tracker).
     pub sessions: TaskTracker,
     pub fanout: Arc<FanOut>,
+    /// One lock per user whose recomputation ([`revise`]) runs or waits.
+    pub revising: dashmap::DashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Pipeline {
@@ -57,7 +61,7 @@ impl Pipeline {
     /// during shutdown may complete days: each event keeps the session tracker busy until
     /// its analysis is spawned there, so the tracker empties only once no event is left, and
     /// then this task ends.
-    pub async fn consume_days(self: Arc<Self>, mut days: mpsc::UnboundedReceiver<DayComplete>) {
+    pub async fn consume_days(self: Arc<Self>, mut days: mpsc::UnboundedReceiver<Due>) {
         let tracker = self.sessions.clone();
         let done = tracker.wait();
         tokio::pin!(done);
@@ -65,13 +69,16 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 day = days.recv() => match day {
-                    Some(day) => analysis::spawn(
+                    Some(Due::Day(day)) => analysis::spawn(
                         &self,
                         day.user,
                         Trigger::DayComplete,
                         day.midnight,
                         None,
                     ),
+                    Some(Due::Changed(changed)) => {
+                        revise::spawn(&self, changed.user, changed.spans.clone());
+                    }
                     None => return,
                 },
                 () = &mut done => return,
@@ -169,6 +176,7 @@ mod tests {
             analysis_permits: tokio::sync::Semaphore::new(1),
             sessions: tracker.clone(),
             fanout,
+            revising: Default::default(),
         });
         tokio::spawn(pipeline.clone().consume_days(days));
 

@@ -28,6 +28,11 @@ pub enum Command<'a> {
         seq: u64,
         samples: Vec<&'a RawValue>,
     },
+    /// Delete these samples of the session's user (ids checked: 1..=1000 valid ids).
+    Delete {
+        seq: u64,
+        ids: Vec<String>,
+    },
     Ping,
     /// Replace the session's access token.
     Refresh {
@@ -65,7 +70,8 @@ impl Inbound<'_> {
             Ok(c) => c.label(),
             Err(_) => match self.ty.as_deref() {
                 Some(
-                    t @ ("samples" | "ping" | "refresh" | "analyze" | "subscribe" | "unsubscribe"),
+                    t @ ("samples" | "delete" | "ping" | "refresh" | "analyze" | "subscribe"
+                    | "unsubscribe"),
                 ) => label_of(t),
                 Some(_) => "unknown",
                 None => "invalid",
@@ -77,6 +83,7 @@ impl Inbound<'_> {
 fn label_of(t: &str) -> &'static str {
     match t {
         "samples" => "samples",
+        "delete" => "delete",
         "ping" => "ping",
         "refresh" => "refresh",
         "analyze" => "analyze",
@@ -89,6 +96,7 @@ impl Command<'_> {
     pub fn label(&self) -> &'static str {
         match self {
             Command::Samples { .. } => "samples",
+            Command::Delete { .. } => "delete",
             Command::Ping => "ping",
             Command::Refresh { .. } => "refresh",
             Command::Analyze => "analyze",
@@ -107,6 +115,8 @@ struct Envelope<'a> {
     seq: Option<u64>,
     #[serde(borrow)]
     samples: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ids: Option<&'a RawValue>,
     #[serde(borrow)]
     access_token: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -152,6 +162,20 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
                 .map_err(|_| invalid("`samples` must be an array").with_seq(Some(seq)))?;
             Ok(Command::Samples { seq, samples })
         }
+        Some("delete") => {
+            let seq = env
+                .seq
+                .ok_or_else(|| invalid("delete frames need a non-negative integer `seq`"))?;
+            let raw = env
+                .ids
+                .ok_or_else(|| invalid("missing field `ids`").with_seq(Some(seq)))?;
+            let ids = serde_json::from_str::<Vec<String>>(raw.get()).map_err(|_| {
+                invalid("`ids` must be an array of sample id strings").with_seq(Some(seq))
+            })?;
+            crate::ingest::check_ids(&ids)
+                .map_err(|e| invalid_ids(e.to_string()).with_seq(Some(seq)))?;
+            Ok(Command::Delete { seq, ids })
+        }
         Some("ping") => Ok(Command::Ping),
         Some("refresh") => {
             let access_token = env
@@ -181,6 +205,11 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
         .with_seq(env.seq)),
         None => Err(invalid("missing field `type`")),
     }
+}
+
+/// A `delete` frame whose ids break the rule (count, or one that is no valid id).
+fn invalid_ids(message: String) -> Refusal {
+    Refusal::new("invalid_ids", message)
 }
 
 /// The stream and owner a subscribe/unsubscribe frame names.
@@ -222,6 +251,10 @@ mod tests {
             Command::Samples { seq: 3, ref samples } if samples.len() == 2
         ));
         assert!(matches!(cmd(r#"{"type":"ping"}"#), Command::Ping));
+        assert!(matches!(
+            cmd(r#"{"type":"delete","seq":4,"ids":["a","b"]}"#),
+            Command::Delete { seq: 4, ref ids } if ids == &["a", "b"]
+        ));
         assert!(matches!(cmd(r#"{"type":"analyze"}"#), Command::Analyze));
         assert!(
             matches!(cmd(r#"{"type":"refresh","access_token":"t"}"#), Command::Refresh { access_token } if access_token == "t")
@@ -235,6 +268,42 @@ mod tests {
             cmd(&format!(r#"{{"type":"unsubscribe","stream":"analyses","user_id":"{id}"}}"#)),
             Command::Unsubscribe { kind: DocKind::Analysis, owner: Some(o) } if o == id
         ));
+    }
+
+    #[test]
+    fn delete_frames_name_the_rule_their_ids_break() {
+        let r = refusal(r#"{"type":"delete","seq":3,"ids":[]}"#);
+        assert_eq!(
+            (r.code, r.message.as_ref(), r.seq),
+            (
+                "invalid_ids",
+                "`ids` must list 1 to 1000 sample ids, got 0",
+                Some(3)
+            )
+        );
+        let many: Vec<String> = (0..1001).map(|i| format!("\"{i}\"")).collect();
+        let r = refusal(&format!(
+            r#"{{"type":"delete","seq":4,"ids":[{}]}}"#,
+            many.join(",")
+        ));
+        assert_eq!((r.code, r.seq), ("invalid_ids", Some(4)));
+        let r = refusal(r#"{"type":"delete","seq":5,"ids":["ok",""]}"#);
+        assert_eq!(
+            (r.code, r.message.as_ref()),
+            (
+                "invalid_ids",
+                "ids[1]: an id must be 1-128 bytes without control characters"
+            )
+        );
+        let r = refusal(r#"{"type":"delete","seq":6,"ids":[1]}"#);
+        assert_eq!((r.code, r.seq), ("invalid_frame", Some(6)));
+        let r = refusal(r#"{"type":"delete","seq":7}"#);
+        assert_eq!(
+            (r.message.as_ref(), r.seq),
+            ("missing field `ids`", Some(7))
+        );
+        let r = refusal(r#"{"type":"delete","ids":["a"]}"#);
+        assert_eq!((r.code, r.seq), ("invalid_frame", None));
     }
 
     #[test]

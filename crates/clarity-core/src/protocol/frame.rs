@@ -10,7 +10,9 @@
 //!   it is a protocol change, not a refactor. Their structs say so.
 //! - A stored document (analysis, insight) is sent as it was stored, with `type` (and for a
 //!   stream event `stream` and `offset`) spliced in front: the body is an object the server
-//!   wrote, so re-parsing it would only cost time.
+//!   wrote, so re-parsing it would only cost time. A stream event that is no document (a
+//!   `superseded` event) is stored with its own `type` as its first field; `stream` and
+//!   `offset` are spliced in after it.
 //! - [`Frame`] is the encoded text, reference-counted: a stream event is encoded once and the
 //!   same bytes go to every subscriber. No WebSocket library type appears here; the socket
 //!   writer (`ws/outbound.rs`) converts at the edge.
@@ -98,6 +100,9 @@ enum Tagged<'a> {
         seq: u64,
         accepted: usize,
         duplicates: usize,
+        updated: usize,
+        deleted: usize,
+        not_found: usize,
         rejected: &'a [Rejection],
         rejected_omitted: usize,
     },
@@ -139,6 +144,9 @@ pub enum ServerFrame<'a> {
         seq: u64,
         accepted: usize,
         duplicates: usize,
+        updated: usize,
+        deleted: usize,
+        not_found: usize,
         rejected: &'a [Rejection],
         rejected_omitted: usize,
     },
@@ -374,12 +382,18 @@ fn json(frame: &ServerFrame<'_>) -> String {
             seq,
             accepted,
             duplicates,
+            updated,
+            deleted,
+            not_found,
             rejected,
             rejected_omitted,
         } => to_string(&Tagged::Ack {
             seq,
             accepted,
             duplicates,
+            updated,
+            deleted,
+            not_found,
             rejected,
             rejected_omitted,
         }),
@@ -491,6 +505,16 @@ fn to_string(v: &impl Serialize) -> String {
 
 /// A stored JSON object with `type` (and `stream`, `offset`) in front.
 fn splice(ty: &str, event: Option<(&str, u64)>, body: &str) -> String {
+    // An event body naming its own type (`{"type":"superseded",...}`) keeps it.
+    if let (Some((stream, offset)), Some(own)) = (event, body.strip_prefix("{\"type\":\""))
+        && let Some(end) = own.find('"')
+    {
+        let (own_ty, rest) = own.split_at(end);
+        let rest = &rest[1..];
+        return format!(
+            "{{\"type\":\"{own_ty}\",\"stream\":\"{stream}\",\"offset\":{offset}{rest}"
+        );
+    }
     let rest = body.trim_start_matches('{');
     match event {
         None => format!("{{\"type\":\"{ty}\",{rest}"),
@@ -523,6 +547,20 @@ mod tests {
         assert_eq!(
             ev.as_str(),
             r#"{"type":"insight","stream":"insights","offset":7,"analysis_id":"a","n":1}"#
+        );
+    }
+
+    #[test]
+    fn an_event_naming_its_own_type_keeps_it() {
+        let body = r#"{"type":"superseded","user_id":"u","id":"a","by":"b"}"#;
+        let ev = encode(&ServerFrame::Event {
+            kind: DocKind::Analysis,
+            offset: 3,
+            body,
+        });
+        assert_eq!(
+            ev.as_str(),
+            r#"{"type":"superseded","stream":"analyses","offset":3,"user_id":"u","id":"a","by":"b"}"#
         );
     }
 

@@ -51,28 +51,46 @@ impl FanOut {
     /// Appends a new document to its stream and delivers the event to the owner's sessions
     /// and every subscriber on this node.
     pub async fn publish(&self, kind: DocKind, doc: &DocRecord) -> StoreResult<u64> {
+        self.publish_body(kind, doc.user_id, doc.body.clone()).await
+    }
+
+    async fn publish_body(&self, kind: DocKind, user: Uuid, body: String) -> StoreResult<u64> {
         let offset = self
             .store
-            .append_event(doc.user_id, kind, doc.body.clone(), self.streams.history)
+            .append_event(user, kind, body.clone(), self.streams.history)
             .await?;
         let event = Event {
             offset,
             frame: encode(&ServerFrame::Event {
                 kind,
                 offset,
-                body: &doc.body,
+                body: &body,
             }),
         };
-        self.hub.push_event(doc.user_id, kind, &event.frame);
-        self.streams.fan_out(doc.user_id, kind, &event);
+        self.hub.push_event(user, kind, &event.frame);
+        self.streams.fan_out(user, kind, &event);
         self.bus.publish(Message::Event {
-            user: doc.user_id,
+            user,
             stream: kind.into(),
             offset,
             text: event.frame.as_str().to_owned(),
         });
         ::metrics::counter!(crate::metrics::STREAM_EVENTS, "stream" => kind.stream()).increment(1);
         Ok(offset)
+    }
+
+    /// Appends a `superseded` event (document `old` of `user` was replaced by `by`) to the
+    /// stream of `kind` and delivers it like a document's event, so that replay and resume
+    /// include it.
+    pub async fn publish_superseded(
+        &self,
+        kind: DocKind,
+        user: Uuid,
+        old: Uuid,
+        by: Uuid,
+    ) -> StoreResult<u64> {
+        let body = superseded_body(user, old, by);
+        self.publish_body(kind, user, body).await
     }
 
     /// Sends a stored document where it belongs: a new one is published as a stream event;
@@ -95,4 +113,24 @@ impl FanOut {
             self.push_user(doc.user_id, &plain());
         }
     }
+}
+
+/// The stored body of a `superseded` event: it names its own `type`, so the stream position
+/// is spliced in after it (see `protocol::frame`).
+fn superseded_body(user: Uuid, old: Uuid, by: Uuid) -> String {
+    #[derive(serde::Serialize)]
+    struct Superseded {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        user_id: Uuid,
+        id: Uuid,
+        by: Uuid,
+    }
+    serde_json::to_string(&Superseded {
+        ty: "superseded",
+        user_id: user,
+        id: old,
+        by,
+    })
+    .expect("a superseded event always serialises")
 }

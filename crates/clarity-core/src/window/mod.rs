@@ -11,6 +11,9 @@
 //!   or on another node): at most the 7 days before now are read. Samples stored while the
 //!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
 //! - Locks are held for in-memory work only, never across an `.await`.
+//! - A window marked stale while a rebuild runs (an edit or deletion was stored meanwhile:
+//!   that read may have seen the old values) is read again by the next [`Windows::ensure`],
+//!   and a caller waiting for that rebuild reads it again itself.
 //! - A day completes when a sample's local date (from its UTC offset) passes the previous
 //!   one; that is what triggers the daily analysis. Activity that arrives later for a day
 //!   already complete (late data) makes that day's analysis due again.
@@ -65,6 +68,8 @@ struct State {
     version: u64,
     /// Whether the store's last week has been read in.
     rebuilt: bool,
+    /// Marked stale while a rebuild ran: that rebuild does not count.
+    stale_again: bool,
     touched: Instant,
 }
 
@@ -157,6 +162,7 @@ impl Windows {
                         day: None,
                         version: 0,
                         rebuilt: false,
+                        stale_again: false,
                         touched: Instant::now(),
                     }),
                 })
@@ -174,7 +180,9 @@ impl Windows {
     pub fn mark_stale(&self, user: Uuid) {
         if let Some(w) = self.get(user) {
             let mut st = w.state.lock().expect("window lock poisoned");
-            if st.held.is_none() && st.rebuilt {
+            if st.held.is_some() {
+                st.stale_again = true;
+            } else if st.rebuilt {
                 st.rebuilt = false;
                 w.rebuilt.send_replace(false);
             }
@@ -192,6 +200,29 @@ impl Windows {
     /// see) exactly once. Returns the days the batch completed, so that a node that just took
     /// a window over still starts the analysis its first batch is due.
     pub async fn ensure_with(
+        &self,
+        store: &dyn Store,
+        user: Uuid,
+        batch: &[Sample],
+    ) -> StoreResult<Applied> {
+        let mut applied = self.ensure_once(store, user, batch).await?;
+        // A rebuild that was marked stale while it ran (ours or the one we waited for) does
+        // not count: read again. The batch is in the window already.
+        for _ in 0..8 {
+            let again = self
+                .get(user)
+                .is_some_and(|w| !w.state.lock().expect("window lock poisoned").rebuilt);
+            if !again {
+                break;
+            }
+            let more = self.ensure_once(store, user, &[]).await?;
+            applied.completed_days.extend(more.completed_days);
+            applied.late_days.extend(more.late_days);
+        }
+        Ok(applied)
+    }
+
+    async fn ensure_once(
         &self,
         store: &dyn Store,
         user: Uuid,
@@ -258,7 +289,7 @@ impl Windows {
         // Everything applied before is in the store and in the range read: start afresh.
         st.series = Series::new();
         st.day = None;
-        st.rebuilt = true;
+        st.rebuilt = !std::mem::take(&mut st.stale_again);
         // What arrived while the store was read (held) and the batch go last, as if they had
         // arrived after the rebuild, in arrival order: the days they complete (and the late
         // data they bring) count. The read may have seen them too; they are applied once.
@@ -358,6 +389,19 @@ fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
     if day > st.day {
         st.day = day;
     }
+}
+
+/// A series of every stored sample of `user` starting in `[from, to)` (UTC ms), as a rebuild
+/// would make it: what a recomputation after an edit or deletion analyses, whatever this
+/// node's window holds.
+pub async fn read_series(store: &dyn Store, user: Uuid, range: (i64, i64)) -> StoreResult<Series> {
+    let samples = read_week(store, user, range).await?;
+    let now = Utc::now().timestamp_millis();
+    let mut series = Series::new();
+    for s in samples.iter().filter(|s| plausible(s, now)) {
+        series.add(s);
+    }
+    Ok(series)
 }
 
 /// Every sample starting in `[from, to)` (UTC ms): at most a week and a day. All kinds, since

@@ -14,6 +14,11 @@
 //! - Each event holds a token of the task tracker until its analysis is spawned there, so
 //!   shutdown, which waits for the tracker, still waits for the analysis of a day completed
 //!   by the last batches a session acknowledged.
+//! - An edit or deletion ([`WindowService::data_changed`]) rebuilds the window from the store
+//!   (subtracting old values from minute bins cannot undo a source's priority or the step
+//!   coverage marks; reading the week again can), on the owner: another node tells the owner
+//!   over the bus (`Resync`). It then sends a [`DataChanged`] event on the same channel, after
+//!   the days the batch completed, so the pipeline recomputes the analyses over those times.
 
 use std::sync::Arc;
 
@@ -36,6 +41,21 @@ pub struct DayComplete {
     _held: TaskTrackerToken,
 }
 
+/// Stored samples were replaced or removed: the analyses over these times are due again.
+pub struct DataChanged {
+    pub user: Uuid,
+    /// The times, UTC ms `[start, end]`, of the old samples and of their new versions.
+    pub spans: Vec<(i64, i64)>,
+    /// Keeps shutdown waiting until the recomputation is spawned.
+    _held: TaskTrackerToken,
+}
+
+/// What the pipeline is told, in order.
+pub enum Due {
+    Day(DayComplete),
+    Changed(DataChanged),
+}
+
 /// Windows, leases, the store and the bus, plus where completed days go. Built once by the
 /// app and shared.
 pub struct WindowService {
@@ -44,7 +64,7 @@ pub struct WindowService {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     tracker: TaskTracker,
-    days: mpsc::UnboundedSender<DayComplete>,
+    days: mpsc::UnboundedSender<Due>,
 }
 
 impl WindowService {
@@ -55,7 +75,7 @@ impl WindowService {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         tracker: TaskTracker,
-    ) -> (WindowService, mpsc::UnboundedReceiver<DayComplete>) {
+    ) -> (WindowService, mpsc::UnboundedReceiver<Due>) {
         let (days, rx) = mpsc::unbounded_channel();
         let service = WindowService {
             windows,
@@ -93,11 +113,11 @@ impl WindowService {
                 .and_hms_opt(0, 0, 0)
                 .map(|t| (t.and_utc().timestamp() - i64::from(offset)) / 60);
             // The receiver lives as long as the app; a send fails only once it is gone.
-            let _ = self.days.send(DayComplete {
+            let _ = self.days.send(Due::Day(DayComplete {
                 user,
                 midnight,
                 _held: self.tracker.token(),
-            });
+            }));
         }
     }
 
@@ -127,6 +147,52 @@ impl WindowService {
                 });
             }
         }
+    }
+
+    /// Stored samples of `user` were replaced or removed (`spans`: their old and new times),
+    /// and `inserted` are new: the owner's window is read again from the store (the new
+    /// samples applied once, after it, so the days they complete count), then the analyses
+    /// over `spans` are reported due.
+    pub async fn data_changed(&self, user: Uuid, inserted: Vec<Sample>, spans: Vec<(i64, i64)>) {
+        match self.ownership.claim(user).await {
+            // No window here holds old values: new samples go where they always do.
+            Claim::Owner { .. } if self.windows.get(user).is_none() => {
+                if !inserted.is_empty() {
+                    self.to_window(user, inserted).await;
+                }
+            }
+            Claim::Owner { .. } => {
+                self.windows.mark_stale(user);
+                match self
+                    .windows
+                    .ensure_with(&*self.store, user, &inserted)
+                    .await
+                {
+                    Ok(applied) => self.start_due_analysis(user, &applied),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+                    }
+                }
+            }
+            Claim::Elsewhere => {
+                self.windows.remove(user);
+                if !inserted.is_empty() {
+                    self.bus.publish(Message::Samples {
+                        user,
+                        samples: inserted,
+                    });
+                }
+                // The owner holds the old values: it reads the store again.
+                self.bus.publish(Message::Resync {
+                    users: Some(vec![user]),
+                });
+            }
+        }
+        let _ = self.days.send(Due::Changed(DataChanged {
+            user,
+            spans,
+            _held: self.tracker.token(),
+        }));
     }
 
     /// Prepares this node's window of `user` for a session here: the owner keeps its window

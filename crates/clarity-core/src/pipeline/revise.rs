@@ -1,0 +1,243 @@
+//! Derived results follow the data: after an edit or deletion, the analyses (and their
+//! insights) over the changed times are recomputed and the old ones marked superseded.
+//!
+//! Rules:
+//! - An analysis is touched when a changed time (an old sample's or its new version's) lies
+//!   in the week its input was read from: `[until - 7 days, until)`, `until` being the end of
+//!   the week it analysed (the local midnight after its window for `day_complete`, its
+//!   window's end otherwise). Only current analyses are looked at; one recomputation per
+//!   write batch, never per sample.
+//! - The recomputation reads that week from the store (not the window, which may be another
+//!   week or on another node), so it sees exactly what is stored now. Its id is a digest of
+//!   its input like any analysis': the same input gives the old id (nothing changed for it);
+//!   an id that exists already (the data went back to an earlier state) is made current
+//!   again instead of being stored twice.
+//! - The new analysis names the old one (`supersedes`); the old one is marked
+//!   (`Store::set_superseded`) and a `superseded` event goes on the analyses stream. The
+//!   current insight of the old analysis is replaced by one of the new analysis the same way
+//!   on the insights stream.
+//! - A week with no activity left has no analysis: the old one is withdrawn, marked superseded
+//!   by the nil UUID (and its insight with it), so no current document depends on deleted
+//!   samples.
+//! - One user's recomputations run one at a time (a later batch waits for the earlier one),
+//!   so two batches never both replace the same analysis.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Pipeline;
+use super::analysis::{self, AnalysisError, Trigger};
+use crate::store::{DocKind, DocQuery, DocRecord, Store, StoreError, StoreResult};
+use crate::window::{WINDOW_MINUTES, read_series};
+
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = WINDOW_MINUTES as i64 * 60_000;
+
+/// What a withdrawn document is marked superseded by: nothing replaces it.
+pub const WITHDRAWN: Uuid = Uuid::nil();
+
+/// Recomputes `user`'s analyses touched by changes at `spans` (UTC ms `[start, end]`), in the
+/// background.
+pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
+    let pipeline2 = pipeline.clone();
+    pipeline.sessions.spawn(async move {
+        let lock = pipeline2
+            .revising
+            .entry(user)
+            .or_default()
+            .clone();
+        {
+            let _one_at_a_time = lock.lock().await;
+            if let Err(e) = run(&pipeline2, user, &spans).await {
+                tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
+            }
+        }
+        drop(lock);
+        pipeline2
+            .revising
+            .remove_if(&user, |_, l| Arc::strong_count(l) == 1);
+    });
+}
+
+/// The end of the week an analysis read (see the module's rules), UTC ms.
+fn week_end(doc: &DocRecord) -> i64 {
+    let body: Value = serde_json::from_str(&doc.body).unwrap_or_default();
+    if body["trigger"] != "day_complete" {
+        return doc.window_to_ms;
+    }
+    let offset_ms = body["window"]["utc_offset_minutes"].as_i64().unwrap_or(0) * 60_000;
+    // The local midnight at or after the window's end.
+    let local = doc.window_to_ms + offset_ms;
+    local.div_euclid(DAY_MS) * DAY_MS
+        + if local.rem_euclid(DAY_MS) == 0 {
+            0
+        } else {
+            DAY_MS
+        }
+        - offset_ms
+}
+
+async fn current_touched(
+    store: &dyn Store,
+    user: Uuid,
+    spans: &[(i64, i64)],
+) -> StoreResult<Vec<(DocRecord, i64)>> {
+    let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
+    // Week ends lie at most a day after a window's end.
+    let mut query = DocQuery {
+        from_ms: Some(lo - DAY_MS),
+        to_ms: Some(hi.saturating_add(WEEK_MS + DAY_MS)),
+        after: None,
+        limit: 200,
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store
+            .list_docs(DocKind::Analysis, user, query.clone())
+            .await?;
+        for doc in page.docs {
+            if doc.superseded_by.is_some() {
+                continue;
+            }
+            let until = week_end(&doc);
+            if spans
+                .iter()
+                .any(|&(start, end)| start < until && end >= until - WEEK_MS)
+            {
+                out.push((doc, until));
+            }
+        }
+        match page.next {
+            Some(c) => query.after = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn run(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    spans: &[(i64, i64)],
+) -> Result<(), AnalysisError> {
+    let store = &*pipeline.store;
+    for (old, until) in current_touched(store, user, spans).await? {
+        let series = read_series(store, user, (until - WEEK_MS, until)).await?;
+        let trigger = Trigger::DataChanged;
+        let until_minute = until.div_euclid(60_000);
+        match analysis::recompute(pipeline, user, trigger, &series, until_minute, old.id).await {
+            Ok((new, _)) if new.id == old.id => {}
+            Ok((new, stored_now)) => replace(pipeline, user, &old, &new, stored_now).await?,
+            Err(AnalysisError::NoData) => withdraw(pipeline, user, &old).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Marks `old` replaced by `new` and delivers both events; then the same for its insight.
+async fn replace(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    old: &DocRecord,
+    new: &DocRecord,
+    stored_now: bool,
+) -> StoreResult<()> {
+    let store = &*pipeline.store;
+    if !stored_now && new.superseded_by.is_some() {
+        // The data went back to what an earlier analysis saw: that one is current again.
+        store
+            .set_superseded(DocKind::Analysis, user, new.id, None)
+            .await?;
+    }
+    store
+        .set_superseded(DocKind::Analysis, user, old.id, Some(new.id))
+        .await?;
+    let fanout = &pipeline.fanout;
+    if stored_now || new.superseded_by.is_some() {
+        fanout.deliver(DocKind::Analysis, new, true).await;
+    }
+    publish(pipeline, DocKind::Analysis, user, old.id, new.id).await;
+    for insight in insights_of(store, user, old).await? {
+        match super::insight::replacing(pipeline, user, new, Some(insight.id)).await {
+            Ok((fresh, stored_now)) => {
+                if !stored_now && fresh.superseded_by.is_some() {
+                    store
+                        .set_superseded(DocKind::Insight, user, fresh.id, None)
+                        .await?;
+                }
+                store
+                    .set_superseded(DocKind::Insight, user, insight.id, Some(fresh.id))
+                    .await?;
+                if stored_now || fresh.superseded_by.is_some() {
+                    fanout.deliver(DocKind::Insight, &fresh, true).await;
+                }
+                publish(pipeline, DocKind::Insight, user, insight.id, fresh.id).await;
+            }
+            Err(e) => {
+                // Its analysis is marked superseded: readers see the insight is out of date.
+                tracing::warn!(error = %e, "insight of a recomputed analysis not produced");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No activity is left in `old`'s week: it and its insight are withdrawn.
+async fn withdraw(pipeline: &Arc<Pipeline>, user: Uuid, old: &DocRecord) -> StoreResult<()> {
+    let store = &*pipeline.store;
+    store
+        .set_superseded(DocKind::Analysis, user, old.id, Some(WITHDRAWN))
+        .await?;
+    publish(pipeline, DocKind::Analysis, user, old.id, WITHDRAWN).await;
+    for insight in insights_of(store, user, old).await? {
+        store
+            .set_superseded(DocKind::Insight, user, insight.id, Some(WITHDRAWN))
+            .await?;
+        publish(pipeline, DocKind::Insight, user, insight.id, WITHDRAWN).await;
+    }
+    Ok(())
+}
+
+async fn publish(pipeline: &Pipeline, kind: DocKind, user: Uuid, old: Uuid, by: Uuid) {
+    if let Err(e) = pipeline
+        .fanout
+        .publish_superseded(kind, user, old, by)
+        .await
+    {
+        // The mark is stored and listed over REST; only the live event is lost.
+        tracing::warn!(error = %e, stream = kind.stream(), "superseded event not appended");
+    }
+}
+
+/// The current insights made of `analysis` (insights share their analysis' window).
+async fn insights_of(
+    store: &dyn Store,
+    user: Uuid,
+    analysis: &DocRecord,
+) -> Result<Vec<DocRecord>, StoreError> {
+    let page = store
+        .list_docs(
+            DocKind::Insight,
+            user,
+            DocQuery {
+                from_ms: Some(analysis.window_to_ms),
+                to_ms: Some(analysis.window_to_ms + 1),
+                after: None,
+                limit: 500,
+            },
+        )
+        .await?;
+    let id = analysis.id.to_string();
+    Ok(page
+        .docs
+        .into_iter()
+        .filter(|d| d.superseded_by.is_none())
+        .filter(|d| {
+            serde_json::from_str::<Value>(&d.body)
+                .is_ok_and(|b| b["analysis_id"].as_str() == Some(id.as_str()))
+        })
+        .collect())
+}
