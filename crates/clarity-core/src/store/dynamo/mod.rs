@@ -87,6 +87,8 @@ pub struct DynamoStore {
     throttled_at: AtomicI64,
     /// The table's epoch, read (or created) on first use.
     epoch: tokio::sync::OnceCell<String>,
+    /// Serialises this node's sample writes per user (see `writes`).
+    user_locks: writes::UserLocks,
 }
 
 /// What to set when no credentials are found: one line instead of the SDK's provider chain.
@@ -183,6 +185,7 @@ impl DynamoStore {
             inflight: Semaphore::new(opts.max_inflight.max(1)),
             throttled_at: AtomicI64::new(i64::MIN / 2),
             epoch: tokio::sync::OnceCell::new(),
+            user_locks: writes::UserLocks::default(),
         }
     }
 
@@ -354,14 +357,14 @@ impl Store for DynamoStore {
             .clone()
             .try_acquire_many_owned(weight)
             .map_err(|_| StoreError::Overloaded)?;
-        self.bounded(async {
+        self.bounded(self.user_locks.with(user, async {
             let _slot = self
                 .inflight
                 .acquire()
                 .await
                 .map_err(|_| StoreError::Unavailable("store closed".into()))?;
             self.write_ops(user, ops).await
-        })
+        }))
         .await
     }
 

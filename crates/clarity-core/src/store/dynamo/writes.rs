@@ -14,10 +14,15 @@
 //!   deleted), so the chunks, the index and the feed never disagree.
 //! - Parts commit in order; a call that fails after some committed leaves them in place. A
 //!   retry of the batch is idempotent by the version rules (what committed is a duplicate).
+//! - Within one node, writes of one user queue on a per-user lock ([`UserLocks`]) instead of
+//!   racing on the head: optimistic concurrency then only settles races between nodes, which
+//!   are rare (a user's sessions mostly land on one node), and a session with several batches
+//!   in flight does not burn its retries against itself.
 //! - Every transaction carries a fresh client request token, so that the SDK's retry of a
 //!   request whose answer was lost does not apply it twice.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem, Update};
@@ -35,6 +40,26 @@ use crate::store::{OpOutcome, SampleOp, StoreError, StoreResult, TOMBSTONE_DAYS,
 const HEAD_RETRIES: usize = 8;
 /// Keys per BatchGetItem (DynamoDB's limit).
 const BATCH_GET: usize = 100;
+
+/// One async lock per user with writes in progress on this node; entries go when unused.
+#[derive(Default)]
+pub struct UserLocks(dashmap::DashMap<Uuid, Arc<tokio::sync::Mutex<()>>>);
+
+impl UserLocks {
+    /// Runs `f` while holding `user`'s lock.
+    pub async fn with<T>(&self, user: Uuid, f: impl Future<Output = T>) -> T {
+        let lock = self.0.entry(user).or_default().clone();
+        let out = {
+            let _held = lock.lock().await;
+            f.await
+        };
+        // Ours and the map's: nobody else waits, so the entry can go (checked under the
+        // map's shard lock, so a waiter arriving now re-creates or finds it consistently).
+        self.0.remove_if(&user, |_, l| Arc::strong_count(l) == 2);
+        drop(lock);
+        out
+    }
+}
 
 pub fn index_pk(user: Uuid) -> String {
     format!("SID#{user}")
@@ -144,6 +169,9 @@ impl DynamoStore {
             if !raced {
                 // What follows the last part changes nothing.
                 result.outcomes.extend(&planned.outcomes[done..]);
+                if !planned.parts.is_empty() {
+                    self.confirm_head(user, at_head).await?;
+                }
                 break;
             }
             pos += done;
@@ -188,6 +216,20 @@ impl DynamoStore {
             states.insert(id, state_of_index(item)?);
         }
         Ok((head, states))
+    }
+
+    /// Reads the head back after the last part: it must be at least what was committed.
+    /// On DynamoDB this is one read unit of assurance; DynamoDB Local answers a
+    /// TransactWriteItems before the write is on disk (killed right after, it loses 7 in 8)
+    /// and a read that follows makes it durable there, which the fault tests rely on.
+    async fn confirm_head(&self, user: Uuid, committed: u64) -> StoreResult<()> {
+        let head = self.change_head(user).await?;
+        if head < committed {
+            return Err(StoreError::Unavailable(format!(
+                "a committed sample write is not visible (head {head} < {committed})"
+            )));
+        }
+        Ok(())
     }
 
     pub(super) async fn change_head(&self, user: Uuid) -> StoreResult<u64> {
@@ -324,11 +366,11 @@ impl DynamoStore {
                 .condition_expression("seq = :old")
                 .expression_attribute_values(":old", n(head))
         };
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(set_head.build().map_err(build_err)?)
-                .build(),
-        ];
+        // Chunks first, then the log, the index, and the head last: DynamoDB applies a
+        // transaction atomically, but an emulator killed halfway through one (DynamoDB Local
+        // in the fault tests) keeps a prefix of it, and a prefix in this order is one a retry
+        // repairs: a sample in its chunk without an index item is simply written again.
+        let mut items = Vec::with_capacity(part.chunks.len() + part.index.len() + 2);
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -337,10 +379,6 @@ impl DynamoStore {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(build_err)
         };
-        items.push(put(feed::log_item(user, &part.changes))?);
-        for (id, (st, seq)) in &part.index {
-            items.push(put(index_item(user, id, st, *seq))?);
-        }
         let pk = codec::samples_pk(user);
         for (&(kind, bucket), edit) in &part.chunks {
             let mut update = Update::builder()
@@ -380,10 +418,19 @@ impl DynamoStore {
                     .build(),
             );
         }
+        items.push(put(feed::log_item(user, &part.changes))?);
+        for (id, (st, seq)) in &part.index {
+            items.push(put(index_item(user, id, st, *seq))?);
+        }
+        items.push(
+            TransactWriteItem::builder()
+                .update(set_head.build().map_err(build_err)?)
+                .build(),
+        );
         match self.transact(items).await? {
             accounts::TxOutcome::Done => Ok(true),
             accounts::TxOutcome::Cancelled(r)
-                if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
+                if r.last().is_some_and(|c| c == "ConditionalCheckFailed") =>
             {
                 Ok(false)
             }
