@@ -252,7 +252,9 @@ async fn throttling_proxy(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            if throttle.load(Ordering::Relaxed) && target.ends_with(".UpdateItem") {
+            if throttle.load(Ordering::Relaxed)
+                && (target.ends_with(".UpdateItem") || target.ends_with(".TransactWriteItems"))
+            {
                 throttled.fetch_add(1, Ordering::Relaxed);
                 let body = json!({
                     "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",

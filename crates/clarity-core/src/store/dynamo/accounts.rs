@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use super::codec::{self, n, s};
 use super::{
     DynamoStore, Item, REFRESH_TTL_GRACE_SECS, attr_i64, attr_uuid, map_err, refresh_item,
-    user_item,
+    refresh_listing_item, user_item,
 };
 use crate::store::{RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord};
 
@@ -34,9 +34,12 @@ fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 impl DynamoStore {
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<TxOutcome> {
         for attempt in 0.. {
+            // A fresh token per attempt: the SDK's own retry of this request (an answer lost
+            // to a timeout) is then not applied twice.
             let res = self
                 .client
                 .transact_write_items()
+                .client_request_token(uuid::Uuid::new_v4().to_string())
                 .set_transact_items(Some(items.clone()))
                 .send()
                 .await;
@@ -190,12 +193,30 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_err)?;
+        // The account must still exist: an erased user's tokens (those issued before token
+        // listings existed are not deleted with it) never rotate again.
+        let account_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(codec::user_pk(user_id)))
+            .key("sk", s("PROFILE"))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        let list_new = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(refresh_listing_item(&new)))
+            .build()
+            .map_err(build_err)?;
         let items = vec![
             TransactWriteItem::builder().update(spend).build(),
             TransactWriteItem::builder()
                 .condition_check(not_revoked)
                 .build(),
             TransactWriteItem::builder().put(put_new).build(),
+            TransactWriteItem::builder()
+                .condition_check(account_exists)
+                .build(),
+            TransactWriteItem::builder().put(list_new).build(),
         ];
         match self.transact(items).await? {
             TxOutcome::Done => Ok(RotateOutcome::Rotated { user_id, family_id }),

@@ -2,17 +2,19 @@
 //! id claim that makes storing idempotent.
 //!
 //! Rules: both items are written in one transaction conditioned on the claim not existing,
-//! so the same document computed on two nodes (or twice on one) is stored once.
+//! so the same document computed on two nodes (or twice on one) is stored once. Marking a
+//! document superseded sets `sup` (the newer document's id) on its listing item, on condition
+//! that the item exists, so a listing shows it without a second read.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::codec::{n, s};
-use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid};
+use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err};
 use crate::store::{DocCursor, DocKind, DocPage, DocQuery, DocRecord, StoreError, StoreResult};
 
-fn pk(kind: DocKind, user: Uuid) -> String {
+pub(super) fn pk(kind: DocKind, user: Uuid) -> String {
     match kind {
         DocKind::Analysis => format!("ANALYSES#{user}"),
         DocKind::Insight => format!("INSIGHTS#{user}"),
@@ -30,7 +32,10 @@ fn claim_sk(id: Uuid) -> String {
 
 fn from_item(item: &Item) -> StoreResult<DocRecord> {
     Ok(DocRecord {
-        superseded_by: None,
+        superseded_by: match item.get("sup") {
+            Some(_) => Some(attr_uuid(item, "sup")?),
+            None => None,
+        },
         id: attr_uuid(item, "id")?,
         user_id: attr_uuid(item, "uid")?,
         created_at: Utc
@@ -83,6 +88,42 @@ impl DynamoStore {
                 "storing the {} was cancelled: {r:?}",
                 kind.as_str()
             ))),
+        }
+    }
+
+    pub(super) async fn set_superseded_item(
+        &self,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
+    ) -> StoreResult<bool> {
+        let Some(claim) = self.get(pk(kind, user), &claim_sk(id)).await? else {
+            return Ok(false);
+        };
+        let lsk = attr_s(&claim, "lsk")?.to_owned();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(kind, user)))
+            .key("sk", s(lsk))
+            .condition_expression("attribute_exists(pk)");
+        req = match by {
+            Some(by) => req
+                .update_expression("SET sup = :by")
+                .expression_attribute_values(":by", s(by.to_string())),
+            None => req.update_expression("REMOVE sup"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err(e)),
         }
     }
 

@@ -13,7 +13,7 @@ use super::codec::{n, s};
 use super::{DynamoStore, Item, attr_i64, attr_s, attr_uuid, map_err, ms_to_utc, schema};
 use crate::store::{AuditPage, AuditRecord, StoreResult};
 
-fn audit_pk(owner: Uuid) -> String {
+pub(super) fn audit_pk(owner: Uuid) -> String {
     format!("AUDIT#{owner}")
 }
 

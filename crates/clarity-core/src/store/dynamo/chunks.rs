@@ -1,111 +1,24 @@
 //! Samples in per-user, per-kind, per-hour chunk items.
 //!
 //! Rules:
-//! - A sample is written as `SET #i = if_not_exists(#i, :v)` on its chunk with
-//!   `ReturnValues=UPDATED_OLD`: DynamoDB returns an old value exactly for the ids that were
-//!   already there, which is the new/duplicate answer, atomically and without a read. Retries
-//!   of a half-written batch and two nodes writing the same batch therefore store each
-//!   sample once.
-//! - Duplicate ids inside one batch are settled here (first wins), as SQLite does.
-//! - Ids are unique per (user, kind, hour) on this backend: SQLite also refuses an id reused
-//!   for another kind or hour, DynamoDB would need one item per sample to do so.
+//! - Chunks are written only by the sync-v2 write path ([`super::writes`]): SET of the
+//!   samples a committed part stores, REMOVE of the ones it moves or deletes, in the same
+//!   transaction as their id-index items. So a chunk holds exactly the live samples: reads
+//!   never see a deleted one, and an updated one appears once, in its new chunk.
+//! - The earlier insert-only path (`SET #i = if_not_exists(#i, :v)`, no index) is kept for
+//!   tests only, to write the legacy data the start-up migration ([`super::legacy`]) indexes.
 //! - Reads merge the per-kind chunk ranges into the `(start, id)` order SQLite gives.
 
-use std::collections::{HashMap, HashSet};
-
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use uuid::Uuid;
 
 use super::codec::{self, SAMPLE_ATTR_PREFIX, s};
-use super::{DynamoStore, Item, map_err};
+use super::{DynamoStore, Item};
 use crate::samples::{Kind, Sample};
 use crate::store::{Cursor, SamplePage, SampleQuery, StoreResult};
 
-/// Samples per UpdateItem: keeps the update expression under DynamoDB's 4 KB limit
-/// (`#iNN = if_not_exists(#iNN, :vNN), ` is ~35 bytes).
-const UPDATE_SAMPLES: usize = 100;
-
-/// UpdateItem calls of one batch in flight at once.
-const UPDATE_CONCURRENCY: usize = 16;
-
 impl DynamoStore {
-    pub(super) async fn put_samples(
-        &self,
-        user: Uuid,
-        samples: Vec<Sample>,
-    ) -> StoreResult<Vec<bool>> {
-        let mut new = vec![false; samples.len()];
-        // (kind, hour) → indices into `samples`, first occurrence of each id only.
-        let mut chunks: HashMap<(Kind, i64), Vec<usize>> = HashMap::new();
-        let mut seen = HashSet::with_capacity(samples.len());
-        for (i, sample) in samples.iter().enumerate() {
-            if seen.insert(sample.id.as_str()) {
-                let key = (sample.kind, codec::bucket_of(sample.start.utc_ms));
-                chunks.entry(key).or_default().push(i);
-            }
-        }
-        let pk = codec::samples_pk(user);
-        let updates = chunks.into_iter().flat_map(|((kind, bucket), idx)| {
-            let sk = codec::chunk_sk(kind, bucket);
-            idx.chunks(UPDATE_SAMPLES)
-                .map(|part| (sk.clone(), part.to_vec()))
-                .collect::<Vec<_>>()
-        });
-        let results: Vec<(Vec<usize>, Item)> = stream::iter(updates)
-            .map(|(sk, part)| {
-                let req = self.chunk_update(&pk, sk, &part, &samples);
-                async move {
-                    let _slot = self.inflight.acquire().await.map_err(|_| {
-                        crate::store::StoreError::Unavailable("store closed".into())
-                    })?;
-                    let out = req.send().await.map_err(map_err)?;
-                    Ok::<_, crate::store::StoreError>((part, out.attributes.unwrap_or_default()))
-                }
-            })
-            .buffer_unordered(UPDATE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (part, old) in results {
-            for i in part {
-                new[i] = !old.contains_key(&format!("{SAMPLE_ATTR_PREFIX}{}", samples[i].id));
-            }
-        }
-        Ok(new)
-    }
-
-    fn chunk_update(
-        &self,
-        pk: &str,
-        sk: String,
-        part: &[usize],
-        samples: &[Sample],
-    ) -> UpdateItemFluentBuilder {
-        let mut expr = String::with_capacity(part.len() * 36 + 4);
-        expr.push_str("SET ");
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .return_values(ReturnValue::UpdatedOld);
-        for (j, &i) in part.iter().enumerate() {
-            if j > 0 {
-                expr.push_str(", ");
-            }
-            expr.push_str(&format!("#i{j} = if_not_exists(#i{j}, :v{j})"));
-            req = req
-                .expression_attribute_names(
-                    format!("#i{j}"),
-                    format!("{SAMPLE_ATTR_PREFIX}{}", samples[i].id),
-                )
-                .expression_attribute_values(format!(":v{j}"), codec::encode_sample(&samples[i]));
-        }
-        req.update_expression(expr)
-    }
-
     pub(super) async fn read_samples(&self, user: Uuid, q: SampleQuery) -> StoreResult<SamplePage> {
         let limit = q.limit.max(1);
         let (after_ms, after_id) = match &q.after {

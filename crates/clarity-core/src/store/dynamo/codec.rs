@@ -8,6 +8,9 @@
 //! [`HAS_EXTRA`], then a length-prefixed [`Extra`] record before the source), so that a server
 //! that only knows format 1 skips it instead of misreading the extra bytes as its source;
 //! every other sample stays format 1, byte for byte, and format 1 blobs decode as before.
+//! A sample with a client `version` is written as format 3 (flag [`HAS_VERSION`], the version
+//! as 8 bytes after the end, extra fields optional), so that a server that predates versions
+//! skips it rather than serving it without the version that decides its updates.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -26,9 +29,11 @@ pub const SAMPLE_ATTR_PREFIX: &str = "i:";
 
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
+const FORMAT_V3: u8 = 3;
 const HAS_END: u8 = 1;
 const HAS_SOURCE: u8 = 2;
 const HAS_EXTRA: u8 = 4;
+const HAS_VERSION: u8 = 8;
 
 pub fn user_pk(id: Uuid) -> String {
     format!("USER#{id}")
@@ -90,7 +95,12 @@ pub fn encode_sample(sample: &Sample) -> AttributeValue {
     if extra.is_some() {
         flags |= HAS_EXTRA;
     }
-    buf.push(if extra.is_some() {
+    if sample.version.is_some() {
+        flags |= HAS_VERSION;
+    }
+    buf.push(if sample.version.is_some() {
+        FORMAT_V3
+    } else if extra.is_some() {
         FORMAT_V2
     } else {
         FORMAT_V1
@@ -102,6 +112,9 @@ pub fn encode_sample(sample: &Sample) -> AttributeValue {
     if let Some(end) = sample.end {
         buf.extend_from_slice(&end.utc_ms.to_le_bytes());
         buf.extend_from_slice(&end.offset_secs.to_le_bytes());
+    }
+    if let Some(version) = sample.version {
+        buf.extend_from_slice(&version.to_le_bytes());
     }
     if let Some(extra) = extra {
         // A few dozen bytes: `activity` is at most 64, the rest numbers.
@@ -120,11 +133,14 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
     };
     let mut r = Reader(blob.as_ref());
     let format = r.take(1)?[0];
-    if format != FORMAT_V1 && format != FORMAT_V2 {
-        return None;
-    }
     let flags = r.take(1)?[0];
-    if (flags & HAS_EXTRA != 0) != (format == FORMAT_V2) {
+    let consistent = match format {
+        FORMAT_V1 => flags & (HAS_EXTRA | HAS_VERSION) == 0,
+        FORMAT_V2 => flags & (HAS_EXTRA | HAS_VERSION) == HAS_EXTRA,
+        FORMAT_V3 => flags & HAS_VERSION != 0,
+        _ => false,
+    };
+    if !consistent {
         return None;
     }
     let start = Timestamp {
@@ -140,6 +156,11 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
     } else {
         None
     };
+    let version = if flags & HAS_VERSION != 0 {
+        Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?))
+    } else {
+        None
+    };
     let extra = if flags & HAS_EXTRA != 0 {
         let len = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
         Some(Box::new(Extra::from_bytes(r.take(usize::from(len))?)?))
@@ -152,7 +173,7 @@ pub fn decode_sample(id: &str, kind: Kind, value: &AttributeValue) -> Option<Sam
         None
     };
     Some(Sample {
-        version: None,
+        version,
         id: id.to_owned(),
         kind,
         start,
@@ -267,6 +288,31 @@ mod tests {
             &AttributeValue::B(Blob::new(&V1_BLOB[..])),
         );
         assert!(decoded.is_some_and(|d| d.extra.is_none()));
+    }
+
+    #[test]
+    fn versions_round_trip_as_format_3() {
+        for s in [
+            Sample {
+                version: Some(0),
+                ..sample(true, Some("watch"))
+            },
+            Sample {
+                version: Some(9_007_199_254_740_991),
+                ..with_extra(sample(false, None), Some(70.0), None)
+            },
+        ] {
+            let blob = encode_sample(&s);
+            let AttributeValue::B(b) = &blob else {
+                unreachable!()
+            };
+            assert_eq!(b.as_ref()[0], FORMAT_V3, "an old server must skip it");
+            assert_eq!(decode_sample(&s.id, s.kind, &blob), Some(s.clone()));
+            for len in 0..30.min(b.as_ref().len()) {
+                let cut = AttributeValue::B(Blob::new(&b.as_ref()[..len]));
+                assert!(decode_sample("x", s.kind, &cut).is_none(), "len {len}");
+            }
+        }
     }
 
     #[test]

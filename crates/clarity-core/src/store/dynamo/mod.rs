@@ -17,8 +17,15 @@ mod analyses;
 mod audit;
 mod chunks;
 mod codec;
+mod erase;
+mod feed;
+mod legacy;
+mod plan;
 pub mod schema;
 mod streams;
+#[cfg(test)]
+mod tests;
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,11 +43,10 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{
-    AuditPage, AuditRecord, DocKind, DocPage, DocQuery, DocRecord, RefreshTokenRecord,
-    RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError, StoreResult,
-    StreamEvent, UserRecord,
+    AuditPage, AuditRecord, ChangePage, DocKind, DocPage, DocQuery, DocRecord, Erased,
+    RefreshTokenRecord, RotateOutcome, SampleOp, SamplePage, SampleQuery, ShareRecord, Store,
+    StoreError, StoreResult, StreamEvent, UserRecord, WriteResult,
 };
-use crate::samples::Sample;
 use codec::{n, s};
 
 /// Settings for [`DynamoStore::connect`].
@@ -81,6 +87,8 @@ pub struct DynamoStore {
     throttled_at: AtomicI64,
     /// The table's epoch, read (or created) on first use.
     epoch: tokio::sync::OnceCell<String>,
+    /// Serialises this node's sample writes per user (see `writes`).
+    user_locks: writes::UserLocks,
 }
 
 /// What to set when no credentials are found: one line instead of the SDK's provider chain.
@@ -158,7 +166,12 @@ impl DynamoStore {
             "DynamoDB table {table} does not exist: run `clarity migrate --store dynamodb` \
              with the same flags, or deploy the stack in deploy/"
         );
-        Ok(DynamoStore::with_client(client, opts))
+        let store = DynamoStore::with_client(client, opts);
+        // Samples stored before the id index existed must be indexed before any delete or
+        // update could miss them (see `legacy`). Not bounded by the store timeout: it runs
+        // once, over the whole table.
+        store.migrate_legacy().await?;
+        Ok(store)
     }
 
     pub fn with_client(client: Client, opts: &DynamoOptions) -> DynamoStore {
@@ -172,6 +185,7 @@ impl DynamoStore {
             inflight: Semaphore::new(opts.max_inflight.max(1)),
             throttled_at: AtomicI64::new(i64::MIN / 2),
             epoch: tokio::sync::OnceCell::new(),
+            user_locks: writes::UserLocks::default(),
         }
     }
 
@@ -333,70 +347,52 @@ fn user_from_item(item: &Item) -> StoreResult<UserRecord> {
 
 #[async_trait]
 impl Store for DynamoStore {
-    // BASE-BRANCH PLACEHOLDERS: replaced by the sync-v2 store work before this reaches main.
-    async fn write_samples(
-        &self,
-        user: Uuid,
-        ops: Vec<crate::store::SampleOp>,
-    ) -> StoreResult<crate::store::WriteResult> {
-        use crate::store::{OpOutcome, SampleOp};
-        let mut samples = Vec::with_capacity(ops.len());
-        for op in ops {
-            match op {
-                SampleOp::Put(s) => samples.push(s),
-                SampleOp::Delete(_) => {
-                    return Err(StoreError::Unavailable(
-                        "delete: not implemented yet".into(),
-                    ));
-                }
-            }
+    async fn write_samples(&self, user: Uuid, ops: Vec<SampleOp>) -> StoreResult<WriteResult> {
+        if ops.is_empty() {
+            return Ok(WriteResult::default());
         }
-        let new = self.insert_samples(user, samples).await?;
-        Ok(crate::store::WriteResult {
-            outcomes: new
-                .into_iter()
-                .map(|n| {
-                    if n {
-                        OpOutcome::Inserted
-                    } else {
-                        OpOutcome::Duplicate
-                    }
-                })
-                .collect(),
-            ..Default::default()
-        })
+        let weight = u32::try_from(ops.len()).map_err(|_| StoreError::Overloaded)?;
+        let _budget = self
+            .pending_samples
+            .clone()
+            .try_acquire_many_owned(weight)
+            .map_err(|_| StoreError::Overloaded)?;
+        self.bounded(self.user_locks.with(user, async {
+            let _slot = self
+                .inflight
+                .acquire()
+                .await
+                .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+            self.write_ops(user, ops).await
+        }))
+        .await
     }
-    async fn changes(
-        &self,
-        _user: Uuid,
-        _after: u64,
-        _limit: usize,
-    ) -> StoreResult<crate::store::ChangePage> {
-        Err(StoreError::Unavailable(
-            "changes: not implemented yet".into(),
-        ))
+
+    async fn changes(&self, user: Uuid, after: u64, limit: usize) -> StoreResult<ChangePage> {
+        self.bounded(self.change_items(user, after, limit)).await
     }
-    async fn erase_user(&self, _user: Uuid) -> StoreResult<crate::store::Erased> {
-        Err(StoreError::Unavailable(
-            "erase_user: not implemented yet".into(),
-        ))
+
+    async fn erase_user(&self, user: Uuid) -> StoreResult<Erased> {
+        // Not bounded by the store timeout: a large account takes many batches, and every
+        // step is idempotent, so a slow erasure is better finished than cut off.
+        self.erase(user, None).await
     }
+
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
-        Err(StoreError::Unavailable(
-            "pending_erasures: not implemented yet".into(),
-        ))
+        self.bounded(self.pending_erasure_items()).await
     }
+
     async fn set_superseded(
         &self,
-        _kind: DocKind,
-        _user: Uuid,
-        _id: Uuid,
-        _by: Option<Uuid>,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
     ) -> StoreResult<bool> {
-        Err(StoreError::Unavailable(
-            "set_superseded: not implemented yet".into(),
-        ))
+        self.bounded(self.set_superseded_item(kind, user, id, by))
+            .await
     }
+
     async fn ping(&self) -> StoreResult<()> {
         let since = Utc::now().timestamp_millis() - self.throttled_at.load(Ordering::Relaxed);
         if since < THROTTLE_MEMORY_MS {
@@ -435,6 +431,15 @@ impl Store for DynamoStore {
 
     async fn insert_refresh_token(&self, token: RefreshTokenRecord) -> StoreResult<()> {
         self.bounded(async {
+            // The listing first: a listing without its token is harmless, a token without
+            // one would survive the erasure of its user.
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(refresh_listing_item(&token)))
+                .send()
+                .await
+                .map_err(map_err)?;
             self.client
                 .put_item()
                 .table_name(&self.table)
@@ -465,19 +470,6 @@ impl Store for DynamoStore {
     ) -> StoreResult<Option<Uuid>> {
         self.bounded(self.revoke_family_of(token_hash, user, keep_until))
             .await
-    }
-
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
-        if samples.is_empty() {
-            return Ok(Vec::new());
-        }
-        let weight = u32::try_from(samples.len()).map_err(|_| StoreError::Overloaded)?;
-        let _budget = self
-            .pending_samples
-            .clone()
-            .try_acquire_many_owned(weight)
-            .map_err(|_| StoreError::Overloaded)?;
-        self.bounded(self.put_samples(user, samples)).await
     }
 
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
@@ -571,6 +563,19 @@ impl Store for DynamoStore {
 /// Seconds past a refresh token's expiry after which DynamoDB may delete it (and its family
 /// marker): long enough that a replay of a spent token is still recognised as one.
 const REFRESH_TTL_GRACE_SECS: i64 = 7 * 24 * 3600;
+
+/// `USER#<uid>` / `RT#<hash>`: lists a user's refresh tokens, so that erasing the user finds
+/// them (token items are keyed by hash alone).
+fn refresh_listing_item(t: &RefreshTokenRecord) -> Item {
+    Item::from([
+        ("pk".to_owned(), s(codec::user_pk(t.user_id))),
+        ("sk".to_owned(), s(codec::refresh_pk(&t.token_hash))),
+        (
+            schema::TTL_ATTR.to_owned(),
+            n(t.expires_at.timestamp() + REFRESH_TTL_GRACE_SECS),
+        ),
+    ])
+}
 
 fn refresh_item(t: &RefreshTokenRecord) -> Item {
     Item::from([

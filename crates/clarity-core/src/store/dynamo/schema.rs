@@ -9,14 +9,20 @@
 //! | email claim     | `EMAIL#<email>`    | `EMAIL`               | uid + a copy of the account (one read at login) |
 //! | refresh token   | `RT#<sha256 hex>`  | `RT`                  | uid, fam, exp, used?, ttl                |
 //! | revoked family  | `RTF#<uuid>`       | `RTF`                 | revoked, ttl                             |
+//! | token listing   | `USER#<uuid>`      | `RT#<sha256 hex>`     | ttl (erasure finds the tokens)           |
 //! | sample chunk    | `SAMPLES#<uuid>`   | `<kind:02>#<hour:010>`| `i:<sample id>` → binary sample          |
+//! | sample index    | `SID#<uuid>`       | `<sample id>`         | k, b (chunk), v, q; tombstone: del, ttl  |
+//! | change head     | `CHG#<uuid>`       | `HEAD`                | seq (last change seq)                    |
+//! | change log      | `CHG#<uuid>`       | `C#<first seq:020>`   | c (changes of one transaction), last     |
+//! | pending erasure | `ERASURES`         | `<uuid>`              | since, email                             |
 //! | audit entry     | `AUDIT#<owner>`    | `E#<UUIDv7>`          | actor, action, target, at, ip, ua, exp, ttl |
 //!
 //! Why: the account and its email claim are written in one transaction, so an email is unique
 //! without a GSI (GSIs are eventually consistent and could not enforce it). A sample chunk
 //! holds one user's samples of one kind for one UTC hour; a sample is an attribute named by
-//! its id, written with `if_not_exists`, so retries and two nodes racing on the same batch
-//! store it once without reading first. A week of minute activity is 168 items, not 10,080.
+//! its id. Which chunk holds an id, its version or its tombstone is in the id index, written
+//! in the same transaction as the chunk and the change log (see `writes`). A week of minute
+//! activity is 168 items to read, not 10,080. Tombstones expire by TTL (`TOMBSTONE_DAYS`).
 
 use std::time::Duration;
 

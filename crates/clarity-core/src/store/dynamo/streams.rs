@@ -22,19 +22,19 @@ use crate::store::{DocKind, ShareRecord, StoreError, StoreResult, StreamEvent};
 /// Events expire from DynamoDB after this long, whatever the history limit.
 const EVENT_TTL_SECS: i64 = 30 * 24 * 3600;
 
-fn share_pk(id: Uuid) -> String {
+pub(super) fn share_pk(id: Uuid) -> String {
     format!("SHARE#{id}")
 }
 
-fn claim_pk(owner: Uuid, grantee: Uuid, scope: DocKind) -> String {
+pub(super) fn claim_pk(owner: Uuid, grantee: Uuid, scope: DocKind) -> String {
     format!("SHAREKEY#{owner}#{grantee}#{}", scope.stream())
 }
 
-fn list_pk(user: Uuid) -> String {
+pub(super) fn list_pk(user: Uuid) -> String {
     format!("SHARES#{user}")
 }
 
-fn stream_pk(user: Uuid, kind: DocKind) -> String {
+pub(super) fn stream_pk(user: Uuid, kind: DocKind) -> String {
     format!("STREAM#{user}#{}", kind.stream())
 }
 
@@ -54,7 +54,7 @@ fn share_item(sh: &ShareRecord, pk: String, sk: &str) -> Item {
     ])
 }
 
-fn share_from_item(item: &Item) -> StoreResult<ShareRecord> {
+pub(super) fn share_from_item(item: &Item) -> StoreResult<ShareRecord> {
     let scope = attr_s(item, "scope")?;
     Ok(ShareRecord {
         id: attr_uuid(item, "id")?,
