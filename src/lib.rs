@@ -7,8 +7,8 @@
 //! that `clarity::store::Store` and `clarity_core::store::Store` are the same item.
 
 pub use clarity_core::{
-    analytics, audit, auth, bus, ingest, insights, pipeline, protocol, rate, samples, scoring,
-    store, streams, window,
+    analytics, audit, auth, bus, ingest, insights, interop, pipeline, protocol, rate, samples,
+    scoring, store, streams, window,
 };
 
 pub mod app;

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod bus;
 pub mod ingest;
 pub mod insights;
+pub mod interop;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
