@@ -2,7 +2,8 @@
 //! extractors they share.
 //!
 //! Rules:
-//! - Every response, errors included, is JSON (bar `/metrics` and the `/dashboard` files).
+//! - Every response, errors included, is JSON (bar `/metrics`, the `/dashboard` files and
+//!   the bodies of `/api/v1/export/*`, which are in the format asked for: FHIR, NDJSON, CSV).
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
 //! - Every REST route is documented: [`api`] holds them all, each registered from its
@@ -16,8 +17,10 @@ mod auth;
 pub mod client_ip;
 mod dashboard;
 pub mod error;
+mod export;
 mod health_data;
 mod insights;
+mod omh_import;
 pub mod openapi;
 mod ops;
 pub mod origin;
@@ -48,6 +51,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
+        .merge(export::router())
+        .merge(omh_import::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())
