@@ -87,6 +87,10 @@ pub fn data_point(sample: &Sample, created: &str) -> Option<Value> {
                 json!("at rest"),
             );
         }
+        // step-count 2.0 holds a plain number (3.0, deprecated, a unit-value).
+        Kind::StepCount => {
+            body.insert(o.property.into(), number(sample.value));
+        }
         _ => {
             body.insert(o.property.into(), unit_value(sample.value, o.unit));
         }
@@ -227,16 +231,20 @@ fn schema_names() -> String {
     names.join(", ")
 }
 
-/// `{value, unit}` of a body property.
-fn read_unit_value(body: &Value, property: &str) -> Result<(Value, Value), Refusal> {
+/// `{value, unit}` of a body property; a plain number (step-count 2.0) has no unit, so the
+/// kind's canonical one applies.
+fn read_unit_value(body: &Value, property: &str) -> Result<(Value, Option<Value>), Refusal> {
     let uv = body.get(property).ok_or_else(|| {
         refuse(
             "invalid_value",
             format!("body.{property} is required: {{\"value\": number, \"unit\": string}}"),
         )
     })?;
+    if uv.is_number() {
+        return Ok((uv.clone(), None));
+    }
     match (uv.get("value"), uv.get("unit")) {
-        (Some(v), Some(u)) if v.is_number() && u.is_string() => Ok((v.clone(), u.clone())),
+        (Some(v), Some(u)) if v.is_number() && u.is_string() => Ok((v.clone(), Some(u.clone()))),
         _ => Err(refuse(
             "invalid_value",
             format!("body.{property} must be {{\"value\": number, \"unit\": string}}"),
@@ -320,7 +328,7 @@ pub fn to_sample_input(point: &Value) -> Result<Value, Refusal> {
                 ));
             }
             s.insert("value".into(), v);
-            s.insert("unit".into(), u);
+            s.extend(u.map(|u| ("unit".to_owned(), u)));
             s.insert("diastolic".into(), d);
         }
         Kind::Workout => {
@@ -336,13 +344,13 @@ pub fn to_sample_input(point: &Value) -> Result<Value, Refusal> {
                 )
             })?;
             s.insert("value".into(), v);
-            s.insert("unit".into(), u);
+            s.extend(u.map(|u| ("unit".to_owned(), u)));
             s.insert("activity".into(), json!(activity));
         }
         _ => {
             let (v, u) = read_unit_value(body, o.property)?;
             s.insert("value".into(), v);
-            s.insert("unit".into(), u);
+            s.extend(u.map(|u| ("unit".to_owned(), u)));
         }
     }
     if let Some(source) = header
@@ -430,7 +438,7 @@ mod tests {
                 "invalid_time",
             ),
             (
-                json!({"header": {"id": "a", "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"}}, "body": {"heart_rate": 60, "effective_time_frame": {"date_time": "2026-01-01T00:00:00Z"}}}),
+                json!({"header": {"id": "a", "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"}}, "body": {"heart_rate": "60", "effective_time_frame": {"date_time": "2026-01-01T00:00:00Z"}}}),
                 "invalid_value",
             ),
         ];
@@ -446,7 +454,7 @@ mod tests {
         assert!(id.starts_with("omh-") && id.len() == 36, "{id}");
         assert_eq!(sample_id(&long), id);
         let point = json!({"header": {"id": long, "schema_id": {"namespace": "omh", "name": "step-count", "version": "2.0"}},
-            "body": {"step_count": {"value": 10, "unit": "steps"}, "effective_time_frame": {"time_interval": {"start_date_time": "2026-01-01T00:00:00+01:00", "duration": {"value": 15, "unit": "min"}}}}});
+            "body": {"step_count": 10, "effective_time_frame": {"time_interval": {"start_date_time": "2026-01-01T00:00:00+01:00", "duration": {"value": 15, "unit": "min"}}}}});
         let s = to_sample_input(&point).unwrap();
         assert_eq!(s["end"], "2026-01-01T00:15:00+01:00");
         assert_eq!(s["id"], id);

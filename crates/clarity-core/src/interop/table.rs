@@ -112,7 +112,8 @@ pub struct Omh {
     pub version: &'static str,
     /// The body property holding the value (a unit-value object).
     pub property: &'static str,
-    /// The unit written on export (Clarity's canonical unit under Open mHealth's name).
+    /// The unit written on export (Clarity's canonical unit under Open mHealth's name; for
+    /// step-count 2.0, whose value is a plain number, the canonical unit itself).
     pub unit: &'static str,
 }
 
@@ -176,7 +177,7 @@ pub const TABLE: [Mapping; 20] = [
         loinc("55423-8", "Number of steps in unspecified time Pedometer"),
         ucum("{steps}", "steps"),
         Activity,
-        omh("step-count", "2.0", "step_count", "steps"),
+        omh("step-count", "2.0", "step_count", "count"),
     ),
     row(
         Kind::HeartRate,
