@@ -4,7 +4,7 @@
 //! shows it (a test checks that every code here appears there).
 //!
 //! Rules:
-//! - A kind with a LOINC code uses it; a kind without one (checked against LOINC: no code
+//! - A kind with a LOINC code uses it; a kind without one (no LOINC code
 //!   names a wearable's activity count, an RMSSD, a sleep stage interval, a workout as one
 //!   reading, a mindfulness session or a mood valence) gets a code in Clarity's own code
 //!   system, [`CLARITY_CODES`], never a near LOINC code that means something else.
@@ -379,6 +379,37 @@ mod tests {
                     .map(|u| u.is_identity())
                     .unwrap_or(true);
                 assert!(canonical, "{:?}: {}", m.kind, u.code);
+            }
+        }
+    }
+
+    #[test]
+    fn docs_show_the_whole_table() {
+        let doc = include_str!("../../../../docs/interop.md");
+        for m in TABLE {
+            let f = m.fhir;
+            for code in std::iter::once(f.code).chain(f.also.iter().copied()) {
+                assert!(
+                    doc.contains(&format!("`{}`", code.code)),
+                    "docs/interop.md lacks {}",
+                    code.code
+                );
+            }
+            if let Some(u) = f.unit {
+                assert!(
+                    doc.contains(&format!("`{}`", u.code)),
+                    "docs/interop.md lacks {}",
+                    u.code
+                );
+            }
+            assert!(
+                doc.contains(&format!("| `{}` |", m.kind.as_str())),
+                "docs/interop.md lacks {:?}",
+                m.kind
+            );
+            if let Some(o) = m.omh {
+                let id = format!("`omh:{}:{}`", o.schema, o.version);
+                assert!(doc.contains(&id), "docs/interop.md lacks {id}");
             }
         }
     }
