@@ -11,6 +11,7 @@ pub use clarity_core::{
     scoring, store, streams, window,
 };
 
+pub mod analyze_batch;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,7 @@ mod browser;
 mod browser_phone;
 mod bus;
 mod cli_analyze;
+mod cli_analyze_batch;
 mod cli_errors;
 mod cli_flags;
 mod cognito;
