@@ -26,7 +26,10 @@ pub fn every_kind() -> Vec<Value> {
     let watch = "Apple Watch";
     let mut v = vec![
         json!({"id": "steps-1", "kind": "step_count", "start": at(0), "end": at(10), "value": 500, "source": "iPhone"}),
-        json!({"id": "hr-1", "kind": "heart_rate", "start": at(1), "value": 72, "source": watch}),
+        // Version and provenance (sync v2): kept through every format where the server
+        // stores them.
+        json!({"id": "hr-1", "kind": "heart_rate", "start": at(1), "value": 72, "source": watch, "version": 3,
+               "provenance": {"device": {"name": watch, "manufacturer": "Apple Inc.", "model": "Watch7,2", "hardware_version": "Watch7,2", "software_version": "11.1"}, "app": "com.apple.health", "method": "automatic"}}),
         json!({"id": "hrv-1", "kind": "heart_rate_variability", "start": at(2), "value": 45.5, "source": watch}),
         json!({"id": "rr-1", "kind": "respiratory_rate", "start": at(3), "value": 14, "source": watch}),
         json!({"id": "spo2-1", "kind": "oxygen_saturation", "start": at(4), "value": 97, "source": watch}),
@@ -34,7 +37,8 @@ pub fn every_kind() -> Vec<Value> {
         json!({"id": "sleep-1", "kind": "sleep_stage", "start": at(-300), "end": at(-270), "value": "deep", "source": watch}),
         json!({"id": "rmssd-1", "kind": "heart_rate_variability_rmssd", "start": at(6), "value": 30, "source": "Pixel Watch"}),
         json!({"id": "rhr-1", "kind": "resting_heart_rate", "start": at(7), "value": 55, "source": watch}),
-        json!({"id": "bp-1", "kind": "blood_pressure", "start": at(8), "value": 120, "diastolic": 80.5, "source": omron}),
+        json!({"id": "bp-1", "kind": "blood_pressure", "start": at(8), "value": 120, "diastolic": 80.5, "source": omron,
+               "provenance": {"device": {"name": omron, "manufacturer": "Omron", "model": "HEM-7600T"}, "method": "manual"}}),
         json!({"id": "bg-1", "kind": "blood_glucose", "start": at(9), "value": 95, "source": "Dexcom G7"}),
         json!({"id": "kcal-1", "kind": "active_energy", "start": at(10), "end": at(20), "value": 12.5, "source": watch}),
         json!({"id": "dist-1", "kind": "distance", "start": at(10), "end": at(20), "value": 800, "source": watch}),
@@ -181,6 +185,8 @@ async fn every_kind_exports_as_a_valid_observation_with_its_code_offset_and_devi
         "every sample and the analysis"
     );
     let patient = format!("Patient/{}", user.user_id);
+    // What the server kept of each sample (provenance once the server stores it).
+    let stored = app.all_samples(&user.access, "").await;
     for s in &samples {
         let id = s["id"].as_str().unwrap();
         let kind = s["kind"].as_str().unwrap();
@@ -253,6 +259,12 @@ async fn every_kind_exports_as_a_valid_observation_with_its_code_offset_and_devi
                 o.get("device").is_none() && o.get("contained").is_none(),
                 "{kind}"
             ),
+        }
+        let kept = stored.iter().find(|x| x["id"] == id).unwrap();
+        if let Some(device) = kept.pointer("/provenance/device") {
+            let d = &o["contained"][0];
+            assert_eq!(d["manufacturer"], device["manufacturer"], "{kind}");
+            assert_eq!(d["modelNumber"], device["model"], "{kind}");
         }
     }
     let analysis = entries
