@@ -5,16 +5,17 @@
 //! - Minute series: one row per UTC minute that has an activity_count sample, times in UTC
 //!   (`...Z`, whole minutes), strictly increasing; minutes without a sample are left out (the
 //!   reader takes a gap as missing minutes). A sample counts in the minute it starts in; where
-//!   several sources have one in the same minute, the one the window would take wins
-//!   ([`crate::samples::sources::minute_priority`]), so the file describes what the server
-//!   analyses. Samples must arrive in start order (the store's listing order).
+//!   several sources have one in the same minute, the one the window would take wins (the
+//!   order of [`crate::samples::sources::minute_priority`]: a manual entry, then the source's
+//!   [`rank`], then the smaller name), so the file describes what the server analyses. Samples must arrive in start order (the store's listing order).
 //! - Long format: RFC 4180 quoting (a field with a comma, quote or line break is quoted, quotes
 //!   doubled); values in the kind's canonical unit, sleep stages by name, empty for absent.
 
 use chrono::{SecondsFormat, TimeZone, Utc};
 
 use crate::analytics::csv::HEADER as MINUTE_HEADER;
-use crate::samples::sources::{UNNAMED_SOURCE, minute_priority};
+use crate::samples::provenance::RecordingMethod;
+use crate::samples::sources::{UNNAMED_SOURCE, rank};
 use crate::samples::{Sample, SleepStage};
 
 const MINUTE_MS: i64 = 60_000;
@@ -87,11 +88,23 @@ pub fn long_row(s: &Sample) -> String {
     out
 }
 
+/// The owner order of a minute: a manual entry first, then the source's rank, then the
+/// smaller name (a total order, as the window's).
+fn priority(s: &Sample) -> (bool, u8, std::cmp::Reverse<String>) {
+    let manual = s
+        .extra
+        .as_ref()
+        .and_then(|e| e.provenance.as_ref())
+        .is_some_and(|p| p.method == Some(RecordingMethod::Manual));
+    let source = s.source.as_deref().unwrap_or(UNNAMED_SOURCE);
+    (manual, rank(source), std::cmp::Reverse(source.to_owned()))
+}
+
 /// Builds the minute series from activity_count samples in start order.
 #[derive(Default)]
 pub struct MinuteWriter {
-    /// The minute being collected: (UTC minute, count, source).
-    current: Option<(i64, f64, String)>,
+    /// The minute being collected: (UTC minute, count, owner priority).
+    current: Option<(i64, f64, (bool, u8, std::cmp::Reverse<String>))>,
 }
 
 impl MinuteWriter {
@@ -107,18 +120,18 @@ impl MinuteWriter {
     /// Takes the next sample; returns the finished row of the previous minute, if any.
     pub fn push(&mut self, s: &Sample) -> Option<String> {
         let minute = s.start.utc_ms.div_euclid(MINUTE_MS);
-        let source = s.source.as_deref().unwrap_or(UNNAMED_SOURCE);
+        let p = priority(s);
         match &mut self.current {
             Some((m, value, owner)) if *m == minute => {
-                if minute_priority(source) > minute_priority(owner) {
+                if p > *owner {
                     *value = s.value;
-                    *owner = source.to_owned();
+                    *owner = p;
                 }
                 None
             }
             _ => self
                 .current
-                .replace((minute, s.value, source.to_owned()))
+                .replace((minute, s.value, p))
                 .map(|(m, v, _)| row(m, v)),
         }
     }
