@@ -90,7 +90,9 @@ pub fn long_row(s: &Sample) -> String {
 
 /// The owner order of a minute: a manual entry first, then the source's rank, then the
 /// smaller name (a total order, as the window's).
-fn priority(s: &Sample) -> (bool, u8, std::cmp::Reverse<String>) {
+type Priority = (bool, u8, std::cmp::Reverse<String>);
+
+fn priority(s: &Sample) -> Priority {
     let manual = s
         .extra
         .as_ref()
@@ -104,7 +106,7 @@ fn priority(s: &Sample) -> (bool, u8, std::cmp::Reverse<String>) {
 #[derive(Default)]
 pub struct MinuteWriter {
     /// The minute being collected: (UTC minute, count, owner priority).
-    current: Option<(i64, f64, (bool, u8, std::cmp::Reverse<String>))>,
+    current: Option<(i64, f64, Priority)>,
 }
 
 impl MinuteWriter {
