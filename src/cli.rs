@@ -23,8 +23,18 @@ const BATCH: usize = 5000;
 
 /// `clarity analyze`: the same analytics code path the server runs on a window.
 pub fn analyze(args: &AnalyzeArgs) -> ExitCode {
+    if let Some(batch) = &args.batch {
+        return crate::analyze_batch::ndjson(batch, args.jobs);
+    }
     let input = match (&args.samples, &args.input) {
         (Some(path), _) => return analyze_samples(path),
+        (None, Some(dir)) if dir.is_dir() => {
+            if args.per_minute.is_some() {
+                eprintln!("clarity analyze: --per-minute takes one input file, not a directory");
+                return ExitCode::from(2);
+            }
+            return crate::analyze_batch::directory(dir, args.jobs, args.utc_offset_minutes);
+        }
         (None, Some(input)) => input,
         // clap requires one of them.
         (None, None) => return ExitCode::from(2),

@@ -12,6 +12,7 @@ pub use clarity_core::{
     scoring, store, streams, window,
 };
 
+pub mod analyze_batch;
 pub mod app;
 pub mod backup;
 pub mod cli;

@@ -172,9 +172,22 @@ impl MigrateArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
-    /// Input CSV; an empty count is a missing minute.
-    #[arg(long, required_unless_present = "samples", conflicts_with = "samples")]
+    /// Input CSV; an empty count is a missing minute. A directory: every `*.csv` in it, by
+    /// name, one result a line (`{"id": file name, "result"|"error"}`), on all cores.
+    #[arg(
+        long,
+        required_unless_present_any = ["samples", "batch"],
+        conflicts_with_all = ["samples", "batch"]
+    )]
     pub input: Option<PathBuf>,
+    /// Input NDJSON of user-weeks, one a line: `{"id", "start" (RFC 3339, whole minute),
+    /// "counts": [number|null, ...], "utc_offset_minutes"?}`; one result a line
+    /// (`{"id", "result"|"error"}`) in input order, on all cores.
+    #[arg(long, conflicts_with_all = ["samples", "per_minute"])]
+    pub batch: Option<PathBuf>,
+    /// Worker threads for a directory or `--batch` (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
     /// Input JSON: an array of sample objects as clients send them (protocol/README.md).
     /// They go through the server's own ingest and analysis (validation, unit conversion,
     /// window, analysis document) on a throwaway store, and the analysis document is printed

@@ -126,7 +126,7 @@ pub(super) struct OwnerParam {
 
 /// The owner named by `user_id` (default `caller`), once the caller may read their `kind`.
 /// A refusal is recorded in the owner's audit log (`target` names what was asked for).
-async fn owner_for(
+pub(super) async fn owner_for(
     state: &AppState,
     caller: Uuid,
     origin: &Origin,
@@ -158,7 +158,7 @@ async fn owner_for(
 /// Records `caller`'s read of `owner`'s `target` before it is answered; own reads are not
 /// recorded. Fails (503, or 500 for a non-transient store failure) when the entry cannot be
 /// written: no unrecorded disclosure.
-async fn record_read(
+pub(super) async fn record_read(
     state: &AppState,
     caller: Uuid,
     owner: Uuid,

@@ -2,7 +2,8 @@
 //! extractors they share.
 //!
 //! Rules:
-//! - Every response, errors included, is JSON (bar `/metrics` and the `/dashboard` files).
+//! - Every response, errors included, is JSON (bar `/metrics`, the `/dashboard` files and
+//!   the bodies of `/api/v1/export/*`, which are in the format asked for: FHIR, NDJSON, CSV).
 //! - Request logs carry method, path and status, never the query string (it may hold an
 //!   `access_token`) nor bodies (health values, passwords).
 //! - Every REST route is documented: [`api`] holds them all, each registered from its
@@ -17,9 +18,11 @@ pub mod client_ip;
 mod dashboard;
 pub mod error;
 mod export;
+mod export_formats;
 mod health_data;
 mod imports;
 mod insights;
+mod omh_import;
 pub mod openapi;
 mod ops;
 pub mod origin;
@@ -54,6 +57,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health_data::router())
         .merge(imports::router())
         .merge(sample_delete::router())
+        .merge(export_formats::router())
+        .merge(omh_import::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())

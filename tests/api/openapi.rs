@@ -27,6 +27,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/health-data"),
     ("POST", "/api/v1/health-data/delete"),
     ("DELETE", "/api/v1/health-data/{id}"),
+    ("GET", "/api/v1/export/fhir"),
+    ("GET", "/api/v1/export/openmhealth"),
+    ("GET", "/api/v1/export/csv"),
+    ("POST", "/api/v1/import/openmhealth"),
     ("POST", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses/{id}"),
@@ -661,6 +665,56 @@ async fn responses_are_as_documented() {
             )
             .await;
         assert_eq!(a.status, want);
+    }
+
+    // Interchange formats: exports of those samples, and an Open mHealth import.
+    for (path, status) in [
+        ("/api/v1/export/fhir", 200),
+        ("/api/v1/export/fhir?format=ndjson", 200),
+        ("/api/v1/export/fhir?format=xml", 400),
+        ("/api/v1/export/openmhealth?format=ndjson", 200),
+        ("/api/v1/export/openmhealth?kind=mood", 400),
+        ("/api/v1/export/csv?kind=activity_count", 200),
+        ("/api/v1/export/csv", 200),
+        ("/api/v1/export/csv?format=wide", 400),
+    ] {
+        let template = path.split('?').next().unwrap();
+        let a = api.call(&app, "GET", template, path, t, Body::Empty).await;
+        assert_eq!(a.status.as_u16(), status, "{path}");
+    }
+    let a = api
+        .at(&app, "GET", "/api/v1/export/openmhealth", t, Body::Empty)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let points = a.body.clone();
+    let a = api
+        .at(
+            &app,
+            "POST",
+            "/api/v1/import/openmhealth",
+            t,
+            Body::Json(points),
+        )
+        .await;
+    // The caller's own points again: the sleep stage (the one mapped kind) is a duplicate.
+    assert_eq!(
+        (a.status, &a.body["duplicates"]),
+        (StatusCode::OK, &json!(1))
+    );
+    for (ctype, text, status) in [
+        ("application/x-ndjson", "nope", StatusCode::BAD_REQUEST),
+        ("text/csv", "a,b", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let a = api
+            .at(
+                &app,
+                "POST",
+                "/api/v1/import/openmhealth",
+                t,
+                Body::Raw(ctype, text.into()),
+            )
+            .await;
+        assert_eq!(a.status, status, "{ctype}");
     }
 
     // Analyses and insights (Grace has no data).
