@@ -13,6 +13,7 @@ mod admin;
 mod analyses;
 mod audit;
 mod auth;
+mod changes;
 pub mod client_ip;
 mod dashboard;
 pub mod error;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(user::router())
         .merge(health_data::router())
+        .merge(changes::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())

@@ -21,6 +21,7 @@ use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::{Store, StoreError};
+use crate::streams::feed::{self, Feed};
 use crate::window::service::WindowService;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -139,6 +140,8 @@ pub struct Ingest {
     user_samples: DashMap<Uuid, TokenBucket>,
     per_sec: u32,
     burst: u32,
+    /// Where writes that changed something are announced (change feed followers).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Ingest {
@@ -153,7 +156,14 @@ impl Ingest {
             user_samples: DashMap::new(),
             per_sec: budget.per_sec.max(1),
             burst: budget.burst.max(1),
+            feed: None,
         }
+    }
+
+    /// Announces every write that changes a user's samples to `feed`.
+    pub fn with_feed(mut self, feed: Arc<Feed>) -> Ingest {
+        self.feed = Some(feed);
+        self
     }
 
     /// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
@@ -211,6 +221,7 @@ impl Ingest {
                 return Err(e);
             }
         };
+        feed::announce(self.feed.as_deref(), user, new.contains(&true), None);
         // Duplicates are already in the window (or older than it): only new samples count.
         let fresh: Vec<Sample> = windowed
             .into_iter()

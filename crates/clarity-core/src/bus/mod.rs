@@ -1,5 +1,6 @@
 //! The bus between nodes: stream events, frames for a user's sessions, revoked shares,
-//! samples for a window owned elsewhere and sessions to end (logout, admin disconnect), plus
+//! samples for a window owned elsewhere, sessions to end (logout, admin disconnect) and
+//! notices that a user's samples changed (change feed), plus
 //! the leases that say which node owns a window.
 //!
 //! Rules:
@@ -56,6 +57,10 @@ pub enum Message {
     LoggedOut { user: Uuid, family: Uuid },
     /// An administrator disconnected `user`: every session of theirs closes (4012).
     Disconnect { user: Uuid },
+    /// `user`'s samples changed (durably), up to change seq `head` when the writer knew it:
+    /// followers of their change feed read the store (`streams::feed`). No payload, so a
+    /// lost notice costs latency, not data.
+    SamplesChanged { user: Uuid, head: Option<u64> },
 }
 
 /// A stream name on the wire (`DocKind` stays free of serde).
