@@ -10,6 +10,8 @@ mod backlog;
 mod browser;
 mod browser_phone;
 mod bus;
+mod change_feed;
+mod change_feed_sync;
 mod cli_analyze;
 mod cli_errors;
 mod cli_flags;
