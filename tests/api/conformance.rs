@@ -38,6 +38,8 @@ macro_rules! conformance {
         }
     };
 }
+/// `conformance_sync` runs its tests on both backends the same way.
+pub(crate) use conformance;
 
 conformance!(
     ping_answers,
@@ -59,13 +61,13 @@ conformance!(
     audit_entries_are_private_newest_first_paged_and_expire,
 );
 
-async fn open(backend: &Backend) -> (tempfile::TempDir, Arc<dyn Store>) {
+pub(crate) async fn open(backend: &Backend) -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = backend.open(dir.path()).await;
     (dir, store)
 }
 
-fn user(email: &str) -> UserRecord {
+pub(crate) fn user(email: &str) -> UserRecord {
     UserRecord {
         id: Uuid::new_v4(),
         email: email.to_owned(),
@@ -76,7 +78,7 @@ fn user(email: &str) -> UserRecord {
     }
 }
 
-fn token(user: Uuid, ttl_secs: i64) -> RefreshTokenRecord {
+pub(crate) fn token(user: Uuid, ttl_secs: i64) -> RefreshTokenRecord {
     RefreshTokenRecord {
         token_hash: rand::random(),
         user_id: user,
@@ -88,14 +90,14 @@ fn token(user: Uuid, ttl_secs: i64) -> RefreshTokenRecord {
 }
 
 /// 2026-11-01T00:00:00Z plus `minute` minutes.
-fn at(minute: i64) -> Timestamp {
+pub(crate) fn at(minute: i64) -> Timestamp {
     Timestamp {
         utc_ms: 1_793_491_200_000 + minute * 60_000,
         offset_secs: 3600,
     }
 }
 
-fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
+pub(crate) fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
     Sample {
         version: None,
         id: id.to_owned(),
@@ -108,7 +110,7 @@ fn sample(id: &str, kind: Kind, minute: i64, value: f64) -> Sample {
     }
 }
 
-fn query(kind: Option<Kind>, limit: usize) -> SampleQuery {
+pub(crate) fn query(kind: Option<Kind>, limit: usize) -> SampleQuery {
     SampleQuery {
         kind,
         from_ms: None,
@@ -119,7 +121,7 @@ fn query(kind: Option<Kind>, limit: usize) -> SampleQuery {
 }
 
 /// Every page of `q`, following cursors.
-async fn all(store: &dyn Store, user: Uuid, mut q: SampleQuery) -> Vec<Sample> {
+pub(crate) async fn all(store: &dyn Store, user: Uuid, mut q: SampleQuery) -> Vec<Sample> {
     let mut out = Vec::new();
     loop {
         let page = store.query_samples(user, q.clone()).await.unwrap();
@@ -622,7 +624,7 @@ async fn users_never_see_each_others_samples(backend: Backend) {
     );
 }
 
-fn doc(user: Uuid, to_minute: i64) -> DocRecord {
+pub(crate) fn doc(user: Uuid, to_minute: i64) -> DocRecord {
     DocRecord {
         superseded_by: None,
         id: Uuid::new_v4(),
@@ -718,7 +720,7 @@ async fn two_server_processes_share_one_store(backend: Backend) {
     crate::conformance_nodes::two_nodes_store_each_sample_once(backend).await;
 }
 
-fn share(owner: Uuid, grantee: Uuid, scope: DocKind) -> ShareRecord {
+pub(crate) fn share(owner: Uuid, grantee: Uuid, scope: DocKind) -> ShareRecord {
     ShareRecord {
         id: Uuid::new_v4(),
         owner_id: owner,
@@ -837,7 +839,7 @@ async fn stream_offsets_are_dense_replayable_and_bounded(backend: Backend) {
     );
 }
 
-fn audit_entry(owner: Uuid, n: i64) -> AuditRecord {
+pub(crate) fn audit_entry(owner: Uuid, n: i64) -> AuditRecord {
     let at = Utc
         .timestamp_millis_opt(Utc::now().timestamp_millis() - 60_000 + n)
         .unwrap();

@@ -18,6 +18,7 @@ mod cli_flags;
 mod cognito;
 mod conformance;
 mod conformance_nodes;
+mod conformance_sync;
 mod crash;
 mod crash_cycles;
 mod day_order;

@@ -9,7 +9,9 @@
 //!   process crash. Group commit is what keeps that affordable.
 
 mod audit;
+mod schema;
 mod streams;
+mod sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -23,9 +25,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    AuditPage, AuditRecord, Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord,
-    RefreshTokenRecord, RotateOutcome, SamplePage, SampleQuery, ShareRecord, Store, StoreError,
-    StoreResult, StreamEvent, UserRecord,
+    AuditPage, AuditRecord, ChangePage, Cursor, DocCursor, DocKind, DocPage, DocQuery, DocRecord,
+    Erased, RefreshTokenRecord, RotateOutcome, SampleOp, SamplePage, SampleQuery, ShareRecord,
+    Store, StoreError, StoreResult, StreamEvent, UserRecord, WriteResult,
 };
 use crate::samples::{Extra, Kind, Sample, Timestamp};
 use writer::Op;
@@ -72,96 +74,6 @@ pub struct SqliteStore {
     epoch: String,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    id BLOB PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    display_name TEXT,
-    password_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash BLOB PRIMARY KEY,
-    user_id BLOB NOT NULL,
-    family_id BLOB NOT NULL,
-    expires_at INTEGER NOT NULL,
-    used_at INTEGER,
-    revoked INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
-CREATE TABLE IF NOT EXISTS samples (
-    user_id BLOB NOT NULL,
-    id TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    start_ms INTEGER NOT NULL,
-    start_off INTEGER NOT NULL,
-    end_ms INTEGER,
-    end_off INTEGER,
-    value REAL NOT NULL,
-    source TEXT,
-    PRIMARY KEY (user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
-CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
-CREATE TABLE IF NOT EXISTS documents (
-    kind INTEGER NOT NULL,
-    user_id BLOB NOT NULL,
-    id BLOB NOT NULL,
-    created_at INTEGER NOT NULL,
-    window_from INTEGER NOT NULL,
-    window_to INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (kind, user_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, window_to, id);
-";
-
-/// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`). [`SCHEMA`]
-/// is the shape of version 3 (every database this server ever created was 3 before
-/// migrations existed); later versions come only from migrations, so that a new database and
-/// a migrated one are the same.
-const SCHEMA_VERSION: i64 = 4;
-
-/// `(version, table, column, declaration)`: columns added in order, each in one transaction
-/// with the version bump, on a database below that version. A column already there is left
-/// as it is (an older server that reopened the file reset `user_version` to 3, not the
-/// table).
-const MIGRATIONS: [(i64, &str, &str, &str); 1] = [
-    // Fields beyond `value` (blood_pressure's diastolic, workout's activity), as the JSON of
-    // `samples::Extra`; NULL for every other sample.
-    (4, "samples", "extra", "TEXT"),
-];
-
-/// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    anyhow::ensure!(
-        version <= SCHEMA_VERSION,
-        "the database schema is version {version}, newer than this server's \
-         ({SCHEMA_VERSION}): run a newer clarity"
-    );
-    version = version.max(3);
-    for (to, table, column, decl) in MIGRATIONS {
-        if to <= version {
-            continue;
-        }
-        let tx = conn.transaction()?;
-        let exists = tx
-            .prepare(&format!(
-                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
-            ))?
-            .exists([column])?;
-        if !exists {
-            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl};"))?;
-        }
-        tx.pragma_update(None, "user_version", to)?;
-        tx.commit()?;
-        version = to;
-    }
-    conn.pragma_update(None, "user_version", version)?;
-    Ok(())
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `dir/clarity.db` and starts the writer thread.
     pub fn open(dir: &Path, opts: SqliteOptions) -> anyhow::Result<SqliteStore> {
@@ -179,12 +91,13 @@ impl SqliteStore {
         // 2 MiB default cache thrashes at a few hundred users.
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&mut conn)?;
+        conn.execute_batch(schema::SCHEMA)?;
+        schema::migrate(&mut conn)?;
         conn.execute_batch(streams::SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
         let epoch = streams::init_epoch(&conn)?;
-        conn.set_prepared_statement_cache_capacity(32);
+        sync::purge_tombstones(&conn, Utc::now().timestamp_millis())?;
+        conn.set_prepared_statement_cache_capacity(64);
 
         let (tx, rx) = mpsc::channel(opts.queue_depth.max(1));
         let max_batch = opts.max_batch_ops.max(1);
@@ -285,12 +198,16 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
+/// The columns [`sample_from_row`] reads, in its order.
+const SAMPLE_COLUMNS: &str =
+    "id, kind, start_ms, start_off, end_ms, end_off, value, source, extra, version";
+
 fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
     let kind: i64 = r.get(1)?;
     let end_ms: Option<i64> = r.get(4)?;
     let end_off: Option<i32> = r.get(5)?;
     Ok(Sample {
-        version: None,
+        version: r.get(9)?,
         id: r.get(0)?,
         kind: Kind::from_code(kind).ok_or(rusqlite::Error::IntegralValueOutOfRange(1, kind))?,
         start: Timestamp {
@@ -325,7 +242,7 @@ fn extra_from_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option
 }
 
 const DOC_COLUMNS: &str =
-    "SELECT id, user_id, created_at, window_from, window_to, body FROM documents";
+    "SELECT id, user_id, created_at, window_from, window_to, body, superseded_by FROM documents";
 
 fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
@@ -334,8 +251,12 @@ fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
             rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, e.into())
         })
     };
+    let superseded_by: Option<Vec<u8>> = r.get(6)?;
     Ok(DocRecord {
-        superseded_by: None,
+        superseded_by: match superseded_by {
+            Some(_) => Some(uuid(6)?),
+            None => None,
+        },
         id: uuid(0)?,
         user_id: uuid(1)?,
         created_at: ms_to_utc(r.get(2)?),
@@ -349,70 +270,50 @@ const USER_COLUMNS: &str = "SELECT id, email, display_name, password_hash, creat
 
 #[async_trait]
 impl Store for SqliteStore {
-    // BASE-BRANCH PLACEHOLDERS: replaced by the sync-v2 store work before this reaches main.
-    async fn write_samples(
-        &self,
-        user: Uuid,
-        ops: Vec<crate::store::SampleOp>,
-    ) -> StoreResult<crate::store::WriteResult> {
-        use crate::store::{OpOutcome, SampleOp};
-        let mut samples = Vec::with_capacity(ops.len());
-        for op in ops {
-            match op {
-                SampleOp::Put(s) => samples.push(s),
-                SampleOp::Delete(_) => {
-                    return Err(StoreError::Unavailable(
-                        "delete: not implemented yet".into(),
-                    ));
-                }
-            }
+    async fn write_samples(&self, user: Uuid, ops: Vec<SampleOp>) -> StoreResult<WriteResult> {
+        if ops.is_empty() {
+            return Ok(WriteResult::default());
         }
-        let new = self.insert_samples(user, samples).await?;
-        Ok(crate::store::WriteResult {
-            outcomes: new
-                .into_iter()
-                .map(|n| {
-                    if n {
-                        OpOutcome::Inserted
-                    } else {
-                        OpOutcome::Duplicate
-                    }
-                })
-                .collect(),
-            ..Default::default()
+        let weight = u32::try_from(ops.len()).map_err(|_| StoreError::Overloaded)?;
+        let budget = self
+            .pending_samples
+            .clone()
+            .try_acquire_many_owned(weight)
+            .map_err(|_| StoreError::Overloaded)?;
+        self.write(|reply| Op::WriteSamples {
+            user,
+            ops,
+            reply,
+            budget,
         })
+        .await
     }
-    async fn changes(
-        &self,
-        _user: Uuid,
-        _after: u64,
-        _limit: usize,
-    ) -> StoreResult<crate::store::ChangePage> {
-        Err(StoreError::Unavailable(
-            "changes: not implemented yet".into(),
-        ))
+
+    async fn changes(&self, user: Uuid, after: u64, limit: usize) -> StoreResult<ChangePage> {
+        self.read(move |c| sync::changes(c, user, after, limit))
+            .await
     }
-    async fn erase_user(&self, _user: Uuid) -> StoreResult<crate::store::Erased> {
-        Err(StoreError::Unavailable(
-            "erase_user: not implemented yet".into(),
-        ))
+
+    async fn erase_user(&self, user: Uuid) -> StoreResult<Erased> {
+        self.call(move |c| sync::erase_user(c, user)).await
     }
+
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
-        Err(StoreError::Unavailable(
-            "pending_erasures: not implemented yet".into(),
-        ))
+        // `erase_user` is one transaction: it either happened or not.
+        Ok(Vec::new())
     }
+
     async fn set_superseded(
         &self,
-        _kind: DocKind,
-        _user: Uuid,
-        _id: Uuid,
-        _by: Option<Uuid>,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
     ) -> StoreResult<bool> {
-        Err(StoreError::Unavailable(
-            "set_superseded: not implemented yet".into(),
-        ))
+        self.call(move |c| sync::set_superseded(c, kind, user, id, by))
+            .await
     }
+
     async fn ping(&self) -> StoreResult<()> {
         if self.writes.is_closed() {
             return Err(StoreError::Unavailable("store closed".into()));
@@ -473,25 +374,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_samples(&self, user: Uuid, samples: Vec<Sample>) -> StoreResult<Vec<bool>> {
-        if samples.is_empty() {
-            return Ok(Vec::new());
-        }
-        let weight = u32::try_from(samples.len()).map_err(|_| StoreError::Overloaded)?;
-        let budget = self
-            .pending_samples
-            .clone()
-            .try_acquire_many_owned(weight)
-            .map_err(|_| StoreError::Overloaded)?;
-        self.write(|reply| Op::InsertSamples {
-            user,
-            samples,
-            reply,
-            budget,
-        })
-        .await
-    }
-
     async fn query_samples(&self, user: Uuid, q: SampleQuery) -> StoreResult<SamplePage> {
         let limit = q.limit.max(1);
         self.read(move |c| {
@@ -506,7 +388,7 @@ impl Store for SqliteStore {
             let fetch = (limit + 1) as i64;
             let filter = "start_ms >= ?2 AND start_ms < ?3
                  AND (start_ms > ?4 OR (start_ms = ?4 AND id > ?5))";
-            let cols = "id, kind, start_ms, start_off, end_ms, end_off, value, source, extra";
+            let cols = SAMPLE_COLUMNS;
             let uid = &user.as_bytes()[..];
             let mut samples: Vec<Sample> = match q.kind {
                 Some(kind) => c
@@ -679,107 +561,4 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod migration_tests {
-    use super::*;
-    use crate::samples::Extra;
-
-    fn all() -> SampleQuery {
-        SampleQuery {
-            kind: None,
-            from_ms: None,
-            to_ms: None,
-            after: None,
-            limit: 100,
-        }
-    }
-
-    fn version(dir: &Path) -> i64 {
-        Connection::open(dir.join("clarity.db"))
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    }
-
-    /// A database as the server before extra fields wrote it (version 3, no `extra` column)
-    /// opens with its samples intact, is migrated, and then stores extra fields.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_version_3_database_is_migrated_and_keeps_its_samples() {
-        let dir = tempfile::tempdir().unwrap();
-        let user = Uuid::new_v4();
-        {
-            let c = Connection::open(dir.path().join("clarity.db")).unwrap();
-            c.execute_batch(SCHEMA).unwrap();
-            c.execute_batch("PRAGMA user_version = 3;").unwrap();
-            c.execute(
-                "INSERT INTO samples (user_id, id, kind, start_ms, start_off, end_ms, end_off,
-                   value, source) VALUES (?1, 'old', 2, 1793491200000, 3600, NULL, NULL, 61.0,
-                   'watch')",
-                [&user.as_bytes()[..]],
-            )
-            .unwrap();
-        }
-        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-        assert_eq!(version(dir.path()), SCHEMA_VERSION);
-        let bp = Sample {
-            extra: Some(Box::new(Extra {
-                provenance: None,
-                diastolic: Some(80.0),
-                activity: None,
-            })),
-            ..Sample::new(
-                "bp",
-                Kind::BloodPressure,
-                Timestamp {
-                    utc_ms: 1_793_491_260_000,
-                    offset_secs: 0,
-                },
-                None,
-                120.0,
-                None,
-            )
-        };
-        store.insert_samples(user, vec![bp.clone()]).await.unwrap();
-        let page = store.query_samples(user, all()).await.unwrap();
-        let old = Sample::new(
-            "old",
-            Kind::HeartRate,
-            Timestamp {
-                utc_ms: 1_793_491_200_000,
-                offset_secs: 3600,
-            },
-            None,
-            61.0,
-            Some("watch".into()),
-        );
-        assert_eq!(page.samples, vec![old, bp]);
-        drop(store);
-
-        // An older server that opened the file set the version back to 3: the column is
-        // already there, and the next open must not fail on it.
-        Connection::open(dir.path().join("clarity.db"))
-            .unwrap()
-            .execute_batch("PRAGMA user_version = 3;")
-            .unwrap();
-        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-        assert_eq!(
-            store
-                .query_samples(user, all())
-                .await
-                .unwrap()
-                .samples
-                .len(),
-            2
-        );
-        drop(store);
-
-        // A database of a newer server is refused, not misread.
-        Connection::open(dir.path().join("clarity.db"))
-            .unwrap()
-            .execute_batch("PRAGMA user_version = 99;")
-            .unwrap();
-        let err = SqliteStore::open(dir.path(), SqliteOptions::default())
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("newer"), "{err}");
-    }
-}
+mod tests;

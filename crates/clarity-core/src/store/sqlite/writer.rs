@@ -6,18 +6,24 @@
 //!   batches share one fsync. Each op runs in its own savepoint: one failing op never undoes
 //!   another.
 //! - Replies are sent only after `COMMIT` returned, which is what makes acks durable.
+//! - Tombstones past their retention are forgotten here, in their own transaction, at most
+//!   once per [`PURGE_EVERY`] (checked when work arrives: an idle store has nothing to purge
+//!   for).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::samples::Sample;
 use crate::store::{
-    DocKind, DocRecord, RefreshTokenRecord, RotateOutcome, StoreError, StoreResult, UserRecord,
+    DocKind, DocRecord, RefreshTokenRecord, RotateOutcome, SampleOp, StoreError, StoreResult,
+    UserRecord, WriteResult,
 };
+
+/// How often the writer forgets expired tombstones.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub(super) type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
@@ -30,10 +36,10 @@ pub(super) enum Op {
         now: DateTime<Utc>,
         reply: Reply<RotateOutcome>,
     },
-    InsertSamples {
+    WriteSamples {
         user: Uuid,
-        samples: Vec<Sample>,
-        reply: Reply<Vec<bool>>,
+        ops: Vec<SampleOp>,
+        reply: Reply<WriteResult>,
         /// This batch's share of the pending-samples budget, returned when the op is done.
         budget: tokio::sync::OwnedSemaphorePermit,
     },
@@ -51,7 +57,7 @@ pub(super) type Finish = Box<dyn FnOnce(&Result<(), String>) + Send>;
 pub(super) enum Done {
     Unit(Reply<()>, StoreResult<()>),
     Rotate(Reply<RotateOutcome>, StoreResult<RotateOutcome>),
-    Samples(Reply<Vec<bool>>, StoreResult<Vec<bool>>, usize),
+    Samples(Reply<WriteResult>, StoreResult<WriteResult>, usize),
     Flag(Reply<bool>, StoreResult<bool>),
     Boxed(Finish),
 }
@@ -85,7 +91,13 @@ impl Done {
 /// Runs until the queue is closed or an [`Op::Close`] arrives.
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_ops: usize) {
     let mut ops = Vec::with_capacity(max_batch_ops);
+    // `SqliteStore::open` purged just before starting this thread.
+    let mut purged = Instant::now();
     while let Some(first) = rx.blocking_recv() {
+        if purged.elapsed() >= PURGE_EVERY {
+            purge(&mut conn);
+            purged = Instant::now();
+        }
         ops.push(first);
         while ops.len() < max_batch_ops {
             match rx.try_recv() {
@@ -139,6 +151,21 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_op
     }
 }
 
+/// Forgets expired tombstones; a failure is logged and retried at the next turn.
+fn purge(conn: &mut Connection) {
+    let res = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .and_then(|tx| {
+            let n = super::sync::purge_tombstones(&tx, Utc::now().timestamp_millis())?;
+            tx.commit()?;
+            Ok(n)
+        });
+    match res {
+        Ok(n) => tracing::debug!(tombstones = n, "expired tombstones purged"),
+        Err(e) => tracing::warn!(error = %e, "tombstone purge failed"),
+    }
+}
+
 fn fail(op: Op, msg: &str) -> Done {
     fn err<T>(msg: &str) -> StoreResult<T> {
         Err(StoreError::Other(anyhow::anyhow!(
@@ -148,7 +175,7 @@ fn fail(op: Op, msg: &str) -> Done {
     match op {
         Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
         Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
-        Op::InsertSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
+        Op::WriteSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
         Op::InsertDoc(_, _, reply) => Done::Flag(reply, err(msg)),
         Op::Call(f) => {
             let msg = msg.to_owned();
@@ -176,16 +203,17 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
             now,
             reply,
         } => Done::Rotate(reply, in_savepoint(tx, |c| rotate(c, &old_hash, new, now))),
-        Op::InsertSamples {
+        Op::WriteSamples {
             user,
-            samples,
+            ops,
             reply,
             budget: _budget,
         } => {
-            let n = samples.len();
+            let n = ops.len();
+            let now_ms = Utc::now().timestamp_millis();
             Done::Samples(
                 reply,
-                in_savepoint(tx, |c| insert_samples(c, user, &samples)),
+                in_savepoint(tx, |c| super::sync::write_ops(c, user, &ops, now_ms)),
                 n,
             )
         }
@@ -360,37 +388,4 @@ pub(super) fn revoke_family(
     Uuid::from_slice(&family)
         .map(Some)
         .map_err(|e| StoreError::Other(e.into()))
-}
-
-fn insert_samples(c: &Connection, user: Uuid, samples: &[Sample]) -> StoreResult<Vec<bool>> {
-    let mut st = c
-        .prepare_cached(
-            "INSERT INTO samples
-               (user_id, id, kind, start_ms, start_off, end_ms, end_off, value, source, extra)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (user_id, id) DO NOTHING",
-        )
-        .map_err(other)?;
-    let user = user.as_bytes();
-    samples
-        .iter()
-        .map(|s| {
-            st.execute(params![
-                &user[..],
-                s.id,
-                s.kind.code(),
-                s.start.utc_ms,
-                s.start.offset_secs,
-                s.end.map(|e| e.utc_ms),
-                s.end.map(|e| e.offset_secs),
-                s.value,
-                s.source,
-                s.extra
-                    .as_ref()
-                    .map(|e| String::from_utf8(e.to_bytes()).expect("JSON is UTF-8"))
-            ])
-            .map(|changed| changed == 1)
-            .map_err(other)
-        })
-        .collect()
 }

@@ -1,0 +1,166 @@
+//! The SQLite schema and its migrations.
+//!
+//! Rules:
+//! - [`SCHEMA`] is the shape of version 3 (every database this server ever created was 3
+//!   before migrations existed); later versions come only from [`MIGRATIONS`], so that a new
+//!   database and a migrated one are the same.
+//! - Each version's steps run in one transaction with its `user_version` bump: a crash leaves
+//!   the database at the old version or the new one, never between.
+//! - Every step can run twice: an older server that reopened the file reset `user_version` to
+//!   3, not the tables (and may have written samples in the old shape since).
+//! - A database of a newer server is refused, not misread.
+
+use rusqlite::Connection;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id BLOB PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id BLOB NOT NULL,
+    family_id BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family_id);
+CREATE TABLE IF NOT EXISTS samples (
+    user_id BLOB NOT NULL,
+    id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    start_off INTEGER NOT NULL,
+    end_ms INTEGER,
+    end_off INTEGER,
+    value REAL NOT NULL,
+    source TEXT,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
+CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
+CREATE TABLE IF NOT EXISTS documents (
+    kind INTEGER NOT NULL,
+    user_id BLOB NOT NULL,
+    id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    window_from INTEGER NOT NULL,
+    window_to INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, window_to, id);
+";
+
+/// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`).
+pub(super) const SCHEMA_VERSION: i64 = 5;
+
+/// One step of a migration.
+enum Step {
+    /// `(table, column, declaration)`: added unless already there.
+    Column(&'static str, &'static str, &'static str),
+    /// Statements that can run again on a database that already has them.
+    Sql(&'static str),
+}
+
+/// Version 5 (sync v2): tombstones, the per-user change sequence and its heads. Samples
+/// without a `seq` (all of them on the first run; those an older server wrote since, on a
+/// later one) join the sequence after the user's head, in time order; a tombstone of an id an
+/// older server stored again is dropped (the sample is the later state).
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS tombstones (
+    user_id BLOB NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER,
+    seq INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_by_seq ON tombstones (user_id, seq);
+CREATE INDEX IF NOT EXISTS tombstones_by_age ON tombstones (deleted_at);
+CREATE TABLE IF NOT EXISTS change_heads (
+    user_id BLOB PRIMARY KEY,
+    head INTEGER NOT NULL,
+    floor INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+DELETE FROM tombstones WHERE EXISTS (
+    SELECT 1 FROM samples s WHERE s.user_id = tombstones.user_id AND s.id = tombstones.id);
+CREATE TEMP TABLE seq_fill (
+    user_id BLOB NOT NULL,
+    id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (user_id, id)
+) WITHOUT ROWID;
+INSERT INTO seq_fill (user_id, id, n)
+    SELECT user_id, id, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY start_ms, id)
+    FROM samples WHERE seq IS NULL;
+INSERT OR IGNORE INTO change_heads (user_id, head) SELECT DISTINCT user_id, 0 FROM seq_fill;
+UPDATE samples SET seq =
+    (SELECT h.head FROM change_heads h WHERE h.user_id = samples.user_id)
+    + (SELECT f.n FROM seq_fill f WHERE f.user_id = samples.user_id AND f.id = samples.id)
+    WHERE seq IS NULL;
+UPDATE change_heads SET head = head
+    + (SELECT MAX(f.n) FROM seq_fill f WHERE f.user_id = change_heads.user_id)
+    WHERE user_id IN (SELECT user_id FROM seq_fill);
+DROP TABLE seq_fill;
+CREATE INDEX IF NOT EXISTS samples_by_seq ON samples (user_id, seq);
+";
+
+/// `(version, steps)`, in order.
+const MIGRATIONS: [(i64, &[Step]); 2] = [
+    // Fields beyond `value` (blood_pressure's diastolic, workout's activity, provenance), as
+    // the JSON of `samples::Extra`; NULL for every sample that has none.
+    (4, &[Step::Column("samples", "extra", "TEXT")]),
+    (
+        5,
+        &[
+            Step::Column("samples", "version", "INTEGER"),
+            Step::Column("samples", "seq", "INTEGER"),
+            Step::Column("documents", "superseded_by", "BLOB"),
+            Step::Sql(V5),
+        ],
+    ),
+];
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.
+pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    anyhow::ensure!(
+        version <= SCHEMA_VERSION,
+        "the database schema is version {version}, newer than this server's \
+         ({SCHEMA_VERSION}): run a newer clarity"
+    );
+    version = version.max(3);
+    for (to, steps) in MIGRATIONS {
+        if to <= version {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        for step in steps {
+            match step {
+                Step::Column(table, column, decl) => {
+                    let exists = tx
+                        .prepare(&format!(
+                            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                        ))?
+                        .exists([column])?;
+                    if !exists {
+                        tx.execute_batch(&format!(
+                            "ALTER TABLE {table} ADD COLUMN {column} {decl};"
+                        ))?;
+                    }
+                }
+                Step::Sql(sql) => tx.execute_batch(sql)?,
+            }
+        }
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+        version = to;
+    }
+    conn.pragma_update(None, "user_version", version)?;
+    Ok(())
+}
