@@ -161,6 +161,9 @@ async fn second_device(nodes: &[TestApp], seed: u64, rounds: u64) {
             b.reconnect(node, &user).await;
         }
     }
+    // The last write is a WebSocket insert: B gets it only from ingest's own notice.
+    let ack = send_acked(&mut a, rounds + 1, vec![sample("last", minute, 77)]).await;
+    assert_eq!(ack["accepted"], 1, "{ack}");
     let target = head(&nodes[0], user.user_id).await;
     while b.last < target {
         b.step().await;
