@@ -361,8 +361,14 @@ mod tests {
             }
         }
         let total = (new + upserts + deletes) as f64;
-        assert!((0.07..0.13).contains(&(upserts as f64 / total)), "{upserts}/{total}");
-        assert!((0.005..0.02).contains(&(deletes as f64 / total)), "{deletes}/{total}");
+        assert!(
+            (0.07..0.13).contains(&(upserts as f64 / total)),
+            "{upserts}/{total}"
+        );
+        assert!(
+            (0.005..0.02).contains(&(deletes as f64 / total)),
+            "{deletes}/{total}"
+        );
     }
 
     #[test]

@@ -106,6 +106,10 @@ async fn create(
             },
         }),
         Err(e @ InsightError::BadAnalysis(_)) => Err(ApiError::Internal(e.into())),
+        // An edit replaced the analysis meanwhile: asking again gives the new one's insight.
+        Err(InsightError::Superseded) => Err(ApiError::Unavailable {
+            retry_after_ms: 1_000,
+        }),
     }
 }
 

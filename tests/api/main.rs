@@ -57,6 +57,7 @@ mod rest_fuzz;
 mod revoke_race;
 mod stage_nights;
 mod streams;
+mod sync_model;
 mod sync_write;
 mod transcript;
 mod ws_backpressure;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
+pub use crate::samples::ids::{BadIds, MAX_DELETE_IDS, check_ids};
 use crate::samples::{self, Rejection, Sample};
 use crate::store::{OpOutcome, SampleOp, Store, StoreError, WriteResult};
 use crate::streams::feed::{self, Feed};
@@ -51,9 +52,6 @@ pub struct Prepared {
     rejected: Vec<Rejection>,
     rejected_omitted: usize,
 }
-
-/// Most ids a delete names (a `delete` frame, `POST /api/v1/health-data/delete`).
-pub const MAX_DELETE_IDS: usize = 1000;
 
 /// What happened to each sample of a batch (the `ack` of a `samples` or `delete` frame, the
 /// answer to an upload).
@@ -85,34 +83,6 @@ pub struct DeleteReport {
     pub not_found: usize,
     /// The ids counted in `not_found`, in request order.
     pub not_found_ids: Vec<String>,
-}
-
-/// Why a delete's ids are refused as a whole (nothing is deleted).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadIds {
-    #[error("`ids` must list 1 to {MAX_DELETE_IDS} sample ids, got {0}")]
-    Count(usize),
-    #[error(
-        "ids[{0}]: an id must be 1-{max} bytes without control characters",
-        max = samples::MAX_ID_LEN
-    )]
-    Invalid(usize),
-}
-
-/// Checks the ids of a delete: 1..=[`MAX_DELETE_IDS`], each a valid sample id (the rule
-/// uploads apply, so every stored id can be named).
-pub fn check_ids<S: AsRef<str>>(ids: &[S]) -> Result<(), BadIds> {
-    if ids.is_empty() || ids.len() > MAX_DELETE_IDS {
-        return Err(BadIds::Count(ids.len()));
-    }
-    // The rule uploads apply to `id` (samples::parse).
-    let valid = |id: &str| {
-        !id.is_empty() && id.len() <= samples::MAX_ID_LEN && !id.chars().any(char::is_control)
-    };
-    match ids.iter().position(|id| !valid(id.as_ref())) {
-        Some(i) => Err(BadIds::Invalid(i)),
-        None => Ok(()),
-    }
 }
 
 /// A batch's place in its session's order. Batches in flight are stored concurrently (on

@@ -54,6 +54,10 @@ pub enum InsightError {
     Store(#[from] StoreError),
     #[error("the analysis document is unreadable: {0}")]
     BadAnalysis(String),
+    /// An edit or deletion replaced the analysis while its insight was written: the
+    /// replacement gets its own insight, this one is not stored.
+    #[error("the analysis was replaced by a newer one")]
+    Superseded,
 }
 
 /// Something that writes an insight from features.

@@ -326,10 +326,13 @@ pub async fn run(
     until_minute: Option<i64>,
 ) -> Result<(AnalysisRecord, bool), AnalysisError> {
     if matches!(trigger, Trigger::Request | Trigger::Import) {
-        // After a restart (or an import, which writes past the window) the window may still be unread; on a node that does not own it,
-        // it is read afresh.
+        // After a restart (or an import, which writes past the window) the window may still
+        // be unread; on a node that does not own it, it is read afresh.
         pipeline.window_service.window_for_request(user).await?;
     }
+    // From the snapshot until stored: a recomputation after an edit waits for this analysis
+    // (and then replaces it) or runs first (and this one sees the rebuilt window).
+    let _derived = pipeline.lock_user(user).await;
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
     compute(pipeline, user, trigger, snap, None).await
 }

@@ -117,6 +117,21 @@ pub async fn replacing(
         window_to_ms: analysis.window_to_ms,
         body: body.to_string(),
     };
+    // A new insight (not a recomputation's, which holds the lock already) is stored only
+    // while its analysis is current, checked under the user's derived-results lock: an
+    // edit's recomputation then either finds it stored (and replaces it) or this finds the
+    // analysis replaced.
+    let _derived = match supersedes {
+        None => {
+            let lock = pipeline.lock_user(user).await;
+            let current = pipeline.store.get_analysis(user, analysis.id).await?;
+            if current.is_none_or(|a| a.superseded_by.is_some()) {
+                return Err(InsightError::Superseded);
+            }
+            Some(lock)
+        }
+        Some(_) => None,
+    };
     let new = pipeline
         .store
         .put_doc(DocKind::Insight, record.clone())
@@ -135,6 +150,9 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, analysis: DocRecord) {
                     .fanout
                     .deliver(DocKind::Insight, &record, new)
                     .await;
+            }
+            Err(InsightError::Superseded) => {
+                tracing::debug!("insight not stored: its analysis was replaced meanwhile");
             }
             Err(e) => {
                 tracing::warn!(error = %e, "insight not produced");

@@ -51,11 +51,43 @@ pub struct Pipeline {
     /// Where background analyses and insights run (the app's session tracker).
     pub sessions: TaskTracker,
     pub fanout: Arc<FanOut>,
-    /// One lock per user whose recomputation ([`revise`]) runs or waits.
+    /// One lock per user, held by a recomputation ([`revise`]) and by a new analysis or
+    /// insight from its snapshot (or check) until it is stored: a result computed from data
+    /// an edit is replacing is then either stored before the recomputation looks (and
+    /// replaced by it) or computed after it (from the new data). See [`Pipeline::lock_user`].
     pub revising: dashmap::DashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>,
 }
 
+/// `user`'s derived-results lock ([`Pipeline::revising`]); released (and its map entry
+/// dropped when nobody else waits) on drop.
+pub struct UserLock<'a> {
+    pipeline: &'a Pipeline,
+    user: uuid::Uuid,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for UserLock<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        self.pipeline
+            .revising
+            .remove_if(&self.user, |_, l| Arc::strong_count(l) == 1);
+    }
+}
+
 impl Pipeline {
+    /// Waits for and holds `user`'s derived-results lock. Not reentrant: code holding it
+    /// calls the `*_locked` / `recompute` paths, never one that takes it again.
+    pub async fn lock_user(&self, user: uuid::Uuid) -> UserLock<'_> {
+        let lock = self.revising.entry(user).or_default().clone();
+        let guard = lock.lock_owned().await;
+        UserLock {
+            pipeline: self,
+            user,
+            guard: Some(guard),
+        }
+    }
+
     /// Starts the analysis of each day the window service reports complete, in the order
     /// reported. It outlives the shutdown signal, since sessions still acknowledging batches
     /// during shutdown may complete days: each event keeps the session tracker busy until

@@ -20,7 +20,9 @@
 //!   by the nil UUID (and its insight with it), so no current document depends on deleted
 //!   samples.
 //! - One user's recomputations run one at a time (a later batch waits for the earlier one),
-//!   so two batches never both replace the same analysis.
+//!   so two batches never both replace the same analysis; new analyses and insights of the
+//!   user take the same lock from their snapshot until stored (`Pipeline::lock_user`), so
+//!   none computed from replaced data is stored after the recomputation looked.
 
 use std::sync::Arc;
 
@@ -43,21 +45,10 @@ pub const WITHDRAWN: Uuid = Uuid::nil();
 pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
     let pipeline2 = pipeline.clone();
     pipeline.sessions.spawn(async move {
-        let lock = pipeline2
-            .revising
-            .entry(user)
-            .or_default()
-            .clone();
-        {
-            let _one_at_a_time = lock.lock().await;
-            if let Err(e) = run(&pipeline2, user, &spans).await {
-                tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
-            }
+        let _one_at_a_time = pipeline2.lock_user(user).await;
+        if let Err(e) = run(&pipeline2, user, &spans).await {
+            tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
         }
-        drop(lock);
-        pipeline2
-            .revising
-            .remove_if(&user, |_, l| Arc::strong_count(l) == 1);
     });
 }
 

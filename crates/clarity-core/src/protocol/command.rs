@@ -171,7 +171,7 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
             let ids = serde_json::from_str::<Vec<String>>(raw.get()).map_err(|_| {
                 invalid("`ids` must be an array of sample id strings").with_seq(Some(seq))
             })?;
-            crate::ingest::check_ids(&ids)
+            crate::samples::ids::check_ids(&ids)
                 .map_err(|e| invalid_ids(e.to_string()).with_seq(Some(seq)))?;
             Ok(Command::Delete { seq, ids })
         }

@@ -132,8 +132,9 @@ enum Tagged<'a> {
         user_id: Uuid,
         offset: u64,
         op: &'static str,
+        /// Boxed: a sample with provenance is far larger than every other frame.
         #[serde(skip_serializing_if = "Option::is_none")]
-        sample: Option<SampleOut<'a>>,
+        sample: Option<Box<SampleOut<'a>>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a str>,
     },
@@ -514,7 +515,7 @@ fn json(frame: &ServerFrame<'_>) -> String {
             op,
         } => {
             let (op, sample, id) = match op {
-                ChangeOp::Upsert(sample) => ("upsert", Some(sample.to_wire()), None),
+                ChangeOp::Upsert(sample) => ("upsert", Some(Box::new(sample.to_wire())), None),
                 ChangeOp::Delete { id } => ("delete", None, Some(id.as_str())),
             };
             to_string(&Tagged::Change {

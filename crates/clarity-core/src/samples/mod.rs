@@ -14,6 +14,7 @@
 //! [`provenance`] (device, app, recording method; `source` objects and `version`), [`sources`]
 //! (which source owns a minute; spreading intervals over minutes).
 
+pub mod ids;
 pub mod kind;
 pub mod mapping;
 pub mod parse;
