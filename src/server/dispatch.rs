@@ -104,6 +104,10 @@ fn handle(app: &Arc<App>, msg: Message) {
         }
         Message::Erased { user } => {
             crate::server::erase::forget_here(app, user);
+            let app = app.clone();
+            app.sessions.clone().spawn(async move {
+                crate::server::erase::delete_uploads(&app, user).await;
+            });
         }
         Message::Resync { users } => {
             let app = app.clone();

@@ -34,6 +34,7 @@ mod future_end;
 mod health_data;
 mod heart_days;
 mod import_apple;
+mod import_archive;
 mod insight_claims;
 mod insights;
 mod layering;

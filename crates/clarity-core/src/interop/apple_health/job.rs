@@ -39,6 +39,12 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Receives the report while the import runs.
 pub trait Progress: Send {
     fn progress(&mut self, report: &ImportReport);
+
+    /// Why the import must stop before its next batch is written (the account was erased),
+    /// if it must.
+    fn cancelled(&self) -> Option<ImportError> {
+        None
+    }
 }
 
 impl<F: FnMut(&ImportReport) + Send> Progress for F {
@@ -91,6 +97,10 @@ pub async fn run(
         } = batch.counts;
         (report.records_read, report.records_by_type) = (records_read, records_by_type);
         (report.rejected, report.unmapped) = (rejected, unmapped);
+        if let Some(e) = progress.cancelled() {
+            failure = Some(e);
+            break;
+        }
         let latest = batch.samples.iter().map(|s| s.start.utc_ms).max();
         match write(&*store, user, batch.samples).await {
             Ok(result) => {

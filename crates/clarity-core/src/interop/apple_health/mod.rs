@@ -67,6 +67,8 @@ pub enum ImportError {
     Io(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    #[error("stopped: {0}")]
+    Cancelled(String),
 }
 
 impl ImportError {
@@ -79,6 +81,7 @@ impl ImportError {
             ImportError::Read(reader::ReadError::Io(_)) | ImportError::Io(_) => "io_error",
             ImportError::ZipBomb(_) => "zip_bomb",
             ImportError::Store(_) => "store_error",
+            ImportError::Cancelled(_) => "cancelled",
         }
     }
 }
