@@ -11,8 +11,8 @@
 //!   mappings improve; erasing the account removes it ([`Imports::erase_user`], which also
 //!   stops the account's running import before its next batch is written).
 //! - Samples go to the store only, not through the window: a history of years would complete
-//!   every one of its days. At the end the user's window is re-read from the store and the
-//!   latest week is analysed once (trigger `import`).
+//!   every one of its days. At the end the user's window is marked stale (re-read from the
+//!   store when next used) and every imported week is analysed once ([`history`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::apple_health::{self, ImportError, ImportReport, Limits, Progress};
 use super::archive::Archive;
 use crate::pipeline::Pipeline;
-use crate::pipeline::analysis::{self, Trigger};
+use crate::pipeline::history;
 use crate::protocol::{ServerFrame, encode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,6 +168,7 @@ impl Imports {
                 }
             };
             let changed = report.samples_stored + report.updated > 0;
+            let span = report.span;
             let body = {
                 let mut j = job.lock().expect("import job lock");
                 j.view.state = if error.is_some() {
@@ -183,9 +184,11 @@ impl Imports {
             fanout.push_user(user, &encode(&ServerFrame::ImportDone { body: &body }));
             let cancelled = job.lock().expect("import job lock").cancelled;
             if changed && !cancelled {
-                // The samples bypassed the window: read it again, then analyse once.
+                // The samples bypassed the window: it is read again when next used.
                 this.pipeline.windows.mark_stale(user);
-                analysis::spawn(&this.pipeline, user, Trigger::Import, None, None);
+                if let Some(span) = span {
+                    history::spawn(&this.pipeline, user, span);
+                }
             }
         });
     }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::map::{self, Mapped};
 use super::reader::HealthReader;
 use super::{ImportError, ImportReport, Limits, source};
+use crate::pipeline::history::Span;
 use crate::samples::Sample;
 use crate::store::{OpOutcome, SampleOp, Store, StoreError, WriteResult};
 
@@ -101,7 +102,7 @@ pub async fn run(
             failure = Some(e);
             break;
         }
-        let latest = batch.samples.iter().map(|s| s.start.utc_ms).max();
+        let span = span_of(&batch.samples);
         match write(&*store, user, batch.samples).await {
             Ok(result) => {
                 for o in result.outcomes {
@@ -111,7 +112,7 @@ pub async fn run(
                         _ => report.duplicates += 1,
                     }
                 }
-                report.latest_ms = report.latest_ms.max(latest);
+                report.span = widen(report.span, span);
             }
             Err(e) => {
                 failure = Some(ImportError::Store(e));
@@ -141,6 +142,30 @@ pub async fn run(
             report.bytes_done = report.bytes_total;
             Ok(report)
         }
+    }
+}
+
+/// The starts of the earliest and latest samples of a batch.
+fn span_of(samples: &[Sample]) -> Option<Span> {
+    let earliest = samples.iter().map(|s| s.start.utc_ms).min()?;
+    let latest = samples.iter().max_by_key(|s| s.start.utc_ms)?;
+    Some(Span {
+        earliest_ms: earliest,
+        latest_ms: latest.start.utc_ms,
+        latest_offset_secs: latest.start.offset_secs,
+    })
+}
+
+fn widen(a: Option<Span>, b: Option<Span>) -> Option<Span> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let latest = if b.latest_ms > a.latest_ms { b } else { a };
+            Some(Span {
+                earliest_ms: a.earliest_ms.min(b.earliest_ms),
+                ..latest
+            })
+        }
+        (a, b) => a.or(b),
     }
 }
 

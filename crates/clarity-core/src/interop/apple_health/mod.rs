@@ -49,9 +49,10 @@ pub struct ImportReport {
     /// Bytes of the uploaded file read so far.
     pub bytes_done: u64,
     pub bytes_total: u64,
-    /// Start of the latest sample stored, UTC ms (where the analysis at the end looks).
+    /// Starts of the earliest and latest sample stored (or found stored), UTC ms, and the
+    /// latest's UTC offset: which weeks the analyses at the end cover.
     #[serde(skip)]
-    pub latest_ms: Option<i64>,
+    pub span: Option<crate::pipeline::history::Span>,
 }
 
 /// Why an import failed.
