@@ -23,6 +23,7 @@ use crate::ingest::Ingest;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
 use crate::interop::apple_health::Limits as ImportLimits;
+use crate::interop::archive::Archive;
 use crate::interop::imports::Imports;
 use crate::pipeline::Pipeline;
 use crate::scoring::{Pat, PatOptions};
@@ -177,7 +178,7 @@ impl App {
         .with_feed(feed);
         let imports = Arc::new(Imports::new(
             pipeline.clone(),
-            &config.store.data_dir,
+            Archive::local(&config.store.data_dir, config.imports.import_retention_days),
             ImportLimits {
                 max_inflated_bytes: config.limits.max_import_inflated_bytes,
                 ..ImportLimits::default()

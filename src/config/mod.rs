@@ -10,6 +10,7 @@
 
 mod auth;
 mod cluster;
+mod imports;
 mod insights;
 mod limits;
 mod scoring;
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use auth::{AuthConfig, AuthMode, CognitoConfig};
 pub use cluster::{BusConfig, WindowsConfig};
+pub use imports::ImportsConfig;
 pub use insights::InsightsConfig;
 pub use limits::LimitsConfig;
 pub use scoring::ScoringConfig;
@@ -258,6 +260,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[command(flatten)]
     pub audit: AuditConfig,
+    #[command(flatten)]
+    pub imports: ImportsConfig,
 }
 
 impl Config {

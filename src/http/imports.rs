@@ -2,7 +2,7 @@
 //!
 //! Rules:
 //! - The body (export.zip or export.xml, told apart by their first bytes) is streamed to a
-//!   file in the data dir as it arrives, never held in memory; over `--max-import-bytes` the
+//!   file in the archive (`interop::archive`: the data dir's `imports/<user_id>/`) as it arrives, never held in memory; over `--max-import-bytes` the
 //!   upload stops with 413 and the partial file is removed.
 //! - 202 once the file is complete; the import then runs as a job (see
 //!   `interop::imports`): `GET /api/v1/imports/{id}` and the `import_progress` /
@@ -62,7 +62,8 @@ pub struct ImportJob {
     bytes_done: u64,
     bytes_total: u64,
     /// Why a `failed` import stopped (`malformed_xml` names the line and byte offset,
-    /// `zip_bomb`, `not_an_export`, `store_error`, `io_error`).
+    /// `zip_bomb`, `not_an_export`, `store_error`, `io_error`, `cancelled`: the account was
+    /// erased).
     error: Option<ErrorDetail>,
 }
 
@@ -101,9 +102,20 @@ async fn create(
         },
     })?;
     let path = imports
-        .upload_path(id)
+        .upload_path(user, id)
         .map_err(|e| ApiError::Internal(e.into()))?;
-    match receive(&state, body, &path).await {
+    let received = receive(&state, body, &path).await.and_then(|format| {
+        // Erased while the file arrived: its deletion may have run before the file existed.
+        if state.auth.is_erased(user) {
+            Err(ApiError::Unauthorized {
+                code: "account_erased",
+                message: "the account was erased".into(),
+            })
+        } else {
+            Ok(format)
+        }
+    });
+    match received {
         Ok(format) => {
             imports.start(user, id, path, format);
             let view = imports.get(user, id).ok_or(ApiError::NotFound)?;

@@ -106,6 +106,10 @@ fn handle(app: &Arc<App>, msg: Message) {
         }
         Message::Erased { user } => {
             crate::server::erase::forget_here(app, user);
+            let app = app.clone();
+            app.sessions.clone().spawn(async move {
+                crate::server::erase::delete_uploads(&app, user).await;
+            });
         }
         Message::SamplesChanged { user, head } => {
             app.subscriptions.feed.poke(user, head);

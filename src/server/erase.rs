@@ -10,6 +10,10 @@
 //!   delete, the other nodes are told ([`Message::Erased`]) and every node drops the user's
 //!   window and caches; last the audit tombstone `account_erased` is appended (owner = the
 //!   erased id; no IP, user agent, email or health data).
+//! - The account's running import on this node stops before its next batch as soon as the
+//!   erasure begins (so it writes nothing after the store's erase), and its kept uploads are
+//!   deleted once the store's erase succeeded, here and on every node told of it (each
+//!   node's data dir holds the uploads it took).
 //! - A failed store erase takes the refusal back (the account is still there and usable) and
 //!   is reported (503 when transient); erasing is idempotent, so the client retries.
 //! - Pending erasures (begun on a backend that erases in steps, not finished) are finished at
@@ -65,6 +69,7 @@ async fn after_erase(app: &App, user: Uuid, shares: &[ShareRecord]) {
     }
     // Again: a session that registered while the store erased is closed too.
     forget_here(app, user);
+    delete_uploads(app, user).await;
     app.bus.publish(Message::Erased { user });
     tracing::info!(user_id = %user, shares = shares.len(), "account erased");
     let event = Event {
@@ -78,10 +83,25 @@ async fn after_erase(app: &App, user: Uuid, shares: &[ShareRecord]) {
     app.audit.record_best_effort(event).await;
 }
 
-/// This node's part: refuse the user's tokens, close their sessions, drop their window and
-/// caches. Also what a node does when another tells it of an erasure.
+/// Deletes `user`'s kept import uploads on this node (a failure is logged; retention
+/// deletes them later).
+pub async fn delete_uploads(app: &App, user: Uuid) {
+    match app.imports.erase_user(user).await {
+        Ok(0) => {}
+        Ok(files) => {
+            tracing::info!(user_id = %user, files, "import uploads of an erased account deleted")
+        }
+        Err(e) => {
+            tracing::warn!(user_id = %user, error = %e, "import uploads of an erased account not deleted")
+        }
+    }
+}
+
+/// This node's part: refuse the user's tokens, close their sessions, stop their import,
+/// drop their window and caches. Also what a node does when another tells it of an erasure.
 pub fn forget_here(app: &App, user: Uuid) {
     app.auth.begin_erasure(user);
+    app.imports.cancel_user(user);
     app.hub.kick_user(user, Kick::Erased);
     app.windows.remove(user);
     app.insight_requests.remove(&user);

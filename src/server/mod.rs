@@ -29,6 +29,7 @@ pub async fn run(
     let router = crate::http::router(state);
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
+    tokio::spawn(sweep_uploads(app.clone()));
     // Erasures a crash interrupted (a backend that erases in steps) are finished now.
     app.sessions.spawn(erase::resume_pending(app.clone()));
     if let Some(inbox) = app.bus.take_inbox() {
@@ -96,6 +97,24 @@ async fn sweep_windows(app: Arc<App>) {
                 metrics::gauge!(crate::metrics::WINDOWS).set(app.windows.len() as f64);
                 if dropped > 0 {
                     tracing::debug!(dropped, "idle windows dropped");
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the kept import uploads past `--import-retention-days`: at start, then hourly.
+async fn sweep_uploads(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                match app.imports.archive().sweep(std::time::SystemTime::now()).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "import uploads past their retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "import uploads past their retention not deleted"),
                 }
             }
         }

@@ -36,6 +36,8 @@ mod future_end;
 mod health_data;
 mod heart_days;
 mod import_apple;
+mod import_archive;
+mod import_weeks;
 mod insight_claims;
 mod insights;
 mod layering;

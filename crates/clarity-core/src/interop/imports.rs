@@ -7,22 +7,24 @@
 //! - Only the job's owner sees it.
 //! - The user's sessions get `import_progress` at most every 500 ms while it runs and one
 //!   `import_done` at the end (protocol/schemas/server/import_*.json).
-//! - The upload stays in the data dir's `imports/` folder after the import, so that it can be
-//!   re-run when mappings improve.
+//! - The upload stays in the [`Archive`] after the import, so that it can be re-run when
+//!   mappings improve; erasing the account removes it ([`Imports::erase_user`], which also
+//!   stops the account's running import before its next batch is written).
 //! - Samples go to the store only, not through the window: a history of years would complete
-//!   every one of its days. At the end the user's window is re-read from the store and the
-//!   latest week is analysed once (trigger `import`).
+//!   every one of its days. At the end the user's window is marked stale (re-read from the
+//!   store when next used) and every imported week is analysed once ([`history`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::apple_health::{self, ImportReport, Limits};
+use super::apple_health::{self, ImportError, ImportReport, Limits, Progress};
+use super::archive::Archive;
 use crate::pipeline::Pipeline;
-use crate::pipeline::analysis::{self, Trigger};
+use crate::pipeline::history;
 use crate::protocol::{ServerFrame, encode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +56,8 @@ pub struct JobView {
 struct Job {
     user: Uuid,
     view: JobView,
+    /// Set when the account is erased: the import stops before its next batch.
+    cancelled: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,27 +69,47 @@ pub enum StartError {
 /// This node's import jobs.
 pub struct Imports {
     pipeline: Arc<Pipeline>,
-    dir: PathBuf,
+    archive: Archive,
     limits: Limits,
     jobs: DashMap<Uuid, Arc<Mutex<Job>>>,
     running: DashMap<Uuid, Uuid>,
 }
 
 impl Imports {
-    pub fn new(pipeline: Arc<Pipeline>, data_dir: &Path, limits: Limits) -> Imports {
+    pub fn new(pipeline: Arc<Pipeline>, archive: Archive, limits: Limits) -> Imports {
         Imports {
             pipeline,
-            dir: data_dir.join("imports"),
+            archive,
             limits,
             jobs: DashMap::new(),
             running: DashMap::new(),
         }
     }
 
-    /// Where the upload of `id` is written (the folder is created).
-    pub fn upload_path(&self, id: Uuid) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir)?;
-        Ok(self.dir.join(format!("{id}.export")))
+    /// Where `user`'s upload `id` is written (the folder is created).
+    pub fn upload_path(&self, user: Uuid, id: Uuid) -> std::io::Result<PathBuf> {
+        self.archive.upload_path(user, id)
+    }
+
+    /// The kept uploads (for the retention sweep).
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// The account is being erased: its running import (if any, on this node) stops before
+    /// its next batch.
+    pub fn cancel_user(&self, user: Uuid) {
+        let running = self.running.get(&user).map(|r| *r);
+        if let Some(job) = running.and_then(|id| self.jobs.get(&id).map(|j| j.clone())) {
+            job.lock().expect("import job lock").cancelled = true;
+        }
+    }
+
+    /// The account was erased: its running import stops and its kept uploads are deleted.
+    /// Returns how many uploads there were.
+    pub async fn erase_user(&self, user: Uuid) -> std::io::Result<usize> {
+        self.cancel_user(user);
+        self.archive.erase_user(user).await
     }
 
     /// Claims the user's import slot for a new upload; [`Imports::release`] gives it back if
@@ -119,29 +143,19 @@ impl Imports {
                 },
                 error: None,
             },
+            cancelled: false,
         }));
         self.jobs.insert(id, job.clone());
         let this = self.clone();
         self.pipeline.sessions.spawn(async move {
-            let progress_job = job.clone();
             let fanout = this.pipeline.fanout.clone();
-            let progress_fanout = fanout.clone();
-            let result = apple_health::run(
-                this.pipeline.store.clone(),
+            let sink = Frames {
+                job: job.clone(),
+                fanout: fanout.clone(),
                 user,
-                path,
-                this.limits,
-                move |r: &ImportReport| {
-                    let body = {
-                        let mut j = progress_job.lock().expect("import job lock");
-                        j.view.report = r.clone();
-                        serde_json::to_string(&j.view).expect("job view serialises")
-                    };
-                    progress_fanout
-                        .push_user(user, &encode(&ServerFrame::ImportProgress { body: &body }));
-                },
-            )
-            .await;
+            };
+            let result =
+                apple_health::run(this.pipeline.store.clone(), user, path, this.limits, sink).await;
             let (report, error) = match result {
                 Ok(r) => (r, None),
                 Err((r, e)) => {
@@ -154,6 +168,7 @@ impl Imports {
                 }
             };
             let changed = report.samples_stored + report.updated > 0;
+            let span = report.span;
             let body = {
                 let mut j = job.lock().expect("import job lock");
                 j.view.state = if error.is_some() {
@@ -167,10 +182,13 @@ impl Imports {
             };
             this.release(user, id);
             fanout.push_user(user, &encode(&ServerFrame::ImportDone { body: &body }));
-            if changed {
-                // The samples bypassed the window: read it again, then analyse once.
+            let cancelled = job.lock().expect("import job lock").cancelled;
+            if changed && !cancelled {
+                // The samples bypassed the window: it is read again when next used.
                 this.pipeline.windows.mark_stale(user);
-                analysis::spawn(&this.pipeline, user, Trigger::Import, None, None);
+                if let Some(span) = span {
+                    history::spawn(&this.pipeline, user, span);
+                }
             }
         });
     }
@@ -180,5 +198,31 @@ impl Imports {
         let job = self.jobs.get(&id)?.clone();
         let j = job.lock().expect("import job lock");
         (j.user == user).then(|| j.view.clone())
+    }
+}
+
+/// The job's progress, as `import_progress` frames to the user's sessions.
+struct Frames {
+    job: Arc<Mutex<Job>>,
+    fanout: Arc<crate::streams::FanOut>,
+    user: Uuid,
+}
+
+impl Progress for Frames {
+    fn progress(&mut self, report: &ImportReport) {
+        let body = {
+            let mut j = self.job.lock().expect("import job lock");
+            j.view.report = report.clone();
+            serde_json::to_string(&j.view).expect("job view serialises")
+        };
+        self.fanout.push_user(
+            self.user,
+            &encode(&ServerFrame::ImportProgress { body: &body }),
+        );
+    }
+
+    fn cancelled(&self) -> Option<ImportError> {
+        let cancelled = self.job.lock().expect("import job lock").cancelled;
+        cancelled.then(|| ImportError::Cancelled("the account was erased".into()))
     }
 }

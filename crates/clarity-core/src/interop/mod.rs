@@ -1,5 +1,5 @@
 //! Interoperability: history in from other platforms' files (Apple Health: [`apple_health`],
-//! the jobs: [`imports`]) and interchange formats out: FHIR R4 ([`fhir`]), Open mHealth
+//! the jobs: [`imports`], the kept uploads: [`archive`]) and interchange formats out: FHIR R4 ([`fhir`]), Open mHealth
 //! ([`omh`], both ways) and CSV for researchers ([`csv`]), all from one mapping table
 //! ([`table`]).
 //!
@@ -10,6 +10,7 @@
 //! pieces out). docs/import.md and docs/interop.md describe the formats and choices.
 
 pub mod apple_health;
+pub mod archive;
 pub mod csv;
 pub mod fhir;
 pub mod imports;

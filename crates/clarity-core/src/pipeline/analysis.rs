@@ -38,7 +38,7 @@ use crate::analytics::{self, AnalysisOptions, ClockOffset, MinuteSeries, Signal}
 use crate::protocol::{Outbound, ServerFrame, encode};
 use crate::scoring::PatResult;
 use crate::store::{AnalysisRecord, DocKind, StoreError};
-use crate::window::{ActivityKind, Coverage, Series, WINDOW_MINUTES};
+use crate::window::{ActivityKind, Coverage, Series, WINDOW_MINUTES, read_series};
 
 /// Completed-day analyses older than this get no automatic insight.
 const INSIGHT_RECENT_MS: i64 = 2 * 86_400_000;
@@ -51,7 +51,7 @@ pub enum Trigger {
     DayComplete,
     /// A client asked (`analyze` frame or `POST /api/v1/analyses`).
     Request,
-    /// An import of history ended (once per import, for the latest week).
+    /// An import of history ended (one analysis per imported week, see [`super::history`]).
     Import,
     /// Samples an analysis used were edited or deleted: it was recomputed (`supersedes`).
     DataChanged,
@@ -334,6 +334,25 @@ pub async fn run(
     // (and then replaces it) or runs first (and this one sees the rebuilt window).
     let _derived = pipeline.lock_user(user).await;
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
+    compute(pipeline, user, trigger, snap, None).await
+}
+
+/// Analyses the week ending at `until_minute` (exclusive) as the store holds it now (read
+/// for this: the window may hold another week). Returns the record and whether it was new.
+pub async fn of_week(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    trigger: Trigger,
+    until_minute: i64,
+) -> Result<(AnalysisRecord, bool), AnalysisError> {
+    let until = until_minute * 60_000;
+    let series = read_series(
+        &*pipeline.store,
+        user,
+        (until - WINDOW_MINUTES as i64 * 60_000, until),
+    )
+    .await?;
+    let snap = snapshot_of(&series, Some(until_minute), true).ok_or(AnalysisError::NoData)?;
     compute(pipeline, user, trigger, snap, None).await
 }
 

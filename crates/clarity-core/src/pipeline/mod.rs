@@ -9,6 +9,7 @@
 //! push); the windows and the insight generators below them know nothing of the pipeline.
 //! [`heart`] reads an analysis' heart samples from the store (they are not in the window), and
 //! [`steps`] its step samples (for the per-day totals, dated by each sample's offset).
+//! [`history`] analyses an import's weeks, once at its end.
 //!
 //! Rules:
 //! - Completed days arrive as [`Due::Day`] events from the window service, consumed by one
@@ -19,6 +20,7 @@
 
 pub mod analysis;
 pub mod heart;
+pub mod history;
 pub mod insight;
 pub mod revise;
 pub mod sleep;

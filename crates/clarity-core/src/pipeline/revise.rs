@@ -4,8 +4,8 @@
 //! Rules:
 //! - An analysis is touched when a changed time (an old sample's or its new version's) lies
 //!   in the week its input was read from: `[until - 7 days, until)`, `until` being the end of
-//!   the week it analysed (the local midnight after its window for `day_complete`, its
-//!   window's end otherwise). Only current analyses are looked at; one recomputation per
+//!   the week it analysed (the local midnight after its window for `day_complete` and
+//!   `import`, its window's end otherwise). Only current analyses are looked at; one recomputation per
 //!   write batch, never per sample.
 //! - The recomputation reads that week from the store (not the window, which may be another
 //!   week or on another node), so it sees exactly what is stored now. Its id is a digest of
@@ -55,7 +55,8 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
 /// The end of the week an analysis read (see the module's rules), UTC ms.
 fn week_end(doc: &DocRecord) -> i64 {
     let body: Value = serde_json::from_str(&doc.body).unwrap_or_default();
-    if body["trigger"] != "day_complete" {
+    // Both read the week up to a local midnight (`history` for imports).
+    if body["trigger"] != "day_complete" && body["trigger"] != "import" {
         return doc.window_to_ms;
     }
     let offset_ms = body["window"]["utc_offset_minutes"].as_i64().unwrap_or(0) * 60_000;

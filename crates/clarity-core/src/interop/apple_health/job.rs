@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::map::{self, Mapped};
 use super::reader::HealthReader;
 use super::{ImportError, ImportReport, Limits, source};
+use crate::pipeline::history::Span;
 use crate::samples::Sample;
 use crate::store::{OpOutcome, SampleOp, Store, StoreError, WriteResult};
 
@@ -39,6 +40,12 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Receives the report while the import runs.
 pub trait Progress: Send {
     fn progress(&mut self, report: &ImportReport);
+
+    /// Why the import must stop before its next batch is written (the account was erased),
+    /// if it must.
+    fn cancelled(&self) -> Option<ImportError> {
+        None
+    }
 }
 
 impl<F: FnMut(&ImportReport) + Send> Progress for F {
@@ -91,7 +98,11 @@ pub async fn run(
         } = batch.counts;
         (report.records_read, report.records_by_type) = (records_read, records_by_type);
         (report.rejected, report.unmapped) = (rejected, unmapped);
-        let latest = batch.samples.iter().map(|s| s.start.utc_ms).max();
+        if let Some(e) = progress.cancelled() {
+            failure = Some(e);
+            break;
+        }
+        let span = span_of(&batch.samples);
         match write(&*store, user, batch.samples).await {
             Ok(result) => {
                 for o in result.outcomes {
@@ -101,7 +112,7 @@ pub async fn run(
                         _ => report.duplicates += 1,
                     }
                 }
-                report.latest_ms = report.latest_ms.max(latest);
+                report.span = widen(report.span, span);
             }
             Err(e) => {
                 failure = Some(ImportError::Store(e));
@@ -131,6 +142,30 @@ pub async fn run(
             report.bytes_done = report.bytes_total;
             Ok(report)
         }
+    }
+}
+
+/// The starts of the earliest and latest samples of a batch.
+fn span_of(samples: &[Sample]) -> Option<Span> {
+    let earliest = samples.iter().map(|s| s.start.utc_ms).min()?;
+    let latest = samples.iter().max_by_key(|s| s.start.utc_ms)?;
+    Some(Span {
+        earliest_ms: earliest,
+        latest_ms: latest.start.utc_ms,
+        latest_offset_secs: latest.start.offset_secs,
+    })
+}
+
+fn widen(a: Option<Span>, b: Option<Span>) -> Option<Span> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let latest = if b.latest_ms > a.latest_ms { b } else { a };
+            Some(Span {
+                earliest_ms: a.earliest_ms.min(b.earliest_ms),
+                ..latest
+            })
+        }
+        (a, b) => a.or(b),
     }
 }
 

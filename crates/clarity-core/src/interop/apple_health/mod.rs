@@ -49,9 +49,10 @@ pub struct ImportReport {
     /// Bytes of the uploaded file read so far.
     pub bytes_done: u64,
     pub bytes_total: u64,
-    /// Start of the latest sample stored, UTC ms (where the analysis at the end looks).
+    /// Starts of the earliest and latest sample stored (or found stored), UTC ms, and the
+    /// latest's UTC offset: which weeks the analyses at the end cover.
     #[serde(skip)]
-    pub latest_ms: Option<i64>,
+    pub span: Option<crate::pipeline::history::Span>,
 }
 
 /// Why an import failed.
@@ -67,6 +68,8 @@ pub enum ImportError {
     Io(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    #[error("stopped: {0}")]
+    Cancelled(String),
 }
 
 impl ImportError {
@@ -79,6 +82,7 @@ impl ImportError {
             ImportError::Read(reader::ReadError::Io(_)) | ImportError::Io(_) => "io_error",
             ImportError::ZipBomb(_) => "zip_bomb",
             ImportError::Store(_) => "store_error",
+            ImportError::Cancelled(_) => "cancelled",
         }
     }
 }
