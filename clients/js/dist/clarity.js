@@ -642,6 +642,7 @@ var Subscription = class {
 
 // dist/client.js
 var OPEN = 1;
+var HANDSHAKE_TIMEOUT_MS = 15e3;
 var RETRY_CODES = /* @__PURE__ */ new Set(["rate_limited", "store_unavailable", "internal"]);
 var CLOSE_LOGGED_OUT = 4011;
 var CLOSE_TOKEN = /* @__PURE__ */ new Set([4001, 4003]);
@@ -662,6 +663,8 @@ var ClarityClient = class {
   seq = 1;
   stateNow = "connecting";
   stopped = false;
+  /** Why it stopped: later calls reject with it. */
+  stoppedBy;
   needRefresh = false;
   closeError;
   nextDelayMs;
@@ -706,6 +709,8 @@ var ClarityClient = class {
    * there, with what it did (summed over the frames they needed), in call order.
    */
   async send(samples) {
+    if (this.stoppedBy)
+      throw this.stoppedBy;
     const size = this.batchSize();
     const parts = [];
     for (let i = 0; i < samples.length; i += size) {
@@ -716,6 +721,8 @@ var ClarityClient = class {
   }
   /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
   async delete(ids) {
+    if (this.stoppedBy)
+      throw this.stoppedBy;
     const parts = [];
     for (let i = 0; i < ids.length; i += 1e3) {
       const chunk = ids.slice(i, i + 1e3);
@@ -751,7 +758,8 @@ var ClarityClient = class {
     if (this.stopped)
       return;
     this.stop("closed");
-    this.outbox.failAll(new ClarityError("closed", "the client was closed; the batch stays in the outbox storage"));
+    this.stoppedBy = new ClarityError("closed", "the client was closed; unacknowledged batches stay in the outbox storage");
+    this.outbox.failAll(this.stoppedBy);
   }
   // ---- connection ------------------------------------------------------------------------
   async connect() {
@@ -788,7 +796,13 @@ var ClarityClient = class {
         this.lost(ev.code);
     };
     ws.onerror = () => {
+      if (this.ws === ws)
+        this.lost(1006);
     };
+    this.later(HANDSHAKE_TIMEOUT_MS, () => {
+      if (this.ws === ws && !this.isWelcomed)
+        this.lost(1006);
+    });
   }
   lost(code) {
     const ws = this.ws;
@@ -853,6 +867,7 @@ var ClarityClient = class {
     if (this.stopped)
       return;
     this.stop("failed");
+    this.stoppedBy = error;
     this.outbox.failAll(error);
     for (const s of this.subs)
       s.end(error);

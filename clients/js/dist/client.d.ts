@@ -77,6 +77,8 @@ export declare class ClarityClient {
     private seq;
     private stateNow;
     private stopped;
+    /** Why it stopped: later calls reject with it. */
+    private stoppedBy;
     private needRefresh;
     private closeError;
     private nextDelayMs;

@@ -6,6 +6,7 @@ import { MemoryStorage } from './storage.js';
 import { Subscription } from './subscriptions.js';
 import { baseUrl } from './tokens.js';
 const OPEN = 1;
+const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Refused for now: the frame was not processed; resend it after retry_after_ms. */
 const RETRY_CODES = new Set(['rate_limited', 'store_unavailable', 'internal']);
 const CLOSE_LOGGED_OUT = 4011;
@@ -27,6 +28,8 @@ export class ClarityClient {
     seq = 1;
     stateNow = 'connecting';
     stopped = false;
+    /** Why it stopped: later calls reject with it. */
+    stoppedBy;
     needRefresh = false;
     closeError;
     nextDelayMs;
@@ -71,6 +74,8 @@ export class ClarityClient {
      * there, with what it did (summed over the frames they needed), in call order.
      */
     async send(samples) {
+        if (this.stoppedBy)
+            throw this.stoppedBy;
         const size = this.batchSize();
         const parts = [];
         for (let i = 0; i < samples.length; i += size) {
@@ -81,6 +86,8 @@ export class ClarityClient {
     }
     /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
     async delete(ids) {
+        if (this.stoppedBy)
+            throw this.stoppedBy;
         const parts = [];
         for (let i = 0; i < ids.length; i += 1000) {
             const chunk = ids.slice(i, i + 1000);
@@ -117,7 +124,8 @@ export class ClarityClient {
         if (this.stopped)
             return;
         this.stop('closed');
-        this.outbox.failAll(new ClarityError('closed', 'the client was closed; the batch stays in the outbox storage'));
+        this.stoppedBy = new ClarityError('closed', 'the client was closed; unacknowledged batches stay in the outbox storage');
+        this.outbox.failAll(this.stoppedBy);
     }
     // ---- connection ------------------------------------------------------------------------
     async connect() {
@@ -156,8 +164,16 @@ export class ClarityClient {
                 this.lost(ev.code);
         };
         ws.onerror = () => {
-            // A close event follows.
+            // Browsers follow an error with a close; node's WebSocket (undici) does not when the
+            // handshake fails, so the error is the loss.
+            if (this.ws === ws)
+                this.lost(1006);
         };
+        // A handshake that never completes (a proxy holding the connection) is a loss too.
+        this.later(HANDSHAKE_TIMEOUT_MS, () => {
+            if (this.ws === ws && !this.isWelcomed)
+                this.lost(1006);
+        });
     }
     lost(code) {
         const ws = this.ws;
@@ -224,6 +240,7 @@ export class ClarityClient {
         if (this.stopped)
             return;
         this.stop('failed');
+        this.stoppedBy = error;
         this.outbox.failAll(error);
         for (const s of this.subs)
             s.end(error);

@@ -62,6 +62,7 @@ export interface ClientEvents {
 }
 
 const OPEN = 1;
+const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Refused for now: the frame was not processed; resend it after retry_after_ms. */
 const RETRY_CODES = new Set(['rate_limited', 'store_unavailable', 'internal']);
 const CLOSE_LOGGED_OUT = 4011;
@@ -84,6 +85,8 @@ export class ClarityClient {
   private seq = 1;
   private stateNow: ClientState = 'connecting';
   private stopped = false;
+  /** Why it stopped: later calls reject with it. */
+  private stoppedBy: ClarityError | undefined;
   private needRefresh = false;
   private closeError: string | undefined;
   private nextDelayMs: number | undefined;
@@ -139,6 +142,7 @@ export class ClarityClient {
    * there, with what it did (summed over the frames they needed), in call order.
    */
   async send(samples: Sample[]): Promise<BatchResult> {
+    if (this.stoppedBy) throw this.stoppedBy;
     const size = this.batchSize();
     const parts: Promise<BatchResult>[] = [];
     for (let i = 0; i < samples.length; i += size) {
@@ -150,6 +154,7 @@ export class ClarityClient {
 
   /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
   async delete(ids: string[]): Promise<BatchResult> {
+    if (this.stoppedBy) throw this.stoppedBy;
     const parts: Promise<BatchResult>[] = [];
     for (let i = 0; i < ids.length; i += 1000) {
       const chunk = ids.slice(i, i + 1000);
@@ -185,7 +190,8 @@ export class ClarityClient {
   close(): void {
     if (this.stopped) return;
     this.stop('closed');
-    this.outbox.failAll(new ClarityError('closed', 'the client was closed; the batch stays in the outbox storage'));
+    this.stoppedBy = new ClarityError('closed', 'the client was closed; unacknowledged batches stay in the outbox storage');
+    this.outbox.failAll(this.stoppedBy);
   }
 
   // ---- connection ------------------------------------------------------------------------
@@ -219,8 +225,14 @@ export class ClarityClient {
       if (this.ws === ws) this.lost(ev.code);
     };
     ws.onerror = () => {
-      // A close event follows.
+      // Browsers follow an error with a close; node's WebSocket (undici) does not when the
+      // handshake fails, so the error is the loss.
+      if (this.ws === ws) this.lost(1006);
     };
+    // A handshake that never completes (a proxy holding the connection) is a loss too.
+    this.later(HANDSHAKE_TIMEOUT_MS, () => {
+      if (this.ws === ws && !this.isWelcomed) this.lost(1006);
+    });
   }
 
   private lost(code: number): void {
@@ -286,6 +298,7 @@ export class ClarityClient {
   private fail(error: ClarityError): void {
     if (this.stopped) return;
     this.stop('failed');
+    this.stoppedBy = error;
     this.outbox.failAll(error);
     for (const s of this.subs) s.end(error);
     this.subs.clear();
