@@ -29,6 +29,7 @@ use crate::scoring::{Pat, PatOptions};
 use crate::store::Store;
 use crate::store::dynamo::{self, DynamoOptions, DynamoStore};
 use crate::store::sqlite::SqliteStore;
+use crate::streams::feed::Feed;
 use crate::streams::hub::Hub;
 use crate::streams::subscription::Subscriptions;
 use crate::streams::{FanOut, Streams};
@@ -160,8 +161,10 @@ impl App {
         });
         tokio::spawn(pipeline.clone().consume_days(day_events));
         let audit = AuditLog::new(store.clone(), config.audit.retention_days);
+        let feed = Arc::new(Feed::new(bus.clone()));
         let subscriptions = Arc::new(Subscriptions {
             streams: streams.clone(),
+            feed: feed.clone(),
             store: store.clone(),
             audit: audit.clone(),
             sessions: sessions.clone(),
@@ -170,7 +173,8 @@ impl App {
             store.clone(),
             window_service.clone(),
             config.limits.user_budget(),
-        );
+        )
+        .with_feed(feed);
         let imports = Arc::new(Imports::new(
             pipeline.clone(),
             &config.store.data_dir,

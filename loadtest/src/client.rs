@@ -408,6 +408,14 @@ pub struct Ack {
     pub accepted: u64,
     #[serde(default)]
     pub duplicates: u64,
+    /// Sync v2: samples that replaced a stored one (a higher `version`).
+    #[serde(default)]
+    pub updated: u64,
+    /// Sync v2: ids a `delete` frame removed, and ids it did not find.
+    #[serde(default)]
+    pub deleted: u64,
+    #[serde(default)]
+    pub not_found: u64,
     #[serde(default)]
     pub rejected: Vec<Rejected>,
 }

@@ -203,6 +203,15 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 1)]
     pub inflight: usize,
 
+    /// Percent of sample slots that edit a recently sent sample (same id, higher `version`).
+    #[arg(long, default_value_t = 0.0, value_parser = percent)]
+    pub upsert_pct: f64,
+
+    /// Percent of the samples sent that are later deleted (`delete` frames of 10 ids,
+    /// replacing a `samples` frame when due).
+    #[arg(long, default_value_t = 0.0, value_parser = percent)]
+    pub delete_pct: f64,
+
     /// Seconds to wait for outstanding acks after the measurement window.
     #[arg(long, default_value_t = 5)]
     pub drain_timeout: u64,
@@ -409,4 +418,11 @@ async fn run(cli: Cli) -> Result<Report> {
         eprintln!("[loadtest] JSON report written to {}", path.display());
     }
     Ok(report)
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a percentage between 0 and 100")),
+    }
 }

@@ -2,6 +2,7 @@
 //! for consecutive minutes of one device, with a day/night rhythm.
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, SecondsFormat, Timelike, Utc};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 /// Small, fast, deterministic PRNG (SplitMix64).
@@ -58,7 +59,25 @@ pub struct SampleGen {
     hr_pending: Option<u32>,
     level: Level,
     rng: Rng,
+    edits: Edits,
 }
+
+/// Sync-v2 edits mixed into the stream (`--upsert-pct`, `--delete-pct`): a share of the
+/// sample slots re-sends a recent id with a higher `version` and a new value, and deletes of
+/// recent ids go out as `delete` frames of [`DELETE_FRAME`] ids each.
+#[derive(Debug, Default)]
+struct Edits {
+    upsert: f64,
+    delete: f64,
+    /// Samples sent lately that may be edited or deleted: (id counter, kind, times).
+    recent: VecDeque<(u64, &'static str, String)>,
+    version: u64,
+    delete_credit: f64,
+}
+
+/// Ids per `delete` frame.
+pub const DELETE_FRAME: usize = 10;
+const RECENT: usize = 2048;
 
 /// Time-zone offsets (seconds east of UTC) cycled over sessions.
 const OFFSETS: [i32; 5] = [3600, 0, -5 * 3600, 9 * 3600, 5 * 3600 + 1800];
@@ -90,7 +109,16 @@ impl SampleGen {
             hr_pending: None,
             level: Level::Sedentary,
             rng: Rng::new(seed),
+            edits: Edits::default(),
         }
+    }
+
+    /// Mixes edits into the stream: `upsert` and `delete` are fractions (0..1) of the
+    /// samples sent.
+    pub fn with_edits(mut self, upsert: f64, delete: f64) -> Self {
+        self.edits.upsert = upsert;
+        self.edits.delete = delete;
+        self
     }
 
     /// Start over at the first minute whenever the next minute would start at or
@@ -145,7 +173,7 @@ impl SampleGen {
     }
 
     /// One sample object, `{"id":…,"kind":…,"start":…,"end":…,"value":…,"unit":…}`.
-    fn write_sample(&mut self, out: &mut String, kind: &str, value: u32) {
+    fn write_sample(&mut self, out: &mut String, kind: &'static str, value: u32) {
         self.counter += 1;
         let minute = self.minute;
         let times = self.times.get_or_insert_with(|| {
@@ -161,6 +189,36 @@ impl SampleGen {
             r#"{{"id":{}{}","kind":"{kind}",{times},"value":{value},"unit":"count/min"}}"#,
             self.id_open, self.counter
         );
+        if self.edits.upsert > 0.0 || self.edits.delete > 0.0 {
+            if self.edits.recent.len() == RECENT {
+                self.edits.recent.pop_front();
+            }
+            self.edits
+                .recent
+                .push_back((self.counter, kind, times.clone()));
+        }
+    }
+
+    /// A recent sample again, with a higher version and another value (an edit).
+    fn write_upsert(&mut self, out: &mut String) -> bool {
+        let n = self.edits.recent.len();
+        if n == 0 {
+            return false;
+        }
+        let pick = (self.rng.next_u64() % n as u64) as usize;
+        let (counter, kind, times) = &self.edits.recent[pick];
+        self.edits.version += 1;
+        let value = if *kind == "heart_rate" {
+            self.rng.range(50, 120)
+        } else {
+            self.rng.range(0, 2000)
+        };
+        let _ = write!(
+            out,
+            r#"{{"id":{}{}","kind":"{kind}",{times},"value":{value},"unit":"count/min","version":{}}}"#,
+            self.id_open, counter, self.edits.version
+        );
+        true
     }
 
     /// Append `n` comma-separated sample objects to `out`.
@@ -168,6 +226,12 @@ impl SampleGen {
         for k in 0..n {
             if k > 0 {
                 out.push(',');
+            }
+            if self.edits.upsert > 0.0
+                && self.rng.f64() < self.edits.upsert
+                && self.write_upsert(out)
+            {
+                continue;
             }
             if let Some(hr) = self.hr_pending.take() {
                 self.write_sample(out, "heart_rate", hr);
@@ -180,8 +244,27 @@ impl SampleGen {
         }
     }
 
-    /// Build a WebSocket `samples` frame with `n` samples (JSON text).
+    /// Build the next WebSocket frame: a `samples` frame with `n` samples (JSON text), or,
+    /// once enough deletes are due, a `delete` frame of [`DELETE_FRAME`] recent ids.
     pub fn frame(&mut self, seq: u64, n: usize) -> String {
+        self.edits.delete_credit += n as f64 * self.edits.delete;
+        if self.edits.delete_credit >= DELETE_FRAME as f64
+            && self.edits.recent.len() >= DELETE_FRAME
+        {
+            self.edits.delete_credit -= DELETE_FRAME as f64;
+            let mut out = String::with_capacity(48 + DELETE_FRAME * 40);
+            let _ = write!(out, r#"{{"type":"delete","seq":{seq},"ids":["#);
+            for k in 0..DELETE_FRAME {
+                // The oldest recent ids: never edited again once deleted.
+                let (counter, _, _) = self.edits.recent.pop_front().expect("enough recent ids");
+                if k > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, r#"{}{}""#, self.id_open, counter);
+            }
+            out.push_str("]}");
+            return out;
+        }
         let mut out = String::with_capacity(48 + n * 160);
         let _ = write!(out, r#"{{"type":"samples","seq":{seq},"samples":["#);
         self.write_samples(&mut out, n);
@@ -239,6 +322,47 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&g.frame(1, 1)).unwrap();
         assert_eq!(v["samples"][0]["start"], "2026-11-29T10:00:00+01:00");
         assert_eq!(v["samples"][0]["end"], "2026-11-29T10:01:00+01:00");
+    }
+
+    #[test]
+    fn edits_replay_recent_ids_with_rising_versions_and_delete_in_frames() {
+        let start = DateTime::parse_from_rfc3339("2026-11-29T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut g = SampleGen::new("e".into(), 0, start, 3).with_edits(0.1, 0.01);
+        let (mut new, mut upserts, mut deletes) = (0, 0, 0);
+        let mut seen = std::collections::HashSet::new();
+        let mut last_version = 0;
+        for seq in 1..=200 {
+            let v: serde_json::Value = serde_json::from_str(&g.frame(seq, 60)).unwrap();
+            if v["type"] == "delete" {
+                let ids = v["ids"].as_array().unwrap();
+                assert_eq!(ids.len(), DELETE_FRAME);
+                for id in ids {
+                    assert!(seen.contains(id.as_str().unwrap()), "deletes a sent id");
+                }
+                deletes += ids.len();
+                continue;
+            }
+            for s in v["samples"].as_array().unwrap() {
+                let id = s["id"].as_str().unwrap().to_string();
+                match s["version"].as_u64() {
+                    Some(ver) => {
+                        assert!(seen.contains(&id), "an edit re-sends a sent id");
+                        assert!(ver > last_version, "versions rise");
+                        last_version = ver;
+                        upserts += 1;
+                    }
+                    None => {
+                        assert!(seen.insert(id), "new ids are unique");
+                        new += 1;
+                    }
+                }
+            }
+        }
+        let total = (new + upserts + deletes) as f64;
+        assert!((0.07..0.13).contains(&(upserts as f64 / total)), "{upserts}/{total}");
+        assert!((0.005..0.02).contains(&(deletes as f64 / total)), "{deletes}/{total}");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("no such resource")]
     NotFound,
+    /// What the request refers to is no longer there for good (410), e.g. a change-feed
+    /// position the client must start again from 0 instead of.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     #[error("{message}")]
     Missing { code: &'static str, message: String },
     #[error("method not allowed")]
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -121,7 +126,8 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::Missing { code, .. } => code,
+            | ApiError::Missing { code, .. }
+            | ApiError::Gone { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",

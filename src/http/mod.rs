@@ -14,6 +14,7 @@ mod admin;
 mod analyses;
 mod audit;
 mod auth;
+mod changes;
 pub mod client_ip;
 mod dashboard;
 pub mod error;
@@ -59,6 +60,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(sample_delete::router())
         .merge(export_formats::router())
         .merge(omh_import::router())
+        .merge(changes::router())
         .merge(analyses::router())
         .merge(insights::router())
         .merge(shares::router())

@@ -52,6 +52,7 @@ pub const BEARER: &str = "bearer";
         (name = "auth", description = "Local accounts and tokens (`--auth local`; with `--auth cognito` these answer 404 `local_auth_disabled`)."),
         (name = "user", description = "The caller's account."),
         (name = "health-data", description = "Sample upload and history."),
+        (name = "changes", description = "The change feed of the caller's samples: every insert, update and deletion in order, to follow from a token."),
         (name = "analyses", description = "Actigraphy analytics of the last week."),
         (name = "insights", description = "Plain-language insights about the last week (rate limited)."),
         (name = "shares", description = "Letting another account read your insights or analyses."),

@@ -2,8 +2,9 @@
 //! top-level wiring (it reaches every subsystem), so it lives next to the server and holds
 //! the whole `App`; modules below the edge get narrow handles instead.
 //!
-//! Rules: handling a message never waits on a client (pushes are `try_send`) and only the
-//! owner of a window applies forwarded samples. Ending sessions (logout, admin disconnect)
+//! Rules: handling a message never waits on a client (pushes are `try_send`, change notices
+//! only wake followers) and only the owner of a window applies forwarded samples. A possible
+//! loss of messages also wakes every change-feed follower, which then reads the store. Ending sessions (logout, admin disconnect)
 //! acts on this node's sessions at once and tells the others; delivery being at most once,
 //! a node that misses the message keeps such a session until its token expires (logout) or
 //! for good (disconnect), which the documentation states.
@@ -55,6 +56,7 @@ pub async fn run(
                 if r.is_err() {
                     return;
                 }
+                app.subscriptions.feed.poke_all();
                 let app = app.clone();
                 app.sessions.clone().spawn(async move {
                     app.window_service.resync(None).await;
@@ -105,7 +107,17 @@ fn handle(app: &Arc<App>, msg: Message) {
         Message::Erased { user } => {
             crate::server::erase::forget_here(app, user);
         }
+        Message::SamplesChanged { user, head } => {
+            app.subscriptions.feed.poke(user, head);
+        }
         Message::Resync { users } => {
+            // Change notices of these users may be among what was lost.
+            match &users {
+                Some(users) => users
+                    .iter()
+                    .for_each(|u| app.subscriptions.feed.poke(*u, None)),
+                None => app.subscriptions.feed.poke_all(),
+            }
             let app = app.clone();
             app.sessions.clone().spawn(async move {
                 app.window_service.resync(users).await;

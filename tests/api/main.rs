@@ -12,6 +12,8 @@ mod backup;
 mod browser;
 mod browser_phone;
 mod bus;
+mod change_feed;
+mod change_feed_sync;
 mod cli_analyze;
 mod cli_analyze_batch;
 mod cli_errors;

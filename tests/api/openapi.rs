@@ -31,6 +31,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/export/openmhealth"),
     ("GET", "/api/v1/export/csv"),
     ("POST", "/api/v1/import/openmhealth"),
+    ("GET", "/api/v1/changes"),
     ("POST", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses"),
     ("GET", "/api/v1/analyses/{id}"),
@@ -716,6 +717,53 @@ async fn responses_are_as_documented() {
             .await;
         assert_eq!(a.status, status, "{ctype}");
     }
+
+    // The change feed: a page, the next (empty) one, a damaged token and a foreign one.
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/changes",
+            "/api/v1/changes?since=0&limit=2",
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!((a.status, &a.body["more"]), (StatusCode::OK, &json!(true)));
+    let token = a.body["next_token"].as_str().unwrap().to_owned();
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/changes",
+            &format!("/api/v1/changes?since={token}"),
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/changes",
+            "/api/v1/changes?since=bm9wZQ",
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = api
+        .call(
+            &app,
+            "GET",
+            "/api/v1/changes",
+            &format!("/api/v1/changes?since={token}"),
+            Some(&grace),
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::GONE, "another user's token");
 
     // Analyses and insights (Grace has no data).
     let a = api

@@ -28,6 +28,7 @@ use crate::metrics::SAMPLES;
 use crate::rate::TokenBucket;
 use crate::samples::{self, Rejection, Sample};
 use crate::store::{OpOutcome, SampleOp, Store, StoreError, WriteResult};
+use crate::streams::feed::{self, Feed};
 use crate::window::service::WindowService;
 
 /// Inputs above this size are validated on the blocking pool: validation costs about a
@@ -196,6 +197,8 @@ pub struct Ingest {
     user_samples: DashMap<Uuid, TokenBucket>,
     per_sec: u32,
     burst: u32,
+    /// Where writes that changed something are announced (change feed followers).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Ingest {
@@ -210,7 +213,14 @@ impl Ingest {
             user_samples: DashMap::new(),
             per_sec: budget.per_sec.max(1),
             burst: budget.burst.max(1),
+            feed: None,
         }
+    }
+
+    /// Announces every write that changes a user's samples to `feed`.
+    pub fn with_feed(mut self, feed: Arc<Feed>) -> Ingest {
+        self.feed = Some(feed);
+        self
     }
 
     /// Takes `n` samples from `user`'s per-second budget on this node, or says how long until
@@ -312,11 +322,18 @@ impl Ingest {
                 return Err(e);
             }
         };
-        // The write is durable here. Whatever must follow every successful write that changed
-        // something (the change feed's poke) goes right here, before the window work.
+        // The write is durable here: followers of the change feed are told first.
         let WriteResult {
-            outcomes, removed, ..
+            outcomes,
+            removed,
+            seqs,
         } = written;
+        feed::announce(
+            self.feed.as_deref(),
+            user,
+            !seqs.is_empty(),
+            seqs.last().copied(),
+        );
         let mut report = IngestReport::default();
         let mut not_found_ids = Vec::new();
         let mut inserted = Vec::new();

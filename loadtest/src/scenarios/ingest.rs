@@ -19,7 +19,7 @@ use crate::client::{self, Limits, ServerFrame, close_key, ws_err_key};
 use crate::report::{
     ErrorCounts, LatencyMs, Report, RssSampler, Section, new_histogram, r3, read_rss,
 };
-use crate::samples::SampleGen;
+use crate::samples::{DELETE_FRAME, SampleGen};
 
 const READ_BUFFER: usize = 16 * 1024;
 /// Fraction of the server's frame rate we allow ourselves (clock skew margin).
@@ -48,6 +48,8 @@ struct Plan {
     inflight: usize,
     duration: Duration,
     drain: Duration,
+    upsert: f64,
+    delete: f64,
 }
 
 /// Shared live counters (progress lines) and the latency histogram.
@@ -84,6 +86,9 @@ struct SessionResult {
     batches_unacked: u64,
     samples_accepted: u64,
     samples_duplicates: u64,
+    samples_updated: u64,
+    samples_deleted: u64,
+    samples_not_found: u64,
     samples_rejected: u64,
     samples_acked_in_window: u64,
     send_slips: u64,
@@ -101,6 +106,8 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         inflight: args.inflight,
         duration: Duration::from_secs(env.common.duration),
         drain: Duration::from_secs(args.drain_timeout),
+        upsert: args.upsert_pct / 100.0,
+        delete: args.delete_pct / 100.0,
     });
     let shared = Arc::new(Shared::default());
     let tracker = Arc::new(ConnTracker::default());
@@ -207,6 +214,9 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         total.batches_unacked += r.batches_unacked;
         total.samples_accepted += r.samples_accepted;
         total.samples_duplicates += r.samples_duplicates;
+        total.samples_updated += r.samples_updated;
+        total.samples_deleted += r.samples_deleted;
+        total.samples_not_found += r.samples_not_found;
         total.samples_rejected += r.samples_rejected;
         total.samples_acked_in_window += r.samples_acked_in_window;
         total.send_slips += r.send_slips;
@@ -237,7 +247,11 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
             .set("server_limits", serde_json::to_value(l).unwrap_or_default());
     }
     let established = tracker.established();
-    let samples_acked = total.samples_accepted + total.samples_duplicates;
+    let samples_acked = total.samples_accepted
+        + total.samples_duplicates
+        + total.samples_updated
+        + total.samples_deleted
+        + total.samples_not_found;
     report
         .counts
         .set("sessions_target", n as u64)
@@ -253,6 +267,9 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         .set("samples_acked", samples_acked)
         .set("samples_accepted", total.samples_accepted)
         .set("samples_duplicates", total.samples_duplicates)
+        .set("samples_updated", total.samples_updated)
+        .set("samples_deleted", total.samples_deleted)
+        .set("samples_not_found", total.samples_not_found)
         .set("samples_rejected", total.samples_rejected)
         .set("samples_acked_in_window", total.samples_acked_in_window)
         .set("send_slips", total.send_slips);
@@ -359,7 +376,8 @@ async fn session(
     let start = chrono::Utc::now()
         - chrono::Duration::minutes(minutes_needed.ceil() as i64 + 1440 + (i % 60) as i64);
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x00C1_A817;
-    let mut samples = SampleGen::new(format!("lt-{}-{i}", env.run_id), i, start, seed);
+    let mut samples = SampleGen::new(format!("lt-{}-{i}", env.run_id), i, start, seed)
+        .with_edits(plan.upsert, plan.delete);
 
     // Spread paced sessions uniformly over one send interval.
     let interval = (plan.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / plan.rate));
@@ -431,10 +449,17 @@ async fn session(
                         if lat_buf.len() >= LATENCY_FLUSH {
                             shared.flush(&mut lat_buf);
                         }
-                        let acked = ack.accepted + ack.duplicates;
+                        let acked = ack.accepted
+                            + ack.duplicates
+                            + ack.updated
+                            + ack.deleted
+                            + ack.not_found;
                         res.batches_acked += 1;
                         res.samples_accepted += ack.accepted;
                         res.samples_duplicates += ack.duplicates;
+                        res.samples_updated += ack.updated;
+                        res.samples_deleted += ack.deleted;
+                        res.samples_not_found += ack.not_found;
                         res.samples_rejected += ack.rejected.len() as u64;
                         for r in &ack.rejected {
                             res.errors.inc(format!(
@@ -516,6 +541,7 @@ async fn session(
                 }
                 seq += 1;
                 let frame = samples.frame(seq, batch);
+                let is_delete = frame.starts_with(r#"{"type":"delete""#);
                 if max_frame_bytes.is_some_and(|m| frame.len() > m) {
                     res.frame_too_large += 1;
                 }
@@ -526,7 +552,11 @@ async fn session(
                     Ok(Ok(())) => {
                         inflight.push_back((seq, sent_at));
                         res.batches_sent += 1;
-                        res.samples_sent += batch as u64;
+                        res.samples_sent += if is_delete {
+                            DELETE_FRAME as u64
+                        } else {
+                            batch as u64
+                        };
                     }
                     Ok(Err(e)) => {
                         res.errors.inc(format!("send.{}", ws_err_key(&e)));

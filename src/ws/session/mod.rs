@@ -365,19 +365,19 @@ impl Session {
                 Ok(None)
             }
             Command::Subscribe {
-                kind,
+                stream,
                 owner,
                 since,
                 epoch,
             } => {
                 let owner = owner.unwrap_or(self.user);
-                self.on_subscribe(owner, kind, since, epoch.map(|e| e.into_owned()))
+                self.on_subscribe(owner, stream, since, epoch.map(|e| e.into_owned()))
                     .await?;
                 Ok(None)
             }
-            Command::Unsubscribe { kind, owner } => {
+            Command::Unsubscribe { stream, owner } => {
                 let owner = owner.unwrap_or(self.user);
-                self.on_unsubscribe(owner, kind).await?;
+                self.on_unsubscribe(owner, stream).await?;
                 Ok(None)
             }
         }

@@ -87,6 +87,15 @@ pub trait Intercept: Send + Sync + 'static {
     ) -> StoreResult<WriteResult> {
         inner.write_samples(user, ops).await
     }
+    async fn changes(
+        &self,
+        inner: &dyn Store,
+        user: Uuid,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<ChangePage> {
+        inner.changes(user, after, limit).await
+    }
     async fn has_share(
         &self,
         inner: &dyn Store,
@@ -162,7 +171,9 @@ impl<I: Intercept> Store for Wrapped<I> {
     }
     async fn changes(&self, user: Uuid, after: u64, limit: usize) -> StoreResult<ChangePage> {
         self.intercept.check(Op::Changes)?;
-        self.inner.changes(user, after, limit).await
+        self.intercept
+            .changes(&*self.inner, user, after, limit)
+            .await
     }
     async fn erase_user(&self, user: Uuid) -> StoreResult<Erased> {
         self.intercept.check(Op::EraseUser)?;

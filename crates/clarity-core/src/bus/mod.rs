@@ -1,5 +1,6 @@
 //! The bus between nodes: stream events, frames for a user's sessions, revoked shares,
-//! samples for a window owned elsewhere and sessions to end (logout, admin disconnect), plus
+//! samples for a window owned elsewhere, sessions to end (logout, admin disconnect) and
+//! notices that a user's samples changed (change feed), plus
 //! the leases that say which node owns a window.
 //!
 //! Rules:
@@ -59,6 +60,10 @@ pub enum Message {
     /// `user`'s account was erased: their tokens are refused, their sessions closed (4011
     /// `account_erased`) and their window and caches dropped on every node.
     Erased { user: Uuid },
+    /// `user`'s samples changed (durably), up to change seq `head` when the writer knew it:
+    /// followers of their change feed read the store (`streams::feed`). No payload, so a
+    /// lost notice costs latency, not data.
+    SamplesChanged { user: Uuid, head: Option<u64> },
 }
 
 /// A stream name on the wire (`DocKind` stays free of serde).

@@ -70,7 +70,11 @@ struct Lost {
 impl Lost {
     fn note(&mut self, msg: &Message) {
         match msg {
-            Message::Samples { user, .. } => self.note_user(*user),
+            // A lost change notice: the `resync` that names the user also wakes its
+            // change-feed followers on every node.
+            Message::Samples { user, .. } | Message::SamplesChanged { user, .. } => {
+                self.note_user(*user)
+            }
             Message::Resync { users: None } => self.all = true,
             Message::Resync { users: Some(u) } => u.iter().for_each(|m| self.note_user(*m)),
             // Stream events are in the store: subscribers fill gaps from there.

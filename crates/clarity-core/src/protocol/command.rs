@@ -17,8 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::Refusal;
-use crate::store::DocKind;
+use super::{Refusal, Stream};
 
 /// What a well-formed client frame asks for.
 #[derive(Debug)]
@@ -42,13 +41,13 @@ pub enum Command<'a> {
     Analyze,
     /// Watch a stream; `owner` `None` is the session's own user.
     Subscribe {
-        kind: DocKind,
+        stream: Stream,
         owner: Option<Uuid>,
         since: Option<u64>,
         epoch: Option<Cow<'a, str>>,
     },
     Unsubscribe {
-        kind: DocKind,
+        stream: Stream,
         owner: Option<Uuid>,
     },
 }
@@ -186,17 +185,17 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
         }
         Some("analyze") => Ok(Command::Analyze),
         Some("subscribe") => {
-            let (kind, owner) = stream_key(env)?;
+            let (stream, owner) = stream_key(env)?;
             Ok(Command::Subscribe {
-                kind,
+                stream,
                 owner,
                 since: env.since,
                 epoch: env.epoch.clone(),
             })
         }
         Some("unsubscribe") => {
-            let (kind, owner) = stream_key(env)?;
-            Ok(Command::Unsubscribe { kind, owner })
+            let (stream, owner) = stream_key(env)?;
+            Ok(Command::Unsubscribe { stream, owner })
         }
         Some(other) => Err(Refusal::new(
             "unknown_type",
@@ -213,18 +212,18 @@ fn invalid_ids(message: String) -> Refusal {
 }
 
 /// The stream and owner a subscribe/unsubscribe frame names.
-fn stream_key(env: &Envelope<'_>) -> Result<(DocKind, Option<Uuid>), Refusal> {
+fn stream_key(env: &Envelope<'_>) -> Result<(Stream, Option<Uuid>), Refusal> {
     let invalid = |m: &'static str| Refusal::new("invalid_frame", m);
-    let kind = match env.stream.as_deref() {
+    let stream = match env.stream.as_deref() {
         None => return Err(invalid("missing field `stream`")),
-        Some(name) => DocKind::from_stream(name)
-            .ok_or_else(|| invalid("`stream` must be `insights` or `analyses`"))?,
+        Some(name) => Stream::from_name(name)
+            .ok_or_else(|| invalid("`stream` must be `insights`, `analyses` or `samples`"))?,
     };
     let owner = match env.user_id.as_deref() {
         None => None,
         Some(id) => Some(Uuid::parse_str(id).map_err(|_| invalid("`user_id` must be a UUID"))?),
     };
-    Ok((kind, owner))
+    Ok((stream, owner))
 }
 
 /// At most `max` characters of `s` (for echoing client text in messages).
@@ -238,6 +237,7 @@ pub fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DocKind;
 
     fn refusal(text: &str) -> Refusal {
         parse(text).unwrap().command.unwrap_err()
@@ -261,12 +261,21 @@ mod tests {
         );
         assert!(matches!(
             cmd(r#"{"type":"subscribe","stream":"insights","since":4,"epoch":"e"}"#),
-            Command::Subscribe { kind: DocKind::Insight, owner: None, since: Some(4), epoch: Some(e) } if e == "e"
+            Command::Subscribe { stream: Stream::Docs(DocKind::Insight), owner: None, since: Some(4), epoch: Some(e) } if e == "e"
+        ));
+        assert!(matches!(
+            cmd(r#"{"type":"subscribe","stream":"samples","since":0}"#),
+            Command::Subscribe {
+                stream: Stream::Samples,
+                owner: None,
+                since: Some(0),
+                epoch: None
+            }
         ));
         let id = Uuid::now_v7();
         assert!(matches!(
             cmd(&format!(r#"{{"type":"unsubscribe","stream":"analyses","user_id":"{id}"}}"#)),
-            Command::Unsubscribe { kind: DocKind::Analysis, owner: Some(o) } if o == id
+            Command::Unsubscribe { stream: Stream::Docs(DocKind::Analysis), owner: Some(o) } if o == id
         ));
     }
 

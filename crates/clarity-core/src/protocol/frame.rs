@@ -23,8 +23,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::samples::Rejection;
-use crate::store::DocKind;
+use super::Stream;
+use crate::samples::{Rejection, SampleOut};
+use crate::store::{ChangeOp, DocKind};
 
 /// An encoded frame: UTF-8 JSON text, cheap to clone (shared bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +127,16 @@ enum Tagged<'a> {
         user_id: Uuid,
         reason: &'static str,
     },
+    Change {
+        stream: &'static str,
+        user_id: Uuid,
+        offset: u64,
+        op: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sample: Option<SampleOut<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+    },
 }
 
 /// Every frame the server sends.
@@ -169,17 +180,17 @@ pub enum ServerFrame<'a> {
     },
     /// The client's `unsubscribe` was done.
     Unsubscribed {
-        kind: DocKind,
+        stream: Stream,
         user_id: Uuid,
     },
     /// A share was revoked: the subscription ended (alphabetical fields).
     Revoked {
-        kind: DocKind,
+        stream: Stream,
         user_id: Uuid,
     },
     /// The answer to `subscribe` (alphabetical fields).
     Subscribed {
-        kind: DocKind,
+        stream: Stream,
         user_id: Uuid,
         epoch: &'a str,
         offset: u64,
@@ -188,13 +199,13 @@ pub enum ServerFrame<'a> {
     },
     /// A subscriber fell behind; its subscription ended (alphabetical fields).
     Lagged {
-        kind: DocKind,
+        stream: Stream,
         user_id: Uuid,
         last_offset: u64,
     },
     /// A subscription failed or was refused (alphabetical fields, naming the stream).
     StreamError {
-        kind: DocKind,
+        stream: Stream,
         user_id: Uuid,
         code: &'a str,
         message: &'a str,
@@ -237,6 +248,12 @@ pub enum ServerFrame<'a> {
     /// An import ended (`done` or `failed`), with its final report.
     ImportDone {
         body: &'a str,
+    },
+    /// One entry of `user_id`'s change feed (stream `samples`), `offset` its change seq.
+    Change {
+        user_id: Uuid,
+        offset: u64,
+        op: &'a ChangeOp,
     },
 }
 
@@ -336,6 +353,7 @@ impl<'a> ServerFrame<'a> {
             ServerFrame::Unsubscribed { .. } | ServerFrame::Revoked { .. } => "unsubscribed",
             ServerFrame::Subscribed { .. } => "subscribed",
             ServerFrame::Lagged { .. } => "lagged",
+            ServerFrame::Change { .. } => "change",
             ServerFrame::InsightDelta { .. } => "insight_delta",
             ServerFrame::InsightFailed { .. } => "insight_failed",
             ServerFrame::Document { kind, .. } | ServerFrame::Event { kind, .. } => kind.as_str(),
@@ -414,19 +432,19 @@ fn json(frame: &ServerFrame<'_>) -> String {
             reason,
             reconnect_after_ms,
         }),
-        ServerFrame::Unsubscribed { kind, user_id } => to_string(&Tagged::Unsubscribed {
-            stream: kind.stream(),
+        ServerFrame::Unsubscribed { stream, user_id } => to_string(&Tagged::Unsubscribed {
+            stream: stream.name(),
             user_id,
             reason: "requested",
         }),
-        ServerFrame::Revoked { kind, user_id } => to_string(&RevokedAlpha {
+        ServerFrame::Revoked { stream, user_id } => to_string(&RevokedAlpha {
             reason: "revoked",
-            stream: kind.stream(),
+            stream: stream.name(),
             ty: "unsubscribed",
             user_id,
         }),
         ServerFrame::Subscribed {
-            kind,
+            stream,
             user_id,
             epoch,
             offset,
@@ -437,22 +455,22 @@ fn json(frame: &ServerFrame<'_>) -> String {
             offset,
             recover,
             replay,
-            stream: kind.stream(),
+            stream: stream.name(),
             ty: "subscribed",
             user_id,
         }),
         ServerFrame::Lagged {
-            kind,
+            stream,
             user_id,
             last_offset,
         } => to_string(&LaggedAlpha {
             last_offset,
-            stream: kind.stream(),
+            stream: stream.name(),
             ty: "lagged",
             user_id,
         }),
         ServerFrame::StreamError {
-            kind,
+            stream,
             user_id,
             code,
             message,
@@ -461,7 +479,7 @@ fn json(frame: &ServerFrame<'_>) -> String {
             code,
             message,
             retry_after_ms,
-            stream: kind.stream(),
+            stream: stream.name(),
             ty: "error",
             user_id,
         }),
@@ -490,6 +508,24 @@ fn json(frame: &ServerFrame<'_>) -> String {
             reason,
             ty: "insight_failed",
         }),
+        ServerFrame::Change {
+            user_id,
+            offset,
+            op,
+        } => {
+            let (op, sample, id) = match op {
+                ChangeOp::Upsert(sample) => ("upsert", Some(sample.to_wire()), None),
+                ChangeOp::Delete { id } => ("delete", None, Some(id.as_str())),
+            };
+            to_string(&Tagged::Change {
+                stream: Stream::SAMPLES,
+                user_id,
+                offset,
+                op,
+                sample,
+                id,
+            })
+        }
         ServerFrame::Document { .. }
         | ServerFrame::Event { .. }
         | ServerFrame::ImportProgress { .. }
@@ -568,7 +604,7 @@ mod tests {
     fn alphabetical_frames_keep_their_order() {
         let user = Uuid::nil();
         let f = encode(&ServerFrame::StreamError {
-            kind: DocKind::Analysis,
+            stream: Stream::Docs(DocKind::Analysis),
             user_id: user,
             code: "store_unavailable",
             message: "m",
@@ -589,6 +625,23 @@ mod tests {
         assert_eq!(
             f.as_str(),
             r#"{"type":"error","code":"rate_limited","message":"m","seq":5,"retry_after_ms":20}"#
+        );
+    }
+
+    #[test]
+    fn change_frames_carry_the_sample_or_the_deleted_id() {
+        let user = Uuid::nil();
+        let deleted = ChangeOp::Delete { id: "w1".into() };
+        let f = encode(&ServerFrame::Change {
+            user_id: user,
+            offset: 8,
+            op: &deleted,
+        });
+        assert_eq!(
+            f.as_str(),
+            format!(
+                r#"{{"type":"change","stream":"samples","user_id":"{user}","offset":8,"op":"delete","id":"w1"}}"#
+            )
         );
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod frame;
+mod stream;
 
 use std::borrow::Cow;
 
@@ -18,6 +19,7 @@ use chrono::{SecondsFormat, TimeZone, Utc};
 
 pub use command::{Command, Inbound, parse};
 pub use frame::{ErrorFrame, Frame, Limits, Outbound, Outgoing, ServerFrame, encode};
+pub use stream::Stream;
 
 use crate::store::StoreError;
 

@@ -1,4 +1,6 @@
 //! Per-user document streams (`analyses`, `insights`): offsets, live fan-out and replay.
+//! The change feed of a user's samples (stream `samples`) lives in [`feed`]: its offsets are
+//! the store's change seqs, and its followers read the store instead of receiving events.
 //!
 //! Rules:
 //! - Every new document becomes one event with the next offset of its (user, stream),
@@ -22,6 +24,7 @@
 //!   gap from the store when the next event arrives (see `subscription`).
 
 mod fanout;
+pub mod feed;
 pub mod hub;
 pub mod subscription;
 

@@ -63,6 +63,8 @@ impl Drop for OwnGuard {
 /// task tracker the subscription tasks run on. Built once by the app and shared.
 pub struct Subscriptions {
     pub streams: Arc<Streams>,
+    /// Followers of change feeds (stream `samples`), woken when a user's samples change.
+    pub feed: Arc<super::feed::Feed>,
     pub store: Arc<dyn Store>,
     pub audit: AuditLog,
     pub sessions: TaskTracker,
@@ -93,7 +95,7 @@ pub fn start(
 
 /// Sends while leaving room for the session's own frames; `false` when the session is gone
 /// or the subscription was cancelled.
-async fn send(out: &Outbound, shared: &SubShared, frame: Frame) -> bool {
+pub(super) async fn send(out: &Outbound, shared: &SubShared, frame: Frame) -> bool {
     let room = out.max_capacity() / 4 + 1;
     tokio::select! {
         biased;
@@ -110,7 +112,7 @@ async fn send(out: &Outbound, shared: &SubShared, frame: Frame) -> bool {
     }
 }
 
-async fn send_final(out: &Outbound, frame: &ServerFrame<'_>) {
+pub(super) async fn send_final(out: &Outbound, frame: &ServerFrame<'_>) {
     let _ = tokio::time::timeout(FINAL_SEND, out.send(Box::new(encode(frame)))).await;
 }
 
@@ -122,7 +124,7 @@ fn error_frame<'a>(
     req: &Request,
 ) -> ServerFrame<'a> {
     ServerFrame::StreamError {
-        kind: req.kind,
+        stream: req.kind.into(),
         user_id: req.owner,
         code,
         message,
@@ -213,7 +215,7 @@ async fn serve(
         }
     };
     let subscribed = ServerFrame::Subscribed {
-        kind: req.kind,
+        stream: req.kind.into(),
         user_id: req.owner,
         epoch: &epoch,
         offset: head,
@@ -304,11 +306,11 @@ async fn finish(
 ) -> Result<(), StoreError> {
     let frame = match (lagged_at, shared.end_reason()) {
         (_, Some(EndReason::Revoked)) => ServerFrame::Revoked {
-            kind: req.kind,
+            stream: req.kind.into(),
             user_id: req.owner,
         },
         (Some(last), _) => ServerFrame::Lagged {
-            kind: req.kind,
+            stream: req.kind.into(),
             user_id: req.owner,
             last_offset: last,
         },
