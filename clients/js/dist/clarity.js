@@ -1,6 +1,6 @@
 // @clarity/client, bundled by clients/js/scripts/build.mjs; do not edit: run `npm run build` in clients/js.
 
-// dist/backoff.js
+// src/backoff.ts
 var Backoff = class {
   attempt = 0;
   initialMs;
@@ -20,7 +20,7 @@ var Backoff = class {
   }
 };
 
-// dist/errors.js
+// src/errors.ts
 var ClarityError = class extends Error {
   /** The server's stable code (`forbidden`, `too_many_samples`...), or the SDK's own. */
   code;
@@ -59,21 +59,17 @@ async function apiError(resp) {
   let retryAfterMs;
   try {
     const body = await resp.json();
-    if (body?.error?.code)
-      code = body.error.code;
-    if (body?.error?.message)
-      message = body.error.message;
-    if (typeof body?.retry_after_ms === "number")
-      retryAfterMs = body.retry_after_ms;
+    if (body?.error?.code) code = body.error.code;
+    if (body?.error?.message) message = body.error.message;
+    if (typeof body?.retry_after_ms === "number") retryAfterMs = body.retry_after_ms;
   } catch {
   }
   const header = Number(resp.headers.get("retry-after"));
-  if (retryAfterMs === void 0 && header > 0)
-    retryAfterMs = header * 1e3;
+  if (retryAfterMs === void 0 && header > 0) retryAfterMs = header * 1e3;
   return new ApiError(resp.status, code, message, retryAfterMs);
 }
 
-// dist/outbox.js
+// src/outbox.ts
 function emptyResult() {
   return { accepted: 0, duplicates: 0, updated: 0, deleted: 0, not_found: 0, rejected: [], rejected_omitted: 0 };
 }
@@ -84,18 +80,9 @@ function addResult(into, r, indexOffset = 0) {
   into.deleted += r.deleted;
   into.not_found += r.not_found;
   into.rejected_omitted += r.rejected_omitted;
-  for (const x of r.rejected)
-    into.rejected.push({ ...x, index: x.index + indexOffset });
+  for (const x of r.rejected) into.rejected.push({ ...x, index: x.index + indexOffset });
 }
 var Outbox = class {
-  storage;
-  onResult;
-  onReady;
-  entries = [];
-  nextKey = 1;
-  chain;
-  bySeq = /* @__PURE__ */ new Map();
-  idle = [];
   constructor(storage, onResult, onReady) {
     this.storage = storage;
     this.onResult = onResult;
@@ -108,6 +95,14 @@ var Outbox = class {
       onReady();
     });
   }
+  storage;
+  onResult;
+  onReady;
+  entries = [];
+  nextKey = 1;
+  chain;
+  bySeq = /* @__PURE__ */ new Map();
+  idle = [];
   /** Resolves once earlier records are loaded (rejects if the storage cannot be read). */
   loaded() {
     return this.chain;
@@ -142,15 +137,13 @@ var Outbox = class {
   }
   /** The connection is gone: whatever was sent and not answered is unsent again. */
   connectionLost() {
-    for (const e of this.bySeq.values())
-      e.seq = void 0;
+    for (const e of this.bySeq.values()) e.seq = void 0;
     this.bySeq.clear();
   }
   /** An ack: the batch is durable on the server. */
   async acked(ack) {
     const entry = this.take(ack.seq);
-    if (!entry)
-      return;
+    if (!entry) return;
     await this.storage.remove(entry.record.key);
     entry.outcome = {
       result: {
@@ -168,16 +161,14 @@ var Outbox = class {
   /** Refused for now: sent again (first of the unsent) when the caller says. */
   retryLater(seq) {
     const entry = this.take(seq);
-    if (!entry)
-      return false;
+    if (!entry) return false;
     entry.seq = void 0;
     return true;
   }
   /** Refused for good (over the server's limits): dropped, its promise rejected. */
   async refused(seq, error) {
     const entry = this.take(seq);
-    if (!entry)
-      return;
+    if (!entry) return;
     await this.storage.remove(entry.record.key);
     entry.outcome = { error };
     this.settle();
@@ -192,14 +183,12 @@ var Outbox = class {
   }
   /** Resolves when nothing is waiting. */
   drained() {
-    if (!this.entries.length)
-      return Promise.resolve();
+    if (!this.entries.length) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
   take(seq) {
     const entry = this.bySeq.get(seq);
-    if (!entry)
-      return void 0;
+    if (!entry) return void 0;
     this.bySeq.delete(seq);
     entry.seq = -1;
     return entry;
@@ -210,26 +199,21 @@ var Outbox = class {
       const e = this.entries.shift();
       const outcome = e.outcome;
       if ("result" in outcome) {
-        if (e.resolve)
-          e.resolve(outcome.result);
-        else
-          this.onResult(outcome.result, e.record);
-      } else
-        e.reject?.(outcome.error);
+        if (e.resolve) e.resolve(outcome.result);
+        else this.onResult(outcome.result, e.record);
+      } else e.reject?.(outcome.error);
     }
     if (!this.entries.length) {
       const idle = this.idle;
       this.idle = [];
-      for (const f of idle)
-        f();
+      for (const f of idle) f();
     }
   }
 };
 
-// dist/tokens.js
+// src/tokens.ts
 function stored(t) {
-  if ("expires_at" in t)
-    return { ...t };
+  if ("expires_at" in t) return { ...t };
   return {
     access_token: t.access_token,
     refresh_token: t.refresh_token,
@@ -241,8 +225,7 @@ function baseUrl(url) {
 }
 async function post(f, url, path, body, token) {
   const headers = { "content-type": "application/json", accept: "application/json" };
-  if (token)
-    headers.authorization = `Bearer ${token}`;
+  if (token) headers.authorization = `Bearer ${token}`;
   return f(`${baseUrl(url)}${path}`, { method: "POST", headers, body: JSON.stringify(body) });
 }
 var SessionTokens = class _SessionTokens {
@@ -265,8 +248,7 @@ var SessionTokens = class _SessionTokens {
     const resp = await post(f, url, "/api/v1/auth/login", { email, password });
     if (!resp.ok) {
       const e = await apiError(resp);
-      if (resp.status === 401)
-        throw new AuthError(e.code, e.message, resp.status);
+      if (resp.status === 401) throw new AuthError(e.code, e.message, resp.status);
       throw e;
     }
     const tokens = new _SessionTokens({ ...options, url, tokens: await resp.json() });
@@ -278,10 +260,8 @@ var SessionTokens = class _SessionTokens {
     return this.tokens ? { ...this.tokens } : null;
   }
   async get() {
-    if (!this.tokens)
-      throw new AuthError("logged_out", "logged out: sign in again");
-    if (this.tokens.expires_at - Date.now() < this.marginMs)
-      return this.refresh();
+    if (!this.tokens) throw new AuthError("logged_out", "logged out: sign in again");
+    if (this.tokens.expires_at - Date.now() < this.marginMs) return this.refresh();
     return this.tokens.access_token;
   }
   refresh() {
@@ -294,8 +274,7 @@ var SessionTokens = class _SessionTokens {
   }
   async doRefresh() {
     const spent = this.tokens;
-    if (!spent)
-      throw new AuthError("logged_out", "logged out: sign in again");
+    if (!spent) throw new AuthError("logged_out", "logged out: sign in again");
     const resp = await post(this.fetch, this.url, "/api/v1/auth/refresh", { refresh_token: spent.refresh_token });
     if (!resp.ok) {
       const e = await apiError(resp);
@@ -315,15 +294,13 @@ var SessionTokens = class _SessionTokens {
     const t = this.tokens;
     this.tokens = null;
     this.onChange?.(null);
-    if (!t)
-      return;
+    if (!t) return;
     const resp = await post(this.fetch, this.url, "/api/v1/auth/logout", { refresh_token: t.refresh_token }, t.access_token);
-    if (!resp.ok && resp.status !== 401)
-      throw await apiError(resp);
+    if (!resp.ok && resp.status !== 401) throw await apiError(resp);
   }
 };
 
-// dist/rest.js
+// src/rest.ts
 var ClarityRest = class {
   url;
   tokens;
@@ -337,14 +314,12 @@ var ClarityRest = class {
   async raw(method, path, options = {}) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) {
-      if (v !== void 0)
-        q.set(k, String(v));
+      if (v !== void 0) q.set(k, String(v));
     }
     const url = `${this.url}${path}${q.size ? `?${q}` : ""}`;
     const call = async (token) => {
       const headers = { accept: "application/json", ...options.headers, authorization: `Bearer ${token}` };
-      if (options.body !== void 0)
-        headers["content-type"] = "application/json";
+      if (options.body !== void 0) headers["content-type"] = "application/json";
       return this.fetch(url, {
         method,
         headers,
@@ -362,22 +337,19 @@ var ClarityRest = class {
         throw new AuthError(e.code, e.message, 401);
       }
     }
-    if (!resp.ok)
-      throw await apiError(resp);
+    if (!resp.ok) throw await apiError(resp);
     return resp;
   }
   async json(method, path, options = {}) {
     const resp = await this.raw(method, path, options);
-    if (resp.status === 204)
-      return void 0;
+    if (resp.status === 204) return void 0;
     return await resp.json();
   }
   async *pages(path, key, query) {
     let cursor;
     do {
       const body = await this.json("GET", path, { query: { ...query, cursor } });
-      for (const item of body[key] ?? [])
-        yield item;
+      for (const item of body[key] ?? []) yield item;
       cursor = body.next_cursor ?? void 0;
     } while (cursor);
   }
@@ -403,8 +375,7 @@ var ClarityRest = class {
       await this.raw("DELETE", `/api/v1/health-data/${encodeURIComponent(id)}`);
       return true;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404)
-        return false;
+      if (e instanceof ApiError && e.status === 404) return false;
       throw e;
     }
   }
@@ -419,8 +390,7 @@ var ClarityRest = class {
       const page = await this.json("GET", "/api/v1/changes", { query: { since: token, limit } });
       yield page;
       token = page.next_token;
-      if (!page.more)
-        return;
+      if (!page.more) return;
     }
   }
   // ---- analyses and insights -------------------------------------------------------------
@@ -468,30 +438,24 @@ var ClarityRest = class {
     let ended = false;
     for (; ; ) {
       const { value, done: done2 } = await reader.read();
-      if (value)
-        buf += value;
+      if (value) buf += value;
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
-        if (!line)
-          continue;
+        if (!line) continue;
         const obj = JSON.parse(line);
-        if (obj.type === "error")
-          throw new ApiError(200, String(obj.code ?? "export_failed"), String(obj.message ?? "the export broke off"));
-        if (obj.type === "end")
-          ended = true;
+        if (obj.type === "error") throw new ApiError(200, String(obj.code ?? "export_failed"), String(obj.message ?? "the export broke off"));
+        if (obj.type === "end") ended = true;
         yield obj;
       }
-      if (done2)
-        break;
+      if (done2) break;
     }
-    if (!ended)
-      throw new ApiError(200, "export_incomplete", "the export ended without its end line: download it again");
+    if (!ended) throw new ApiError(200, "export_incomplete", "the export ended without its end line: download it again");
   }
 };
 
-// dist/storage.js
+// src/storage.ts
 var MemoryStorage = class {
   records = /* @__PURE__ */ new Map();
   async load() {
@@ -518,16 +482,15 @@ function committed(tx) {
   });
 }
 var IndexedDBStorage = class {
-  name;
-  idb;
-  db = null;
   /** `name`: the database, one per user (e.g. `clarity-outbox-<user id>`). */
   constructor(name = "clarity-outbox", idb = globalThis.indexedDB) {
     this.name = name;
     this.idb = idb;
-    if (!idb)
-      throw new Error("IndexedDBStorage: no indexedDB in this environment");
+    if (!idb) throw new Error("IndexedDBStorage: no indexedDB in this environment");
   }
+  name;
+  idb;
+  db = null;
   open() {
     if (!this.db) {
       const req = this.idb.open(this.name, 1);
@@ -558,14 +521,22 @@ var IndexedDBStorage = class {
   }
   /** Closes the database (tests, or before deleting it). */
   async close() {
-    if (this.db)
-      (await this.db).close();
+    if (this.db) (await this.db).close();
     this.db = null;
   }
 };
 
-// dist/subscriptions.js
+// src/subscriptions.ts
 var Subscription = class {
+  constructor(stream, userId, handler, options, onUnsubscribe) {
+    this.stream = stream;
+    this.userId = userId;
+    this.handler = handler;
+    this.options = options;
+    this.onUnsubscribe = onUnsubscribe;
+    this.offset = options.since;
+    this.epoch = options.epoch;
+  }
   stream;
   userId;
   handler;
@@ -576,24 +547,12 @@ var Subscription = class {
   epoch;
   /** `pending` (not yet answered on this connection), `live`, or `ended`. */
   state = "pending";
-  constructor(stream, userId, handler, options, onUnsubscribe) {
-    this.stream = stream;
-    this.userId = userId;
-    this.handler = handler;
-    this.options = options;
-    this.onUnsubscribe = onUnsubscribe;
-    this.offset = options.since;
-    this.epoch = options.epoch;
-  }
   /** The frame that (re)starts it. */
   frame() {
     const f = { type: "subscribe", stream: this.stream };
-    if (this.userId)
-      f.user_id = this.userId;
-    if (this.offset !== void 0)
-      f.since = this.offset;
-    if (this.epoch !== void 0 && this.offset !== void 0)
-      f.epoch = this.epoch;
+    if (this.userId) f.user_id = this.userId;
+    if (this.offset !== void 0) f.since = this.offset;
+    if (this.epoch !== void 0 && this.offset !== void 0) f.epoch = this.epoch;
     return f;
   }
   matches(stream, userId) {
@@ -602,8 +561,7 @@ var Subscription = class {
   subscribed(f) {
     this.state = "live";
     this.epoch = f.epoch;
-    if (this.offset === void 0)
-      this.offset = f.offset;
+    if (this.offset === void 0) this.offset = f.offset;
     else if (!f.recover) {
       this.offset = f.offset;
       this.options.onReload?.({ stream: this.stream, userId: f.user_id, offset: f.offset, reason: "recover_false" });
@@ -612,10 +570,8 @@ var Subscription = class {
   }
   /** Delivers `event` unless its offset was delivered already. */
   deliver(event) {
-    if (this.state === "ended")
-      return;
-    if (this.offset !== void 0 && event.offset <= this.offset)
-      return;
+    if (this.state === "ended") return;
+    if (this.offset !== void 0 && event.offset <= this.offset) return;
     this.offset = event.offset;
     this.handler(event);
   }
@@ -626,21 +582,19 @@ var Subscription = class {
     this.options.onReload?.({ stream: this.stream, userId: this.userId ?? "", offset: 0, reason: "resync_required" });
   }
   end(reason) {
-    if (this.state === "ended")
-      return;
+    if (this.state === "ended") return;
     this.state = "ended";
     this.options.onEnd?.(reason);
   }
   /** Stops it (sends `unsubscribe` when connected). */
   unsubscribe() {
-    if (this.state === "ended")
-      return;
+    if (this.state === "ended") return;
     this.state = "ended";
     this.onUnsubscribe(this);
   }
 };
 
-// dist/client.js
+// src/client.ts
 var OPEN = 1;
 var HANDSHAKE_TIMEOUT_MS = 15e3;
 var RETRY_CODES = /* @__PURE__ */ new Set(["rate_limited", "store_unavailable", "internal"]);
@@ -678,13 +632,19 @@ var ClarityClient = class {
     const base = baseUrl(options.url);
     this.wsUrl = `${base.replace(/^http/, "ws")}/api/v1/ws`;
     const WS = options.WebSocket ?? globalThis.WebSocket;
-    if (!WS)
-      throw new Error("ClarityClient: no WebSocket in this environment (node 20: --experimental-websocket; or pass options.WebSocket)");
+    if (!WS) throw new Error("ClarityClient: no WebSocket in this environment (node 20: --experimental-websocket; or pass options.WebSocket)");
     this.WS = WS;
     this.backoff = new Backoff(options.backoff);
     this.rest = new ClarityRest({ url: base, tokens: options.tokens, fetch: options.fetch });
-    this.outbox = new Outbox(options.storage ?? new MemoryStorage(), (r, record) => this.emit("result", r, record), () => this.pump());
-    this.outbox.loaded().then(() => this.connect(), (e) => this.fail(new ClarityError("storage_failed", `the outbox storage could not be read: ${String(e)}`)));
+    this.outbox = new Outbox(
+      options.storage ?? new MemoryStorage(),
+      (r, record) => this.emit("result", r, record),
+      () => this.pump()
+    );
+    this.outbox.loaded().then(
+      () => this.connect(),
+      (e) => this.fail(new ClarityError("storage_failed", `the outbox storage could not be read: ${String(e)}`))
+    );
   }
   get state() {
     return this.stateNow;
@@ -699,8 +659,7 @@ var ClarityClient = class {
   }
   on(event, fn) {
     let set = this.listeners.get(event);
-    if (!set)
-      this.listeners.set(event, set = /* @__PURE__ */ new Set());
+    if (!set) this.listeners.set(event, set = /* @__PURE__ */ new Set());
     set.add(fn);
     return () => set.delete(fn);
   }
@@ -709,8 +668,7 @@ var ClarityClient = class {
    * there, with what it did (summed over the frames they needed), in call order.
    */
   async send(samples) {
-    if (this.stoppedBy)
-      throw this.stoppedBy;
+    if (this.stoppedBy) throw this.stoppedBy;
     const size = this.batchSize();
     const parts = [];
     for (let i = 0; i < samples.length; i += size) {
@@ -721,8 +679,7 @@ var ClarityClient = class {
   }
   /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
   async delete(ids) {
-    if (this.stoppedBy)
-      throw this.stoppedBy;
+    if (this.stoppedBy) throw this.stoppedBy;
     const parts = [];
     for (let i = 0; i < ids.length; i += 1e3) {
       const chunk = ids.slice(i, i + 1e3);
@@ -741,47 +698,39 @@ var ClarityClient = class {
   subscribe(stream, userId, handler, options = {}) {
     const sub = new Subscription(stream, userId ?? this.welcome?.user_id, handler, options, (s) => {
       this.subs.delete(s);
-      if (this.welcome && s.userId)
-        this.sendFrame({ type: "unsubscribe", stream: s.stream, user_id: s.userId });
+      if (this.welcome && s.userId) this.sendFrame({ type: "unsubscribe", stream: s.stream, user_id: s.userId });
     });
     for (const old of this.subs) {
-      if (old.stream === sub.stream && old.userId === sub.userId)
-        this.subs.delete(old);
+      if (old.stream === sub.stream && old.userId === sub.userId) this.subs.delete(old);
     }
     this.subs.add(sub);
-    if (this.welcome)
-      this.sendFrame(sub.frame());
+    if (this.welcome) this.sendFrame(sub.frame());
     return sub;
   }
   /** Closes the session for good; waiting promises reject, their batches stay stored. */
   close() {
-    if (this.stopped)
-      return;
+    if (this.stopped) return;
     this.stop("closed");
     this.stoppedBy = new ClarityError("closed", "the client was closed; unacknowledged batches stay in the outbox storage");
     this.outbox.failAll(this.stoppedBy);
   }
   // ---- connection ------------------------------------------------------------------------
   async connect() {
-    if (this.stopped)
-      return;
+    if (this.stopped) return;
     let token;
     try {
       token = this.needRefresh ? await this.tokens.refresh() : await this.tokens.get();
       this.needRefresh = false;
     } catch (e) {
-      if (isAuthFailure(e))
-        return this.fail(toAuthError(e));
+      if (isAuthFailure(e)) return this.fail(toAuthError(e));
       return this.retry();
     }
-    if (this.stopped)
-      return;
+    if (this.stopped) return;
     const ws = new this.WS(`${this.wsUrl}?access_token=${encodeURIComponent(token)}`);
     this.ws = ws;
     this.closeError = void 0;
     ws.onmessage = (ev) => {
-      if (this.ws !== ws)
-        return;
+      if (this.ws !== ws) return;
       this.lastFrameAt = Date.now();
       let frame;
       try {
@@ -792,16 +741,13 @@ var ClarityClient = class {
       this.onFrame(frame);
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws)
-        this.lost(ev.code);
+      if (this.ws === ws) this.lost(ev.code);
     };
     ws.onerror = () => {
-      if (this.ws === ws)
-        this.lost(1006);
+      if (this.ws === ws) this.lost(1006);
     };
     this.later(HANDSHAKE_TIMEOUT_MS, () => {
-      if (this.ws === ws && !this.isWelcomed)
-        this.lost(1006);
+      if (this.ws === ws && !this.isWelcomed) this.lost(1006);
     });
   }
   lost(code) {
@@ -809,33 +755,30 @@ var ClarityClient = class {
     this.ws = null;
     if (ws) {
       ws.onmessage = ws.onclose = ws.onerror = null;
-      if (ws.readyState === OPEN)
-        ws.close();
+      if (ws.readyState === OPEN) ws.close();
     }
     const welcomed = this.isWelcomed;
     this.isWelcomed = false;
     clearInterval(this.liveness);
     this.outbox.connectionLost();
-    for (const s of this.subs)
-      if (s.state === "live")
-        s.state = "pending";
-    if (this.stopped)
-      return;
+    for (const s of this.subs) if (s.state === "live") s.state = "pending";
+    if (this.stopped) return;
     if (code === CLOSE_LOGGED_OUT) {
       return this.fail(new AuthError(this.closeError ?? "logged_out", "this login was ended (logout, or the account was erased): sign in again"));
     }
-    if (CLOSE_TOKEN.has(code))
-      this.needRefresh = true;
+    if (CLOSE_TOKEN.has(code)) this.needRefresh = true;
     this.setState("reconnecting");
     if (!welcomed) {
-      this.rest.profile().then(() => this.retry(), (e) => isAuthFailure(e) ? this.fail(toAuthError(e)) : this.retry());
+      this.rest.profile().then(
+        () => this.retry(),
+        (e) => isAuthFailure(e) ? this.fail(toAuthError(e)) : this.retry()
+      );
       return;
     }
     this.retry();
   }
   retry() {
-    if (this.stopped)
-      return;
+    if (this.stopped) return;
     this.setState("reconnecting");
     const delay = this.nextDelayMs ?? this.backoff.next();
     this.nextDelayMs = void 0;
@@ -844,15 +787,13 @@ var ClarityClient = class {
   later(ms, fn) {
     const t = setTimeout(() => {
       this.timers.delete(t);
-      if (!this.stopped)
-        fn();
+      if (!this.stopped) fn();
     }, ms);
     this.timers.add(t);
   }
   stop(state) {
     this.stopped = true;
-    for (const t of this.timers)
-      clearTimeout(t);
+    for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     clearInterval(this.liveness);
     const ws = this.ws;
@@ -864,19 +805,16 @@ var ClarityClient = class {
     this.setState(state);
   }
   fail(error) {
-    if (this.stopped)
-      return;
+    if (this.stopped) return;
     this.stop("failed");
     this.stoppedBy = error;
     this.outbox.failAll(error);
-    for (const s of this.subs)
-      s.end(error);
+    for (const s of this.subs) s.end(error);
     this.subs.clear();
     this.emit("error", error);
   }
   setState(state) {
-    if (state === this.stateNow)
-      return;
+    if (state === this.stateNow) return;
     this.stateNow = state;
     this.emit("state", state);
   }
@@ -890,8 +828,7 @@ var ClarityClient = class {
     }
   }
   sendFrame(frame) {
-    if (this.ws && this.ws.readyState === OPEN)
-      this.ws.send(JSON.stringify(frame));
+    if (this.ws && this.ws.readyState === OPEN) this.ws.send(JSON.stringify(frame));
   }
   // Seconds without any frame: ask with a ping; two intervals: the connection is dead.
   watch(intervalMs) {
@@ -899,10 +836,8 @@ var ClarityClient = class {
     this.lastFrameAt = Date.now();
     this.liveness = setInterval(() => {
       const quiet = Date.now() - this.lastFrameAt;
-      if (quiet > 2 * intervalMs)
-        this.lost(1006);
-      else if (quiet > intervalMs / 2)
-        this.sendFrame({ type: "ping" });
+      if (quiet > 2 * intervalMs) this.lost(1006);
+      else if (quiet > intervalMs / 2) this.sendFrame({ type: "ping" });
     }, intervalMs / 2);
   }
   // ---- frames ----------------------------------------------------------------------------
@@ -917,8 +852,7 @@ var ClarityClient = class {
         this.setState("open");
         for (const s of this.subs) {
           s.userId ??= f.user_id;
-          if (s.state !== "ended")
-            this.sendFrame(s.frame());
+          if (s.state !== "ended") this.sendFrame(s.frame());
         }
         this.pump();
         break;
@@ -939,37 +873,34 @@ var ClarityClient = class {
         break;
       case "lagged": {
         const s = this.sub(f.stream, f.user_id);
-        if (s)
-          this.sendFrame(s.frame());
+        if (s) this.sendFrame(s.frame());
         break;
       }
       case "unsubscribed":
-        if (f.reason === "revoked")
-          this.endSub(f.stream, f.user_id, "revoked");
+        if (f.reason === "revoked") this.endSub(f.stream, f.user_id, "revoked");
         break;
       default: {
         const ev = f;
-        if (typeof ev.stream === "string" && typeof ev.offset === "number")
-          this.sub(ev.stream, ev.user_id)?.deliver(ev);
+        if (typeof ev.stream === "string" && typeof ev.offset === "number") this.sub(ev.stream, ev.user_id)?.deliver(ev);
       }
     }
     this.emit("frame", f);
   }
   sub(stream, userId) {
-    for (const s of this.subs)
-      if (s.matches(stream, userId))
-        return s;
+    for (const s of this.subs) if (s.matches(stream, userId)) return s;
     return void 0;
   }
   endSub(stream, userId, reason) {
     const s = this.sub(stream, userId);
-    if (!s)
-      return;
+    if (!s) return;
     this.subs.delete(s);
     s.end(reason);
   }
   onAck(f) {
-    this.outbox.acked(f).then(() => this.pump(), (e) => this.emit("error", new ClarityError("storage_failed", `the outbox storage failed: ${String(e)}`)));
+    this.outbox.acked(f).then(
+      () => this.pump(),
+      (e) => this.emit("error", new ClarityError("storage_failed", `the outbox storage failed: ${String(e)}`))
+    );
   }
   onError(f) {
     const retryMs = f.retry_after_ms ?? 1e3;
@@ -989,13 +920,11 @@ var ClarityClient = class {
       const userId = f.user_id ?? this.welcome?.user_id;
       const s = this.sub(f.stream, userId);
       if (s) {
-        if (f.code === "store_unavailable")
-          this.later(retryMs, () => this.sendFrame(s.frame()));
+        if (f.code === "store_unavailable") this.later(retryMs, () => this.sendFrame(s.frame()));
         else if (f.code === "resync_required") {
           s.resync();
           this.sendFrame(s.frame());
-        } else
-          this.endSub(f.stream, userId, new ClarityError(f.code, f.message));
+        } else this.endSub(f.stream, userId, new ClarityError(f.code, f.message));
         return;
       }
     }
@@ -1014,10 +943,12 @@ var ClarityClient = class {
     }
   }
   refreshInBand() {
-    this.tokens.refresh().then((token) => this.sendFrame({ type: "refresh", access_token: token }), (e) => {
-      if (isAuthFailure(e))
-        this.fail(toAuthError(e));
-    });
+    this.tokens.refresh().then(
+      (token) => this.sendFrame({ type: "refresh", access_token: token }),
+      (e) => {
+        if (isAuthFailure(e)) this.fail(toAuthError(e));
+      }
+    );
   }
   // ---- sending ---------------------------------------------------------------------------
   batchSize() {
@@ -1030,8 +961,7 @@ var ClarityClient = class {
   }
   pump() {
     const ws = this.ws;
-    if (!ws || !this.isWelcomed || ws.readyState !== OPEN)
-      return;
+    if (!ws || !this.isWelcomed || ws.readyState !== OPEN) return;
     const wait = this.pauseUntil - Date.now();
     if (wait > 0) {
       this.later(wait, () => this.pump());
@@ -1039,8 +969,7 @@ var ClarityClient = class {
     }
     while (this.outbox.inflight < this.inflightLimit()) {
       const entry = this.outbox.nextUnsent();
-      if (!entry)
-        break;
+      if (!entry) break;
       const seq = this.seq++;
       this.outbox.markSent(entry, seq);
       const r = entry.record;
@@ -1056,8 +985,7 @@ var ClarityClient = class {
   }
 };
 function toAuthError(e) {
-  if (e instanceof AuthError)
-    return e;
+  if (e instanceof AuthError) return e;
   const c = e;
   return new AuthError(c.code ?? "unauthorized", c.message ?? String(e), c.status);
 }

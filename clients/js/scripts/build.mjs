@@ -22,7 +22,10 @@ execFileSync(join(pkg, 'node_modules/.bin/tsc'), ['-p', join(pkg, 'tsconfig.json
   stdio: 'inherit',
 });
 await build({
-  entryPoints: [join(out, 'index.js')],
+  // From the sources, relative to the package: the bundle's `// src/...` comments are then the
+  // same wherever it is built.
+  absWorkingDir: pkg,
+  entryPoints: ['src/index.ts'],
   bundle: true,
   format: 'esm',
   target: 'es2022',

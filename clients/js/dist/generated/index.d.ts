@@ -7,6 +7,7 @@ export type { SubscribeFrame } from './client/subscribe.js';
 export type { UnsubscribeFrame } from './client/unsubscribe.js';
 export type { AckFrame, Rejection } from './server/ack.js';
 export type { AnalysisFrame } from './server/analysis.js';
+export type { ChangeFrame } from './server/change.js';
 export type { ErrorFrame } from './server/error.js';
 export type { GoingAwayFrame } from './server/going_away.js';
 export type { ImportDoneFrame } from './server/import_done.js';
@@ -31,6 +32,7 @@ import type { SubscribeFrame } from './client/subscribe.js';
 import type { UnsubscribeFrame } from './client/unsubscribe.js';
 import type { AckFrame } from './server/ack.js';
 import type { AnalysisFrame } from './server/analysis.js';
+import type { ChangeFrame } from './server/change.js';
 import type { ErrorFrame } from './server/error.js';
 import type { GoingAwayFrame } from './server/going_away.js';
 import type { ImportDoneFrame } from './server/import_done.js';
@@ -49,4 +51,4 @@ import type { WelcomeFrame } from './server/welcome.js';
 /** Every frame the client sends, told apart by `type`. */
 export type ClientFrame = AnalyzeFrame | DeleteFrame | PingFrame | RefreshFrame | SamplesFrame | SubscribeFrame | UnsubscribeFrame;
 /** Every frame the server sends, told apart by `type`. */
-export type ServerFrame = AckFrame | AnalysisFrame | ErrorFrame | GoingAwayFrame | ImportDoneFrame | ImportProgressFrame | InsightFrame | InsightDeltaFrame | InsightFailedFrame | LaggedFrame | PongFrame | RefreshedFrame | SubscribedFrame | SupersededFrame | TokenExpiringFrame | UnsubscribedFrame | WelcomeFrame;
+export type ServerFrame = AckFrame | AnalysisFrame | ChangeFrame | ErrorFrame | GoingAwayFrame | ImportDoneFrame | ImportProgressFrame | InsightFrame | InsightDeltaFrame | InsightFailedFrame | LaggedFrame | PongFrame | RefreshedFrame | SubscribedFrame | SupersededFrame | TokenExpiringFrame | UnsubscribedFrame | WelcomeFrame;

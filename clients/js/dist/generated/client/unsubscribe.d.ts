@@ -3,7 +3,7 @@
  */
 export interface UnsubscribeFrame {
     type: 'unsubscribe';
-    stream: 'analyses' | 'insights';
+    stream: 'analyses' | 'insights' | 'samples';
     /**
      * Default: the session's user.
      */

@@ -3,7 +3,7 @@
  */
 export interface UnsubscribedFrame {
     type: 'unsubscribed';
-    stream: 'analyses' | 'insights';
+    stream: 'analyses' | 'insights' | 'samples';
     user_id: string;
     reason: 'requested' | 'revoked';
 }

@@ -4,7 +4,7 @@
  */
 export interface UnsubscribeFrame {
   type: 'unsubscribe';
-  stream: 'analyses' | 'insights';
+  stream: 'analyses' | 'insights' | 'samples';
   /**
    * Default: the session's user.
    */
