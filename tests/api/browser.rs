@@ -82,7 +82,9 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
                 body.find(&format!(r#"<script src="/dashboard/{name}" defer>"#))
                     .unwrap_or_else(|| panic!("{name} is not loaded: {body}"))
             };
-            let mut order = ["clock.js", "samples.js", "charts.js", "views.js"].map(at).to_vec();
+            let mut order = ["clock.js", "samples.js", "charts.js", "views.js"]
+                .map(at)
+                .to_vec();
             // app.js is a module (it imports the SDK, clarity.js): deferred like the others,
             // and run after them in document order.
             order.push(
