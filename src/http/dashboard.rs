@@ -7,8 +7,10 @@
 //! - The files (page, scripts, style, favicon) are compiled into the binary (`include_str!`):
 //!   the page works with the binary alone, with no file-system lookups at run time and no path
 //!   taken from the request.
-//! - No CDN, framework or build step: the page loads nothing but these files and the API of the
-//!   same origin. The Content-Security-Policy enforces that (no inline script or style, no
+//! - No CDN, framework or build step here: the page loads nothing but these files and the API
+//!   of the same origin. The protocol code is the TypeScript SDK's (clients/js), embedded as its
+//!   committed bundle `clients/js/dist/clarity.js` (its `npm run gen:check` fails when that
+//!   file is not what the sources build) and imported by app.js, a module. The Content-Security-Policy enforces that (no inline script or style, no
 //!   other origin, WebSocket to this server), so an injected string cannot run as code.
 //! - The page keeps tokens in memory and `sessionStorage` only, never in a URL it navigates
 //!   to; the access token in the WebSocket URL is there because browsers cannot set headers on
@@ -24,6 +26,8 @@ use crate::app::AppState;
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
+/// The SDK (clients/js), bundled into one ES module: tokens, reconnects, subscriptions, REST.
+const CLARITY_JS: &str = include_str!("../../clients/js/dist/clarity.js");
 /// The user's clock (offsets of the data), loaded before the other scripts.
 const CLOCK_JS: &str = include_str!("dashboard/clock.js");
 /// Raw samples shaped for the charts (steps per hour, nights of stages).
@@ -51,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(|| file(INDEX_HTML, HTML)))
         .route("/dashboard/", get(|| file(INDEX_HTML, HTML)))
         .route("/dashboard/app.js", get(|| file(APP_JS, JS)))
+        .route("/dashboard/clarity.js", get(|| file(CLARITY_JS, JS)))
         .route("/dashboard/clock.js", get(|| file(CLOCK_JS, JS)))
         .route("/dashboard/samples.js", get(|| file(SAMPLES_JS, JS)))
         .route("/dashboard/charts.js", get(|| file(CHARTS_JS, JS)))

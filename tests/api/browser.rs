@@ -52,6 +52,7 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
         ("/dashboard/charts.js", "application/javascript"),
         ("/dashboard/views.js", "application/javascript"),
         ("/dashboard/app.js", "application/javascript"),
+        ("/dashboard/clarity.js", "application/javascript"),
         ("/dashboard/style.css", "text/css"),
         ("/dashboard/favicon.svg", "image/svg+xml"),
     ] {
@@ -81,7 +82,15 @@ async fn dashboard_files_are_served_with_their_types_and_a_strict_csp() {
                 body.find(&format!(r#"<script src="/dashboard/{name}" defer>"#))
                     .unwrap_or_else(|| panic!("{name} is not loaded: {body}"))
             };
-            let order = ["clock.js", "samples.js", "charts.js", "views.js", "app.js"].map(at);
+            let mut order = ["clock.js", "samples.js", "charts.js", "views.js"]
+                .map(at)
+                .to_vec();
+            // app.js is a module (it imports the SDK, clarity.js): deferred like the others,
+            // and run after them in document order.
+            order.push(
+                body.find(r#"<script src="/dashboard/app.js" type="module">"#)
+                    .unwrap_or_else(|| panic!("app.js is not loaded as a module: {body}")),
+            );
             assert!(order.is_sorted(), "scripts out of order: {body}");
             assert!(body.contains(r#"href="/dashboard/style.css""#), "{body}");
             assert!(

@@ -165,9 +165,17 @@ async function checkClockAndWords(page) {
     }
   }
   // Insights carry their dates on the same clock, and the offset is named.
+  // The insight of the analysis asked for last follows that analysis on its own stream: wait
+  // for it rather than read the list at the moment the chart shows the analysis.
+  const lastDay = dayText(dataEndMs - 60_000);
+  try {
+    await page.waitForFunction((want) => [...document.querySelectorAll('[data-testid="insight-meta"]')]
+      .some((n) => (n.textContent || '').includes(want)), `– ${lastDay}`, { timeout: 10_000 });
+  } catch {
+    // Reported below with what the page shows.
+  }
   const metas = await page.getByTestId('insight-meta').allTextContents();
   if (!metas.length || metas.some((m) => !m.includes(`(${offsetLabel})`))) fail(`insight dates ${JSON.stringify(metas)} are not on ${offsetLabel}`);
-  const lastDay = dayText(dataEndMs - 60_000);
   if (!metas.some((m) => m.includes(`– ${lastDay}`))) fail(`no insight's data ends on ${lastDay}: ${JSON.stringify(metas)}`);
 }
 

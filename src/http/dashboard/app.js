@@ -1,10 +1,12 @@
 // Clarity dashboard: log in, pick a user whose data the caller may see (self or the owner of a
 // share received), follow that user's `analyses` and `insights` streams over the WebSocket.
-// Loaded last, after clock.js, samples.js, charts.js and views.js.
+// A module loaded last, after clock.js, samples.js, charts.js and views.js; the protocol
+// (tokens and their refresh, reconnects, subscriptions and their resume, REST) is the SDK's,
+// clients/js, served as /dashboard/clarity.js.
 //
 // Rules:
-// - Plain script, no library, nothing from other origins: the page's CSP forbids it, and the
-//   page must work with the server binary alone.
+// - Nothing from other origins: the page's CSP forbids it, and the page must work with the
+//   server binary alone.
 // - Tokens live in memory and sessionStorage (gone with the tab), never in localStorage, a
 //   cookie or a page URL, and are never logged.
 // - Server text goes into the page through textContent and SVG attributes only, never as
@@ -16,15 +18,13 @@
 //   last week, read again whenever a new analysis says there is new data) and the latest
 //   analysis; a share grantee gets the analysis only, because the API never shares raw
 //   samples. They are redrawn when their width changes.
-// - Per stream the last offset seen is kept, so a reconnect or a `lagged` resumes with
-//   `since` instead of reloading; when the server cannot replay (`recover: false`) the
-//   history comes from REST. Documents are keyed by id, so a replay that overlaps what is
-//   shown changes nothing.
-'use strict';
+// - The SDK resumes each stream from the last offset seen after a reconnect or a `lagged`;
+//   when the server cannot replay (`recover: false`) the history comes from REST. Documents
+//   are keyed by id, so a history that overlaps what is shown changes nothing.
+import { AuthError, ClarityClient, SessionTokens } from '/dashboard/clarity.js';
 
 (() => {
   const STREAMS = ['analyses', 'insights'];
-  const STREAM_OF = { analysis: 'analyses', insight: 'insights' };
   const STORAGE_KEY = 'clarity.dashboard.session';
   const HOUR_MS = 3600 * 1000;
   // REST history on `recover: false`: how far back, and at most how many pages per stream.
@@ -32,11 +32,6 @@
   const HISTORY_PAGES = 20;
   // The list shows this many insights; older ones drop off the bottom.
   const MAX_INSIGHTS = 100;
-  const BACKOFF_START_MS = 1000;
-  const BACKOFF_MAX_MS = 30000;
-  // An access token closer than this to expiry is refreshed before a (re)connect: the upgrade
-  // of an expired one fails without telling the page why.
-  const TOKEN_MARGIN_MS = 30000;
   // Raw samples drawn for the caller's own data: the last week, these kinds, at most this many
   // pages of 10,000 each.
   const SAMPLE_DAYS = 7;
@@ -50,22 +45,17 @@
   const $ = (id) => document.getElementById(id);
 
   const state = {
-    // {access_token, refresh_token, expires_at}
-    session: null,
+    // SessionTokens (the SDK's login, refreshed one at a time), while logged in.
+    tokens: null,
+    // The SDK's client: the WebSocket session and `client.rest`.
+    client: null,
     // GET /api/v1/user/profile
     me: null,
     // [{user_id, email, label, streams: Set}]
     users: [],
     selected: null,
-    // stream -> {status: pending|subscribing|subscribed|revoked|forbidden, offset, epoch}
+    // stream -> {status: subscribing|subscribed|revoked|forbidden, sub: the SDK's Subscription}
     subs: new Map(),
-    ws: null,
-    welcomed: false,
-    backoffMs: BACKOFF_START_MS,
-    // A server's `going_away.reconnect_after_ms` overrides the backoff once.
-    nextDelayMs: null,
-    reconnectTimer: null,
-    refreshing: null,
     insights: new Map(),
     analysis: null,
     // The analyses received last, by id: a `superseded` event names its replacement, which
@@ -77,14 +67,6 @@
     sampleLoad: null,
     sampleLoadAgain: false,
   };
-
-  class ApiError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
 
   // ---- small DOM helpers -------------------------------------------------------------------
 
@@ -112,69 +94,18 @@
     return C.fmtDateTime(ms, offsetMin);
   }
 
-  // ---- session and REST --------------------------------------------------------------------
+  // ---- session and REST (the SDK) ---------------------------------------------------------
 
-  function setTokens(t) {
-    state.session = {
-      access_token: t.access_token,
-      refresh_token: t.refresh_token,
-      expires_at: Date.now() + (Number(t.expires_in) || 0) * 1000,
-    };
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state.session));
+  // Every new token pair is kept for the tab; none (a refused refresh) ends the session.
+  function onTokens(t) {
+    if (t) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(t));
+    else if (state.tokens) endSession('Your session has ended. Please log in again.');
   }
 
-  async function request(path, { method = 'GET', body, token } = {}) {
-    const headers = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token) headers.authorization = `Bearer ${token}`;
-    const resp = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-      credentials: 'omit',
-    });
-    const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-    if (!resp.ok) {
-      const err = data && data.error;
-      throw new ApiError(resp.status, err ? err.code : `http_${resp.status}`,
-        err ? err.message : resp.statusText);
-    }
-    return data;
-  }
-
-  // One refresh at a time: a refresh token is single use, and replaying a spent one makes the
-  // server revoke the whole login.
-  function refreshTokens() {
-    if (!state.refreshing) {
-      const refreshToken = state.session && state.session.refresh_token;
-      state.refreshing = (async () => {
-        if (!refreshToken) throw new ApiError(401, 'unauthorized', 'not logged in');
-        try {
-          setTokens(await request('/api/v1/auth/refresh', {
-            method: 'POST', body: { refresh_token: refreshToken },
-          }));
-        } catch (e) {
-          if (e instanceof ApiError && e.status === 401) {
-            endSession('Your session has ended. Please log in again.');
-          }
-          throw e;
-        }
-      })().finally(() => { state.refreshing = null; });
-    }
-    return state.refreshing;
-  }
-
-  // An authenticated call; an expired access token is refreshed once and the call repeated.
-  async function api(path, opts = {}) {
-    if (!state.session) throw new ApiError(401, 'unauthorized', 'not logged in');
-    try {
-      return await request(path, { ...opts, token: state.session.access_token });
-    } catch (e) {
-      if (!(e instanceof ApiError) || e.status !== 401 || !state.session) throw e;
-      await refreshTokens();
-      return request(path, { ...opts, token: state.session.access_token });
-    }
+  // An authenticated GET (or other method) of the API; the SDK refreshes an expired token once.
+  function api(path, { method = 'GET', body } = {}) {
+    if (!state.client) return Promise.reject(new AuthError('unauthorized', 'not logged in'));
+    return state.client.rest.json(method, path, { body });
   }
 
   async function onLogin(ev) {
@@ -184,12 +115,11 @@
     error.textContent = '';
     submit.disabled = true;
     try {
-      const tokens = await request('/api/v1/auth/login', {
-        method: 'POST',
-        body: { email: $('email').value.trim(), password: $('password').value },
+      const tokens = await SessionTokens.login(location.origin, $('email').value.trim(), $('password').value, {
+        onChange: onTokens,
       });
       $('password').value = '';
-      setTokens(tokens);
+      state.tokens = tokens;
       await startDashboard();
     } catch (e) {
       error.textContent = e.code === 'invalid_credentials'
@@ -201,13 +131,11 @@
   }
 
   function endSession(message) {
-    state.session = null;
+    state.tokens = null;
     sessionStorage.removeItem(STORAGE_KEY);
-    clearTimeout(state.reconnectTimer);
-    const ws = state.ws;
-    state.ws = null;
-    state.welcomed = false;
-    if (ws) ws.close(1000, 'logout');
+    const client = state.client;
+    state.client = null;
+    if (client) client.close();
     state.selected = null;
     state.subs = new Map();
     $('dashboard-view').hidden = true;
@@ -242,12 +170,20 @@
   }
 
   async function startDashboard() {
-    state.me = await api('/api/v1/user/profile');
+    const client = new ClarityClient({ url: location.origin, tokens: state.tokens });
+    state.client = client;
+    client.on('state', (s) => onClientState(client, s));
+    client.on('error', (e) => {
+      if (state.client !== client) return;
+      if (e instanceof AuthError) endSession('Your session has ended. Please log in again.');
+      else notice(`Server error (${e.code}): ${e.message || ''}`.trim());
+    });
+    state.me = await client.rest.profile();
     let received = [];
     try {
-      received = (await api('/api/v1/shares')).received || [];
+      received = (await client.rest.shares()).received || [];
     } catch (e) {
-      if (!state.session) return;
+      if (!state.client) return;
       notice(`Could not load the users who share with you: ${e.message}`);
     }
     state.users = viewableUsers(state.me, received);
@@ -259,27 +195,13 @@
     $('dashboard-view').hidden = false;
     select.value = state.me.user_id;
     selectUser(state.me.user_id);
-    connect();
   }
 
   function selectUser(userId) {
-    const prev = state.selected;
-    if (prev && prev !== userId && state.welcomed) {
-      for (const [stream, sub] of state.subs) {
-        // Only live ones: the server answers not_subscribed to the others.
-        if (sub.status === 'subscribing' || sub.status === 'subscribed') {
-          send({ type: 'unsubscribe', stream, user_id: prev });
-        }
-      }
-    }
+    for (const { sub } of state.subs.values()) sub.unsubscribe();
     const user = state.users.find((u) => u.user_id === userId);
     state.selected = userId;
     state.subs = new Map();
-    for (const stream of STREAMS) {
-      if (user && user.streams.has(stream)) {
-        state.subs.set(stream, { status: 'pending', offset: 0, epoch: null });
-      }
-    }
     state.insights = new Map();
     state.analysis = null;
     notice('');
@@ -292,168 +214,60 @@
     state.sampleLoadAgain = false;
     drawCharts();
     loadSamples();
-    if (state.welcomed) subscribeAll();
+    for (const stream of STREAMS) {
+      if (user && user.streams.has(stream)) subscribe(stream, userId);
+    }
     updateStatus();
   }
 
-  // ---- WebSocket ---------------------------------------------------------------------------
+  // ---- streams (the SDK's subscriptions) ---------------------------------------------------
 
-  function send(frame) {
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-  }
-
-  function connect() {
-    clearTimeout(state.reconnectTimer);
-    if (!state.session) return;
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    // Browsers cannot set headers on the upgrade request, hence the query parameter.
-    const url = `${scheme}//${location.host}/api/v1/ws?access_token=${encodeURIComponent(state.session.access_token)}`;
-    const ws = new WebSocket(url);
-    state.ws = ws;
-    state.welcomed = false;
-    setStatus(state.backoffMs > BACKOFF_START_MS ? 'reconnecting' : 'connecting');
-    ws.onmessage = (ev) => {
-      if (state.ws !== ws) return;
-      let frame;
-      try {
-        frame = JSON.parse(ev.data);
-      } catch {
-        return;
+  function onClientState(client, s) {
+    if (state.client !== client) return;
+    if (s === 'open') {
+      setStatus('connected');
+      updateStatus();
+    } else if (s === 'connecting' || s === 'reconnecting') {
+      for (const entry of state.subs.values()) {
+        if (entry.status === 'subscribed') entry.status = 'subscribing';
       }
-      onFrame(frame);
-    };
-    ws.onclose = (ev) => {
-      if (state.ws === ws) onClose(ev);
-    };
-  }
-
-  function onClose(ev) {
-    state.ws = null;
-    const welcomed = state.welcomed;
-    state.welcomed = false;
-    for (const sub of state.subs.values()) {
-      if (sub.status === 'subscribing' || sub.status === 'subscribed') sub.status = 'pending';
+      setStatus(s);
     }
-    if (!state.session) return;
-    setStatus('reconnecting');
-    let delay = state.nextDelayMs;
-    state.nextDelayMs = null;
-    if (delay == null) {
-      // Exponential backoff with jitter, so that many pages do not come back in step.
-      delay = state.backoffMs * (0.5 + Math.random() / 2);
-      state.backoffMs = Math.min(state.backoffMs * 2, BACKOFF_MAX_MS);
-    }
-    // 4001/4003: the token is the problem; a close before `welcome` may be a refused upgrade.
-    const tokenSuspect = ev.code === 4001 || ev.code === 4003 || !welcomed;
-    state.reconnectTimer = setTimeout(() => reconnect(tokenSuspect), delay);
   }
 
-  async function reconnect(tokenSuspect) {
-    if (!state.session) return;
-    const expiring = state.session.expires_at - Date.now() < TOKEN_MARGIN_MS;
-    if (expiring || tokenSuspect) {
-      try {
-        await refreshTokens();
-      } catch {
-        // A 401 ended the session; otherwise the server is unreachable: try again later.
-        if (!state.session) return;
-        onClose({ code: 1006 });
-        return;
-      }
-    }
-    connect();
-  }
-
-  function subscribeAll() {
-    for (const stream of state.subs.keys()) subscribe(stream);
-  }
-
-  function subscribe(stream) {
-    const sub = state.subs.get(stream);
-    if (!sub || sub.status === 'revoked' || sub.status === 'forbidden') return;
-    // since=0 at first: the server replays what it retains; later the last offset seen.
-    const frame = { type: 'subscribe', stream, user_id: state.selected, since: sub.offset };
-    if (sub.epoch != null) frame.epoch = sub.epoch;
-    sub.status = 'subscribing';
-    send(frame);
-    updateStatus();
-  }
-
-  function subFor(frame) {
-    if (frame.user_id !== state.selected) return null;
-    return state.subs.get(frame.stream) || null;
-  }
-
-  function onFrame(f) {
-    switch (f.type) {
-      case 'welcome':
-        state.welcomed = true;
-        state.backoffMs = BACKOFF_START_MS;
-        setStatus('connected');
-        subscribeAll();
-        break;
-      case 'subscribed': {
-        const sub = subFor(f);
-        if (!sub) break;
-        sub.epoch = f.epoch;
-        sub.status = 'subscribed';
-        if (!f.recover) {
-          // The events since our offset are gone: reload the history and go on from HEAD.
-          sub.offset = f.offset;
-          loadHistory(f.stream, f.user_id);
+  // since=0 at first: the server replays what it retains; the SDK resumes from the last
+  // offset seen after that.
+  function subscribe(stream, userId) {
+    const entry = { status: 'subscribing', sub: null };
+    state.subs.set(stream, entry);
+    entry.sub = state.client.subscribe(stream, userId, onEvent, {
+      since: 0,
+      onSubscribed: () => {
+        entry.status = 'subscribed';
+        updateStatus();
+      },
+      // The events since our offset are gone: reload the history and go on from there.
+      onReload: () => loadHistory(stream, userId),
+      onEnd: (reason) => {
+        if (reason === 'revoked') {
+          entry.status = 'revoked';
+          notice(`Access to ${stream} of ${labelOf(userId)} was revoked.`);
+        } else {
+          entry.status = reason.code === 'forbidden' ? 'forbidden' : 'ended';
+          notice(`Server error (${reason.code}): ${reason.message || ''}`.trim());
         }
         updateStatus();
-        break;
-      }
-      case 'analysis':
-      case 'insight':
-        onEvent(f);
-        break;
-      case 'superseded':
-        onSuperseded(f);
-        break;
-      case 'lagged': {
-        const sub = subFor(f);
-        if (!sub) break;
-        sub.offset = f.last_offset;
-        subscribe(f.stream);
-        break;
-      }
-      case 'unsubscribed': {
-        const sub = subFor(f);
-        if (!sub || f.reason !== 'revoked') break;
-        sub.status = 'revoked';
-        notice(`Access to ${f.stream} of ${labelOf(f.user_id)} was revoked.`);
-        updateStatus();
-        break;
-      }
-      case 'error': {
-        const sub = f.stream ? subFor(f) : null;
-        if (sub && f.code === 'forbidden') sub.status = 'forbidden';
-        notice(`Server error (${f.code}): ${f.message || ''}`.trim());
-        updateStatus();
-        break;
-      }
-      case 'token_expiring':
-        refreshTokens()
-          .then(() => send({ type: 'refresh', access_token: state.session.access_token }))
-          .catch(() => {});
-        break;
-      case 'going_away':
-        state.nextDelayMs = Number(f.reconnect_after_ms) || null;
-        break;
-      default:
-        // welcome/pong/refreshed/ack and insight progress frames need nothing here.
-        break;
-    }
+      },
+    });
   }
 
+  // A stream event of the selected user: analysis, insight or superseded.
   function onEvent(f) {
-    const stream = f.stream || STREAM_OF[f.type];
+    if (f.type === 'superseded') {
+      onSuperseded(f);
+      return;
+    }
     if (f.user_id !== state.selected) return;
-    const sub = state.subs.get(stream);
-    if (!sub) return;
-    if (typeof f.offset === 'number' && f.offset > sub.offset) sub.offset = f.offset;
     if (f.type === 'insight') addInsights([f]);
     else {
       state.recentAnalyses.set(f.analysis_id, f);
@@ -468,9 +282,6 @@
   // which came on the same stream just before; `by` is the nil UUID when nothing replaces it.
   function onSuperseded(f) {
     if (f.user_id !== state.selected) return;
-    const sub = state.subs.get(f.stream);
-    if (!sub) return;
-    if (typeof f.offset === 'number' && f.offset > sub.offset) sub.offset = f.offset;
     if (f.stream === 'insights') {
       state.insights.delete(f.id);
       addInsights([]);
@@ -537,9 +348,9 @@
   }
 
   function updateStatus() {
-    if (!state.welcomed) return;
+    if (!state.client || state.client.state !== 'open') return;
     const subs = [...state.subs.entries()];
-    const live = subs.filter(([, s]) => s.status !== 'revoked' && s.status !== 'forbidden');
+    const live = subs.filter(([, s]) => s.status === 'subscribing' || s.status === 'subscribed');
     if (!live.length) setStatus(subs.length ? 'closed' : 'connected');
     else if (live.every(([, s]) => s.status === 'subscribed')) {
       // Say which streams are still followed when some were revoked or refused.
@@ -653,7 +464,7 @@
         state.samples = { hr: S.parse(hr), steps: S.parse(steps), stages: S.parse(stages) };
         drawCharts();
       } catch (e) {
-        if (state.selected === userId && state.session) notice(`Could not load your samples: ${e.message}`);
+        if (state.selected === userId && state.client) notice(`Could not load your samples: ${e.message}`);
       }
     })().finally(() => {
       state.sampleLoad = null;
@@ -695,12 +506,12 @@
     const saved = sessionStorage.getItem(STORAGE_KEY);
     if (saved) {
       try {
-        state.session = JSON.parse(saved);
+        state.tokens = new SessionTokens({ url: location.origin, tokens: JSON.parse(saved), onChange: onTokens });
       } catch {
         sessionStorage.removeItem(STORAGE_KEY);
       }
     }
-    if (state.session) {
+    if (state.tokens) {
       startDashboard().catch(() => endSession('Please log in again.'));
     }
   }

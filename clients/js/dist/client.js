@@ -1,0 +1,442 @@
+import { Backoff } from './backoff.js';
+import { AuthError, ClarityError, isAuthFailure } from './errors.js';
+import { addResult, emptyResult, Outbox } from './outbox.js';
+import { ClarityRest } from './rest.js';
+import { MemoryStorage } from './storage.js';
+import { Subscription } from './subscriptions.js';
+import { baseUrl } from './tokens.js';
+const OPEN = 1;
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+/** Refused for now: the frame was not processed; resend it after retry_after_ms. */
+const RETRY_CODES = new Set(['rate_limited', 'store_unavailable', 'internal']);
+const CLOSE_LOGGED_OUT = 4011;
+const CLOSE_TOKEN = new Set([4001, 4003]);
+export class ClarityClient {
+    rest;
+    tokens;
+    wsUrl;
+    WS;
+    backoff;
+    outbox;
+    options;
+    listeners = new Map();
+    subs = new Set();
+    ws = null;
+    welcome = null;
+    /** Whether the current connection got its `welcome`. */
+    isWelcomed = false;
+    seq = 1;
+    stateNow = 'connecting';
+    stopped = false;
+    /** Why it stopped: later calls reject with it. */
+    stoppedBy;
+    needRefresh = false;
+    closeError;
+    nextDelayMs;
+    pauseUntil = 0;
+    lastFrameAt = 0;
+    timers = new Set();
+    liveness;
+    constructor(options) {
+        this.options = options;
+        this.tokens = options.tokens;
+        const base = baseUrl(options.url);
+        this.wsUrl = `${base.replace(/^http/, 'ws')}/api/v1/ws`;
+        const WS = options.WebSocket ?? globalThis.WebSocket;
+        if (!WS)
+            throw new Error('ClarityClient: no WebSocket in this environment (node 20: --experimental-websocket; or pass options.WebSocket)');
+        this.WS = WS;
+        this.backoff = new Backoff(options.backoff);
+        this.rest = new ClarityRest({ url: base, tokens: options.tokens, fetch: options.fetch });
+        this.outbox = new Outbox(options.storage ?? new MemoryStorage(), (r, record) => this.emit('result', r, record), () => this.pump());
+        this.outbox.loaded().then(() => this.connect(), (e) => this.fail(new ClarityError('storage_failed', `the outbox storage could not be read: ${String(e)}`)));
+    }
+    get state() {
+        return this.stateNow;
+    }
+    /** The user the session is for (after the first `welcome`). */
+    get userId() {
+        return this.welcome?.user_id;
+    }
+    /** Batches waiting for their ack. */
+    get pending() {
+        return this.outbox.size;
+    }
+    on(event, fn) {
+        let set = this.listeners.get(event);
+        if (!set)
+            this.listeners.set(event, (set = new Set()));
+        set.add(fn);
+        return () => set.delete(fn);
+    }
+    /**
+     * Stores `samples` (each with a stable `id`) on the server; resolves once they are durable
+     * there, with what it did (summed over the frames they needed), in call order.
+     */
+    async send(samples) {
+        if (this.stoppedBy)
+            throw this.stoppedBy;
+        const size = this.batchSize();
+        const parts = [];
+        for (let i = 0; i < samples.length; i += size) {
+            const chunk = samples.slice(i, i + size);
+            parts.push(this.outbox.add((key) => ({ key, op: 'samples', samples: chunk })));
+        }
+        return this.sum(parts, size);
+    }
+    /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
+    async delete(ids) {
+        if (this.stoppedBy)
+            throw this.stoppedBy;
+        const parts = [];
+        for (let i = 0; i < ids.length; i += 1000) {
+            const chunk = ids.slice(i, i + 1000);
+            parts.push(this.outbox.add((key) => ({ key, op: 'delete', ids: chunk })));
+        }
+        return this.sum(parts, 1000);
+    }
+    /** Resolves when every batch (this run's and any a previous run left) is acked. */
+    drain() {
+        return this.outbox.loaded().then(() => this.outbox.drained());
+    }
+    /**
+     * Follows `stream` of `userId` (default: the session's user): `handler` gets each event
+     * once, in offset order, across reconnects. See `SubscribeOptions`.
+     */
+    subscribe(stream, userId, handler, options = {}) {
+        const sub = new Subscription(stream, userId ?? this.welcome?.user_id, handler, options, (s) => {
+            this.subs.delete(s);
+            if (this.welcome && s.userId)
+                this.sendFrame({ type: 'unsubscribe', stream: s.stream, user_id: s.userId });
+        });
+        for (const old of this.subs) {
+            // Subscribing again replaces it on the server; here too.
+            if (old.stream === sub.stream && old.userId === sub.userId)
+                this.subs.delete(old);
+        }
+        this.subs.add(sub);
+        if (this.welcome)
+            this.sendFrame(sub.frame());
+        return sub;
+    }
+    /** Closes the session for good; waiting promises reject, their batches stay stored. */
+    close() {
+        if (this.stopped)
+            return;
+        this.stop('closed');
+        this.stoppedBy = new ClarityError('closed', 'the client was closed; unacknowledged batches stay in the outbox storage');
+        this.outbox.failAll(this.stoppedBy);
+    }
+    // ---- connection ------------------------------------------------------------------------
+    async connect() {
+        if (this.stopped)
+            return;
+        let token;
+        try {
+            token = this.needRefresh ? await this.tokens.refresh() : await this.tokens.get();
+            this.needRefresh = false;
+        }
+        catch (e) {
+            if (isAuthFailure(e))
+                return this.fail(toAuthError(e));
+            return this.retry();
+        }
+        if (this.stopped)
+            return;
+        const ws = new this.WS(`${this.wsUrl}?access_token=${encodeURIComponent(token)}`);
+        this.ws = ws;
+        this.closeError = undefined;
+        ws.onmessage = (ev) => {
+            if (this.ws !== ws)
+                return;
+            this.lastFrameAt = Date.now();
+            let frame;
+            try {
+                frame = JSON.parse(String(ev.data));
+            }
+            catch {
+                return;
+            }
+            this.onFrame(frame);
+        };
+        ws.onclose = (ev) => {
+            if (this.ws === ws)
+                this.lost(ev.code);
+        };
+        ws.onerror = () => {
+            // Browsers follow an error with a close; node's WebSocket (undici) does not when the
+            // handshake fails, so the error is the loss.
+            if (this.ws === ws)
+                this.lost(1006);
+        };
+        // A handshake that never completes (a proxy holding the connection) is a loss too.
+        this.later(HANDSHAKE_TIMEOUT_MS, () => {
+            if (this.ws === ws && !this.isWelcomed)
+                this.lost(1006);
+        });
+    }
+    lost(code) {
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) {
+            ws.onmessage = ws.onclose = ws.onerror = null;
+            if (ws.readyState === OPEN)
+                ws.close();
+        }
+        const welcomed = this.isWelcomed;
+        this.isWelcomed = false;
+        clearInterval(this.liveness);
+        this.outbox.connectionLost();
+        for (const s of this.subs)
+            if (s.state === 'live')
+                s.state = 'pending';
+        if (this.stopped)
+            return;
+        if (code === CLOSE_LOGGED_OUT) {
+            return this.fail(new AuthError(this.closeError ?? 'logged_out', 'this login was ended (logout, or the account was erased): sign in again'));
+        }
+        if (CLOSE_TOKEN.has(code))
+            this.needRefresh = true;
+        this.setState('reconnecting');
+        if (!welcomed) {
+            // Refused before `welcome`: maybe the upgrade's 401, which a WebSocket cannot read.
+            // REST says (it refreshes once; a second 401 is an AuthError).
+            this.rest.profile().then(() => this.retry(), (e) => (isAuthFailure(e) ? this.fail(toAuthError(e)) : this.retry()));
+            return;
+        }
+        this.retry();
+    }
+    retry() {
+        if (this.stopped)
+            return;
+        this.setState('reconnecting');
+        const delay = this.nextDelayMs ?? this.backoff.next();
+        this.nextDelayMs = undefined;
+        this.later(delay, () => this.connect());
+    }
+    later(ms, fn) {
+        const t = setTimeout(() => {
+            this.timers.delete(t);
+            if (!this.stopped)
+                fn();
+        }, ms);
+        this.timers.add(t);
+    }
+    stop(state) {
+        this.stopped = true;
+        for (const t of this.timers)
+            clearTimeout(t);
+        this.timers.clear();
+        clearInterval(this.liveness);
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) {
+            ws.onmessage = ws.onclose = ws.onerror = null;
+            ws.close(1000);
+        }
+        this.setState(state);
+    }
+    fail(error) {
+        if (this.stopped)
+            return;
+        this.stop('failed');
+        this.stoppedBy = error;
+        this.outbox.failAll(error);
+        for (const s of this.subs)
+            s.end(error);
+        this.subs.clear();
+        this.emit('error', error);
+    }
+    setState(state) {
+        if (state === this.stateNow)
+            return;
+        this.stateNow = state;
+        this.emit('state', state);
+    }
+    emit(event, ...args) {
+        for (const fn of this.listeners.get(event) ?? []) {
+            try {
+                fn(...args);
+            }
+            catch (e) {
+                // A listener's bug must not break the session.
+                console.error('ClarityClient listener failed:', e);
+            }
+        }
+    }
+    sendFrame(frame) {
+        if (this.ws && this.ws.readyState === OPEN)
+            this.ws.send(JSON.stringify(frame));
+    }
+    // Seconds without any frame: ask with a ping; two intervals: the connection is dead.
+    watch(intervalMs) {
+        clearInterval(this.liveness);
+        this.lastFrameAt = Date.now();
+        this.liveness = setInterval(() => {
+            const quiet = Date.now() - this.lastFrameAt;
+            if (quiet > 2 * intervalMs)
+                this.lost(1006);
+            else if (quiet > intervalMs / 2)
+                this.sendFrame({ type: 'ping' });
+        }, intervalMs / 2);
+    }
+    // ---- frames ----------------------------------------------------------------------------
+    onFrame(f) {
+        switch (f.type) {
+            case 'welcome':
+                this.welcome = f;
+                this.isWelcomed = true;
+                this.seq = 1;
+                this.backoff.reset();
+                this.watch(f.heartbeat_interval_ms || 30_000);
+                this.setState('open');
+                for (const s of this.subs) {
+                    s.userId ??= f.user_id;
+                    if (s.state !== 'ended')
+                        this.sendFrame(s.frame());
+                }
+                this.pump();
+                break;
+            case 'ack':
+                this.onAck(f);
+                break;
+            case 'error':
+                this.onError(f);
+                break;
+            case 'token_expiring':
+                this.refreshInBand();
+                break;
+            case 'going_away':
+                this.nextDelayMs = f.reconnect_after_ms;
+                break;
+            case 'subscribed':
+                this.sub(f.stream, f.user_id)?.subscribed(f);
+                break;
+            case 'lagged': {
+                const s = this.sub(f.stream, f.user_id);
+                if (s)
+                    this.sendFrame(s.frame());
+                break;
+            }
+            case 'unsubscribed':
+                if (f.reason === 'revoked')
+                    this.endSub(f.stream, f.user_id, 'revoked');
+                break;
+            default: {
+                const ev = f;
+                if (typeof ev.stream === 'string' && typeof ev.offset === 'number')
+                    this.sub(ev.stream, ev.user_id)?.deliver(ev);
+            }
+        }
+        this.emit('frame', f);
+    }
+    sub(stream, userId) {
+        for (const s of this.subs)
+            if (s.matches(stream, userId))
+                return s;
+        return undefined;
+    }
+    endSub(stream, userId, reason) {
+        const s = this.sub(stream, userId);
+        if (!s)
+            return;
+        this.subs.delete(s);
+        s.end(reason);
+    }
+    onAck(f) {
+        this.outbox.acked(f).then(() => this.pump(), (e) => this.emit('error', new ClarityError('storage_failed', `the outbox storage failed: ${String(e)}`)));
+    }
+    onError(f) {
+        const retryMs = f.retry_after_ms ?? 1000;
+        if (f.seq !== undefined && this.outbox.inflight) {
+            if (RETRY_CODES.has(f.code)) {
+                if (this.outbox.retryLater(f.seq)) {
+                    this.pauseUntil = Math.max(this.pauseUntil, Date.now() + retryMs);
+                    this.pump();
+                    return;
+                }
+            }
+            else {
+                void this.outbox.refused(f.seq, new ClarityError(f.code, f.message)).then(() => this.pump());
+                return;
+            }
+        }
+        if (f.stream) {
+            const userId = f.user_id ?? this.welcome?.user_id;
+            const s = this.sub(f.stream, userId);
+            if (s) {
+                if (f.code === 'store_unavailable')
+                    this.later(retryMs, () => this.sendFrame(s.frame()));
+                else if (f.code === 'resync_required') {
+                    s.resync();
+                    this.sendFrame(s.frame());
+                }
+                else
+                    this.endSub(f.stream, userId, new ClarityError(f.code, f.message));
+                return;
+            }
+        }
+        switch (f.code) {
+            case 'auth_unavailable':
+                this.later(retryMs, () => this.refreshInBand());
+                return;
+            case 'token_expired':
+            case 'auth_invalid':
+            case 'logged_out':
+            case 'account_erased':
+                // The close that follows says what to do; its error names why.
+                this.closeError = f.code;
+                return;
+            default:
+                this.emit('error', new ClarityError(f.code, f.message, f.retry_after_ms));
+        }
+    }
+    refreshInBand() {
+        this.tokens.refresh().then((token) => this.sendFrame({ type: 'refresh', access_token: token }), (e) => {
+            if (isAuthFailure(e))
+                this.fail(toAuthError(e));
+            // Otherwise the server closes with 4001 at expiry and the reconnect refreshes again.
+        });
+    }
+    // ---- sending ---------------------------------------------------------------------------
+    batchSize() {
+        const server = this.welcome?.limits.max_samples_per_frame ?? Infinity;
+        return Math.max(1, Math.min(this.options.maxBatchSize ?? 1000, server));
+    }
+    inflightLimit() {
+        const server = this.welcome?.limits.max_inflight_batches ?? 1;
+        return Math.max(1, Math.min(this.options.maxInFlight ?? 2, server));
+    }
+    pump() {
+        const ws = this.ws;
+        if (!ws || !this.isWelcomed || ws.readyState !== OPEN)
+            return;
+        const wait = this.pauseUntil - Date.now();
+        if (wait > 0) {
+            this.later(wait, () => this.pump());
+            return;
+        }
+        while (this.outbox.inflight < this.inflightLimit()) {
+            const entry = this.outbox.nextUnsent();
+            if (!entry)
+                break;
+            const seq = this.seq++;
+            this.outbox.markSent(entry, seq);
+            const r = entry.record;
+            const frame = r.op === 'samples' ? { type: 'samples', seq, samples: r.samples } : { type: 'delete', seq, ids: r.ids };
+            ws.send(JSON.stringify(frame));
+        }
+    }
+    async sum(parts, size) {
+        const results = await Promise.all(parts);
+        const total = emptyResult();
+        results.forEach((r, i) => addResult(total, r, i * size));
+        return total;
+    }
+}
+function toAuthError(e) {
+    if (e instanceof AuthError)
+        return e;
+    const c = e;
+    return new AuthError(c.code ?? 'unauthorized', c.message ?? String(e), c.status);
+}
