@@ -40,10 +40,10 @@ export interface ImportDoneFrame {
     bytes_done: number;
     bytes_total: number;
     /**
-     * Present when state is failed: why the import stopped (malformed_xml names the line and byte offset).
+     * Present when state is failed: why the import stopped (malformed_xml names the line and byte offset; cancelled: the account was erased).
      */
     error?: {
-        code: 'malformed_xml' | 'not_an_export' | 'zip_bomb' | 'io_error' | 'store_error';
+        code: 'malformed_xml' | 'not_an_export' | 'zip_bomb' | 'io_error' | 'store_error' | 'cancelled';
         message: string;
     };
 }
