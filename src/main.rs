@@ -68,15 +68,17 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
              --jwt-secret (CLARITY_JWT_SECRET, at least 32 bytes)"
         );
     }
+    let tls = server::tls::Tls::from_config(&config.tls)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     let app = Arc::new(App::new(config).await?);
     tracing::info!(
         store = ?app.config.store.kind,
         data_dir = %app.config.store.data_dir.display(),
-        "listening on http://{}",
+        "listening on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    server::run(app, listener, server::shutdown_signal()).await
+    server::run_with(app, listener, tls, server::shutdown_signal()).await
 }
 
 /// Makes glibc return large blocks (argon2's 19 MiB per hash) to the OS when freed.

@@ -16,6 +16,7 @@ mod scoring;
 mod server;
 mod store;
 mod telemetry;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use scoring::ScoringConfig;
 pub use server::ServerConfig;
 pub use store::{DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
 pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig};
+pub use tls::TlsConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -232,6 +234,8 @@ impl Cli {
 pub struct Config {
     #[command(flatten)]
     pub server: ServerConfig,
+    #[command(flatten)]
+    pub tls: TlsConfig,
     #[command(flatten)]
     pub store: StoreConfig,
     #[command(flatten)]

@@ -56,6 +56,7 @@ mod revoke_race;
 mod stage_nights;
 mod streams;
 mod sync_write;
+mod tls;
 mod transcript;
 mod ws_backpressure;
 mod ws_fuzz;
