@@ -28,17 +28,26 @@ fn main() -> ExitCode {
     }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
-    telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // Declared after the runtime so that it is dropped (flushing the last spans) first.
+    let (spans, _flush) = match clarity::otel::layer(&config.tracing, runtime.handle().clone()) {
+        Ok(Some((layer, flush))) => (Some(layer), Some(flush)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("tracing: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init_with(&config.telemetry, spans);
     let (what, res) = if migrate_only {
         ("migration", runtime.block_on(app::migrate(&config)))
     } else {

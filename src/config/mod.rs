@@ -29,7 +29,7 @@ pub use limits::LimitsConfig;
 pub use scoring::ScoringConfig;
 pub use server::ServerConfig;
 pub use store::{DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
-pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig};
+pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig, TracingConfig};
 pub use tls::TlsConfig;
 
 #[derive(Debug, Parser)]
@@ -260,6 +260,8 @@ pub struct Config {
     pub scoring: ScoringConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub tracing: TracingConfig,
     #[command(flatten)]
     pub audit: AuditConfig,
 }

@@ -41,6 +41,9 @@ pub async fn run_with(
     metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
     let state = AppState(app.clone());
     let mut router = crate::http::router(state);
+    if app.config.tracing.otlp_endpoint.is_some() {
+        router = router.route_layer(axum::middleware::from_fn(crate::http::trace::trace_request));
+    }
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch(app.shutdown.clone()));
         if let Some(hsts) = tls.hsts() {

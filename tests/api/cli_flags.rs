@@ -52,6 +52,7 @@ const NO_DEFAULT: &[(&str, &str)] = &[
         "unset: plain HTTP (local use, behind a load balancer)",
     ),
     ("tls-key", "unset: plain HTTP (goes with --tls-cert)"),
+    ("otlp-endpoint", "unset: no tracing"),
     (
         "admin-emails",
         "removed (hidden): given at all, the server refuses to start",

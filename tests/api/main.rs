@@ -46,6 +46,7 @@ mod nodes;
 mod openapi;
 mod ops;
 mod origins;
+mod otlp;
 mod pat;
 mod phone_fixtures;
 mod phone_kinds;
