@@ -28,17 +28,26 @@ fn main() -> ExitCode {
     }
     let migrate_only = matches!(cli.command, Some(Command::Migrate(_)));
     let config = cli.into_config();
-    telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // Declared after the runtime so that it is dropped (flushing the last spans) first.
+    let (spans, _flush) = match clarity::otel::layer(&config.tracing, runtime.handle().clone()) {
+        Ok(Some((layer, flush))) => (Some(layer), Some(flush)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("tracing: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init_with(&config.telemetry, spans);
     let (what, res) = if migrate_only {
         ("migration", runtime.block_on(app::migrate(&config)))
     } else {
@@ -68,15 +77,17 @@ async fn serve(config: clarity::config::Config) -> anyhow::Result<()> {
              --jwt-secret (CLARITY_JWT_SECRET, at least 32 bytes)"
         );
     }
+    let tls = server::tls::Tls::from_config(&config.tls)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     let app = Arc::new(App::new(config).await?);
     tracing::info!(
         store = ?app.config.store.kind,
         data_dir = %app.config.store.data_dir.display(),
-        "listening on http://{}",
+        "listening on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    server::run(app, listener, server::shutdown_signal()).await
+    server::run_with(app, listener, tls, server::shutdown_signal()).await
 }
 
 /// Makes glibc return large blocks (argon2's 19 MiB per hash) to the OS when freed.

@@ -9,8 +9,10 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -27,14 +29,23 @@ const PAYLOAD_LOGGERS: [&str; 8] = [
 ];
 
 pub fn init(config: &TelemetryConfig) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&config.log))
+    init_with(config, None);
+}
+
+/// [`init`], plus a layer that exports spans (src/otel.rs). The log filter applies to the
+/// log only: the export layer brings its own.
+pub fn init_with(config: &TelemetryConfig, spans: Option<crate::otel::SpanLayer<Registry>>) {
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let res = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let log = match config.log_format {
+        LogFormat::Text => log.boxed(),
+        LogFormat::Json => log.json().boxed(),
     };
+    let res = tracing_subscriber::registry()
+        .with(spans)
+        .with(log.with_filter(filter(&config.log)))
+        .try_init();
     if let Err(e) = res {
         eprintln!("logging already initialised: {e}");
     }

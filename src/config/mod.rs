@@ -17,6 +17,7 @@ mod scoring;
 mod server;
 mod store;
 mod telemetry;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -30,7 +31,8 @@ pub use limits::LimitsConfig;
 pub use scoring::ScoringConfig;
 pub use server::ServerConfig;
 pub use store::{DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
-pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig};
+pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig, TracingConfig};
+pub use tls::TlsConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -235,6 +237,8 @@ pub struct Config {
     #[command(flatten)]
     pub server: ServerConfig,
     #[command(flatten)]
+    pub tls: TlsConfig,
+    #[command(flatten)]
     pub store: StoreConfig,
     #[command(flatten)]
     pub writes: WritesConfig,
@@ -258,6 +262,8 @@ pub struct Config {
     pub scoring: ScoringConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub tracing: TracingConfig,
     #[command(flatten)]
     pub audit: AuditConfig,
     #[command(flatten)]

@@ -23,6 +23,28 @@ pub struct TelemetryConfig {
     pub log: String,
 }
 
+/// Traces (serve only; src/otel.rs).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tracing")]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector to send traces to, its base URL (spans go to `/v1/traces`), e.g.
+    /// `http://127.0.0.1:4318`. Unset: no tracing.
+    #[arg(long, env = "CLARITY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of new traces sampled, 0 to 1; a trace continued from a client's `traceparent`
+    /// follows the client's sampled flag.
+    #[arg(long, env = "CLARITY_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = ratio)]
+    pub otlp_sample_ratio: f64,
+}
+
+fn ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a ratio from 0 to 1")),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Audit log")]
 pub struct AuditConfig {

@@ -30,6 +30,7 @@ pub mod origin;
 mod sample_delete;
 mod schemas;
 mod shares;
+pub mod trace;
 mod user;
 
 use std::time::Instant;

@@ -4,7 +4,10 @@
 //! Rules:
 //! - Handshake deadline: a connection must get its first response byte (an HTTP answer or the
 //!   WebSocket `101`) within `--handshake-timeout-ms` of being accepted, so a client that opens
-//!   sockets and trickles headers (slowloris) cannot hold them.
+//!   sockets and trickles headers (slowloris) cannot hold them. With TLS the TLS handshake is
+//!   part of it: it must end within that time too, and the HTTP answer within what is left.
+//! - TLS handshakes run in their own tasks, not in `accept`: one slow client must not hold up
+//!   the connections behind it. A finished one comes back through a channel.
 //! - Idle deadline: after that, a connection from which nothing arrives for
 //!   `--idle-timeout-secs` is closed. Live WebSockets answer the server's pings well within it,
 //!   so it only ends dead peers and idle keep-alive connections.
@@ -27,7 +30,10 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// Longest a closed connection is drained before it is closed for good.
 const LINGER: Duration = Duration::from_secs(2);
@@ -48,14 +54,30 @@ pub struct GuardedListener {
     inner: TcpListener,
     limits: Limits,
     open: Arc<DashMap<IpAddr, usize>>,
+    tls: Option<Handshakes>,
+}
+
+/// TLS handshakes in progress: each task sends its connection here once it is encrypted.
+struct Handshakes {
+    acceptor: TlsAcceptor,
+    done_tx: mpsc::Sender<(GuardedStream, SocketAddr)>,
+    done: mpsc::Receiver<(GuardedStream, SocketAddr)>,
 }
 
 impl GuardedListener {
-    pub fn new(inner: TcpListener, limits: Limits) -> GuardedListener {
+    pub fn new(inner: TcpListener, limits: Limits, tls: Option<TlsAcceptor>) -> GuardedListener {
         GuardedListener {
             inner,
             limits,
             open: Arc::new(DashMap::new()),
+            tls: tls.map(|acceptor| {
+                let (done_tx, done) = mpsc::channel(1024);
+                Handshakes {
+                    acceptor,
+                    done_tx,
+                    done,
+                }
+            }),
         }
     }
 }
@@ -92,7 +114,15 @@ impl axum::serve::Listener for GuardedListener {
 
     async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
         loop {
-            let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let (tcp, addr) = match &mut self.tls {
+                None => axum::serve::Listener::accept(&mut self.inner).await,
+                Some(tls) => tokio::select! {
+                    // The listener holds a sender, so the channel never closes.
+                    Some(ready) = tls.done.recv() => return ready,
+                    accepted = axum::serve::Listener::accept(&mut self.inner) => accepted,
+                },
+            };
+            let accepted_at = Instant::now();
             // Frames are small and often sent back to back (an analysis, then its insight):
             // with Nagle the second waits for the peer's delayed ACK, ~40 ms.
             if let Err(e) = tcp.set_nodelay(true) {
@@ -113,7 +143,8 @@ impl axum::serve::Listener for GuardedListener {
                     drop(n);
                     ::metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "why" => "per_ip")
                         .increment(1);
-                    tokio::spawn(refuse(tcp));
+                    let acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
+                    tokio::spawn(refuse(tcp, acceptor));
                     continue;
                 }
                 *n += 1;
@@ -124,15 +155,34 @@ impl axum::serve::Listener for GuardedListener {
             } else {
                 None
             };
-            let stream = GuardedStream {
-                tcp,
+            let limits = self.limits;
+            let guarded = move |io: Conn| GuardedStream {
+                io,
                 _slot: slot,
-                deadline: Box::pin(tokio::time::sleep(self.limits.handshake)),
+                deadline: Box::pin(tokio::time::sleep_until(accepted_at + limits.handshake)),
                 answered: false,
-                idle: self.limits.idle,
+                idle: limits.idle,
                 last_read: Instant::now(),
             };
-            return (stream, addr);
+            let Some(tls) = &self.tls else {
+                return (guarded(Conn::Plain(tcp)), addr);
+            };
+            let (acceptor, done) = (tls.acceptor.clone(), tls.done_tx.clone());
+            tokio::spawn(async move {
+                let deadline = accepted_at + limits.handshake;
+                match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = done
+                            .send((guarded(Conn::Tls(Box::new(stream))), addr))
+                            .await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => {
+                        ::metrics::counter!(crate::metrics::CONNECTIONS_TIMED_OUT, "phase" => "tls_handshake")
+                            .increment(1);
+                    }
+                }
+            });
         }
     }
 
@@ -141,17 +191,101 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
-async fn refuse(mut tcp: TcpStream) {
+/// Answers `429` (over TLS when the listener speaks it) and closes.
+async fn refuse(mut tcp: TcpStream, tls: Option<TlsAcceptor>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = tcp.write_all(&too_many()).await;
-        let _ = tcp.shutdown().await;
+        match tls {
+            None => {
+                let _ = tcp.write_all(&too_many()).await;
+                let _ = tcp.shutdown().await;
+            }
+            Some(acceptor) => {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(&too_many()).await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        }
     })
     .await;
 }
 
+/// The connection under the guard: plain TCP, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(tcp) => tcp,
+            Conn::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Conn::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(tcp) => tcp.is_write_vectored(),
+            Conn::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+}
+
 /// An accepted connection with its deadlines and its place in the per-address count.
 pub struct GuardedStream {
-    tcp: TcpStream,
+    io: Conn,
     _slot: Option<IpSlot>,
     deadline: Pin<Box<Sleep>>,
     /// Whether the server has written anything yet (the handshake is over then).
@@ -169,7 +303,7 @@ impl Drop for GuardedStream {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        match socket2::SockRef::from(&self.tcp).try_clone() {
+        match socket2::SockRef::from(self.io.tcp()).try_clone() {
             Ok(dup) => {
                 runtime.spawn(linger(std::net::TcpStream::from(dup)));
             }
@@ -219,7 +353,7 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        match Pin::new(&mut self.tcp).poll_read(cx, buf) {
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     self.last_read = Instant::now();
@@ -254,17 +388,17 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = ready!(Pin::new(&mut self.tcp).poll_write(cx, buf));
+        let r = ready!(Pin::new(&mut self.io).poll_write(cx, buf));
         self.wrote(&r);
         Poll::Ready(r)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -272,12 +406,12 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let r = ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs));
+        let r = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs));
         self.wrote(&r);
         Poll::Ready(r)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.io.is_write_vectored()
     }
 }

@@ -1,4 +1,4 @@
-//! Serving: the HTTP listener, then an orderly shutdown.
+//! Serving: the HTTP listener (HTTPS with `--tls-cert`), then an orderly shutdown.
 //!
 //! Shutdown order: stop accepting → cancel sessions (each acks what it has in flight, sends
 //! `going_away`, closes with 1001) → wait for them, bounded by the grace period → give the
@@ -16,17 +16,50 @@ use crate::app::{App, AppState};
 pub mod dispatch;
 pub mod erase;
 mod listener;
+pub mod tls;
 
+/// Serves `app` on `listener` until `shutdown`, with TLS when its config asks for it.
 pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tls = tls::Tls::from_config(&app.config.tls)?;
+    run_with(app, listener, tls, shutdown).await
+}
+
+/// [`run`] with TLS already loaded (`clarity serve` loads it before opening the store, so a
+/// bad certificate fails the start at once).
+pub async fn run_with(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Published from the start (at 0): autoscaling averages it over tasks, and a task that
     // has no session yet must count as empty, not be missing.
     metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
     let state = AppState(app.clone());
-    let router = crate::http::router(state);
+    let mut router = crate::http::router(state);
+    if app.config.tracing.otlp_endpoint.is_some() {
+        router = router.route_layer(axum::middleware::from_fn(crate::http::trace::trace_request));
+    }
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().watch(app.shutdown.clone()));
+        if let Some(hsts) = tls.hsts() {
+            router = router.layer(axum::middleware::map_response(
+                move |mut response: axum::response::Response| {
+                    let hsts = hsts.clone();
+                    async move {
+                        response
+                            .headers_mut()
+                            .insert(axum::http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                        response
+                    }
+                },
+            ));
+        }
+    }
     tokio::spawn(sweep_windows(app.clone()));
     tokio::spawn(renew_leases(app.clone()));
     tokio::spawn(sweep_uploads(app.clone()));
@@ -49,6 +82,7 @@ pub async fn run(
             per_ip: config.server.max_connections_per_ip,
             send_buffer: config.server.socket_send_buffer,
         },
+        tls.as_ref().map(|t| t.acceptor()),
     );
     // `tap_io` adds nothing; it is what gives `ConnectInfo<SocketAddr>` for any listener.
     let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});

@@ -48,6 +48,12 @@ const NO_DEFAULT: &[(&str, &str)] = &[
     ),
     ("admin-user-ids", "a list: unset is the empty list (nobody)"),
     (
+        "tls-cert",
+        "unset: plain HTTP (local use, behind a load balancer)",
+    ),
+    ("tls-key", "unset: plain HTTP (goes with --tls-cert)"),
+    ("otlp-endpoint", "unset: no tracing"),
+    (
         "admin-emails",
         "removed (hidden): given at all, the server refuses to start",
     ),

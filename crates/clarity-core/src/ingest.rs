@@ -17,6 +17,7 @@
 //! old value, and no current analysis depends on one.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -283,7 +284,8 @@ impl Ingest {
                 SampleOp::Put(_) => None,
             })
             .collect();
-        let written = match self.store.write_samples(user, ops).await {
+        let commit = tracing::info_span!("store.commit", ops = kept.len());
+        let written = match self.store.write_samples(user, ops).instrument(commit).await {
             Ok(w) => w,
             Err(e) => {
                 if let Some(turn) = turn {

@@ -336,6 +336,16 @@ impl Session {
             }
         }
         count_in(inbound.label());
+        // One trace per frame (not one per session, which could last for days), continuing
+        // the client's when the frame names one.
+        let span = tracing::info_span!(
+            parent: None,
+            "ws.frame",
+            kind = inbound.label(),
+            seq = inbound.seq,
+            user_id = %self.user,
+        );
+        crate::otel::continue_trace(&span, inbound.traceparent.as_deref());
         let command = match inbound.command {
             Ok(c) => c,
             Err(refusal) => {
@@ -345,11 +355,11 @@ impl Session {
         };
         match command {
             Command::Samples { seq, samples } => {
-                self.on_samples(seq, samples, &text).await?;
+                self.on_samples(seq, samples, &text, span).await?;
                 Ok(None)
             }
             Command::Delete { seq, ids } => {
-                self.on_delete(seq, ids).await?;
+                self.on_delete(seq, ids, span).await?;
                 Ok(None)
             }
             Command::Ping => {
@@ -361,6 +371,7 @@ impl Session {
             }
             Command::Refresh { access_token } => self.on_refresh(&access_token).await,
             Command::Analyze => {
+                let _in = span.enter();
                 self.on_analyze();
                 Ok(None)
             }

@@ -23,6 +23,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Gone, Session, count_in};
 use crate::ingest::{self, IngestReport};
@@ -36,6 +37,8 @@ type Pending = Pin<Box<dyn std::future::Future<Output = Completed> + Send>>;
 
 pub(super) struct Completed {
     seq: u64,
+    /// The frame's span: the ack is traced as its child.
+    span: tracing::Span,
     received: Instant,
     result: Result<IngestReport, StoreError>,
 }
@@ -87,6 +90,7 @@ impl Session {
         seq: u64,
         list: Vec<&serde_json::value::RawValue>,
         text: &Utf8Bytes,
+        span: tracing::Span,
     ) -> Result<(), Gone> {
         let max = self.state.config.limits.max_samples_per_frame;
         if list.len() > max {
@@ -113,7 +117,7 @@ impl Session {
         };
         let app = self.state.0.clone();
         let user = self.user;
-        self.submit(seq, move |turn| {
+        self.submit(seq, span, move |turn| {
             async move {
                 let prepared = match work {
                     Ok(p) => Ok(p),
@@ -136,13 +140,18 @@ impl Session {
     }
 
     /// A `delete` frame (ids already checked by the parser): a batch like `samples`.
-    pub(super) async fn on_delete(&mut self, seq: u64, ids: Vec<String>) -> Result<(), Gone> {
+    pub(super) async fn on_delete(
+        &mut self,
+        seq: u64,
+        ids: Vec<String>,
+        span: tracing::Span,
+    ) -> Result<(), Gone> {
         if !self.admit(seq, ids.len()).await? {
             return Ok(());
         }
         let app = self.state.0.clone();
         let user = self.user;
-        self.submit(seq, move |turn| {
+        self.submit(seq, span, move |turn| {
             async move {
                 app.ingest
                     .delete(user, ids, "ws", Some(turn))
@@ -159,6 +168,7 @@ impl Session {
     fn submit(
         &mut self,
         seq: u64,
+        span: tracing::Span,
         work: impl FnOnce(
             ingest::Turn,
         ) -> Pin<
@@ -168,13 +178,14 @@ impl Session {
         let received = Instant::now();
         let turn = ingest::Turn::next(&mut self.pipeline.window_turn);
         self.pipeline.submitted += 1;
-        let work = work(turn);
+        let work = work(turn).instrument(tracing::info_span!(parent: &span, "ingest"));
         self.pipeline.inflight.push_back(
             async move {
                 Completed {
                     seq,
                     received,
                     result: work.await,
+                    span,
                 }
             }
             .boxed(),
@@ -250,10 +261,18 @@ impl Session {
             self.pipeline.analyze_after = None;
             self.analyze_now();
         }
+        let ack = tracing::info_span!(
+            parent: &done.span,
+            "ws.ack",
+            seq = done.seq,
+            accepted = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
         match done.result {
             Ok(report) => {
                 ::metrics::histogram!(metrics::ACK_LATENCY_SECONDS)
                     .record(done.received.elapsed().as_secs_f64());
+                ack.record("accepted", report.accepted);
                 self.send(&ServerFrame::Ack {
                     seq: done.seq,
                     accepted: report.accepted,
@@ -264,10 +283,12 @@ impl Session {
                     rejected: &report.rejected,
                     rejected_omitted: report.rejected_omitted,
                 })
+                .instrument(ack)
                 .await
             }
             Err(e) => {
                 let failure = protocol::store_failure(&e, "batch not stored");
+                ack.record("code", failure.code);
                 // Resending is the answer to both: an ack is owed either way.
                 let refusal = Refusal::new(
                     failure.code,
@@ -275,7 +296,7 @@ impl Session {
                 )
                 .with_seq(Some(done.seq))
                 .retry_after(STORE_RETRY_AFTER_MS);
-                self.send(&refusal.frame()).await
+                self.send(&refusal.frame()).instrument(ack).await
             }
         }
     }

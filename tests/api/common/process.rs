@@ -62,8 +62,13 @@ async fn spawn(
             if keep {
                 captured.lock().unwrap().push(line.clone());
             }
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                // Text (`... listening on http://ADDR`) or JSON (`..."listening on http://ADDR"...`).
+            let after = line.split("listening on ").nth(1);
+            if let Some(rest) = after.and_then(|r| {
+                r.strip_prefix("http://")
+                    .or_else(|| r.strip_prefix("https://"))
+            }) {
+                // Text (`... listening on http://ADDR`) or JSON (`..."listening on http://ADDR"...`);
+                // `https://` with TLS.
                 let addr: String = rest
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))

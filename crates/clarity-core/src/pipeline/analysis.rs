@@ -25,6 +25,7 @@
 //!   minute is dated by its sample's own offset, with the window's source order.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
@@ -454,7 +455,11 @@ async fn compute(
         if signal == Signal::StepCount {
             PatResult::unavailable("unsupported_signal", PAT_STEPS_REASON)
         } else if snap.activity.len() == WINDOW_MINUTES {
-            pipeline.pat.score(snap.activity.clone()).await
+            pipeline
+                .pat
+                .score(snap.activity.clone())
+                .instrument(tracing::info_span!("pat"))
+                .await
         } else if let Err(reason) = pipeline.pat.status() {
             PatResult::unavailable("not_configured", reason)
         } else {
@@ -541,7 +546,9 @@ pub fn spawn(
     reply: Option<Outbound>,
 ) {
     let pipeline2 = pipeline.clone();
-    pipeline.sessions.spawn(async move {
+    // A child of the caller's span (the ingest that completed the day, the request, ...).
+    let span = tracing::info_span!("analysis", trigger = trigger.as_str(), user_id = %user);
+    let task = async move {
         let error = |code: &str, message: &str| {
             if let Some(r) = &reply {
                 let frame = ServerFrame::AnalysisError { code, message };
@@ -555,6 +562,7 @@ pub fn spawn(
                     pipeline2
                         .fanout
                         .deliver(DocKind::Analysis, &record, true)
+                        .instrument(tracing::info_span!("push", kind = "analysis"))
                         .await;
                 } else if trigger == Trigger::Request {
                     // Asked for again: the answer goes to the asking session only.
@@ -593,5 +601,6 @@ pub fn spawn(
                 error("internal", "the analysis failed");
             }
         }
-    });
+    };
+    pipeline.sessions.spawn(task.instrument(span));
 }

@@ -5,6 +5,7 @@
 //! themselves (local, Gemini) are in `crate::insights` and know nothing of the pipeline.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -89,7 +90,11 @@ pub async fn replacing(
         index += 1;
         pipeline.fanout.push_user(user, &encode(&frame));
     };
-    let generated = pipeline.insights.generate(&features, &mut on_delta).await?;
+    let generated = pipeline
+        .insights
+        .generate(&features, &mut on_delta)
+        .instrument(tracing::info_span!("insight.generate"))
+        .await?;
     let mut body = json!({
         "insight_id": id,
         "user_id": user,
@@ -143,12 +148,15 @@ pub async fn replacing(
 /// Generates the insight for a new analysis in the background and pushes it.
 pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, analysis: DocRecord) {
     let pipeline2 = pipeline.clone();
-    pipeline.sessions.spawn(async move {
+    // A child of the analysis it explains.
+    let span = tracing::info_span!("insight", analysis_id = %analysis.id);
+    let task = async move {
         match for_analysis(&pipeline2, user, &analysis).await {
             Ok((record, new)) => {
                 pipeline2
                     .fanout
                     .deliver(DocKind::Insight, &record, new)
+                    .instrument(tracing::info_span!("push", kind = "insight"))
                     .await;
             }
             Err(InsightError::Superseded) => {
@@ -172,5 +180,6 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, analysis: DocRecord) {
                 pipeline2.fanout.push_user(user, &encode(&frame));
             }
         }
-    });
+    };
+    pipeline.sessions.spawn(task.instrument(span));
 }

@@ -103,13 +103,11 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 day = days.recv() => match day {
-                    Some(Due::Day(day)) => analysis::spawn(
-                        &self,
-                        day.user,
-                        Trigger::DayComplete,
-                        day.midnight,
-                        None,
-                    ),
+                    Some(Due::Day(day)) => {
+                        // The analysis continues the trace of the ingest that completed the day.
+                        let _in = day.span.enter();
+                        analysis::spawn(&self, day.user, Trigger::DayComplete, day.midnight, None);
+                    }
                     Some(Due::Changed(changed)) => {
                         revise::spawn(&self, changed.user, changed.spans.clone());
                     }

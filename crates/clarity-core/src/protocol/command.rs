@@ -59,6 +59,9 @@ pub struct Inbound<'a> {
     /// The `type` as sent (`None`: missing), for the rate limiter's message and metrics.
     pub ty: Option<Cow<'a, str>>,
     pub seq: Option<u64>,
+    /// A W3C `traceparent` the client sent with the frame (any frame type): the server's
+    /// spans for it continue that trace. Not checked here; a malformed one is ignored.
+    pub traceparent: Option<Cow<'a, str>>,
     pub command: Result<Command<'a>, Refusal>,
 }
 
@@ -125,6 +128,8 @@ struct Envelope<'a> {
     since: Option<u64>,
     #[serde(borrow)]
     epoch: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    traceparent: Option<Cow<'a, str>>,
 }
 
 /// Reads one client text frame. `Err`: not a frame envelope (`invalid_json`, or
@@ -143,6 +148,7 @@ pub fn parse(text: &str) -> Result<Inbound<'_>, Refusal> {
     Ok(Inbound {
         ty: env.ty,
         seq,
+        traceparent: env.traceparent,
         command,
     })
 }

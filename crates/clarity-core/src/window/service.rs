@@ -39,6 +39,9 @@ pub struct DayComplete {
     pub midnight: Option<i64>,
     /// Keeps shutdown waiting until the analysis is spawned.
     _held: TaskTrackerToken,
+    /// Where the day was completed (the ingest of a frame or request): the analysis is
+    /// traced as its child.
+    pub span: tracing::Span,
 }
 
 /// Stored samples were replaced or removed: the analyses over these times are due again.
@@ -117,6 +120,7 @@ impl WindowService {
                 user,
                 midnight,
                 _held: self.tracker.token(),
+                span: tracing::Span::current(),
             }));
         }
     }
