@@ -7,4 +7,8 @@ export interface RefreshFrame {
      * A new access token (JWT) for the same user.
      */
     access_token: string;
+    /**
+     * Optional W3C trace context (`version-traceid-parentid-flags`) of the client's span for this frame: the server's trace of the frame (with `--otlp-endpoint`) continues it. Any frame type may carry it; a malformed value is ignored.
+     */
+    traceparent?: string;
 }

@@ -20,6 +20,10 @@ export interface SamplesFrame {
      * The samples; their 0-based position is the `index` used in rejections.
      */
     samples: Sample[];
+    /**
+     * Optional W3C trace context (`version-traceid-parentid-flags`) of the client's span for this frame: the server's trace of the frame (with `--otlp-endpoint`) continues it. Any frame type may carry it; a malformed value is ignored.
+     */
+    traceparent?: string;
 }
 export interface Sample1 {
     /**

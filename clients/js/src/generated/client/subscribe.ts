@@ -17,4 +17,8 @@ export interface SubscribeFrame {
    * The epoch of the subscribed frame that gave `since`; if the server's differs, offsets restarted and recover is false. For samples a different epoch gets error resync_required.
    */
   epoch?: string;
+  /**
+   * Optional W3C trace context (`version-traceid-parentid-flags`) of the client's span for this frame: the server's trace of the frame (with `--otlp-endpoint`) continues it. Any frame type may carry it; a malformed value is ignored.
+   */
+  traceparent?: string;
 }
