@@ -73,7 +73,10 @@ struct Params {
     security(("bearer" = [])),
     params(Params),
     responses(
-        (status = 200, description = "NDJSON (gzip when asked for).", content_type = "application/x-ndjson", body = String,
+        (status = 200, description = "NDJSON; gzip with `?gzip=true` (`application/gzip`) or `Accept-Encoding: gzip` (`Content-Encoding: gzip`).", content(
+            (String = "application/x-ndjson"),
+            (String = "application/gzip"),
+        ),
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"clarity-export-<user id>.ndjson\"` (`.ndjson.gz` with `?gzip=true`)."))),
         (status = 400, description = "`invalid_query`: a parameter other than `gzip`, or `gzip` not `true`/`false`/`1`/`0`.", body = ErrorBody),
         BearerErrors,

@@ -292,7 +292,7 @@ impl Writer for FhirNdjson {
     params(FhirParams),
     responses(
         (status = 200, description = "A FHIR R4 Bundle (type `collection`), or NDJSON of resources, streamed.", content(
-            (String = "application/fhir+json"),
+            (Object = "application/fhir+json"),
             (String = "application/fhir+ndjson"),
         )),
         (status = 400, description = "`invalid_query`: a parameter out of its schema or one this endpoint does not take.", body = ErrorBody),

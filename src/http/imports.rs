@@ -78,7 +78,7 @@ pub struct ImportJob {
     operation_id = "create_import",
     tag = "imports",
     security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/zip", description = "export.zip or export.xml"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "export.zip or export.xml, as bytes (the content type is not looked at: the body is recognised by its first bytes)"),
     responses(
         (status = 202, description = "Uploaded; the import runs (`Location`: its job).", body = ImportJob),
         (status = 400, description = "`empty_body`: no file was sent.", body = ErrorBody),

@@ -354,7 +354,9 @@ impl Checker {
                     media.is_object(),
                     "undocumented content type {ctype}: {what}"
                 );
-                let body = if ctype == "application/json" {
+                // JSON and its `+json` dialects (FHIR's application/fhir+json) are checked as
+                // JSON; any other type as the text it is.
+                let body = if ctype == "application/json" || ctype.ends_with("+json") {
                     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {what}"))
                 } else {
                     Value::String(text.clone())
