@@ -111,7 +111,7 @@ async fn a_version_5_folder_is_migrated_to_6_and_reads_back_identical() {
     {
         let c = db(dir.path());
         c.execute_batch(
-            "CREATE INDEX samples_by_time ON samples (user_id, start_ms, id);
+            "CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
              PRAGMA user_version = 5;",
         )
         .unwrap();
