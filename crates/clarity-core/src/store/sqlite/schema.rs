@@ -41,7 +41,6 @@ CREATE TABLE IF NOT EXISTS samples (
     source TEXT,
     PRIMARY KEY (user_id, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS samples_by_time ON samples (user_id, start_ms, id);
 CREATE INDEX IF NOT EXISTS samples_by_kind_time ON samples (user_id, kind, start_ms, id);
 CREATE TABLE IF NOT EXISTS documents (
     kind INTEGER NOT NULL,
@@ -57,7 +56,7 @@ CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, wind
 ";
 
 /// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// One step of a migration.
 enum Step {
@@ -110,8 +109,14 @@ DROP TABLE seq_fill;
 CREATE INDEX IF NOT EXISTS samples_by_seq ON samples (user_id, seq);
 ";
 
+/// Version 6 (the write rate): no `samples_by_time`. Every sample cost one B-tree insert per
+/// index, and that one only served listings across kinds, which now merge the per-kind ranges
+/// of `samples_by_kind_time` (`query_samples`). Versions 3 to 5 created it; a database an
+/// older server reopened may have it again.
+const V6: &str = "DROP INDEX IF EXISTS samples_by_time;";
+
 /// `(version, steps)`, in order.
-const MIGRATIONS: [(i64, &[Step]); 2] = [
+const MIGRATIONS: [(i64, &[Step]); 3] = [
     // Fields beyond `value` (blood_pressure's diastolic, workout's activity, provenance), as
     // the JSON of `samples::Extra`; NULL for every sample that has none.
     (4, &[Step::Column("samples", "extra", "TEXT")]),
@@ -124,6 +129,7 @@ const MIGRATIONS: [(i64, &[Step]); 2] = [
             Step::Sql(V5),
         ],
     ),
+    (6, &[Step::Sql(V6)]),
 ];
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.

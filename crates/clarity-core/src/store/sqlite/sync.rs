@@ -13,6 +13,8 @@
 //!   the highest seq forgotten, since a reader below it would never learn of that deletion.
 //! - `erase_user` is one transaction: there is never a half-erased account to resume.
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -82,13 +84,31 @@ pub(super) fn write_ops(
     Ok(out)
 }
 
+static STORED: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = ?1 AND id = ?2")
+});
+
 fn stored(c: &Connection, uid: &[u8], id: &str) -> rusqlite::Result<Option<Sample>> {
-    c.prepare_cached(&format!(
-        "SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![uid, id], sample_from_row)
-    .optional()
+    c.prepare_cached(&STORED)?
+        .query_row(params![uid, id], sample_from_row)
+        .optional()
 }
+
+/// The row insert of [`write_row`]; built once, not per sample (the statement cache is keyed
+/// by the text, and this runs for every sample written).
+const INSERT_ROW: &str = "INSERT INTO samples (user_id, id, kind, start_ms, start_off, end_ms,
+       end_off, value, source, extra, version, seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     ON CONFLICT (user_id, id) ";
+static INSERT_NEW: LazyLock<String> = LazyLock::new(|| format!("{INSERT_ROW} DO NOTHING"));
+static REPLACE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_ROW} DO UPDATE SET kind = excluded.kind, start_ms = excluded.start_ms,
+           start_off = excluded.start_off, end_ms = excluded.end_ms, end_off = excluded.end_off,
+           value = excluded.value, source = excluded.source, extra = excluded.extra,
+           version = excluded.version, seq = excluded.seq"
+    )
+});
 
 /// Writes `s` with `seq`: a new row (`replace` false: nothing when the id is stored; the
 /// answer says whether it was written) or over the stored one (`replace` true).
@@ -99,37 +119,23 @@ fn write_row(
     seq: i64,
     replace: bool,
 ) -> rusqlite::Result<bool> {
-    let on_conflict = if replace {
-        "DO UPDATE SET kind = excluded.kind, start_ms = excluded.start_ms,
-           start_off = excluded.start_off, end_ms = excluded.end_ms, end_off = excluded.end_off,
-           value = excluded.value, source = excluded.source, extra = excluded.extra,
-           version = excluded.version, seq = excluded.seq"
-    } else {
-        "DO NOTHING"
-    };
-    let changed = c
-        .prepare_cached(&format!(
-            "INSERT INTO samples (user_id, id, kind, start_ms, start_off, end_ms, end_off,
-               value, source, extra, version, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (user_id, id) {on_conflict}"
-        ))?
-        .execute(params![
-            uid,
-            s.id,
-            s.kind.code(),
-            s.start.utc_ms,
-            s.start.offset_secs,
-            s.end.map(|e| e.utc_ms),
-            s.end.map(|e| e.offset_secs),
-            s.value,
-            s.source,
-            s.extra
-                .as_ref()
-                .map(|e| String::from_utf8(e.to_bytes()).expect("JSON is UTF-8")),
-            s.version,
-            seq,
-        ])?;
+    let sql: &str = if replace { &REPLACE } else { &INSERT_NEW };
+    let changed = c.prepare_cached(sql)?.execute(params![
+        uid,
+        s.id,
+        s.kind.code(),
+        s.start.utc_ms,
+        s.start.offset_secs,
+        s.end.map(|e| e.utc_ms),
+        s.end.map(|e| e.offset_secs),
+        s.value,
+        s.source,
+        s.extra
+            .as_ref()
+            .map(|e| String::from_utf8(e.to_bytes()).expect("JSON is UTF-8")),
+        s.version,
+        seq,
+    ])?;
     Ok(changed == 1)
 }
 

@@ -171,7 +171,7 @@ async fn a_version_4_database_is_migrated_to_5_and_its_samples_join_the_change_f
         insert(&c, b, "only", 5, None);
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    assert_eq!(version(dir.path()), 5);
+    assert_eq!(version(dir.path()), schema::SCHEMA_VERSION);
     let bp = |id: &str, minute: i64, diastolic: Option<f64>| Sample {
         extra: diastolic.map(|d| {
             Box::new(Extra {
@@ -231,7 +231,7 @@ async fn a_version_4_database_is_migrated_to_5_and_its_samples_join_the_change_f
         insert(&c, a, "from-old-server", 1, None);
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    assert_eq!(version(dir.path()), 5);
+    assert_eq!(version(dir.path()), schema::SCHEMA_VERSION);
     let (changes, head, _) = feed(&store, a).await;
     let seqs: Vec<(u64, &str)> = changes.iter().map(|(s, id, _)| (*s, id.as_str())).collect();
     assert_eq!(

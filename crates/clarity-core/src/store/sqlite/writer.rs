@@ -6,6 +6,8 @@
 //!   batches share one fsync. Each op runs in its own savepoint: one failing op never undoes
 //!   another.
 //! - Replies are sent only after `COMMIT` returned, which is what makes acks durable.
+//! - WAL checkpoints run on their own thread ([`super::checkpoint`]); the writer only wakes it
+//!   after a commit's replies are out.
 //! - Tombstones past their retention are forgotten here, in their own transaction, at most
 //!   once per [`PURGE_EVERY`] (checked when work arrives: an idle store has nothing to purge
 //!   for).
@@ -89,7 +91,12 @@ impl Done {
 }
 
 /// Runs until the queue is closed or an [`Op::Close`] arrives.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_ops: usize) {
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Op>,
+    max_batch_ops: usize,
+    checkpoints: super::checkpoint::Notify,
+) {
     let mut ops = Vec::with_capacity(max_batch_ops);
     // `SqliteStore::open` purged just before starting this thread.
     let mut purged = Instant::now();
@@ -144,6 +151,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, max_batch_op
         for d in done {
             d.finish(&commit);
         }
+        checkpoints.committed();
         if let Some(ack) = close {
             let _ = ack.send(());
             return;
