@@ -222,3 +222,51 @@ pub(super) fn source_mean(readings: &[&Reading<'_>]) -> Option<f64> {
         .max_by_key(|(s, (n, _))| priority(*s, *n))
         .map(|(_, (n, sum))| sum / n as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SOURCES: [Option<&str>; 3] = [None, Some("Apple Watch"), Some("iPhone")];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The bucketed order is exactly a stable sort by instant (ties in input order), for
+        /// readings in any order, close together (buckets) or far apart (the sort fallback).
+        #[test]
+        fn time_order_is_the_stable_sort_by_instant(
+            raw in prop::collection::vec((0i64..5_000, 0usize..3, any::<bool>()), 0..300),
+            far in any::<bool>(),
+        ) {
+            let step = if far { 86_400_000 } else { 1_000 };
+            let readings: Vec<Reading<'static>> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, s, manual))| Reading {
+                    utc_ms: 1_772_323_200_000 + t * step - 30_000,
+                    offset_secs: 0,
+                    value: i as f64,
+                    source: SOURCES[s],
+                    manual,
+                })
+                .collect();
+            let refs: Vec<&Reading<'_>> = readings.iter().collect();
+            let ids: Vec<u32> = raw.iter().map(|&(_, s, m)| (s * 2 + usize::from(m)) as u32).collect();
+            let places: Vec<usize> = (0..6).collect();
+            let got = time_ordered(&refs, &ids, &places);
+            let mut want: Vec<(i64, usize, &Reading<'_>)> = refs
+                .iter()
+                .zip(&ids)
+                .map(|(r, &id)| (r.utc_ms, places[id as usize], *r))
+                .collect();
+            want.sort_by_key(|t| t.0);
+            let key = |v: &[(i64, usize, &Reading<'_>)]| -> Vec<(i64, usize, u64)> {
+                v.iter().map(|t| (t.0, t.1, t.2.value.to_bits())).collect()
+            };
+            prop_assert_eq!(key(&got), key(&want));
+        }
+    }
+}
