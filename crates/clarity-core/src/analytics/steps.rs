@@ -28,7 +28,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::heart::{SourceMinutes, dates, local_date};
-use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread};
+use crate::samples::sources::{UNNAMED_SOURCE, minute_priority, rank, spread_iter};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -67,7 +67,6 @@ struct Cell<'a> {
     /// of the name.
     source_id: usize,
     steps: u64,
-    start_ms: i64,
     offset_secs: i32,
 }
 
@@ -90,50 +89,80 @@ fn minutes<'a>(samples: &[StepSample<'a>], (from_ms, to_ms): (i64, i64)) -> Vec<
         .div_euclid(MINUTE_MS)
         .min(last.div_euclid(MINUTE_MS) + 1);
     let len = usize::try_from(to - from).unwrap_or(0);
-    type Held<'a> = Option<(Cell<'a>, (bool, u8, std::cmp::Reverse<&'a str>))>;
-    let mut cells: Vec<Held<'a>> = std::iter::repeat_with(|| None).take(len).collect();
+    // A compact cell per minute (24 bytes; the source by index): a week's vector is written
+    // and read once, so its size is most of the cost.
+    #[derive(Clone, Copy)]
+    struct Slot {
+        /// Index into `names`; `EMPTY` while no sample covers the minute.
+        source_id: u32,
+        offset_secs: i32,
+        steps: u64,
+        start_ms: i64,
+    }
+    const EMPTY: u32 = u32::MAX;
+    let mut cells = vec![
+        Slot {
+            source_id: EMPTY,
+            offset_secs: 0,
+            steps: 0,
+            start_ms: 0,
+        };
+        len
+    ];
+    // The distinct sources and each one's priority, ranked once (not once a sample).
     let mut names: Vec<(&'a str, bool)> = Vec::new();
+    let mut priorities: Vec<(bool, u8, std::cmp::Reverse<&'a str>)> = Vec::new();
     for s in samples.iter().filter(|s| s.value.is_finite()) {
         let source = s.source.unwrap_or(UNNAMED_SOURCE);
         let source_id = match names.iter().position(|n| *n == (source, s.manual)) {
             Some(i) => i,
             None => {
                 names.push((source, s.manual));
+                priorities.push(minute_priority(source, s.manual));
                 names.len() - 1
             }
         };
-        let priority = minute_priority(source, s.manual);
-        for (minute, part) in spread(s.start_ms, s.end_ms, s.value) {
+        let priority = priorities[source_id];
+        let id = u32::try_from(source_id).unwrap_or(EMPTY - 1);
+        for (minute, part) in spread_iter(s.start_ms, s.end_ms, s.value) {
             if minute < from || minute >= to {
                 continue;
             }
-            let fresh = Cell {
-                source,
-                manual: s.manual,
-                source_id,
+            let slot = &mut cells[(minute - from) as usize];
+            let fresh = Slot {
+                source_id: id,
+                offset_secs: s.offset_secs,
                 steps: u64::from(part),
                 start_ms: s.start_ms,
-                offset_secs: s.offset_secs,
             };
-            let slot = &mut cells[(minute - from) as usize];
-            match slot {
-                None => *slot = Some((fresh, priority)),
-                Some((c, _)) if c.source_id == source_id => {
-                    c.steps += u64::from(part);
-                    // The earliest sample dates the minute, whatever the order of arrival.
-                    if (s.start_ms, s.offset_secs) < (c.start_ms, c.offset_secs) {
-                        (c.start_ms, c.offset_secs) = (s.start_ms, s.offset_secs);
-                    }
+            if slot.source_id == EMPTY {
+                *slot = fresh;
+            } else if slot.source_id == id {
+                slot.steps += u64::from(part);
+                // The earliest sample dates the minute, whatever the order of arrival.
+                if (s.start_ms, s.offset_secs) < (slot.start_ms, slot.offset_secs) {
+                    (slot.start_ms, slot.offset_secs) = (s.start_ms, s.offset_secs);
                 }
-                Some((_, held)) if priority > *held => *slot = Some((fresh, priority)),
-                Some(_) => {}
+            } else if priority > priorities[slot.source_id as usize] {
+                *slot = fresh;
             }
         }
     }
     cells
         .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| c.map(|(c, _)| (from + i as i64, c)))
+        .filter(|(_, c)| c.source_id != EMPTY)
+        .map(|(i, c)| {
+            let (source, manual) = names[c.source_id as usize];
+            let cell = Cell {
+                source,
+                manual,
+                source_id: c.source_id as usize,
+                steps: c.steps,
+                offset_secs: c.offset_secs,
+            };
+            (from + i as i64, cell)
+        })
         .collect()
 }
 

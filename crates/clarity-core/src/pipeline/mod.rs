@@ -217,11 +217,7 @@ mod tests {
         let mut registrations = Vec::new();
         for kind in [DocKind::Analysis, DocKind::Insight] {
             let (tx, rx) = mpsc::channel(8);
-            let shared = Arc::new(SubShared {
-                lagged: Default::default(),
-                ended: Default::default(),
-                cancel: Default::default(),
-            });
+            let shared = Arc::new(SubShared::new(Default::default()));
             registrations.push(streams.register(user, kind, user, tx, shared));
             recorders.push(rx);
         }

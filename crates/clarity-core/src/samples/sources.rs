@@ -76,31 +76,68 @@ pub const UNNAMED_SOURCE: &str = "unspecified";
 /// cumulative rounding so the parts add up to the rounded value. The window and
 /// `analytics::steps` spread step intervals with it.
 pub fn spread(start_ms: i64, end_ms: Option<i64>, value: f64) -> Vec<(i64, u32)> {
+    spread_iter(start_ms, end_ms, value).collect()
+}
+
+/// [`spread`] without the vector: the analytics spread every step sample of a week.
+pub fn spread_iter(start_ms: i64, end_ms: Option<i64>, value: f64) -> Spread {
     let value = value.max(0.0);
-    let start = start_ms;
-    let first = start.div_euclid(MINUTE_MS);
-    let end = match end_ms {
-        Some(e) if e > start => e,
-        _ => return vec![(first, value.round().min(f64::from(u32::MAX)) as u32)],
+    let first = start_ms.div_euclid(MINUTE_MS);
+    let (end, point) = match end_ms {
+        Some(e) if e > start_ms => (e, None),
+        _ => (
+            start_ms,
+            Some((first, value.round().min(f64::from(u32::MAX)) as u32)),
+        ),
     };
-    let total = (end - start) as f64;
-    let mut out = Vec::new();
-    let mut done_ms = start;
-    let mut given = 0u64;
-    let mut minute = first;
-    while done_ms < end {
-        let stop = ((minute + 1) * MINUTE_MS).min(end);
-        let cumulative = (value * ((stop - start) as f64 / total)).round() as u64;
-        out.push((
-            minute,
-            u32::try_from(cumulative - given).unwrap_or(u32::MAX),
-        ));
-        given = cumulative;
-        done_ms = stop;
-        minute += 1;
-        if out.len() > MAX_SPREAD_MINUTES {
-            break;
-        }
+    Spread {
+        start: start_ms,
+        end,
+        value,
+        total: (end - start_ms) as f64,
+        done_ms: start_ms,
+        given: 0,
+        minute: first,
+        yielded: 0,
+        point,
     }
-    out
+}
+
+/// The iterator of [`spread_iter`].
+pub struct Spread {
+    start: i64,
+    end: i64,
+    value: f64,
+    total: f64,
+    done_ms: i64,
+    given: u64,
+    minute: i64,
+    yielded: usize,
+    /// A point sample (or an empty interval): its one part.
+    point: Option<(i64, u32)>,
+}
+
+impl Iterator for Spread {
+    type Item = (i64, u32);
+
+    fn next(&mut self) -> Option<(i64, u32)> {
+        if let Some(p) = self.point.take() {
+            self.yielded = usize::MAX;
+            return Some(p);
+        }
+        if self.done_ms >= self.end || self.yielded > MAX_SPREAD_MINUTES {
+            return None;
+        }
+        let stop = ((self.minute + 1) * MINUTE_MS).min(self.end);
+        let cumulative = (self.value * ((stop - self.start) as f64 / self.total)).round() as u64;
+        let part = (
+            self.minute,
+            u32::try_from(cumulative - self.given).unwrap_or(u32::MAX),
+        );
+        self.given = cumulative;
+        self.done_ms = stop;
+        self.minute += 1;
+        self.yielded += 1;
+        Some(part)
+    }
 }

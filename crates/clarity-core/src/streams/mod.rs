@@ -11,6 +11,13 @@
 //!   it alone; the subscriber tells its client `lagged` with the last offset it delivered and
 //!   the client resumes from there. Memory per subscriber is bounded by that queue (events are
 //!   encoded once and shared, reference-counted bytes) plus its session's outbound queue.
+//! - A caught-up subscriber is served without its task: while its task waits with an empty
+//!   queue, the publisher puts the next event (offset `last + 1`) straight into the session's
+//!   outbound queue, under the same room rule the task keeps (a quarter free). Anything else
+//!   (no room, a hole, a duplicate after a hole) goes through the task's queue as before, and
+//!   the publisher stops writing directly until the task has caught up again. The switch and
+//!   every direct write happen under the subscriber's lane lock, which `SubShared::end` also
+//!   takes: once `end` returns, nothing more of the subscription reaches the session queue.
 //! - The user's own device sessions get their events through the hub without subscribing,
 //!   unless they subscribed explicitly (then only the subscription delivers, in order).
 //! - Authorisation is checked when subscribing, after the subscriber is registered (see
@@ -30,15 +37,15 @@ pub mod subscription;
 
 pub use fanout::FanOut;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Outbound};
 use crate::store::DocKind;
 
 /// One event as delivered: its offset and the frame, encoded once and shared by every
@@ -64,14 +71,119 @@ pub struct SubShared {
     /// 0 while live, else an [`EndReason`].
     pub ended: AtomicU8,
     pub cancel: CancellationToken,
+    /// Who writes the next event: the publisher (direct) or the task. See the module's rules.
+    lane: Mutex<Lane>,
+}
+
+/// A subscriber's delivery position, shared by its task and the publishers.
+#[derive(Default)]
+pub struct Lane {
+    /// `Some` while the task waits caught up: publishers write here directly.
+    direct: Option<Direct>,
+    /// The last offset put into the session's queue.
+    pub last: u64,
+}
+
+struct Direct {
+    out: Outbound,
+    /// Free slots the session keeps for its own frames.
+    room: usize,
+}
+
+/// What [`SubShared::offer`] did with an event.
+#[derive(Debug, PartialEq, Eq)]
+enum Offered {
+    /// Written into the session's queue, or skipped (already delivered, or ended).
+    Done,
+    /// Queued for the subscriber's task.
+    Queued,
+    /// The task's queue was full: the subscriber is lagged now.
+    Lagged,
 }
 
 impl SubShared {
+    pub fn new(cancel: CancellationToken) -> SubShared {
+        SubShared {
+            lagged: AtomicBool::new(false),
+            ended: AtomicU8::new(0),
+            cancel,
+            lane: Mutex::new(Lane::default()),
+        }
+    }
+
+    /// Ends the subscription; once this returns no publisher writes for it any more.
     pub fn end(&self, reason: EndReason) {
-        let _ = self
-            .ended
-            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        {
+            let mut lane = self.lane();
+            let _ =
+                self.ended
+                    .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+            lane.direct = None;
+        }
         self.cancel.cancel();
+    }
+
+    /// The lane, locked. Held only for a few non-blocking steps (never across an await).
+    pub fn lane(&self) -> MutexGuard<'_, Lane> {
+        // A panic while holding it cannot leave the lane inconsistent (two plain fields).
+        self.lane.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// For the task, caught up at `last` with an empty queue: lets publishers write the next
+    /// events straight into `out`. `false` (nothing changed) when an event is queued after
+    /// all or the subscription ended.
+    pub fn go_direct(
+        &self,
+        rx: &mpsc::Receiver<Event>,
+        out: &Outbound,
+        room: usize,
+        last: u64,
+    ) -> bool {
+        let mut lane = self.lane();
+        // Publishers queue only under this lock, so an empty queue stays empty until it is
+        // released, by which time they see `direct`.
+        if !rx.is_empty() || self.ended.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        lane.last = last;
+        lane.direct = Some(Direct {
+            out: out.clone(),
+            room,
+        });
+        true
+    }
+
+    /// Delivers `event` for a publisher: directly when the lane allows, else into the task's
+    /// queue `tx`.
+    fn offer(&self, tx: &mpsc::Sender<Event>, event: &Event) -> Offered {
+        let mut guard = self.lane();
+        let lane = &mut *guard;
+        if self.ended.load(Ordering::Acquire) != 0 {
+            return Offered::Done;
+        }
+        if let Some(direct) = &lane.direct {
+            if event.offset <= lane.last {
+                return Offered::Done;
+            }
+            if event.offset == lane.last + 1
+                && let Ok(mut permits) = direct.out.try_reserve_many(direct.room)
+                && let Some(permit) = permits.next()
+            {
+                permit.send(Box::new(event.frame.clone()));
+                lane.last = event.offset;
+                return Offered::Done;
+            }
+            // No room, a hole, or the session is gone: the task takes over from here.
+            lane.direct = None;
+        }
+        match tx.try_send(event.clone()) {
+            Ok(()) => Offered::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.lagged.store(true, Ordering::Release);
+                Offered::Lagged
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Done,
+        }
     }
 
     pub fn end_reason(&self) -> Option<EndReason> {
@@ -169,8 +281,7 @@ impl Streams {
             if s.shared.lagged.load(Ordering::Acquire) {
                 continue;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(event.clone()) {
-                s.shared.lagged.store(true, Ordering::Release);
+            if s.shared.offer(&s.tx, event) == Offered::Lagged {
                 ::metrics::counter!(crate::metrics::STREAM_LAGGED).increment(1);
             }
         }

@@ -12,6 +12,10 @@
 //!   pongs and heartbeats always find room; a reader that stops reading holds this task, not
 //!   the publisher, and its events beyond the small per-subscription queue are dropped and
 //!   reported as `lagged`.
+//! - Caught up (its queue empty), the task hands the lane to the publishers, which write the
+//!   next events into the session's queue themselves under the same room rule (one task hop
+//!   less per delivery; see `streams`); the first event they cannot write that way comes
+//!   back through the queue and the task goes on from the lane's last offset.
 //! - Subscribing to another user's stream is recorded in their audit log before anything of
 //!   the stream is sent (one entry per subscribe); when it cannot be recorded the client gets
 //!   `store_unavailable` instead.
@@ -82,26 +86,32 @@ pub fn start(
     out: Outbound,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Handle {
-    let shared = Arc::new(SubShared {
-        lagged: Default::default(),
-        ended: Default::default(),
-        cancel,
-    });
+    let shared = Arc::new(SubShared::new(cancel));
     let task = subs
         .sessions
         .spawn(run(subs.clone(), req, out, shared.clone()));
     Handle { shared, task }
 }
 
+/// Free slots of the session's queue a subscription leaves for the session's own frames.
+fn room(out: &Outbound) -> usize {
+    out.max_capacity() / 4 + 1
+}
+
 /// Sends while leaving room for the session's own frames; `false` when the session is gone
 /// or the subscription was cancelled.
 pub(super) async fn send(out: &Outbound, shared: &SubShared, frame: Frame) -> bool {
-    let room = out.max_capacity() / 4 + 1;
     tokio::select! {
         biased;
         () = shared.cancel.cancelled() => false,
-        permits = out.reserve_many(room) => match permits {
+        permits = out.reserve_many(room(out)) => match permits {
             Ok(mut p) => {
+                // Checked under the lane lock that `end` takes: nothing follows an end (the
+                // session's `unsubscribed` goes out right after it).
+                let _lane = shared.lane();
+                if shared.end_reason().is_some() {
+                    return false;
+                }
                 if let Some(permit) = p.next() {
                     permit.send(Box::new(frame));
                 }
@@ -240,17 +250,24 @@ async fn serve(
         let ev = match rx.try_recv() {
             Ok(ev) => ev,
             Err(_) if shared.lagged.load(std::sync::atomic::Ordering::Acquire) => {
+                let last = last.max(shared.lane().last);
                 return finish(out, shared, req, Some(last)).await;
             }
-            Err(_) => tokio::select! {
-                biased;
-                () = shared.cancel.cancelled() => return finish(out, shared, req, None).await,
-                ev = rx.recv() => match ev {
-                    Some(ev) => ev,
-                    None => return Ok(()),
-                },
-            },
+            Err(_) => {
+                // Caught up: the publishers write the next events themselves until one cannot.
+                shared.go_direct(&rx, out, room(out), last);
+                tokio::select! {
+                    biased;
+                    () = shared.cancel.cancelled() => return finish(out, shared, req, None).await,
+                    ev = rx.recv() => match ev {
+                        Some(ev) => ev,
+                        None => return Ok(()),
+                    },
+                }
+            }
         };
+        // Where the publishers left off (they wrote while this task waited).
+        last = last.max(shared.lane().last);
         if ev.offset <= last {
             continue;
         }

@@ -22,11 +22,7 @@ struct Sub {
 
 fn subscribe(streams: &Arc<Streams>, owner: Uuid, kind: DocKind, viewer: Uuid, cap: usize) -> Sub {
     let (tx, rx) = mpsc::channel(cap);
-    let shared = Arc::new(SubShared {
-        lagged: Default::default(),
-        ended: Default::default(),
-        cancel: Default::default(),
-    });
+    let shared = Arc::new(SubShared::new(Default::default()));
     let reg = streams.register(owner, kind, viewer, tx, shared.clone());
     Sub {
         _reg: reg,
@@ -127,4 +123,94 @@ fn a_full_queue_marks_only_that_subscriber_lagged_and_it_gets_nothing_more() {
     assert!(offsets(&mut slow.rx).is_empty());
     assert!(!fast.shared.lagged.load(Ordering::Acquire));
     assert_eq!(offsets(&mut fast.rx), [1, 2, 3]);
+}
+
+/// A session's push queue of `cap` slots, its receiver drained as offsets.
+fn session_queue(
+    cap: usize,
+) -> (
+    crate::protocol::Outbound,
+    mpsc::Receiver<crate::protocol::Outgoing>,
+) {
+    mpsc::channel(cap)
+}
+
+fn written(rx: &mut mpsc::Receiver<crate::protocol::Outgoing>) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while let Ok(f) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(f.as_str()).expect("a test frame");
+        seen.push(v["offset"].as_u64().expect("an offset"));
+    }
+    seen
+}
+
+#[test]
+fn a_caught_up_subscriber_gets_events_straight_into_its_session_queue_in_order() {
+    let streams = Arc::new(Streams::new(10));
+    let owner = Uuid::new_v4();
+    let mut sub = subscribe(&streams, owner, DocKind::Insight, owner, 8);
+    let (out, mut session) = session_queue(16);
+    assert!(sub.shared.go_direct(&sub.rx, &out, 5, 3));
+    // Already delivered: skipped.
+    streams.fan_out(owner, DocKind::Insight, &event(3));
+    for offset in 4..=6 {
+        streams.fan_out(owner, DocKind::Insight, &event(offset));
+    }
+    assert_eq!(written(&mut session), [4, 5, 6]);
+    assert!(offsets(&mut sub.rx).is_empty(), "no task hop");
+    assert_eq!(sub.shared.lane().last, 6);
+}
+
+#[test]
+fn without_room_or_after_a_hole_the_task_takes_over_until_it_caught_up_again() {
+    let streams = Arc::new(Streams::new(10));
+    let owner = Uuid::new_v4();
+    let mut sub = subscribe(&streams, owner, DocKind::Insight, owner, 8);
+    // 8 slots, each write needs 3 free (its own and 2 kept): 6 events fit directly.
+    let (out, mut session) = session_queue(8);
+    assert!(sub.shared.go_direct(&sub.rx, &out, 3, 0));
+    for offset in 1..=7 {
+        streams.fan_out(owner, DocKind::Insight, &event(offset));
+    }
+    assert_eq!(written(&mut session), [1, 2, 3, 4, 5, 6]);
+    // Room again, but 7 waits in the task's queue: 8 must not pass it.
+    streams.fan_out(owner, DocKind::Insight, &event(8));
+    assert!(written(&mut session).is_empty());
+    assert_eq!(offsets(&mut sub.rx), [7, 8]);
+    // The task wrote them and caught up; a hole (10 after 8) goes to the task (it fills 9).
+    assert!(sub.shared.go_direct(&sub.rx, &out, 3, 8));
+    streams.fan_out(owner, DocKind::Insight, &event(10));
+    assert!(written(&mut session).is_empty());
+    assert_eq!(offsets(&mut sub.rx), [10]);
+    assert!(!sub.shared.lagged.load(Ordering::Acquire));
+}
+
+#[test]
+fn the_lane_is_not_handed_over_while_events_wait_for_the_task() {
+    let streams = Arc::new(Streams::new(10));
+    let owner = Uuid::new_v4();
+    let mut sub = subscribe(&streams, owner, DocKind::Insight, owner, 8);
+    let (out, mut session) = session_queue(16);
+    streams.fan_out(owner, DocKind::Insight, &event(1));
+    assert!(!sub.shared.go_direct(&sub.rx, &out, 5, 0));
+    streams.fan_out(owner, DocKind::Insight, &event(2));
+    assert!(written(&mut session).is_empty());
+    assert_eq!(offsets(&mut sub.rx), [1, 2]);
+}
+
+#[test]
+fn nothing_is_written_directly_once_the_subscription_ended() {
+    let streams = Arc::new(Streams::new(10));
+    let (owner, viewer) = (Uuid::new_v4(), Uuid::new_v4());
+    let sub = subscribe(&streams, owner, DocKind::Insight, viewer, 8);
+    let (out, mut session) = session_queue(16);
+    assert!(sub.shared.go_direct(&sub.rx, &out, 5, 0));
+    streams.fan_out(owner, DocKind::Insight, &event(1));
+    assert_eq!(streams.revoke(owner, viewer, DocKind::Insight), 1);
+    streams.fan_out(owner, DocKind::Insight, &event(2));
+    assert_eq!(written(&mut session), [1]);
+    assert!(
+        !sub.shared.go_direct(&sub.rx, &out, 5, 1),
+        "an ended lane stays closed"
+    );
 }

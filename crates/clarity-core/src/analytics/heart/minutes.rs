@@ -28,31 +28,40 @@ fn priority((name, manual): Key<'_>, readings: usize) -> Priority<'_> {
 
 /// One value a UTC minute, sorted by minute, and the minutes each source won.
 pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinutes>) {
-    // Readings per source, then each source's priority, once: a week has thousands of
-    // readings and a few sources, so a vector beats hashing every reading.
+    // Each reading's source as an index, found once: a week has thousands of readings and a
+    // few sources, so a vector beats hashing every reading, and a run of readings from one
+    // source (the usual order) is recognised without comparing names.
     let mut counts: Vec<(Key<'_>, usize)> = Vec::new();
+    let mut ids: Vec<u32> = Vec::with_capacity(readings.len());
+    let mut prev: Option<(Key<'_>, u32)> = None;
     for r in readings {
         let key = (r.source(), r.manual);
-        match counts.iter_mut().find(|(s, _)| *s == key) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((key, 1)),
-        }
+        let id = match prev {
+            Some((p, id)) if same_key(p, key) => id,
+            _ => match counts.iter().position(|(s, _)| *s == key) {
+                Some(i) => i as u32,
+                None => {
+                    counts.push((key, 0));
+                    (counts.len() - 1) as u32
+                }
+            },
+        };
+        counts[id as usize].1 += 1;
+        ids.push(id);
+        prev = Some((key, id));
     }
     // Each source's place in the order of priority (0 wins): the sort key is then three
     // integers, with no string compared per reading.
     let mut order: Vec<(Key<'_>, Priority<'_>)> =
         counts.iter().map(|(s, n)| (*s, priority(*s, *n))).collect();
     order.sort_by(|a, b| b.1.cmp(&a.1));
-    let place = |s: Key<'_>| order.iter().position(|(o, _)| *o == s).unwrap_or(0);
-    // Readings in time order (they usually arrive so, and then nothing is sorted), each with
-    // its source's place: a minute's readings are contiguous, the lowest place wins it.
-    let mut timed: Vec<(i64, usize, &Reading<'_>)> = readings
+    let places: Vec<usize> = counts
         .iter()
-        .map(|r| (r.utc_ms, place((r.source(), r.manual)), *r))
+        .map(|(s, _)| order.iter().position(|(o, _)| o == s).unwrap_or(0))
         .collect();
-    if !timed.is_sorted_by_key(|t| t.0) {
-        timed.sort_by_key(|t| t.0);
-    }
+    // Readings in time order (ties in input order), each with its source's place: a minute's
+    // readings are contiguous, the lowest place wins it.
+    let timed = time_ordered(readings, &ids, &places);
     let mut minutes = Vec::new();
     let mut won = vec![0usize; order.len()];
     let mut i = 0;
@@ -95,6 +104,61 @@ pub(super) fn dedupe(readings: &[&Reading<'_>]) -> (Vec<Minute>, Vec<SourceMinut
         .collect();
     sources.sort_by(|a, b| b.minutes.cmp(&a.minutes).then(a.source.cmp(&b.source)));
     (minutes, sources)
+}
+
+/// Two source keys are equal; the same name (the usual case: one source's readings share
+/// it) is recognised without comparing bytes.
+fn same_key(a: Key<'_>, b: Key<'_>) -> bool {
+    a.1 == b.1 && (std::ptr::eq(a.0, b.0) || a.0 == b.0)
+}
+
+/// `(utc_ms, place, reading)` in time order, ties in input order: what a stable sort by
+/// `utc_ms` gives. Readings usually arrive in order (nothing is sorted then); otherwise a
+/// week's minutes are few enough to bucket by minute (a counting sort, stable) and order the
+/// handful in each minute, instead of sorting thousands of readings.
+fn time_ordered<'r, 'a>(
+    readings: &[&'r Reading<'a>],
+    ids: &[u32],
+    places: &[usize],
+) -> Vec<(i64, usize, &'r Reading<'a>)> {
+    let at = |i: usize| (readings[i].utc_ms, places[ids[i] as usize], readings[i]);
+    if readings.is_sorted_by_key(|r| r.utc_ms) {
+        return (0..readings.len()).map(at).collect();
+    }
+    let minute = |r: &Reading<'_>| r.utc_ms.div_euclid(60_000);
+    let (lo, hi) = readings.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+        (lo.min(minute(r)), hi.max(minute(r)))
+    });
+    let span = usize::try_from(hi.saturating_sub(lo)).map_or(usize::MAX, |s| s.saturating_add(1));
+    if span > readings.len().saturating_mul(4).max(1 << 16) {
+        let mut timed: Vec<_> = (0..readings.len()).map(at).collect();
+        timed.sort_by_key(|t| t.0);
+        return timed;
+    }
+    // Start of each minute's bucket, then the readings placed in input order.
+    let mut start = vec![0u32; span + 1];
+    for r in readings {
+        start[(minute(r) - lo) as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut slot: Vec<u32> = vec![0; readings.len()];
+    let mut next = start.clone();
+    for (i, r) in readings.iter().enumerate() {
+        let b = &mut next[(minute(r) - lo) as usize];
+        slot[*b as usize] = i as u32;
+        *b += 1;
+    }
+    let mut timed: Vec<_> = slot.iter().map(|&i| at(i as usize)).collect();
+    for w in start.windows(2) {
+        let bucket = &mut timed[w[0] as usize..w[1] as usize];
+        if bucket.len() > 1 {
+            // Stable: equal instants keep their input order.
+            bucket.sort_by_key(|t| t.0);
+        }
+    }
+    timed
 }
 
 /// Sorted, non-overlapping intervals (empty and reversed ones dropped).
@@ -157,4 +221,52 @@ pub(super) fn source_mean(readings: &[&Reading<'_>]) -> Option<f64> {
     by.into_iter()
         .max_by_key(|(s, (n, _))| priority(*s, *n))
         .map(|(_, (n, sum))| sum / n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SOURCES: [Option<&str>; 3] = [None, Some("Apple Watch"), Some("iPhone")];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The bucketed order is exactly a stable sort by instant (ties in input order), for
+        /// readings in any order, close together (buckets) or far apart (the sort fallback).
+        #[test]
+        fn time_order_is_the_stable_sort_by_instant(
+            raw in prop::collection::vec((0i64..5_000, 0usize..3, any::<bool>()), 0..300),
+            far in any::<bool>(),
+        ) {
+            let step = if far { 86_400_000 } else { 1_000 };
+            let readings: Vec<Reading<'static>> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, s, manual))| Reading {
+                    utc_ms: 1_772_323_200_000 + t * step - 30_000,
+                    offset_secs: 0,
+                    value: i as f64,
+                    source: SOURCES[s],
+                    manual,
+                })
+                .collect();
+            let refs: Vec<&Reading<'_>> = readings.iter().collect();
+            let ids: Vec<u32> = raw.iter().map(|&(_, s, m)| (s * 2 + usize::from(m)) as u32).collect();
+            let places: Vec<usize> = (0..6).collect();
+            let got = time_ordered(&refs, &ids, &places);
+            let mut want: Vec<(i64, usize, &Reading<'_>)> = refs
+                .iter()
+                .zip(&ids)
+                .map(|(r, &id)| (r.utc_ms, places[id as usize], *r))
+                .collect();
+            want.sort_by_key(|t| t.0);
+            let key = |v: &[(i64, usize, &Reading<'_>)]| -> Vec<(i64, usize, u64)> {
+                v.iter().map(|t| (t.0, t.1, t.2.value.to_bits())).collect()
+            };
+            prop_assert_eq!(key(&got), key(&want));
+        }
+    }
 }
