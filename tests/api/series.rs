@@ -271,6 +271,33 @@ async fn compressed_frames_are_read_as_their_text() {
     assert_eq!(app.all_samples(&u.access, "").await.len(), 241);
 }
 
+/// permessage-deflate is not negotiated (the WebSocket stack cannot): a client offering it
+/// gets no extension back and a working session.
+#[tokio::test]
+async fn permessage_deflate_is_not_negotiated() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let u = app.user().await;
+    let mut req = app.ws_url().into_client_request().unwrap();
+    let headers = req.headers_mut();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", u.access).parse().unwrap(),
+    );
+    headers.insert(
+        "sec-websocket-extensions",
+        "permessage-deflate; client_max_window_bits"
+            .parse()
+            .unwrap(),
+    );
+    let (stream, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert!(resp.headers().get("sec-websocket-extensions").is_none());
+    let mut ws = crate::common::Ws { stream };
+    ws.welcome().await;
+    ws.send(&json!({"type": "ping"})).await;
+    ws.recv_type("pong").await;
+}
+
 #[tokio::test]
 async fn a_compression_bomb_is_refused_with_1009() {
     let app = spawn_app_with(|c| c.limits.max_frame_bytes = 64 * 1024).await;

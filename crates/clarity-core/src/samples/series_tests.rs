@@ -181,3 +181,44 @@ fn the_shape_rules_name_what_is_wrong() {
         "`values` must hold at least one value"
     );
 }
+
+/// protocol/schemas/client/series.json accepts the frames the parser reads and refuses the
+/// shapes it refuses (those a schema can express), and lists the same kinds.
+#[test]
+fn the_series_schema_matches_the_code() {
+    let schema: Value = serde_json::from_str(include_str!(
+        "../../../../protocol/schemas/client/series.json"
+    ))
+    .unwrap();
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let ok = json!({"type": "series", "seq": 1, "kind": "heart_rate", "unit": "bpm",
+        "source": {"name": "w", "device": {"model": "x"}}, "start": "2026-01-01T00:00:00+01:00",
+        "interval_ms": 1000, "intervals": false, "values": [60, null, 61.5],
+        "ids": ["a", null, "c"], "versions": [1, null, 2]});
+    assert!(v.is_valid(&ok));
+    for (k, bad) in [
+        ("interval_ms", json!(0)),
+        ("values", json!([])),
+        ("kind", json!("weather")),
+        ("start", json!("2026-01-01T00:00:00")),
+        ("ids", json!([""])),
+    ] {
+        let mut f = ok.clone();
+        f[k] = bad;
+        assert!(!v.is_valid(&f), "{k}: {f}");
+    }
+    let kinds: Vec<&str> = schema["$defs"]["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, Kind::ALL.map(Kind::as_str));
+    assert_eq!(
+        schema["properties"]["interval_ms"]["maximum"],
+        json!(MAX_INTERVAL_MS)
+    );
+}
