@@ -350,7 +350,7 @@ pub(super) fn validate(raw: Fields<'_>, now_ms: i64) -> Result<Sample, Invalid> 
             })?;
         f64::from(stage as u8)
     } else {
-        let sent = number("value", &value)?;
+        let sent = number("value", value)?;
         let unit = unit_of(kind, raw.unit, sent)?;
         if kind.is_whole() && sent.fract() != 0.0 {
             return Err(invalid(
