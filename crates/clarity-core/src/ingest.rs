@@ -1,4 +1,4 @@
-//! The ingest path shared by REST uploads and WebSocket `samples` frames.
+//! The ingest path shared by REST uploads and WebSocket `samples` and `series` frames.
 //!
 //! Rules: validation happens before the store is touched and rejects per sample; the report
 //! exists only once the store has committed, so building one means the accepted samples are
