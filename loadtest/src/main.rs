@@ -215,6 +215,23 @@ pub struct IngestArgs {
     /// Seconds to wait for outstanding acks after the measurement window.
     #[arg(long, default_value_t = 5)]
     pub drain_timeout: u64,
+
+    /// How batches go on the wire (the same minutes either way): `samples` (sample
+    /// objects), `series` (series frames of --batch values, activity_count and heart_rate in
+    /// turn, ids derived by the server), `deflate` (those series frames as raw DEFLATE binary
+    /// messages) or `samples-deflate` (samples frames so). With --server-pid the report has
+    /// the server's CPU per sample; it always has the wire bytes per sample.
+    #[arg(long, value_enum, default_value_t = FrameShape::Samples)]
+    pub frame: FrameShape,
+}
+
+/// The `--frame` of `ingest`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameShape {
+    Samples,
+    Series,
+    Deflate,
+    SamplesDeflate,
 }
 
 #[derive(Args, Debug, Clone)]

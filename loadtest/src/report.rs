@@ -357,6 +357,21 @@ pub fn read_rss(pid: u32) -> Option<u64> {
     parse_vmrss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
+/// CPU time (user + system) a process has used, in seconds, from `/proc/PID/stat` (fields 14
+/// and 15, in clock ticks of 1/100 s: Linux's USER_HZ).
+pub fn read_cpu_secs(pid: u32) -> Option<f64> {
+    parse_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_cpu_secs(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 pub fn read_rss_self() -> Option<u64> {
     parse_vmrss(&std::fs::read_to_string("/proc/self/status").ok()?)
 }
@@ -392,6 +407,12 @@ impl RssSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_utime_plus_stime_in_ticks() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 250 125 0 0 20 0 4 0 99 1000 50";
+        assert_eq!(parse_cpu_secs(stat), Some(3.75));
+    }
 
     #[test]
     fn vmrss_parses() {

@@ -57,6 +57,8 @@ pub struct SampleGen {
     /// `"start":"…","end":"…"` for the current minute.
     times: Option<String>,
     hr_pending: Option<u32>,
+    /// Series mode: the heart_rate values of the minutes whose activity_count went last.
+    series_pending: Option<(DateTime<FixedOffset>, Vec<u32>)>,
     level: Level,
     rng: Rng,
     edits: Edits,
@@ -107,6 +109,7 @@ impl SampleGen {
             wrap_at: None,
             times: None,
             hr_pending: None,
+            series_pending: None,
             level: Level::Sedentary,
             rng: Rng::new(seed),
             edits: Edits::default(),
@@ -272,6 +275,52 @@ impl SampleGen {
         out
     }
 
+    /// Build a `series` frame of `n` values (the same data as `frame`, shaped as series):
+    /// calls alternate between the activity_count series of `n` new minutes and the
+    /// heart_rate series of the same minutes. Ids are derived by the server from kind,
+    /// minute and `source` (one source per session keeps sessions of one user apart).
+    pub fn series_frame(&mut self, seq: u64, n: usize, source: &str) -> String {
+        let (kind, start, values) = match self.series_pending.take() {
+            Some((start, hr)) => ("heart_rate", start, hr),
+            None => {
+                let wraps = self
+                    .wrap_at
+                    .is_some_and(|w| self.minute + ChronoDuration::minutes(n as i64) > w);
+                if wraps {
+                    self.minute = self.first;
+                }
+                let start = self.minute;
+                let mut activity = Vec::with_capacity(n);
+                let mut hr = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (a, h) = self.step_minute();
+                    activity.push(a);
+                    hr.push(h);
+                    self.minute += ChronoDuration::minutes(1);
+                }
+                self.times = None;
+                self.series_pending = Some((start, hr));
+                ("activity_count", start, activity)
+            }
+        };
+        self.counter += values.len() as u64;
+        let mut out = String::with_capacity(200 + n * 5);
+        let _ = write!(
+            out,
+            r#"{{"type":"series","seq":{seq},"kind":"{kind}","unit":"count/min","source":{},"start":"{}","interval_ms":60000,"intervals":true,"values":["#,
+            serde_json::to_string(source).expect("string"),
+            start.to_rfc3339_opts(SecondsFormat::Secs, false)
+        );
+        for (k, v) in values.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{v}");
+        }
+        out.push_str("]}");
+        out
+    }
+
     /// Build a REST upload body `{"samples":[…]}` with `n` samples.
     pub fn rest_body(&mut self, n: usize) -> String {
         let mut out = String::with_capacity(16 + n * 160);
@@ -398,5 +447,28 @@ mod tests {
         assert_eq!(s[0]["id"], "we\"ird-1");
         assert_eq!(s[5]["id"], "we\"ird-6");
         assert_eq!(s[4]["kind"], "activity_count");
+    }
+
+    #[test]
+    fn series_frames_carry_both_kinds_of_the_same_minutes() {
+        let start = DateTime::parse_from_rfc3339("2026-11-29T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut g = SampleGen::new("x".into(), 0, start, 7);
+        let a: serde_json::Value = serde_json::from_str(&g.series_frame(1, 30, "dev")).unwrap();
+        let h: serde_json::Value = serde_json::from_str(&g.series_frame(2, 30, "dev")).unwrap();
+        let next: serde_json::Value = serde_json::from_str(&g.series_frame(3, 30, "dev")).unwrap();
+        assert_eq!(
+            (a["kind"].as_str(), h["kind"].as_str()),
+            (Some("activity_count"), Some("heart_rate"))
+        );
+        assert_eq!(a["start"], h["start"]);
+        assert_eq!(a["start"], "2026-11-29T10:00:00+01:00");
+        assert_eq!(next["start"], "2026-11-29T10:30:00+01:00");
+        assert_eq!(a["values"].as_array().unwrap().len(), 30);
+        assert_eq!(
+            (a["source"].as_str(), a["intervals"].as_bool()),
+            (Some("dev"), Some(true))
+        );
     }
 }

@@ -58,6 +58,7 @@ mod phone_steps;
 mod provenance;
 mod rest_fuzz;
 mod revoke_race;
+mod series;
 mod stage_nights;
 mod streams;
 mod sync_model;

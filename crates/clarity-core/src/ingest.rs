@@ -1,4 +1,4 @@
-//! The ingest path shared by REST uploads and WebSocket `samples` frames.
+//! The ingest path shared by REST uploads and WebSocket `samples` and `series` frames.
 //!
 //! Rules: validation happens before the store is touched and rejects per sample; the report
 //! exists only once the store has committed, so building one means the accepted samples are
@@ -123,7 +123,21 @@ impl Turn {
 }
 
 pub fn prepare(raw: &[&RawValue]) -> Prepared {
-    let (valid, mut rejected) = samples::parse_batch(raw, chrono::Utc::now().timestamp_millis());
+    prepared(samples::parse_batch(
+        raw,
+        chrono::Utc::now().timestamp_millis(),
+    ))
+}
+
+/// A `series` frame's samples, validated as the same samples in a `samples` frame would be.
+pub fn prepare_series(series: &samples::Series) -> Prepared {
+    prepared(samples::parse_series(
+        series,
+        chrono::Utc::now().timestamp_millis(),
+    ))
+}
+
+fn prepared((valid, mut rejected): (Vec<(usize, Sample)>, Vec<Rejection>)) -> Prepared {
     let rejected_omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS);
     rejected.truncate(MAX_LISTED_REJECTIONS);
     for r in &mut rejected {

@@ -14,12 +14,12 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{ConnTracker, Env, connect_deadline, join_all, ramp, wait_connected};
-use crate::IngestArgs;
 use crate::client::{self, Limits, ServerFrame, close_key, ws_err_key};
 use crate::report::{
-    ErrorCounts, LatencyMs, Report, RssSampler, Section, new_histogram, r3, read_rss,
+    ErrorCounts, LatencyMs, Report, RssSampler, Section, new_histogram, r3, read_cpu_secs, read_rss,
 };
 use crate::samples::{DELETE_FRAME, SampleGen};
+use crate::{FrameShape, IngestArgs};
 
 const READ_BUFFER: usize = 16 * 1024;
 /// Fraction of the server's frame rate we allow ourselves (clock skew margin).
@@ -50,6 +50,7 @@ struct Plan {
     drain: Duration,
     upsert: f64,
     delete: f64,
+    frame: FrameShape,
 }
 
 /// Shared live counters (progress lines) and the latency histogram.
@@ -93,6 +94,8 @@ struct SessionResult {
     samples_acked_in_window: u64,
     send_slips: u64,
     frame_too_large: u64,
+    /// WebSocket payload bytes of the batches sent (compressed, where they are).
+    wire_bytes: u64,
     /// Frames other than ack/error, by type (`server_frames.<type>`).
     other_frames: ErrorCounts,
 }
@@ -108,6 +111,7 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         drain: Duration::from_secs(args.drain_timeout),
         upsert: args.upsert_pct / 100.0,
         delete: args.delete_pct / 100.0,
+        frame: args.frame,
     });
     let shared = Arc::new(Shared::default());
     let tracker = Arc::new(ConnTracker::default());
@@ -159,6 +163,7 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
     let sampler = pid.map(|p| RssSampler::start(p, Duration::from_millis(250)));
 
     // Measurement window.
+    let cpu_start = pid.and_then(read_cpu_secs);
     let window_start = Instant::now();
     let mut window_end = window_start + plan.duration;
     let _ = phase_tx.send(Phase::Running { end: window_end });
@@ -199,6 +204,7 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
     let (results, aborted) =
         join_all(&mut tasks, window_end + plan.drain + Duration::from_secs(5)).await;
     drop(phase_tx);
+    let cpu_end = pid.and_then(read_cpu_secs);
 
     // Aggregate.
     let mut total = SessionResult::default();
@@ -221,6 +227,7 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         total.samples_acked_in_window += r.samples_acked_in_window;
         total.send_slips += r.send_slips;
         total.frame_too_large += r.frame_too_large;
+        total.wire_bytes += r.wire_bytes;
     }
     report.errors.add("drain.aborted_sessions", aborted as u64);
     report.errors.add(
@@ -233,7 +240,11 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         .set("rate_batches_per_sec", args.rate)
         .set("batch_requested", args.batch as u64)
         .set("inflight_requested", args.inflight as u64)
-        .set("drain_timeout_s", args.drain_timeout);
+        .set("drain_timeout_s", args.drain_timeout)
+        .set(
+            "frame",
+            clap::ValueEnum::to_possible_value(&args.frame).map(|v| v.get_name().to_owned()),
+        );
     if let Some(&(batch, inflight, fps)) = shared.effective.get() {
         report
             .params
@@ -272,7 +283,8 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         .set("samples_not_found", total.samples_not_found)
         .set("samples_rejected", total.samples_rejected)
         .set("samples_acked_in_window", total.samples_acked_in_window)
-        .set("send_slips", total.send_slips);
+        .set("send_slips", total.send_slips)
+        .set("wire_bytes_sent", total.wire_bytes);
     total.other_frames.copy_into(&mut report.counts);
     let w = window_secs.max(1e-9);
     report
@@ -295,6 +307,18 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
                 0.0
             },
         );
+    let per_sample = |x: f64| (samples_acked > 0).then(|| r3(x / samples_acked as f64));
+    report.rates.set(
+        "wire_bytes_per_sample",
+        (total.samples_sent > 0).then(|| r3(total.wire_bytes as f64 / total.samples_sent as f64)),
+    );
+    if let (Some(a), Some(b)) = (cpu_start, cpu_end) {
+        // From the window's start to the end of the drain: every acked batch's work.
+        report
+            .rates
+            .set("server_cpu_s", r3(b - a))
+            .set("server_cpu_us_per_sample", per_sample((b - a) * 1e6));
+    }
     let hist = shared.hist.lock().expect("histogram lock").take();
     report.latency_ms = hist.as_ref().and_then(LatencyMs::from_us);
     if pid.is_some() {
@@ -378,6 +402,8 @@ async fn session(
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x00C1_A817;
     let mut samples = SampleGen::new(format!("lt-{}-{i}", env.run_id), i, start, seed)
         .with_edits(plan.upsert, plan.delete);
+    // Series frames' source: derived ids are per source, and sessions may share a user.
+    let source = format!("lt-{}-{i}", env.run_id);
 
     // Spread paced sessions uniformly over one send interval.
     let interval = (plan.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / plan.rate));
@@ -540,17 +566,30 @@ async fn session(
                     next_due = Some(next);
                 }
                 seq += 1;
-                let frame = samples.frame(seq, batch);
+                let frame = match plan.frame {
+                    FrameShape::Samples | FrameShape::SamplesDeflate => samples.frame(seq, batch),
+                    FrameShape::Series | FrameShape::Deflate => {
+                        samples.series_frame(seq, batch, &source)
+                    }
+                };
                 let is_delete = frame.starts_with(r#"{"type":"delete""#);
                 if max_frame_bytes.is_some_and(|m| frame.len() > m) {
                     res.frame_too_large += 1;
                 }
+                let message = match plan.frame {
+                    FrameShape::Samples | FrameShape::Series => Message::Text(frame.into()),
+                    FrameShape::Deflate | FrameShape::SamplesDeflate => {
+                        Message::Binary(deflate(&frame).into())
+                    }
+                };
+                let wire = message.len() as u64;
                 bucket.take(now);
                 let sent_at = Instant::now();
                 let deadline = hard_deadline.unwrap_or(sent_at + plan.drain);
-                match tokio::time::timeout_at(deadline, ws.send(Message::Text(frame.into()))).await {
+                match tokio::time::timeout_at(deadline, ws.send(message)).await {
                     Ok(Ok(())) => {
                         inflight.push_back((seq, sent_at));
+                        res.wire_bytes += wire;
                         res.batches_sent += 1;
                         res.samples_sent += if is_delete {
                             DELETE_FRAME as u64
@@ -586,6 +625,14 @@ async fn session(
         client::close_ws(&mut ws, Duration::from_secs(2)).await;
     }
     res
+}
+
+/// One frame as a raw DEFLATE stream (protocol/README.md, Compressed frames).
+fn deflate(text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).expect("writes to a Vec");
+    e.finish().expect("writes to a Vec")
 }
 
 /// Client-side token bucket so we stay under the server's frame rate limit.

@@ -143,6 +143,15 @@ pub(super) fn too_big(len: usize, max: usize) -> End {
     }
 }
 
+/// A compressed frame whose text is over the limit (`len`: the compressed size).
+pub(super) fn inflated_too_big(len: usize, max: usize) -> End {
+    End::Violation {
+        code: close::TOO_BIG,
+        error: "frame_too_large",
+        message: format!("compressed frame of {len} bytes inflates past max_frame_bytes {max}"),
+    }
+}
+
 pub(super) fn classify_read_error(e: axum::Error, max: usize) -> End {
     match e.into_inner().downcast::<tungstenite::Error>() {
         Ok(e) => match *e {

@@ -39,12 +39,13 @@ use super::outbound::{self, Gone, Replies};
 use crate::app::AppState;
 use crate::auth::Verified;
 use crate::metrics;
+use crate::protocol::compressed::Inflate;
 use crate::protocol::{
     self, Command, Frame, Limits, PROTOCOL_VERSION, Refusal, ServerFrame, encode,
 };
 use crate::rate;
 use crate::streams::hub::Kick;
-use end::{End, classify_read_error, kicked, too_big};
+use end::{End, classify_read_error, inflated_too_big, kicked, too_big};
 use expiry::Expiry;
 use pipeline::Pipeline;
 use subscriptions::Subscriptions;
@@ -282,22 +283,27 @@ impl Session {
 
     /// Handles one incoming message; `Some` ends the session.
     async fn on_message(&mut self, msg: Message) -> Result<Option<End>, Gone> {
+        let max = self.state.config.limits.max_frame_bytes;
         let text = match msg {
             Message::Text(t) => t,
-            Message::Binary(_) => {
-                count_in("binary");
-                self.send(&ServerFrame::error(
-                    "unsupported_frame",
-                    "binary frames are not supported; send JSON text frames",
-                ))
-                .await?;
-                return Ok(None);
-            }
+            // A compressed text frame (protocol/README.md, Compressed frames).
+            Message::Binary(b) => match protocol::compressed::inflate(&b, max) {
+                Ok(text) => Utf8Bytes::from(text),
+                Err(Inflate::TooBig) => {
+                    count_in("oversized");
+                    return Ok(Some(inflated_too_big(b.len(), max)));
+                }
+                Err(e) => {
+                    count_in("binary");
+                    self.send(&Refusal::new(e.code(), e.to_string()).frame())
+                        .await?;
+                    return Ok(None);
+                }
+            },
             Message::Close(_) => return Ok(Some(End::PeerGone)),
             // Control frames only prove liveness; tungstenite answers pings itself.
             Message::Ping(_) | Message::Pong(_) => return Ok(None),
         };
-        let max = self.state.config.limits.max_frame_bytes;
         if text.len() > max {
             count_in("oversized");
             return Ok(Some(too_big(text.len(), max)));
@@ -356,6 +362,10 @@ impl Session {
         match command {
             Command::Samples { seq, samples } => {
                 self.on_samples(seq, samples, &text, span).await?;
+                Ok(None)
+            }
+            Command::Series { seq, series } => {
+                self.on_series(seq, series, text.len()).await?;
                 Ok(None)
             }
             Command::Delete { seq, ids } => {

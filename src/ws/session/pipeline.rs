@@ -13,6 +13,8 @@
 //!   and acks it before the final frame: nothing received is left unanswered.
 //! - Samples are rate-limited per session and per user before they are handed over; a
 //!   refused batch is not stored and the client is told when to resend it.
+//! - A `series` frame is a `samples` frame in another shape: the same limits (its values count
+//!   against `max_samples_per_frame`, its samples against the rates), validation, ack.
 //! - A `delete` frame is a batch like a `samples` frame: in flight with them, acked in frame
 //!   order, applied to the window in turn, and each id counts as a sample against the rates.
 
@@ -125,6 +127,60 @@ impl Session {
                         .await
                         .and_then(|p| p.ok_or_else(|| anyhow::anyhow!("frame changed on re-read")))
                         .map_err(StoreError::Other),
+                };
+                match prepared {
+                    Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,
+                    Err(e) => {
+                        turn.pass().await;
+                        Err(e)
+                    }
+                }
+            }
+            .boxed()
+        });
+        Ok(())
+    }
+
+    /// A `series` frame (shape already checked by the parser): a batch like `samples`, its
+    /// values expanded into the samples they stand for and validated as those would be.
+    pub(super) async fn on_series(
+        &mut self,
+        seq: u64,
+        series: crate::samples::Series,
+        frame_len: usize,
+    ) -> Result<(), Gone> {
+        let max = self.state.config.limits.max_samples_per_frame;
+        if series.values.len() > max {
+            return self
+                .send(
+                    &Refusal::new(
+                        "too_many_samples",
+                        format!(
+                            "at most {max} values per series frame, got {}",
+                            series.values.len()
+                        ),
+                    )
+                    .with_seq(Some(seq))
+                    .frame(),
+                )
+                .await;
+        }
+        if !self.admit(seq, series.samples()).await? {
+            return Ok(());
+        }
+        // As for samples frames: big ones are validated on the blocking pool (the series is
+        // owned, so it travels there as it is).
+        let offload = frame_len > ingest::OFFLOAD_BYTES;
+        let app = self.state.0.clone();
+        let user = self.user;
+        self.submit(seq, move |turn| {
+            async move {
+                let prepared = if offload {
+                    ingest::off_runtime(move || ingest::prepare_series(&series))
+                        .await
+                        .map_err(StoreError::Other)
+                } else {
+                    Ok(ingest::prepare_series(&series))
                 };
                 match prepared {
                     Ok(p) => app.ingest.commit_in_turn(user, p, "ws", Some(turn)).await,

@@ -6,7 +6,7 @@
 //!   before the rate limiter counts it; an envelope with a bad body counts as a frame (its
 //!   `type` and `seq` are known) and then gets its error.
 //! - The frame's `seq` is carried with the command. Its errors echo it where protocol v1
-//!   says so (a `samples` frame's, an unknown type's); the others do not, as documented in
+//!   says so (a `samples`, `series` or `delete` frame's, an unknown type's); the others do not, as documented in
 //!   protocol/README.md (error codes), and `tests/api/ws_ingest.rs` checks that.
 //! - Nothing here depends on the session's settings (those checks, e.g. samples per frame,
 //!   stay in the session) or on the WebSocket library.
@@ -18,6 +18,9 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{Refusal, Stream};
+use crate::samples::series::MAX_INTERVAL_MS;
+use crate::samples::{Series, TIME_RULE, Timestamp};
+use crate::store::DocKind;
 
 /// What a well-formed client frame asks for.
 #[derive(Debug)]
@@ -26,6 +29,11 @@ pub enum Command<'a> {
     Samples {
         seq: u64,
         samples: Vec<&'a RawValue>,
+    },
+    /// Store the samples of a regular series (shape checked, values not validated yet).
+    Series {
+        seq: u64,
+        series: Series,
     },
     /// Delete these samples of the session's user (ids checked: 1..=1000 valid ids).
     Delete {
@@ -72,8 +80,8 @@ impl Inbound<'_> {
             Ok(c) => c.label(),
             Err(_) => match self.ty.as_deref() {
                 Some(
-                    t @ ("samples" | "delete" | "ping" | "refresh" | "analyze" | "subscribe"
-                    | "unsubscribe"),
+                    t @ ("samples" | "series" | "delete" | "ping" | "refresh" | "analyze"
+                    | "subscribe" | "unsubscribe"),
                 ) => label_of(t),
                 Some(_) => "unknown",
                 None => "invalid",
@@ -85,6 +93,7 @@ impl Inbound<'_> {
 fn label_of(t: &str) -> &'static str {
     match t {
         "samples" => "samples",
+        "series" => "series",
         "delete" => "delete",
         "ping" => "ping",
         "refresh" => "refresh",
@@ -98,6 +107,7 @@ impl Command<'_> {
     pub fn label(&self) -> &'static str {
         match self {
             Command::Samples { .. } => "samples",
+            Command::Series { .. } => "series",
             Command::Delete { .. } => "delete",
             Command::Ping => "ping",
             Command::Refresh { .. } => "refresh",
@@ -119,6 +129,24 @@ struct Envelope<'a> {
     samples: Option<&'a RawValue>,
     #[serde(borrow)]
     ids: Option<&'a RawValue>,
+    // A `series` frame's fields: raw here, so that they never make another frame type's
+    // envelope unreadable; read by [`series`].
+    #[serde(borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    unit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    start: Option<&'a RawValue>,
+    #[serde(borrow)]
+    interval_ms: Option<&'a RawValue>,
+    #[serde(borrow)]
+    intervals: Option<&'a RawValue>,
+    #[serde(borrow)]
+    values: Option<&'a RawValue>,
+    #[serde(borrow)]
+    versions: Option<&'a RawValue>,
     #[serde(borrow)]
     access_token: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -167,6 +195,14 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
                 .map_err(|_| invalid("`samples` must be an array").with_seq(Some(seq)))?;
             Ok(Command::Samples { seq, samples })
         }
+        Some("series") => {
+            let seq = env
+                .seq
+                .ok_or_else(|| invalid("series frames need a non-negative integer `seq`"))?;
+            let series =
+                series(env).map_err(|m| Refusal::new("invalid_frame", m).with_seq(Some(seq)))?;
+            Ok(Command::Series { seq, series })
+        }
         Some("delete") => {
             let seq = env
                 .seq
@@ -210,6 +246,56 @@ fn command<'a>(env: &Envelope<'a>) -> Result<Command<'a>, Refusal> {
         .with_seq(env.seq)),
         None => Err(invalid("missing field `type`")),
     }
+}
+
+/// A `series` frame's body, its shape checked ([`Series::check`]); the message names the
+/// field and its rule.
+fn series(env: &Envelope<'_>) -> Result<Series, String> {
+    fn field<T: serde::de::DeserializeOwned>(
+        raw: Option<&RawValue>,
+        name: &str,
+        rule: &str,
+    ) -> Result<Option<T>, String> {
+        match raw {
+            None => Ok(None),
+            Some(r) => serde_json::from_str(r.get())
+                .map(Some)
+                .map_err(|_| format!("`{name}` must be {rule}")),
+        }
+    }
+    fn required<T>(v: Option<T>, name: &str) -> Result<T, String> {
+        v.ok_or_else(|| format!("missing field `{name}`"))
+    }
+    let kind: String = required(field(env.kind, "kind", "a string")?, "kind")?;
+    let start: String = required(field(env.start, "start", TIME_RULE)?, "start")?;
+    let start = Timestamp::parse(&start).ok_or_else(|| format!("`start` must be {TIME_RULE}"))?;
+    let interval_rule =
+        format!("an integer within 1..={MAX_INTERVAL_MS} (milliseconds between values)");
+    let interval_ms: i64 = required(
+        field(env.interval_ms, "interval_ms", &interval_rule)?,
+        "interval_ms",
+    )?;
+    let values: Vec<serde_json::Value> = required(
+        field(
+            env.values,
+            "values",
+            "an array of numbers (strings for sleep_stage) or null",
+        )?,
+        "values",
+    )?;
+    let series = Series {
+        kind,
+        unit: field(env.unit, "unit", "a string")?,
+        source: field(env.source, "source", "a string or a source object")?,
+        start,
+        interval_ms,
+        intervals: field(env.intervals, "intervals", "true or false")?.unwrap_or(false),
+        values,
+        ids: field(env.ids, "ids", "an array of sample id strings (or null)")?,
+        versions: field(env.versions, "versions", "an array of versions")?,
+    };
+    series.check()?;
+    Ok(series)
 }
 
 /// A `delete` frame whose ids break the rule (count, or one that is no valid id).
@@ -319,6 +405,80 @@ mod tests {
         );
         let r = refusal(r#"{"type":"delete","ids":["a"]}"#);
         assert_eq!((r.code, r.seq), ("invalid_frame", None));
+    }
+
+    #[test]
+    fn series_frames_are_read_once_and_their_shape_refused_naming_the_rule() {
+        let cmd = parse(
+            r#"{"type":"series","seq":5,"kind":"heart_rate","unit":"bpm","source":{"name":"w"},"start":"2026-01-01T10:00:00+01:00","interval_ms":1000,"values":[60,null],"ids":["a",null],"versions":[1,null],"intervals":true}"#,
+        )
+        .unwrap()
+        .command
+        .unwrap();
+        let Command::Series { seq: 5, series } = cmd else {
+            panic!("not a series: {cmd:?}");
+        };
+        assert_eq!(
+            (
+                series.kind.as_str(),
+                series.unit.as_deref(),
+                series.start.offset_secs
+            ),
+            ("heart_rate", Some("bpm"), 3600)
+        );
+        assert_eq!(series.ids, Some(vec![Some("a".into()), None]));
+        assert!(series.intervals);
+        assert_eq!(series.samples(), 1);
+        let refused = |body: &str| {
+            let r = refusal(&format!(r#"{{"type":"series","seq":8,{body}}}"#));
+            assert_eq!((r.code, r.seq), ("invalid_frame", Some(8)), "{body}");
+            r.message.into_owned()
+        };
+        let ok = r#""kind":"heart_rate","start":"2026-01-01T00:00:00Z""#;
+        assert_eq!(
+            refused(&format!(
+                r#"{ok},"interval_ms":1000,"values":[1,2],"ids":["a"]"#
+            )),
+            "`ids` must have one entry per value: 1 ids for 2 values"
+        );
+        assert!(
+            refused(&format!(r#"{ok},"interval_ms":0,"values":[1]"#))
+                .starts_with("`interval_ms` must be an integer within 1..=86400000")
+        );
+        assert!(
+            refused(&format!(r#"{ok},"interval_ms":1.5,"values":[1]"#))
+                .starts_with("`interval_ms` must be an integer")
+        );
+        assert_eq!(
+            refused(
+                r#""kind":"heart_rate","start":"2026-01-01T00:00:00","interval_ms":1,"values":[1]"#
+            ),
+            format!("`start` must be {TIME_RULE}")
+        );
+        assert_eq!(
+            refused(&format!(r#"{ok},"interval_ms":1"#)),
+            "missing field `values`"
+        );
+        assert!(
+            refused(&format!(r#"{ok},"interval_ms":1,"values":{{}}"#))
+                .starts_with("`values` must be an array")
+        );
+        assert!(
+            refused(&format!(r#"{ok},"interval_ms":1,"values":[1],"ids":[3]"#))
+                .starts_with("`ids` must be an array of sample id strings")
+        );
+        let r = refusal(r#"{"type":"series","values":[1]}"#);
+        assert_eq!(
+            (r.message.as_ref(), r.seq),
+            ("series frames need a non-negative integer `seq`", None)
+        );
+        // The series fields never make another frame's envelope unreadable.
+        assert!(matches!(
+            parse(r#"{"type":"ping","values":3,"kind":[1],"start":{}}"#)
+                .unwrap()
+                .command,
+            Ok(Command::Ping)
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The WebSocket protocol (v1) as types: client frames in ([`command`]), server frames out
-//! ([`frame`]), and the errors between them.
+//! ([`frame`]), and the errors between them; [`compressed`] reads a client frame sent
+//! compressed (a binary message).
 //!
 //! Rules:
 //! - protocol/ (AsyncAPI, one JSON Schema per frame) is the contract; these types implement
@@ -10,6 +11,7 @@
 //! - No WebSocket or HTTP library types: `ws/` converts at the socket.
 
 pub mod command;
+pub mod compressed;
 pub mod frame;
 mod stream;
 

@@ -11,7 +11,8 @@
 //!
 //! Files: [`kind`] (kinds, codes, canonical units, ranges, spans), [`units`] (conversion on
 //! input), [`parse`] (validation), [`mapping`] (HealthKit / Health Connect vocabulary),
-//! [`provenance`] (device, app, recording method; `source` objects and `version`), [`sources`]
+//! [`provenance`] (device, app, recording method; `source` objects and `version`), [`series`]
+//! (the compact `series` frame: expansion into samples, derived ids), [`sources`]
 //! (which source owns a minute; spreading intervals over minutes).
 
 pub mod ids;
@@ -19,6 +20,7 @@ pub mod kind;
 pub mod mapping;
 pub mod parse;
 pub mod provenance;
+pub mod series;
 pub mod sources;
 pub mod units;
 
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use kind::{DIASTOLIC_RANGE, Kind, SleepStage};
 pub use parse::{MAX_ID_LEN, MAX_SOURCE_LEN, Rejection, TIME_RULE, parse_batch, parse_sample};
+pub use series::{Series, derived_id, parse_series};
 
 /// What a sample carries beyond `value`, for the kinds that have more.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

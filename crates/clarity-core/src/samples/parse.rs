@@ -182,10 +182,72 @@ fn number(field: &str, v: &serde_json::Value) -> Result<f64, Invalid> {
         .ok_or_else(|| invalid("invalid_value", format!("{field} must be a number")))
 }
 
+/// A time field: as sent (a sample object's `start`/`end`) or already known (a series slot).
+pub(super) enum Time<'a> {
+    Raw(&'a RawValue),
+    At(Timestamp),
+}
+
+/// The parsed `source` and `provenance` of a sample (what [`provenance::parse_source`] gives).
+pub(super) type SourceResult = Result<(Option<String>, Option<provenance::Provenance>), Invalid>;
+
+/// `source` and `provenance` as sent, or parsed once for every sample of a series.
+pub(super) enum Source<'a> {
+    Raw {
+        source: Option<&'a serde_json::Value>,
+        provenance: Option<&'a serde_json::Value>,
+    },
+    Parsed(&'a SourceResult),
+}
+
+/// The fields of one sample, however they arrived (a sample object, a series slot): the
+/// one validation below checks them in one order, so both shapes get the same rejections.
+pub(super) struct Fields<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub kind: Option<&'a str>,
+    pub start: Option<Time<'a>>,
+    pub end: Option<Time<'a>>,
+    pub value: Option<&'a serde_json::Value>,
+    pub unit: Option<&'a str>,
+    pub source: Source<'a>,
+    pub version: Option<&'a serde_json::Value>,
+    pub diastolic: Option<&'a serde_json::Value>,
+    pub activity: Option<&'a str>,
+}
+
+fn time_of(field: &str, t: Time<'_>) -> Result<Timestamp, Invalid> {
+    match t {
+        Time::Raw(raw) => parse_time_field(field, raw),
+        Time::At(t) => Ok(t),
+    }
+}
+
 /// Parses and validates one sample. `now_ms` is the server clock, for plausibility of times.
 pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
     let raw: RawSample<'_> = serde_json::from_str(raw.get())
         .map_err(|e| invalid("invalid_sample", format!("not a valid sample object: {e}")))?;
+    validate(
+        Fields {
+            id: raw.id,
+            kind: raw.kind.as_deref(),
+            start: raw.start.map(Time::Raw),
+            end: raw.end.map(Time::Raw),
+            value: raw.value.as_ref(),
+            unit: raw.unit.as_deref(),
+            source: Source::Raw {
+                source: raw.source.as_ref(),
+                provenance: raw.provenance.as_ref(),
+            },
+            version: raw.version.as_ref(),
+            diastolic: raw.diastolic.as_ref(),
+            activity: raw.activity.as_deref(),
+        },
+        now_ms,
+    )
+}
+
+/// Validates one sample's fields (the rules of the module).
+pub(super) fn validate(raw: Fields<'_>, now_ms: i64) -> Result<Sample, Invalid> {
     let id = raw
         .id
         .ok_or_else(|| invalid("invalid_sample", "missing field `id`"))?;
@@ -198,12 +260,12 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
     let kind_str = raw
         .kind
         .ok_or_else(|| invalid("invalid_sample", "missing field `kind`"))?;
-    let kind = Kind::parse(&kind_str).ok_or_else(|| {
+    let kind = Kind::parse(kind_str).ok_or_else(|| {
         invalid(
             "unknown_kind",
             format!(
                 "unknown kind `{}`; kind must be one of {}",
-                truncated(&kind_str),
+                truncated(kind_str),
                 Kind::names()
             ),
         )
@@ -211,10 +273,10 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
     let start_str = raw
         .start
         .ok_or_else(|| invalid("invalid_sample", "missing field `start`"))?;
-    let start = parse_time_field("start", start_str)?;
+    let start = time_of("start", start_str)?;
     let end = match raw.end {
         None => None,
-        Some(s) => Some(parse_time_field("end", s)?),
+        Some(s) => Some(time_of("end", s)?),
     };
     if let Some(end) = end {
         if end.utc_ms < start.utc_ms {
@@ -268,7 +330,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         .ok_or_else(|| invalid("invalid_sample", "missing field `value`"))?;
     let mut extra = None;
     let value = if kind == Kind::SleepStage {
-        if raw.unit.as_deref().is_some_and(|u| !u.is_empty()) {
+        if raw.unit.is_some_and(|u| !u.is_empty()) {
             return Err(invalid(
                 "unit_mismatch",
                 "sleep_stage has no unit: omit `unit`",
@@ -288,8 +350,8 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
             })?;
         f64::from(stage as u8)
     } else {
-        let sent = number("value", &value)?;
-        let unit = unit_of(kind, raw.unit.as_deref(), sent)?;
+        let sent = number("value", value)?;
+        let unit = unit_of(kind, raw.unit, sent)?;
         if kind.is_whole() && sent.fract() != 0.0 {
             return Err(invalid(
                 "invalid_value",
@@ -299,7 +361,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         let v = canonical_in_range(kind, "value", unit, sent, kind.range())?;
         match kind {
             Kind::BloodPressure => {
-                let d = raw.diastolic.as_ref().ok_or_else(|| {
+                let d = raw.diastolic.ok_or_else(|| {
                     invalid(
                         "invalid_sample",
                         "blood_pressure requires `diastolic` (in the same unit as value)",
@@ -329,7 +391,7 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
                 }));
             }
             Kind::Workout => {
-                let a = raw.activity.as_deref().ok_or_else(|| {
+                let a = raw.activity.ok_or_else(|| {
                     invalid(
                         "invalid_sample",
                         "workout requires `activity` (e.g. running, or HealthKit's / Health Connect's workout type name)",
@@ -368,16 +430,14 @@ pub fn parse_sample(raw: &RawValue, now_ms: i64) -> Result<Sample, Invalid> {
         }
         v
     };
-    let (source, provenance) =
-        provenance::parse_source(raw.source.as_ref(), raw.provenance.as_ref())?;
+    let (source, provenance) = match raw.source {
+        Source::Raw { source, provenance } => provenance::parse_source(source, provenance)?,
+        Source::Parsed(parsed) => parsed.clone()?,
+    };
     if provenance.is_some() {
         extra.get_or_insert_with(Box::default).provenance = provenance;
     }
-    let version = raw
-        .version
-        .as_ref()
-        .map(provenance::parse_version)
-        .transpose()?;
+    let version = raw.version.map(provenance::parse_version).transpose()?;
     Ok(Sample {
         version,
         id: id.into_owned(),
