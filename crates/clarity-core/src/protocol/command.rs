@@ -20,7 +20,6 @@ use uuid::Uuid;
 use super::{Refusal, Stream};
 use crate::samples::series::MAX_INTERVAL_MS;
 use crate::samples::{Series, TIME_RULE, Timestamp};
-use crate::store::DocKind;
 
 /// What a well-formed client frame asks for.
 #[derive(Debug)]
