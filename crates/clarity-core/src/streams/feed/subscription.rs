@@ -46,11 +46,9 @@ pub fn start(
     out: Outbound,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Handle {
-    let shared = Arc::new(SubShared {
-        lagged: Default::default(),
-        ended: Default::default(),
-        cancel,
-    });
+    // Never handed to the direct lane: the feed's events are read from the store, not
+    // published.
+    let shared = Arc::new(SubShared::new(cancel));
     let task = subs
         .sessions
         .spawn(run(subs.clone(), req, out, shared.clone()));
