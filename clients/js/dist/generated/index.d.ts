@@ -2,7 +2,8 @@ export type { AnalyzeFrame } from './client/analyze.js';
 export type { DeleteFrame } from './client/delete.js';
 export type { PingFrame } from './client/ping.js';
 export type { RefreshFrame } from './client/refresh.js';
-export type { Sample, Kind, SamplesFrame, Sample1, Device, Provenance } from './client/samples.js';
+export type { Sample, Kind, SamplesFrame, Sample1, Provenance } from './client/samples.js';
+export type { SeriesFrame } from './client/series.js';
 export type { SubscribeFrame } from './client/subscribe.js';
 export type { UnsubscribeFrame } from './client/unsubscribe.js';
 export type { AckFrame, Rejection } from './server/ack.js';
@@ -28,6 +29,7 @@ import type { DeleteFrame } from './client/delete.js';
 import type { PingFrame } from './client/ping.js';
 import type { RefreshFrame } from './client/refresh.js';
 import type { SamplesFrame } from './client/samples.js';
+import type { SeriesFrame } from './client/series.js';
 import type { SubscribeFrame } from './client/subscribe.js';
 import type { UnsubscribeFrame } from './client/unsubscribe.js';
 import type { AckFrame } from './server/ack.js';
@@ -49,6 +51,6 @@ import type { TokenExpiringFrame } from './server/token_expiring.js';
 import type { UnsubscribedFrame } from './server/unsubscribed.js';
 import type { WelcomeFrame } from './server/welcome.js';
 /** Every frame the client sends, told apart by `type`. */
-export type ClientFrame = AnalyzeFrame | DeleteFrame | PingFrame | RefreshFrame | SamplesFrame | SubscribeFrame | UnsubscribeFrame;
+export type ClientFrame = AnalyzeFrame | DeleteFrame | PingFrame | RefreshFrame | SamplesFrame | SeriesFrame | SubscribeFrame | UnsubscribeFrame;
 /** Every frame the server sends, told apart by `type`. */
 export type ServerFrame = AckFrame | AnalysisFrame | ChangeFrame | ErrorFrame | GoingAwayFrame | ImportDoneFrame | ImportProgressFrame | InsightFrame | InsightDeltaFrame | InsightFailedFrame | LaggedFrame | PongFrame | RefreshedFrame | SubscribedFrame | SupersededFrame | TokenExpiringFrame | UnsubscribedFrame | WelcomeFrame;

@@ -4,7 +4,8 @@ export type { AnalyzeFrame } from './client/analyze.js';
 export type { DeleteFrame } from './client/delete.js';
 export type { PingFrame } from './client/ping.js';
 export type { RefreshFrame } from './client/refresh.js';
-export type { Sample, Kind, SamplesFrame, Sample1, Device, Provenance } from './client/samples.js';
+export type { Sample, Kind, SamplesFrame, Sample1, Provenance } from './client/samples.js';
+export type { SeriesFrame } from './client/series.js';
 export type { SubscribeFrame } from './client/subscribe.js';
 export type { UnsubscribeFrame } from './client/unsubscribe.js';
 export type { AckFrame, Rejection } from './server/ack.js';
@@ -31,6 +32,7 @@ import type { DeleteFrame } from './client/delete.js';
 import type { PingFrame } from './client/ping.js';
 import type { RefreshFrame } from './client/refresh.js';
 import type { SamplesFrame } from './client/samples.js';
+import type { SeriesFrame } from './client/series.js';
 import type { SubscribeFrame } from './client/subscribe.js';
 import type { UnsubscribeFrame } from './client/unsubscribe.js';
 import type { AckFrame } from './server/ack.js';
@@ -59,6 +61,7 @@ export type ClientFrame =
   | PingFrame
   | RefreshFrame
   | SamplesFrame
+  | SeriesFrame
   | SubscribeFrame
   | UnsubscribeFrame;
 /** Every frame the server sends, told apart by `type`. */
