@@ -259,6 +259,35 @@ fn print_json(value: &impl serde::Serialize) -> ExitCode {
     }
 }
 
+/// `clarity import --apple-health FILE --check`: the export parsed and mapped as an import
+/// would, nothing stored; the counts as JSON on stdout, the time taken on stderr (the parse
+/// cost alone: BENCHMARKS.md compares it with a real import of the same file). A malformed
+/// export is exit code 2, as for an import.
+async fn check_export(
+    path: std::path::PathBuf,
+    limits: crate::interop::apple_health::Limits,
+) -> ExitCode {
+    let started = std::time::Instant::now();
+    let result = crate::interop::apple_health::check(path, limits).await;
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Ok(report) => {
+            eprintln!(
+                "clarity import --check: {} records read, {} samples in {secs:.1} s ({:.0} records/s)",
+                report.records_read,
+                report.samples,
+                report.records_read as f64 / secs.max(1e-9)
+            );
+            print_json(&report)
+        }
+        Err((report, e)) => {
+            eprintln!("clarity import --check: {e}");
+            let _ = print_json(&report);
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `clarity import --apple-health FILE --user EMAIL`: the export through the same core import
 /// the server runs (`POST /api/v1/imports`), straight into the configured store. Prints the
 /// report as JSON; a malformed export is exit code 2 with the error (line, offset) on stderr.
@@ -278,6 +307,13 @@ pub fn import(args: &crate::config::ImportArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let limits = Limits {
+        max_inflated_bytes: config.limits.max_import_inflated_bytes,
+        ..Limits::default()
+    };
+    let Some(user) = args.user.as_deref().filter(|_| !args.check) else {
+        return runtime.block_on(check_export(args.apple_health.clone(), limits));
+    };
     runtime.block_on(async {
         let store = match crate::app::open_store(&config).await {
             Ok(s) => s,
@@ -286,7 +322,7 @@ pub fn import(args: &crate::config::ImportArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let email = match crate::auth::normalise_email(&args.user) {
+        let email = match crate::auth::normalise_email(user) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("clarity import: --user: {e}");
@@ -303,10 +339,6 @@ pub fn import(args: &crate::config::ImportArgs) -> ExitCode {
                 eprintln!("clarity import: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        let limits = Limits {
-            max_inflated_bytes: config.limits.max_import_inflated_bytes,
-            ..Limits::default()
         };
         let result = apple_health::run(
             store.clone(),

@@ -106,8 +106,12 @@ pub struct ImportArgs {
     #[arg(long)]
     pub apple_health: PathBuf,
     /// The account (email) whose samples the export becomes.
-    #[arg(long)]
-    pub user: String,
+    #[arg(long, required_unless_present = "check")]
+    pub user: Option<String>,
+    /// Only read and map the export (no store is opened, nothing is written) and print what
+    /// an import would read, map, reject and leave unmapped, and how long parsing took.
+    #[arg(long, conflicts_with = "user")]
+    pub check: bool,
     #[command(flatten)]
     pub store: StoreConfig,
     #[command(flatten)]

@@ -210,3 +210,74 @@ async fn superseded_events_are_replayed_on_resume() {
     }
     assert_eq!(types, ["analysis", "superseded"]);
 }
+
+/// Fails the first `left` calls of `op` with a transient error (a store timing out).
+struct Flaky {
+    op: crate::common::wrap::Op,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::common::wrap::Intercept for Flaky {
+    fn check(&self, op: crate::common::wrap::Op) -> clarity::store::StoreResult<()> {
+        use std::sync::atomic::Ordering;
+        if op == self.op
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(clarity::store::StoreError::Timeout);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recomputation_that_meets_a_transient_store_failure_is_retried() {
+    // Marking the old analysis superseded is the recomputation's last store write: it times
+    // out twice, as DynamoDB under load does.
+    let app = crate::common::spawn_with_store(|store| {
+        crate::common::wrap::wrap(
+            store,
+            Flaky {
+                op: crate::common::wrap::Op::SetSuperseded,
+                left: 2.into(),
+            },
+        )
+    })
+    .await;
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    let mut samples = hour_of_activity("early", 2);
+    samples.extend(hour_of_activity("late", 6));
+    ws.send(&json!({"type": "samples", "seq": 1, "samples": samples}))
+        .await;
+    ws.send(&json!({"type": "analyze"})).await;
+    let first = collect(
+        &mut ws,
+        &[("analysis", "analyses"), ("insight", "insights")],
+    )
+    .await;
+    let a1 = &first[&("analysis".into(), "analyses".into())];
+    ws.send(&json!({"type": "delete", "seq": 2, "ids": ids("early")}))
+        .await;
+    let second = collect(
+        &mut ws,
+        &[
+            ("analysis", "analyses"),
+            ("superseded", "analyses"),
+            ("insight", "insights"),
+            ("superseded", "insights"),
+        ],
+    )
+    .await;
+    let a2 = &second[&("analysis".into(), "analyses".into())];
+    assert_eq!(a2["supersedes"], a1["analysis_id"], "{a2}");
+    assert_eq!(a2["minutes_present"], 60, "{a2}");
+    // The stored state agrees: one current analysis, without the deleted hour.
+    let analyses = listed(&app, &user, "analyses").await;
+    let now = current(&analyses);
+    assert_eq!(now.len(), 1, "{analyses:?}");
+    assert_eq!(now[0]["analysis_id"], a2["analysis_id"]);
+}

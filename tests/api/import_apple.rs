@@ -195,6 +195,50 @@ async fn cli_import_matches_the_generator_and_shares_ids_with_rest() {
     assert_eq!(again["samples_stored"], 0, "{again}");
 }
 
+#[tokio::test]
+async fn cli_check_counts_what_an_import_would_and_stores_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let (file, truth) = generate(work.path(), 3, false);
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let check = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clarity"))
+            .args(["import", "--check", "--apple-health"])
+            .arg(file)
+            .output()
+            .expect("clarity runs")
+    };
+    let out = check(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("records/s"),
+        "the time taken is reported: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report as JSON");
+    assert_eq!(report["records_read"], truth["records"], "{report}");
+    assert_eq!(
+        report["records_by_type"], truth["records_by_type"],
+        "{report}"
+    );
+    assert_eq!(report["rejected"], truth["rejected"], "{report}");
+    assert_eq!(report["unmapped"], truth["unmapped"], "{report}");
+    // Every mapped element, the file's own repeats included (an import stores those once).
+    let mapped = truth["samples"].as_u64().unwrap() + truth["duplicates"].as_u64().unwrap();
+    assert_eq!(report["samples"], mapped, "{report}");
+    assert!(report["earliest"].as_str().unwrap() < report["latest"].as_str().unwrap());
+    // Nothing was stored anywhere.
+    assert!(counts(&app, &user.access).await.is_empty());
+
+    // A malformed export: exit code 2 naming the line, as an import.
+    let xml = work.path().join("broken.xml");
+    std::fs::write(&xml, "<HealthData>\n<Record type=\"x\"></Recod>\n").unwrap();
+    let out = check(&xml);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
+
 fn report_matches(report: &Value, truth: &Value, stored: u64, duplicates: u64) {
     let mut job = report.clone();
     job["state"] = "done".into();

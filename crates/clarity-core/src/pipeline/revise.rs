@@ -19,12 +19,17 @@
 //! - A week with no activity left has no analysis: the old one is withdrawn, marked superseded
 //!   by the nil UUID (and its insight with it), so no current document depends on deleted
 //!   samples.
+//! - A transient store failure (overloaded, timed out, unavailable) is retried with backoff
+//!   for up to [`RETRY_FOR`], the user's lock released while waiting: a recomputation is
+//!   idempotent (what an earlier attempt replaced is current and recomputes to itself), and
+//!   one given up on would leave an analysis counting samples that no longer exist.
 //! - One user's recomputations run one at a time (a later batch waits for the earlier one),
 //!   so two batches never both replace the same analysis; new analyses and insights of the
 //!   user take the same lock from their snapshot until stored (`Pipeline::lock_user`), so
 //!   none computed from replaced data is stored after the recomputation looked.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -40,14 +45,35 @@ const WEEK_MS: i64 = WINDOW_MINUTES as i64 * 60_000;
 /// What a withdrawn document is marked superseded by: nothing replaces it.
 pub const WITHDRAWN: Uuid = Uuid::nil();
 
+/// How long a recomputation is retried while the store fails transiently.
+pub const RETRY_FOR: Duration = Duration::from_secs(60);
+
 /// Recomputes `user`'s analyses touched by changes at `spans` (UTC ms `[start, end]`), in the
 /// background.
 pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
     let pipeline2 = pipeline.clone();
     pipeline.sessions.spawn(async move {
-        let _one_at_a_time = pipeline2.lock_user(user).await;
-        if let Err(e) = run(&pipeline2, user, &spans).await {
-            tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
+        let give_up = tokio::time::Instant::now() + RETRY_FOR;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let result = {
+                let _one_at_a_time = pipeline2.lock_user(user).await;
+                run(&pipeline2, user, &spans).await
+            };
+            match result {
+                Ok(()) => return,
+                Err(AnalysisError::Store(e))
+                    if e.is_transient() && tokio::time::Instant::now() + delay < give_up =>
+                {
+                    tracing::debug!(error = %e, "recomputing analyses over changed samples: retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
+                    return;
+                }
+            }
         }
     });
 }
@@ -144,13 +170,15 @@ async fn replace(
             .set_superseded(DocKind::Analysis, user, new.id, None)
             .await?;
     }
-    store
-        .set_superseded(DocKind::Analysis, user, old.id, Some(new.id))
-        .await?;
+    // Delivered before the old one is marked: if marking fails, the retry finds `new`
+    // already stored (`stored_now` false) and would never deliver it.
     let fanout = &pipeline.fanout;
     if stored_now || new.superseded_by.is_some() {
         fanout.deliver(DocKind::Analysis, new, true).await;
     }
+    store
+        .set_superseded(DocKind::Analysis, user, old.id, Some(new.id))
+        .await?;
     publish(pipeline, DocKind::Analysis, user, old.id, new.id).await;
     for insight in insights_of(store, user, old).await? {
         match super::insight::replacing(pipeline, user, new, Some(insight.id)).await {
@@ -160,12 +188,12 @@ async fn replace(
                         .set_superseded(DocKind::Insight, user, fresh.id, None)
                         .await?;
                 }
-                store
-                    .set_superseded(DocKind::Insight, user, insight.id, Some(fresh.id))
-                    .await?;
                 if stored_now || fresh.superseded_by.is_some() {
                     fanout.deliver(DocKind::Insight, &fresh, true).await;
                 }
+                store
+                    .set_superseded(DocKind::Insight, user, insight.id, Some(fresh.id))
+                    .await?;
                 publish(pipeline, DocKind::Insight, user, insight.id, fresh.id).await;
             }
             Err(e) => {

@@ -145,6 +145,58 @@ pub async fn run(
     }
 }
 
+/// What [`check`] found: what an import of the same file would read, map and refuse.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CheckReport {
+    pub records_read: u64,
+    pub records_by_type: std::collections::BTreeMap<String, u64>,
+    /// Samples the mapped elements become (an import stores these, less the duplicates).
+    pub samples: u64,
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    pub unmapped: std::collections::BTreeMap<String, u64>,
+    pub bytes_total: u64,
+    /// The earliest and latest sample start, RFC 3339 UTC.
+    pub earliest: Option<String>,
+    pub latest: Option<String>,
+}
+
+/// Parses and maps the export at `path` exactly as [`run`] does, storing nothing: a user's
+/// check of a file before importing it, and the parse cost of an import on its own (the
+/// parser never waits for a store here).
+pub async fn check(
+    path: PathBuf,
+    limits: Limits,
+) -> Result<CheckReport, (CheckReport, ImportError)> {
+    let mut report = CheckReport {
+        bytes_total: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        ..CheckReport::default()
+    };
+    let (tx, mut rx) = mpsc::channel::<Batch>(QUEUED_BATCHES);
+    let parser =
+        tokio::task::spawn_blocking(move || parse(&path, limits, Arc::new(AtomicU64::new(0)), tx));
+    let mut span = None;
+    while let Some(batch) = rx.recv().await {
+        report.samples += batch.samples.len() as u64;
+        span = widen(span, span_of(&batch.samples));
+        let c = batch.counts;
+        (report.records_read, report.records_by_type) = (c.records_read, c.records_by_type);
+        (report.rejected, report.unmapped) = (c.rejected, c.unmapped);
+    }
+    let rfc3339 = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    if let Some(s) = span {
+        report.earliest = rfc3339(s.earliest_ms);
+        report.latest = rfc3339(s.latest_ms);
+    }
+    match parser.await {
+        Ok(Ok(())) => Ok(report),
+        Ok(Err(e)) => Err((report, e)),
+        Err(e) => Err((report, ImportError::Io(format!("the parser stopped: {e}")))),
+    }
+}
+
 /// The starts of the earliest and latest samples of a batch.
 fn span_of(samples: &[Sample]) -> Option<Span> {
     let earliest = samples.iter().map(|s| s.start.utc_ms).min()?;

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-pub use job::{Progress, run};
+pub use job::{CheckReport, Progress, check, run};
 pub use source::Limits;
 
 /// What an import did (so far, while it runs).
