@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod backlog;
 mod backup;
+mod backup_dynamodb;
 mod browser;
 mod browser_phone;
 mod bus;

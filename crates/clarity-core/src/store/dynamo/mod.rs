@@ -15,6 +15,7 @@
 mod accounts;
 mod analyses;
 mod audit;
+pub mod backup;
 mod chunks;
 mod codec;
 mod erase;
