@@ -525,7 +525,186 @@ impl Parts {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Archive, Local};
     use super::*;
+
+    /// moto's S3 server (scripts/s3-local; scripts/test sets CLARITY_TEST_S3 and the AWS_*
+    /// variables moto accepts any value of), or `None` with a message (a failure under
+    /// `CLARITY_TEST_REQUIRE_S3=1`).
+    fn endpoint() -> Option<String> {
+        let url = std::env::var("CLARITY_TEST_S3").ok();
+        if url.is_none() {
+            assert!(
+                std::env::var_os("CLARITY_TEST_REQUIRE_S3").is_none(),
+                "CLARITY_TEST_REQUIRE_S3 is set but CLARITY_TEST_S3 is not"
+            );
+            eprintln!("skipped: set CLARITY_TEST_S3 (scripts/s3-local start PORT) to run");
+        }
+        url
+    }
+
+    /// A new bucket on `url`.
+    async fn bucket(url: &str) -> String {
+        let name = format!(
+            "clarity-unit-{}",
+            &Uuid::new_v4().simple().to_string()[..12]
+        );
+        let conf = crate::aws::sdk_config(&crate::aws::ClientOptions {
+            service: "S3",
+            emulator_hint: "",
+            endpoint: Some(url),
+            max_attempts: 1,
+            attempt_timeout: None,
+            operation_timeout: None,
+        })
+        .await
+        .unwrap();
+        let conf = aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build();
+        Client::from_conf(conf)
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap();
+        name
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_goes_in_parts_and_comes_back_whole() {
+        let Some(url) = endpoint() else { return };
+        let name = bucket(&url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let location: S3Location = format!("s3://{name}/kept").parse().unwrap();
+        let s3 = S3Archive::connect(location, Some(&url), Local::new(dir.path(), 1), 7)
+            .await
+            .unwrap();
+        let archive = Archive::S3(s3.clone());
+        let (user, id) = (Uuid::new_v4(), Uuid::now_v7());
+        // 2.5 parts of pseudo-random bytes, in the chunk sizes a body arrives in.
+        let mut bytes = vec![0u8; (PART_BYTES * 5 / 2) as usize];
+        let mut x: u64 = 7;
+        for b in bytes.iter_mut() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *b = (x >> 56) as u8;
+        }
+        let mut upload = archive.begin(user, id).await.unwrap();
+        for chunk in bytes.chunks(64 * 1024 + 3) {
+            upload.write(chunk).await.unwrap();
+        }
+        let scratch = upload.finish().await.unwrap();
+        assert_eq!(std::fs::read(&scratch).unwrap(), bytes, "the import's copy");
+
+        let head = s3
+            .client
+            .head_object()
+            .bucket(&name)
+            .key(format!("kept/{user}/{id}.export"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_length(), Some(bytes.len() as i64));
+        assert!(
+            head.e_tag().unwrap_or_default().ends_with("-3\""),
+            "a multipart object of 3 parts: {:?}",
+            head.e_tag()
+        );
+
+        archive.done_reading(user, id).await;
+        assert!(!scratch.exists(), "the scratch copy goes after the import");
+        let fetched = archive.fetch(user, id).await.unwrap().expect("kept");
+        assert_eq!(std::fs::read(&fetched).unwrap(), bytes, "read back whole");
+        archive.done_reading(user, id).await;
+        assert_eq!(archive.fetch(Uuid::new_v4(), id).await.unwrap(), None);
+
+        // An unfinished upload of the same account is aborted by the erase too.
+        let unfinished = archive.begin(user, Uuid::now_v7()).await.unwrap();
+        drop(unfinished);
+        assert_eq!(archive.erase_user(user).await.unwrap(), 1);
+        assert_eq!(archive.fetch(user, id).await.unwrap(), None);
+        let open = s3
+            .client
+            .list_multipart_uploads()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap();
+        assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+        assert_eq!(archive.erase_user(user).await.unwrap(), 0, "idempotent");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_only_what_is_past_the_retention() {
+        let Some(url) = endpoint() else { return };
+        let name = bucket(&url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let location: S3Location = format!("s3://{name}").parse().unwrap();
+        let s3 = S3Archive::connect(location, Some(&url), Local::new(dir.path(), 1), 7)
+            .await
+            .unwrap();
+        let archive = Archive::S3(s3);
+        let (user, id) = (Uuid::new_v4(), Uuid::now_v7());
+        let mut upload = archive.begin(user, id).await.unwrap();
+        upload.write(b"<HealthData/>").await.unwrap();
+        upload.finish().await.unwrap();
+        archive.done_reading(user, id).await;
+
+        let now = SystemTime::now();
+        assert_eq!(archive.sweep(now).await.unwrap(), 0, "all recent");
+        assert!(archive.fetch(user, id).await.unwrap().is_some());
+        archive.done_reading(user, id).await;
+        assert_eq!(
+            archive
+                .sweep(now + Duration::from_secs(6 * 86_400))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            archive
+                .sweep(now + Duration::from_secs(8 * 86_400))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(archive.fetch(user, id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_bucket_is_named_at_connect() {
+        let Some(url) = endpoint() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let missing: S3Location = "s3://clarity-no-such-bucket/x".parse().unwrap();
+        let err = S3Archive::connect(missing, Some(&url), Local::new(dir.path(), 1), 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clarity-no-such-bucket") && err.contains("does not exist"),
+            "{err}"
+        );
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let closed = format!("http://127.0.0.1:{port}");
+        let location: S3Location = "s3://clarity-anything".parse().unwrap();
+        let err = S3Archive::connect(location, Some(&closed), Local::new(dir.path(), 1), 7)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clarity-anything")
+                && err.contains(&closed)
+                && err.contains("cannot be used"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn locations_parse_or_say_what_is_wrong() {
