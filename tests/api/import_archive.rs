@@ -12,7 +12,7 @@ use crate::common::{TestApp, spawn_app, spawn_in};
 use crate::import_apple::{finished, generate, upload};
 
 /// The kept file of import `id`, if any, below `data_dir/imports`.
-fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
+pub(crate) fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
     fn walk(dir: &Path, name: &str) -> Option<PathBuf> {
         for entry in std::fs::read_dir(dir).ok()? {
             let path = entry.ok()?.path();
@@ -30,7 +30,7 @@ fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
 }
 
 /// Imports `bytes` for `token`'s account; returns the import id once the job is done.
-async fn import(app: &TestApp, token: &str, bytes: Vec<u8>) -> String {
+pub(crate) async fn import(app: &TestApp, token: &str, bytes: Vec<u8>) -> String {
     let (status, job) = upload(app, token, bytes).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let id = job["import_id"].as_str().unwrap().to_owned();
