@@ -109,3 +109,46 @@ async fn uploads_past_the_retention_are_deleted_at_start() {
         "the upload within the retention stays"
     );
 }
+
+#[tokio::test]
+async fn a_kept_upload_can_be_rerun_by_its_owner_only() {
+    let work = tempfile::tempdir().unwrap();
+    let (file, _) = generate(work.path(), 2, false);
+    let app = spawn_app().await;
+    let owner = app.user().await;
+    let other = app.user().await;
+    let id = import(&app, &owner.access, std::fs::read(&file).unwrap()).await;
+    let (_, first) = app
+        .get(&format!("/api/v1/imports/{id}"), Some(&owner.access))
+        .await;
+
+    let rerun = |token: String, id: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .http
+                .post(app.url(&format!("/api/v1/imports/{id}/rerun")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            crate::common::into_json(resp).await
+        }
+    };
+    let (status, body) = rerun(other.access.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another account's: {body}");
+    let (status, body) = rerun(owner.access.clone(), uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "never uploaded: {body}");
+
+    let (status, job) = rerun(owner.access.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let again = finished(&app, &owner.access, &id).await;
+    assert_eq!(again["state"], "done", "{again}");
+    assert!(first["records_read"].as_u64().unwrap() > 0);
+    assert_eq!(again["records_read"], first["records_read"]);
+    assert_eq!(again["samples_stored"], 0, "nothing twice: {again}");
+    assert!(
+        kept(app.dir.path(), &id).is_some(),
+        "still kept after the re-run"
+    );
+}
