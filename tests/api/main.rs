@@ -38,6 +38,7 @@ mod health_data;
 mod heart_days;
 mod import_apple;
 mod import_archive;
+mod import_s3;
 mod import_weeks;
 mod insight_claims;
 mod insights;
