@@ -365,7 +365,7 @@ impl Session {
                 Ok(None)
             }
             Command::Series { seq, series } => {
-                self.on_series(seq, series, text.len()).await?;
+                self.on_series(seq, series, text.len(), span).await?;
                 Ok(None)
             }
             Command::Delete { seq, ids } => {

@@ -148,6 +148,7 @@ impl Session {
         seq: u64,
         series: crate::samples::Series,
         frame_len: usize,
+        span: tracing::Span,
     ) -> Result<(), Gone> {
         let max = self.state.config.limits.max_samples_per_frame;
         if series.values.len() > max {
@@ -173,7 +174,7 @@ impl Session {
         let offload = frame_len > ingest::OFFLOAD_BYTES;
         let app = self.state.0.clone();
         let user = self.user;
-        self.submit(seq, move |turn| {
+        self.submit(seq, span, move |turn| {
             async move {
                 let prepared = if offload {
                     ingest::off_runtime(move || ingest::prepare_series(&series))

@@ -46,11 +46,7 @@ pub fn start(
     out: Outbound,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Handle {
-    let shared = Arc::new(SubShared {
-        lagged: Default::default(),
-        ended: Default::default(),
-        cancel,
-    });
+    let shared = Arc::new(SubShared::new(cancel));
     let task = subs
         .sessions
         .spawn(run(subs.clone(), req, out, shared.clone()));
