@@ -82,7 +82,9 @@ pub(super) fn is_disk_full(e: &rusqlite::Error) -> bool {
 /// Whether a store error carries SQLite's "database or disk is full".
 pub(super) fn is_disk_full_error(e: &StoreError) -> bool {
     match e {
-        StoreError::Other(e) => e.downcast_ref::<rusqlite::Error>().is_some_and(is_disk_full),
+        StoreError::Other(e) => e
+            .downcast_ref::<rusqlite::Error>()
+            .is_some_and(is_disk_full),
         _ => false,
     }
 }

@@ -73,7 +73,10 @@ async fn a_full_disk_refuses_writes_retryably_and_they_succeed_once_space_is_bac
     store.ping().await.unwrap();
 
     store.simulate_disk_full(false).await.unwrap();
-    let res = store.write_samples(user, puts("during", 2000)).await.unwrap();
+    let res = store
+        .write_samples(user, puts("during", 2000))
+        .await
+        .unwrap();
     assert_eq!(res.outcomes.len(), 2000);
     assert_eq!(store.read_only(), None);
     assert_eq!(stored(&store, user).await.len(), 2050);
@@ -137,7 +140,11 @@ async fn nothing_of_a_group_commit_that_sqlite_rolled_back_is_acked_or_stored() 
     assert!(is_disk_full(&b), "{b:?}");
     store.simulate_disk_full(false).await.unwrap();
     assert!(stored(&store, big).await.is_empty());
-    assert_eq!(stored(&store, small).await.len(), 20, "the refused write is not stored");
+    assert_eq!(
+        stored(&store, small).await.len(),
+        20,
+        "the refused write is not stored"
+    );
 }
 
 /// A panic on the writer thread fails that batch only: the store does not turn "closed".

@@ -237,7 +237,9 @@ fn commit_batch(conn: &mut Connection, ops: &mut Vec<Op>, health: &WriteHealth) 
             health.full();
             tracing::debug!(ops = batch, "sqlite commit refused: disk full");
         }
-        Err(TxFailure::Other(e)) => tracing::error!(error = %e, ops = batch, "sqlite commit failed"),
+        Err(TxFailure::Other(e)) => {
+            tracing::error!(error = %e, ops = batch, "sqlite commit failed")
+        }
     }
     metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
         .record(started.elapsed().as_secs_f64());
@@ -344,14 +346,11 @@ pub(super) fn in_savepoint<T>(
     tx: &mut rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let res = tx
-        .savepoint()
-        .map_err(other)
-        .and_then(|sp| {
-            let res = f(&sp)?;
-            sp.commit().map_err(other)?;
-            Ok(res)
-        });
+    let res = tx.savepoint().map_err(other).and_then(|sp| {
+        let res = f(&sp)?;
+        sp.commit().map_err(other)?;
+        Ok(res)
+    });
     match res {
         Err(e) if health::is_disk_full_error(&e) => {
             SAW_DISK_FULL.set(true);
@@ -364,4 +363,3 @@ pub(super) fn in_savepoint<T>(
 pub(super) fn other(e: rusqlite::Error) -> StoreError {
     StoreError::Other(e.into())
 }
-
