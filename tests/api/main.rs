@@ -27,6 +27,7 @@ mod crash;
 mod crash_cycles;
 mod day_order;
 mod derived;
+mod disk_full;
 mod dynamo_faults;
 mod errors;
 mod export_csv;
