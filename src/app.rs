@@ -23,7 +23,7 @@ use crate::ingest::Ingest;
 use crate::insights::Insights;
 use crate::insights::gemini::Gemini;
 use crate::interop::apple_health::Limits as ImportLimits;
-use crate::interop::archive::Archive;
+use crate::interop::archive::{Archive, Local, S3Archive};
 use crate::interop::imports::Imports;
 use crate::pipeline::Pipeline;
 use crate::scoring::{Pat, PatOptions};
@@ -178,7 +178,7 @@ impl App {
         .with_feed(feed);
         let imports = Arc::new(Imports::new(
             pipeline.clone(),
-            Archive::local(&config.store.data_dir, config.imports.import_retention_days),
+            archive(&config).await?,
             ImportLimits {
                 max_inflated_bytes: config.limits.max_import_inflated_bytes,
                 ..ImportLimits::default()
@@ -266,6 +266,21 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??)
         }
         StoreKind::Dynamodb => Arc::new(DynamoStore::connect(&dynamo_options(config)).await?),
+    })
+}
+
+/// Where import uploads are kept: the data dir, or the `--archive` bucket (checked here, so
+/// that an unusable bucket stops the start with one line).
+async fn archive(config: &Config) -> anyhow::Result<Archive> {
+    let (dir, days) = (&config.store.data_dir, config.imports.import_retention_days);
+    Ok(match &config.imports.archive {
+        None => Archive::Local(Local::new(dir, days)),
+        Some(location) => {
+            // Scratch copies live only while their import runs: a day covers any import.
+            let scratch = Local::new(dir, 1);
+            let endpoint = config.imports.archive_endpoint.as_deref();
+            Archive::S3(S3Archive::connect(location.clone(), endpoint, scratch, days).await?)
+        }
     })
 }
 

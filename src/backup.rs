@@ -21,7 +21,9 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::config::{BackupArgs, RestoreArgs};
+use crate::config::{BackupArgs, RestoreArgs, StoreKind};
+
+mod dynamodb;
 
 /// The store's file in a data folder (`store::sqlite::SqliteStore::open`).
 const DB_FILE: &str = "clarity.db";
@@ -32,7 +34,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(50);
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
-        "no SQLite store in {0} ({DB_FILE} is missing); with --store dynamodb use the table's point-in-time recovery"
+        "no SQLite store in {0} ({DB_FILE} is missing); for the DynamoDB table pass --store dynamodb"
     )]
     NoStore(PathBuf),
     #[error("{0} already exists; a backup never overwrites a file")]
@@ -77,6 +79,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
 
 /// `clarity backup`: prints `{"file","bytes"}` on success.
 pub fn backup_command(args: &BackupArgs) -> ExitCode {
+    if args.store == StoreKind::Dynamodb {
+        return dynamodb::backup_command(args);
+    }
     match backup(&args.data_dir, &args.out) {
         Ok(bytes) => {
             println!(
@@ -94,6 +99,9 @@ pub fn backup_command(args: &BackupArgs) -> ExitCode {
 
 /// `clarity restore`.
 pub fn restore_command(args: &RestoreArgs) -> ExitCode {
+    if args.store == StoreKind::Dynamodb {
+        return dynamodb::restore_command(args);
+    }
     match restore(&args.from, &args.data_dir, args.force) {
         Ok(()) => {
             eprintln!(

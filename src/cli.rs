@@ -142,6 +142,7 @@ async fn run_server_analysis(raw: &[&RawValue]) -> anyhow::Result<Option<serde_j
     config.bus.url = "memory".into();
     config.auth.mode = AuthMode::Local;
     config.insights.api_key = None;
+    config.imports.archive = None;
     let app = App::new(config).await?;
     // A fixed user: the analysis id is a digest of user and data, so the same file always
     // gets the same id.

@@ -8,7 +8,7 @@
 //! same item.
 
 pub use clarity_core::{
-    analytics, audit, auth, bus, ingest, insights, interop, pipeline, protocol, rate, samples,
+    analytics, audit, auth, aws, bus, ingest, insights, interop, pipeline, protocol, rate, samples,
     scoring, store, streams, window,
 };
 

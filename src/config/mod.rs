@@ -64,11 +64,13 @@ pub enum Command {
     /// bundle and print `{"embedding":[96 floats],"scores":{...}}`.
     Score(ScoreArgs),
     /// Copy the embedded SQLite store to one file while the server runs (SQLite's online
-    /// backup: a consistent snapshot of every committed write). Not for `--store dynamodb`:
-    /// use the table's point-in-time recovery (deploy/README.md).
+    /// backup: a consistent snapshot of every committed write). With `--store dynamodb`,
+    /// export the table to a folder in the format of DynamoDB's export to S3 (a parallel
+    /// Scan; the table's point-in-time recovery stays the primary backup: deploy/README.md).
     Backup(BackupArgs),
     /// Put a `clarity backup` file in place as a data folder's store; stop the server that
-    /// uses the folder first.
+    /// uses the folder first. With `--store dynamodb`, load a backup folder (ours, or an AWS
+    /// export downloaded from S3) into a new, empty table.
     Restore(RestoreArgs),
     /// Import an Apple Health export (export.zip or export.xml) into an account's samples,
     /// writing straight to the configured store, and print the import report as JSON.
@@ -80,23 +82,49 @@ pub struct BackupArgs {
     /// The data folder of the store to copy (the server's `--data-dir`).
     #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Where to write the backup; refused if it exists.
+    /// Where to write the backup; refused if it exists. With `--store dynamodb`, a folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Which store to back up: `sqlite` (the data folder's file) or `dynamodb` (the table
+    /// named by the DynamoDB flags).
+    #[arg(
+        long = "store",
+        env = "CLARITY_STORE",
+        value_enum,
+        default_value = "sqlite"
+    )]
+    pub store: StoreKind,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
+    /// With `--store dynamodb`: parallel Scan segments, one data file each.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub segments: u32,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
-    /// A file written by `clarity backup`.
+    /// A file written by `clarity backup` (with `--store dynamodb`, its folder).
     #[arg(long)]
     pub from: PathBuf,
     /// The data folder to restore into; refused unless it is missing or empty.
     #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Replace the store of a data folder that is not empty (other files, such as the
-    /// generated signing key, are kept).
+    /// generated signing key, are kept). Not with `--store dynamodb`: a table restore never
+    /// overwrites.
     #[arg(long)]
     pub force: bool,
+    /// Which store to restore into: `sqlite` (a data folder) or `dynamodb` (a new table named
+    /// by the DynamoDB flags; `--from` is a backup folder).
+    #[arg(
+        long = "store",
+        env = "CLARITY_STORE",
+        value_enum,
+        default_value = "sqlite"
+    )]
+    pub store: StoreKind,
+    #[command(flatten)]
+    pub dynamodb: DynamoConfig,
 }
 
 /// `clarity import`: the store settings of serve, the file and the account.

@@ -35,6 +35,9 @@ pub struct ErrorDetail {
 /// Retry hint given with 503s caused by the store.
 pub const STORE_RETRY_AFTER_MS: u64 = crate::protocol::STORE_RETRY_AFTER_MS;
 
+/// Retry hint given with 503s caused by another service (the S3 import archive).
+pub const DEPENDENCY_RETRY_AFTER_MS: u64 = 5_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -63,6 +66,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     UpgradeRequired { message: String },
+    /// A service the request needs (the S3 import archive) refused or could not be reached:
+    /// 503 with a retry hint and a message saying what was not done.
+    #[error("{message}")]
+    Dependency { code: &'static str, message: String },
     #[error("service temporarily unavailable, retry later")]
     Unavailable { retry_after_ms: u64 },
     #[error("{message}")]
@@ -112,10 +119,23 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UpgradeRequired { .. } => StatusCode::UPGRADE_REQUIRED,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Dependency { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The retry hint of 429s and 503s.
+    fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable { retry_after_ms }
+            | ApiError::TooManyRequests { retry_after_ms, .. }
+            | ApiError::TooManyAttempts { retry_after_ms } => Some(*retry_after_ms),
+            ApiError::Dependency { .. } => Some(DEPENDENCY_RETRY_AFTER_MS),
+            _ => None,
         }
     }
 
@@ -127,6 +147,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Missing { code, .. }
+            | ApiError::Dependency { code, .. }
             | ApiError::Gone { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -149,30 +170,20 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
             retry_after_ms: None,
         };
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            ApiError::Unavailable { retry_after_ms }
-            | ApiError::TooManyRequests { retry_after_ms, .. }
-            | ApiError::TooManyAttempts { retry_after_ms } => {
-                error.retry_after_ms = Some(*retry_after_ms);
-            }
-            _ => {}
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = ?cause, "internal error");
         }
+        error.retry_after_ms = self.retry_after_ms();
         let mut resp = (status, axum::Json(ErrorBody { error })).into_response();
         let headers = resp.headers_mut();
-        match &self {
-            ApiError::Unauthorized { .. } => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        if let ApiError::Unauthorized { .. } = &self {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(retry_after_ms) = self.retry_after_ms() {
+            let secs = retry_after_ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
             }
-            ApiError::Unavailable { retry_after_ms }
-            | ApiError::TooManyRequests { retry_after_ms, .. }
-            | ApiError::TooManyAttempts { retry_after_ms } => {
-                let secs = retry_after_ms.div_ceil(1000).max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    headers.insert(header::RETRY_AFTER, v);
-                }
-            }
-            _ => {}
         }
         resp
     }

@@ -44,10 +44,12 @@ async fn health() -> Json<Health> {
 
 #[derive(Serialize, ToSchema)]
 struct Readiness {
-    /// `ready` (200) or `degraded` (503: the bus is down).
+    /// `ready` (200) or `degraded` (503: the bus is down, or the store cannot write).
     #[schema(value_type = String, pattern = "^(ready|degraded)$")]
     status: &'static str,
-    #[schema(value_type = String, pattern = "^ok$")]
+    /// `ok`, or `read_only`: the store answers reads but refuses writes (its disk is full);
+    /// writes get 503 / `store_unavailable` until space is freed, without a restart.
+    #[schema(value_type = String, pattern = "^(ok|read_only)$")]
     store: &'static str,
     bus: BusInfo,
     /// This node's id.
@@ -89,8 +91,10 @@ struct PatInfo {
 /// Readiness
 ///
 /// 200 when the node can do everything; 503 when shutting down, when the store does not
-/// answer, or (`"status":"degraded"`) when the bus is down: the node still serves its own
-/// sessions, but a load balancer should send new ones elsewhere while others are healthy.
+/// answer, or (`"status":"degraded"`) when the bus is down or the store cannot write
+/// (`"store":"read_only"`, error `store_read_only`: its disk is full): the node still serves
+/// reads and its own sessions, but a load balancer should send new ones elsewhere while
+/// others are healthy. `/api/health` stays 200 then: a restart frees no disk space.
 #[utoipa::path(
     get,
     path = "/api/ready",
@@ -98,7 +102,7 @@ struct PatInfo {
     tag = "ops",
     responses(
         (status = 200, description = "Ready.", body = Readiness),
-        (status = 503, description = "`unavailable` (shutting down, store not answering), or `degraded` with the readiness fields too (the bus is down).", body = ErrorBody, headers(("Retry-After" = u64, description = "With `unavailable`."))),
+        (status = 503, description = "`unavailable` (shutting down, store not answering), or `degraded` with the readiness fields too (the bus is down, or `store` is `read_only`: the store cannot write).", body = ErrorBody, headers(("Retry-After" = u64, description = "With `unavailable`."))),
     ),
 )]
 async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -122,7 +126,8 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
         }
     }
     let bus = state.bus.status();
-    let (status, code) = if bus.up {
+    let read_only = state.store.read_only();
+    let (status, code) = if bus.up && read_only.is_none() {
         ("ready", StatusCode::OK)
     } else {
         ("degraded", StatusCode::SERVICE_UNAVAILABLE)
@@ -141,19 +146,32 @@ async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     };
     let body = Readiness {
         status,
-        store: "ok",
+        store: if read_only.is_some() {
+            "read_only"
+        } else {
+            "ok"
+        },
         bus: BusInfo {
             kind: bus.kind,
             up: bus.up,
         },
         node: state.bus.node(),
         details: Details { pat },
-        error: (!bus.up).then(|| ErrorDetail {
-            code: "degraded",
-            message: "the bus to the other nodes is down: this node serves its own sessions only"
-                .into(),
-            retry_after_ms: None,
-        }),
+        error: match (read_only, bus.up) {
+            (Some(reason), _) => Some(ErrorDetail {
+                code: "store_read_only",
+                message: reason.into(),
+                retry_after_ms: None,
+            }),
+            (None, false) => Some(ErrorDetail {
+                code: "degraded",
+                message:
+                    "the bus to the other nodes is down: this node serves its own sessions only"
+                        .into(),
+                retry_after_ms: None,
+            }),
+            (None, true) => None,
+        },
     };
     Ok((code, Json(body)).into_response())
 }

@@ -12,7 +12,7 @@ use crate::common::{TestApp, spawn_app, spawn_in};
 use crate::import_apple::{finished, generate, upload};
 
 /// The kept file of import `id`, if any, below `data_dir/imports`.
-fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
+pub(crate) fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
     fn walk(dir: &Path, name: &str) -> Option<PathBuf> {
         for entry in std::fs::read_dir(dir).ok()? {
             let path = entry.ok()?.path();
@@ -30,7 +30,7 @@ fn kept(data_dir: &Path, id: &str) -> Option<PathBuf> {
 }
 
 /// Imports `bytes` for `token`'s account; returns the import id once the job is done.
-async fn import(app: &TestApp, token: &str, bytes: Vec<u8>) -> String {
+pub(crate) async fn import(app: &TestApp, token: &str, bytes: Vec<u8>) -> String {
     let (status, job) = upload(app, token, bytes).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let id = job["import_id"].as_str().unwrap().to_owned();
@@ -107,5 +107,48 @@ async fn uploads_past_the_retention_are_deleted_at_start() {
     assert!(
         kept(app.dir.path(), &new_id).is_some(),
         "the upload within the retention stays"
+    );
+}
+
+#[tokio::test]
+async fn a_kept_upload_can_be_rerun_by_its_owner_only() {
+    let work = tempfile::tempdir().unwrap();
+    let (file, _) = generate(work.path(), 2, false);
+    let app = spawn_app().await;
+    let owner = app.user().await;
+    let other = app.user().await;
+    let id = import(&app, &owner.access, std::fs::read(&file).unwrap()).await;
+    let (_, first) = app
+        .get(&format!("/api/v1/imports/{id}"), Some(&owner.access))
+        .await;
+
+    let rerun = |token: String, id: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .http
+                .post(app.url(&format!("/api/v1/imports/{id}/rerun")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            crate::common::into_json(resp).await
+        }
+    };
+    let (status, body) = rerun(other.access.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another account's: {body}");
+    let (status, body) = rerun(owner.access.clone(), uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "never uploaded: {body}");
+
+    let (status, job) = rerun(owner.access.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let again = finished(&app, &owner.access, &id).await;
+    assert_eq!(again["state"], "done", "{again}");
+    assert!(first["records_read"].as_u64().unwrap() > 0);
+    assert_eq!(again["records_read"], first["records_read"]);
+    assert_eq!(again["samples_stored"], 0, "nothing twice: {again}");
+    assert!(
+        kept(app.dir.path(), &id).is_some(),
+        "still kept after the re-run"
     );
 }

@@ -44,6 +44,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit"),
     ("POST", "/api/v1/imports"),
     ("GET", "/api/v1/imports/{id}"),
+    ("POST", "/api/v1/imports/{id}/rerun"),
     ("POST", "/api/v1/admin/users/{user_id}/disconnect"),
     ("GET", "/api/health"),
     ("GET", "/api/ready"),
@@ -1054,6 +1055,30 @@ async fn responses_are_as_documented() {
             "GET",
             "/api/v1/imports/{id}",
             "/api/v1/imports/nope",
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // A re-run of the kept upload once its import ended; of one that is not kept.
+    crate::import_apple::finished(&app, t.unwrap(), &import).await;
+    let a = api
+        .call(
+            &app,
+            "POST",
+            "/api/v1/imports/{id}/rerun",
+            &format!("/api/v1/imports/{import}/rerun"),
+            t,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let a = api
+        .call(
+            &app,
+            "POST",
+            "/api/v1/imports/{id}/rerun",
+            &format!("/api/v1/imports/{}/rerun", uuid::Uuid::now_v7()),
             t,
             Body::Empty,
         )

@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod bus;
 pub mod ingest;
 pub mod insights;

@@ -17,6 +17,8 @@ pub const STORE_COMMIT_SECONDS: &str = "clarity_store_commit_seconds";
 pub const STORE_COMMIT_OPS: &str = "clarity_store_commit_ops";
 pub const STORE_SAMPLES_WRITTEN: &str = "clarity_store_samples_written_total";
 pub const STORE_ERRORS: &str = "clarity_store_errors_total";
+pub const STORE_READ_ONLY: &str = "clarity_store_read_only";
+pub const STORE_WRITER_PANICS: &str = "clarity_store_writer_panics_total";
 pub const HTTP_REQUESTS: &str = "clarity_http_requests_total";
 pub const COGNITO_JWKS_FETCHES: &str = "clarity_cognito_jwks_fetches_total";
 pub const LOGIN_THROTTLED: &str = "clarity_login_throttled_total";
@@ -101,6 +103,14 @@ pub fn describe() {
         "Samples committed (new or duplicate)"
     );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by kind");
+    describe_gauge!(
+        STORE_READ_ONLY,
+        "1 from a write that failed for lack of disk space until a write succeeds (SQLite)"
+    );
+    describe_counter!(
+        STORE_WRITER_PANICS,
+        "Write batches whose writer thread panicked; their writes were refused, the writer went on"
+    );
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by status class");
     describe_gauge!(
         WINDOWS,

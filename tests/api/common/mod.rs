@@ -102,6 +102,22 @@ pub async fn spawn_with_store(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store
     serve(Arc::new(app), listener, dir).await
 }
 
+/// Starts a server on a SQLite store the test keeps a handle to (its fault-injection hooks).
+pub async fn spawn_with_sqlite() -> (TestApp, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(dir.path());
+    config.auth.jwt_secret = Some(JWT_SECRET.to_string().into());
+    let store =
+        Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).expect("store opens"));
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .expect("bind");
+    let app = App::with_store(config, store.clone())
+        .await
+        .expect("app starts");
+    (serve(Arc::new(app), listener, dir).await, store)
+}
+
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,

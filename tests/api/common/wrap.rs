@@ -129,6 +129,9 @@ impl<I: Intercept> Store for Wrapped<I> {
         self.intercept.check(Op::Ping)?;
         self.inner.ping().await
     }
+    fn read_only(&self) -> Option<&'static str> {
+        self.inner.read_only()
+    }
     async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
         self.intercept.check(Op::CreateUser)?;
         self.inner.create_user(user).await

@@ -8,8 +8,9 @@
 //! - The user's sessions get `import_progress` at most every 500 ms while it runs and one
 //!   `import_done` at the end (protocol/schemas/server/import_*.json).
 //! - The upload stays in the [`Archive`] after the import, so that it can be re-run when
-//!   mappings improve; erasing the account removes it ([`Imports::erase_user`], which also
-//!   stops the account's running import before its next batch is written).
+//!   mappings improve ([`Imports::rerun`]: the same import id, read back from the archive);
+//!   erasing the account removes it ([`Imports::erase_user`], which also stops the account's
+//!   running import before its next batch is written).
 //! - Samples go to the store only, not through the window: a history of years would complete
 //!   every one of its days. At the end the user's window is marked stale (re-read from the
 //!   store when next used) and every imported week is analysed once ([`history`]).
@@ -22,7 +23,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::apple_health::{self, ImportError, ImportReport, Limits, Progress};
-use super::archive::Archive;
+use super::archive::{Archive, ArchiveError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::history;
 use crate::protocol::{ServerFrame, encode};
@@ -64,6 +65,12 @@ struct Job {
 pub enum StartError {
     #[error("an import of this account is running already ({0}); wait for its import_done")]
     Running(Uuid),
+    /// A re-run of an upload that is not kept (never uploaded by this account, erased, or
+    /// past `--import-retention-days`).
+    #[error("no kept upload {0} of this account (uploads are kept --import-retention-days)")]
+    NotKept(Uuid),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 /// This node's import jobs.
@@ -86,12 +93,7 @@ impl Imports {
         }
     }
 
-    /// Where `user`'s upload `id` is written (the folder is created).
-    pub fn upload_path(&self, user: Uuid, id: Uuid) -> std::io::Result<PathBuf> {
-        self.archive.upload_path(user, id)
-    }
-
-    /// The kept uploads (for the retention sweep).
+    /// The kept uploads (where uploads are written, and the retention sweep).
     pub fn archive(&self) -> &Archive {
         &self.archive
     }
@@ -107,7 +109,7 @@ impl Imports {
 
     /// The account was erased: its running import stops and its kept uploads are deleted.
     /// Returns how many uploads there were.
-    pub async fn erase_user(&self, user: Uuid) -> std::io::Result<usize> {
+    pub async fn erase_user(&self, user: Uuid) -> Result<usize, ArchiveError> {
         self.cancel_user(user);
         self.archive.erase_user(user).await
     }
@@ -127,6 +129,31 @@ impl Imports {
 
     pub fn release(&self, user: Uuid, id: Uuid) {
         self.running.remove_if(&user, |_, running| *running == id);
+    }
+
+    /// Runs the kept upload `id` of `user` again (the same import id: its job shows the new
+    /// run), read back from the archive.
+    pub async fn rerun(self: &Arc<Self>, user: Uuid, id: Uuid) -> Result<JobView, StartError> {
+        match self.running.entry(user) {
+            dashmap::Entry::Occupied(e) => return Err(StartError::Running(*e.get())),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+        }
+        match self.archive.fetch(user, id).await {
+            Ok(Some(path)) => {
+                self.start(user, id, path, "apple_health");
+                Ok(self.get(user, id).expect("the job just started"))
+            }
+            Ok(None) => {
+                self.release(user, id);
+                Err(StartError::NotKept(id))
+            }
+            Err(e) => {
+                self.release(user, id);
+                Err(e.into())
+            }
+        }
     }
 
     /// Starts the claimed import `id` of the uploaded file at `path`.
@@ -156,6 +183,7 @@ impl Imports {
             };
             let result =
                 apple_health::run(this.pipeline.store.clone(), user, path, this.limits, sink).await;
+            this.archive.done_reading(user, id).await;
             let (report, error) = match result {
                 Ok(r) => (r, None),
                 Err((r, e)) => {

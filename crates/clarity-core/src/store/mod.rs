@@ -284,6 +284,13 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap reachability check for `/api/ready`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Why the store answers but cannot take writes now, as far as it knows (SQLite: a write
+    /// failed for lack of disk space), for `/api/ready`; `None` while writes work. The reason
+    /// names no user and no value.
+    fn read_only(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Fails with [`StoreError::EmailTaken`] if the email exists.
     async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;

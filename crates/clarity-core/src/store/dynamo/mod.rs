@@ -15,6 +15,7 @@
 mod accounts;
 mod analyses;
 mod audit;
+pub mod backup;
 mod chunks;
 mod codec;
 mod erase;
@@ -34,8 +35,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
@@ -91,69 +90,21 @@ pub struct DynamoStore {
     user_locks: writes::UserLocks,
 }
 
-/// What to set when no credentials are found: one line instead of the SDK's provider chain.
-const NO_CREDENTIALS: &str = "no AWS credentials found for DynamoDB: set AWS_ACCESS_KEY_ID and \
-     AWS_SECRET_ACCESS_KEY (and AWS_REGION), or AWS_PROFILE, or run with an IAM role; for \
-     DynamoDB Local any values work, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
-     AWS_REGION=us-east-1";
-
-/// How long the credential chain may take at start-up (instance metadata lookups included).
-const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Builds an SDK client: region and credentials from the standard AWS chain, with our retry
-/// and timeout bounds. Fails with one line on what to set when the chain finds no
-/// credentials, instead of letting every request fail with the chain's nested errors.
+/// Builds an SDK client: region and credentials from the standard AWS chain
+/// ([`crate::aws::sdk_config`]), with our retry and timeout bounds.
 pub async fn client(opts: &DynamoOptions) -> anyhow::Result<Client> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(
-            // Short backoffs: the whole call must fit in the store timeout, and a client told
-            // to retry is better off than one kept waiting.
-            RetryConfig::standard()
-                .with_max_attempts(opts.max_attempts.max(1))
-                .with_initial_backoff(Duration::from_millis(50))
-                .with_max_backoff(Duration::from_secs(1)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(opts.timeout.min(Duration::from_secs(3)))
-                .operation_timeout(opts.timeout)
-                .build(),
-        );
-    if let Some(url) = &opts.endpoint {
-        loader = loader.endpoint_url(url);
-    }
-    let mut conf = loader.load().await;
-    if conf.region().is_none() {
-        // A local emulator ignores the region, but the SDK refuses to sign without one.
-        tracing::info!("no AWS region configured; using us-east-1");
-        conf = conf
-            .into_builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .build();
-    }
-    check_credentials(&conf).await?;
+    let conf = crate::aws::sdk_config(&crate::aws::ClientOptions {
+        service: "DynamoDB",
+        emulator_hint: "for DynamoDB Local any values work, e.g. AWS_ACCESS_KEY_ID=local \
+             AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
+        endpoint: opts.endpoint.as_deref(),
+        max_attempts: opts.max_attempts,
+        // The whole call must fit in the store timeout.
+        attempt_timeout: Some(opts.timeout.min(Duration::from_secs(3))),
+        operation_timeout: Some(opts.timeout),
+    })
+    .await?;
     Ok(Client::new(&conf))
-}
-
-async fn check_credentials(conf: &aws_config::SdkConfig) -> anyhow::Result<()> {
-    use aws_sdk_dynamodb::config::ProvideCredentials;
-    let provider = conf
-        .credentials_provider()
-        .ok_or_else(|| anyhow::anyhow!(NO_CREDENTIALS))?;
-    match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            // The chain's errors (every provider tried, instance metadata included) are long;
-            // kept for debugging, out of the user's way.
-            tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "credential chain");
-            anyhow::bail!(NO_CREDENTIALS)
-        }
-        Err(_) => anyhow::bail!(
-            "the AWS credential chain gave no answer within {}s. {NO_CREDENTIALS}",
-            CREDENTIALS_TIMEOUT.as_secs()
-        ),
-    }
 }
 
 impl DynamoStore {

@@ -8,8 +8,10 @@
 //! - `synchronous=FULL` by default: an acknowledged batch survives power loss, not only a
 //!   process crash. Group commit is what keeps that affordable.
 
+mod accounts;
 mod audit;
 mod checkpoint;
+mod health;
 mod samples;
 mod schema;
 mod streams;
@@ -72,6 +74,8 @@ pub struct SqliteStore {
     read_permits: Semaphore,
     timeout: Duration,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Whether writes fail for lack of space; see [`health`].
+    health: Arc<health::WriteHealth>,
     /// Created with the database file; see [`Store::epoch`].
     epoch: String,
 }
@@ -110,9 +114,13 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel(opts.queue_depth.max(1));
         let max_batch = opts.max_batch_ops.max(1);
+        let health = Arc::new(health::WriteHealth::new());
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, max_batch, checkpoints))?;
+            .spawn({
+                let health = health.clone();
+                move || writer::run(conn, rx, max_batch, checkpoints, health)
+            })?;
         Ok(SqliteStore {
             writes: tx,
             pending_samples: Arc::new(Semaphore::new(
@@ -125,6 +133,7 @@ impl SqliteStore {
             read_permits: Semaphore::new(opts.readers.max(1)),
             timeout: opts.timeout,
             writer: Mutex::new(Some(writer)),
+            health,
             epoch,
         })
     }
@@ -330,6 +339,10 @@ impl Store for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
+    fn read_only(&self) -> Option<&'static str> {
+        self.health.read_only()
+    }
+
     async fn create_user(&self, user: UserRecord) -> StoreResult<()> {
         self.write(|reply| Op::CreateUser(user, reply)).await
     }
@@ -379,7 +392,7 @@ impl Store for SqliteStore {
         _keep_until: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
         // Rows are kept past expiry here, so the revoked flag needs no lifetime.
-        self.call(move |c| writer::revoke_family(c, &token_hash, user))
+        self.call(move |c| accounts::revoke_family(c, &token_hash, user))
             .await
     }
 
@@ -521,5 +534,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 #[cfg(test)]
 mod tests_v6;

@@ -8,17 +8,27 @@
 //! - Replies are sent only after `COMMIT` returned, which is what makes acks durable.
 //! - WAL checkpoints run on their own thread ([`super::checkpoint`]); the writer only wakes it
 //!   after a commit's replies are out.
+//! - A transaction that fails (SQLite may roll it back by itself, e.g. on `SQLITE_FULL`)
+//!   fails every op of its batch: none is acked, none of the rest runs outside it. A full
+//!   disk is a retryable refusal ([`super::health`]).
+//! - A panic in a batch fails that batch's ops (their replies are dropped: `Unavailable`) and
+//!   the thread goes on with the next; it never ends but on [`Op::Close`].
 //! - Tombstones past their retention are forgotten here, in their own transaction, at most
 //!   once per [`PURGE_EVERY`] (checked when work arrives: an idle store has nothing to purge
 //!   for).
 
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::accounts::{create_user, insert_refresh, rotate};
+use super::health::{self, WriteHealth};
 use crate::store::{
     DocKind, DocRecord, RefreshTokenRecord, RotateOutcome, SampleOp, StoreError, StoreResult,
     UserRecord, WriteResult,
@@ -53,7 +63,36 @@ pub(super) enum Op {
 }
 
 /// Replies once the transaction's fate is known.
-pub(super) type Finish = Box<dyn FnOnce(&Result<(), String>) + Send>;
+pub(super) type Finish = Box<dyn FnOnce(&Outcome) + Send>;
+
+/// The fate of a batch's transaction.
+pub(super) type Outcome = Result<(), TxFailure>;
+
+/// Why a batch's transaction did not commit.
+#[derive(Debug, Clone)]
+pub(super) enum TxFailure {
+    /// `SQLITE_FULL`: retryable once space is freed (see [`super::health`]).
+    DiskFull,
+    Other(String),
+}
+
+impl TxFailure {
+    fn of(e: &rusqlite::Error) -> TxFailure {
+        if health::is_disk_full(e) {
+            TxFailure::DiskFull
+        } else {
+            TxFailure::Other(e.to_string())
+        }
+    }
+
+    /// What each op of the failed transaction answers.
+    fn error(&self) -> StoreError {
+        match self {
+            TxFailure::DiskFull => health::disk_full(),
+            TxFailure::Other(msg) => StoreError::Other(anyhow::anyhow!("commit failed: {msg}")),
+        }
+    }
+}
 
 /// An executed op waiting for the transaction's fate.
 pub(super) enum Done {
@@ -64,17 +103,17 @@ pub(super) enum Done {
     Boxed(Finish),
 }
 
-pub(super) fn send<T>(reply: Reply<T>, res: StoreResult<T>, commit: &Result<(), String>) {
+pub(super) fn send<T>(reply: Reply<T>, res: StoreResult<T>, commit: &Outcome) {
     let res = match commit {
         Ok(()) => res,
-        Err(e) => Err(StoreError::Other(anyhow::anyhow!("commit failed: {e}"))),
+        Err(f) => Err(f.error()),
     };
     // The caller may have timed out and gone; nothing to do then.
     let _ = reply.send(res);
 }
 
 impl Done {
-    fn finish(self, commit: &Result<(), String>) {
+    fn finish(self, commit: &Outcome) {
         match self {
             Done::Boxed(f) => f(commit),
             Done::Unit(r, res) => send(r, res, commit),
@@ -90,12 +129,19 @@ impl Done {
     }
 }
 
+thread_local! {
+    /// Set by [`in_savepoint`] when an op met `SQLITE_FULL`; read and reset per batch. Ops
+    /// hand their results to closures the writer cannot look into, so it learns it here.
+    static SAW_DISK_FULL: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Runs until the queue is closed or an [`Op::Close`] arrives.
 pub(super) fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Op>,
     max_batch_ops: usize,
     checkpoints: super::checkpoint::Notify,
+    health: Arc<WriteHealth>,
 ) {
     let mut ops = Vec::with_capacity(max_batch_ops);
     // `SqliteStore::open` purged just before starting this thread.
@@ -105,57 +151,101 @@ pub(super) fn run(
             purge(&mut conn);
             purged = Instant::now();
         }
-        ops.push(first);
-        while ops.len() < max_batch_ops {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
-            }
-        }
         let mut close = None;
-        let started = Instant::now();
-        let batch = ops.len();
-        let (done, commit) = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(mut tx) => {
-                let mut done = Vec::with_capacity(ops.len());
-                for op in ops.drain(..) {
-                    match op {
-                        Op::Close(ack) => close = Some(ack),
-                        op => done.push(exec(&mut tx, op)),
-                    }
-                }
-                let commit = tx.commit().map_err(|e| e.to_string());
-                (done, commit)
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                Op::Close(ack) => close = Some(ack),
+                op => ops.push(op),
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let done = ops
-                    .drain(..)
-                    .filter_map(|op| match op {
-                        Op::Close(ack) => {
-                            close = Some(ack);
-                            None
-                        }
-                        op => Some(fail(op, &msg)),
-                    })
-                    .collect();
-                (done, Err(msg))
+            if ops.len() < max_batch_ops {
+                next = rx.try_recv().ok();
             }
-        };
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, ops = batch, "sqlite commit failed");
         }
-        metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!(crate::metrics::STORE_COMMIT_OPS).record(batch as f64);
-        for d in done {
-            d.finish(&commit);
+        if !ops.is_empty() {
+            // A panic (a bug in an op, a metrics recorder...) must not end the thread: the
+            // store would answer "closed" to every write until a restart. The batch's
+            // transaction is rolled back, its callers see their reply dropped (`Unavailable`,
+            // retryable: nothing of it was acked) and the next batch runs as usual.
+            let batch = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                commit_batch(&mut conn, &mut ops, &health)
+            }));
+            if batch.is_err() {
+                metrics::counter!(crate::metrics::STORE_WRITER_PANICS).increment(1);
+                ops.clear();
+                let rolled_back = conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok();
+                tracing::error!(
+                    rolled_back,
+                    "sqlite writer: a write batch panicked; its writes were refused and the \
+                     writer goes on"
+                );
+            }
         }
         checkpoints.committed();
         if let Some(ack) = close {
             let _ = ack.send(());
             return;
         }
+    }
+}
+
+/// Runs `ops` in one transaction and answers each of them.
+fn commit_batch(conn: &mut Connection, ops: &mut Vec<Op>, health: &WriteHealth) {
+    let started = Instant::now();
+    let batch = ops.len();
+    SAW_DISK_FULL.set(false);
+    let (done, commit) = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(mut tx) => {
+            let mut done = Vec::with_capacity(batch);
+            let mut pending = ops.drain(..);
+            let mut vanished = false;
+            for op in pending.by_ref() {
+                done.push(exec(&mut tx, op));
+                // On some errors (SQLITE_FULL, IOERR, NOMEM) SQLite rolls the whole
+                // transaction back: the ops before are undone, and the next op's savepoint
+                // would open (and its release commit) a transaction of its own. So stop here;
+                // nothing of this batch is acked.
+                if tx.is_autocommit() {
+                    vanished = true;
+                    break;
+                }
+            }
+            if vanished {
+                let failure = if SAW_DISK_FULL.get() {
+                    TxFailure::DiskFull
+                } else {
+                    TxFailure::Other("SQLite rolled the transaction back".into())
+                };
+                done.extend(pending.map(|op| fail(op, &failure)));
+                (done, Err(failure))
+            } else {
+                drop(pending);
+                let commit = tx.commit().map_err(|e| TxFailure::of(&e));
+                (done, commit)
+            }
+        }
+        Err(e) => {
+            let failure = TxFailure::of(&e);
+            let done = ops.drain(..).map(|op| fail(op, &failure)).collect();
+            (done, Err(failure))
+        }
+    };
+    match &commit {
+        Ok(()) if !SAW_DISK_FULL.get() => health.committed(),
+        Ok(()) => health.full(),
+        Err(TxFailure::DiskFull) => {
+            health.full();
+            tracing::debug!(ops = batch, "sqlite commit refused: disk full");
+        }
+        Err(TxFailure::Other(e)) => {
+            tracing::error!(error = %e, ops = batch, "sqlite commit failed")
+        }
+    }
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(crate::metrics::STORE_COMMIT_OPS).record(batch as f64);
+    for d in done {
+        d.finish(&commit);
     }
 }
 
@@ -174,23 +264,22 @@ fn purge(conn: &mut Connection) {
     }
 }
 
-fn fail(op: Op, msg: &str) -> Done {
-    fn err<T>(msg: &str) -> StoreResult<T> {
-        Err(StoreError::Other(anyhow::anyhow!(
-            "transaction failed: {msg}"
-        )))
+/// Answers an op that never ran because its transaction failed.
+fn fail(op: Op, failure: &TxFailure) -> Done {
+    fn err<T>(failure: &TxFailure) -> StoreResult<T> {
+        Err(failure.error())
     }
     match op {
-        Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(msg)),
-        Op::Rotate { reply, .. } => Done::Rotate(reply, err(msg)),
-        Op::WriteSamples { reply, .. } => Done::Samples(reply, err(msg), 0),
-        Op::InsertDoc(_, _, reply) => Done::Flag(reply, err(msg)),
+        Op::CreateUser(_, r) | Op::InsertRefresh(_, r) => Done::Unit(r, err(failure)),
+        Op::Rotate { reply, .. } => Done::Rotate(reply, err(failure)),
+        Op::WriteSamples { reply, .. } => Done::Samples(reply, err(failure), 0),
+        Op::InsertDoc(_, _, reply) => Done::Flag(reply, err(failure)),
         Op::Call(f) => {
-            let msg = msg.to_owned();
+            let failure = failure.clone();
             Done::Boxed(Box::new(move |_| {
                 // Dropping the op drops its reply sender: the caller sees the writer's error.
                 drop(f);
-                tracing::debug!(error = %msg, "write not run: transaction failed");
+                tracing::debug!(failure = ?failure, "write not run: transaction failed");
             }))
         }
         Op::Close(_) => unreachable!("close is handled by the caller"),
@@ -257,143 +346,20 @@ pub(super) fn in_savepoint<T>(
     tx: &mut rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let sp = tx.savepoint().map_err(other)?;
-    let res = f(&sp)?;
-    sp.commit().map_err(other)?;
-    Ok(res)
-}
-
-fn other(e: rusqlite::Error) -> StoreError {
-    StoreError::Other(e.into())
-}
-
-fn create_user(c: &Connection, u: &UserRecord) -> StoreResult<()> {
-    let res = c
-        .prepare_cached(
-            "INSERT INTO users (id, email, display_name, password_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                u.id.as_bytes(),
-                u.email,
-                u.display_name,
-                u.password_hash,
-                u.created_at.timestamp_millis()
-            ])
-        });
+    let res = tx.savepoint().map_err(other).and_then(|sp| {
+        let res = f(&sp)?;
+        sp.commit().map_err(other)?;
+        Ok(res)
+    });
     match res {
-        Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(StoreError::EmailTaken)
+        Err(e) if health::is_disk_full_error(&e) => {
+            SAW_DISK_FULL.set(true);
+            Err(health::disk_full())
         }
-        Err(e) => Err(other(e)),
+        res => res,
     }
 }
 
-fn insert_refresh(c: &Connection, r: &RefreshTokenRecord) -> StoreResult<()> {
-    c.prepare_cached(
-        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)
-         VALUES (?1, ?2, ?3, ?4)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            &r.token_hash[..],
-            r.user_id.as_bytes(),
-            r.family_id.as_bytes(),
-            r.expires_at.timestamp_millis()
-        ])
-    })
-    .map(|_| ())
-    .map_err(other)
-}
-
-fn rotate(
-    c: &Connection,
-    old_hash: &[u8; 32],
-    mut new: RefreshTokenRecord,
-    now: DateTime<Utc>,
-) -> StoreResult<RotateOutcome> {
-    struct Row {
-        user: Vec<u8>,
-        family: Vec<u8>,
-        expires_at: i64,
-        used: bool,
-        revoked: bool,
-    }
-    let row = c
-        .prepare_cached(
-            "SELECT user_id, family_id, expires_at, used_at IS NOT NULL, revoked
-             FROM refresh_tokens WHERE token_hash = ?1",
-        )
-        .and_then(|mut st| {
-            st.query_row([&old_hash[..]], |r| {
-                Ok(Row {
-                    user: r.get(0)?,
-                    family: r.get(1)?,
-                    expires_at: r.get(2)?,
-                    used: r.get(3)?,
-                    revoked: r.get(4)?,
-                })
-            })
-            .optional()
-        })
-        .map_err(other)?;
-    let Some(Row {
-        user,
-        family,
-        expires_at,
-        used,
-        revoked,
-    }) = row
-    else {
-        return Ok(RotateOutcome::Invalid);
-    };
-    let family_id = Uuid::from_slice(&family).map_err(|e| StoreError::Other(e.into()))?;
-    let user_id = Uuid::from_slice(&user).map_err(|e| StoreError::Other(e.into()))?;
-    if revoked {
-        return Ok(RotateOutcome::Invalid);
-    }
-    if used {
-        c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
-            .and_then(|mut st| st.execute([&family[..]]))
-            .map_err(other)?;
-        return Ok(RotateOutcome::Reused { user_id, family_id });
-    }
-    if expires_at <= now.timestamp_millis() {
-        return Ok(RotateOutcome::Invalid);
-    }
-    c.prepare_cached("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1")
-        .and_then(|mut st| st.execute(params![&old_hash[..], now.timestamp_millis()]))
-        .map_err(other)?;
-    new.family_id = family_id;
-    new.user_id = user_id;
-    insert_refresh(c, &new)?;
-    Ok(RotateOutcome::Rotated { user_id, family_id })
-}
-
-/// Revokes the family of `token_hash` when the token is `user`'s; returns the family.
-pub(super) fn revoke_family(
-    c: &Connection,
-    token_hash: &[u8; 32],
-    user: Uuid,
-) -> StoreResult<Option<Uuid>> {
-    let row: Option<(Vec<u8>, Vec<u8>)> = c
-        .prepare_cached("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
-        .and_then(|mut st| {
-            st.query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(other)?;
-    let Some((_, family)) = row.filter(|(owner, _)| owner[..] == user.as_bytes()[..]) else {
-        return Ok(None);
-    };
-    c.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1")
-        .and_then(|mut st| st.execute([&family[..]]))
-        .map_err(other)?;
-    Uuid::from_slice(&family)
-        .map(Some)
-        .map_err(|e| StoreError::Other(e.into()))
+pub(super) fn other(e: rusqlite::Error) -> StoreError {
+    StoreError::Other(e.into())
 }

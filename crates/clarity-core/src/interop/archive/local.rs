@@ -1,12 +1,13 @@
-//! The kept uploads: every import's file stays so that it can be re-run when mappings
-//! improve, until the account is erased or the retention period ends.
+//! The local backend of the [`super::Archive`] (the default): uploads kept in the data dir.
+//! With `--archive s3://` the same folders hold only the scratch copies that running imports
+//! read ([`super::s3`]).
 //!
 //! Rules:
 //! - An upload lives at `DATA_DIR/imports/<user_id>/<import_id>.export`: one folder per
 //!   account, so that erasing the account removes exactly its uploads (on every node: each
 //!   node's data dir holds the uploads it took).
 //! - Retention (`--import-retention-days`, at least 1): an upload whose file was last written
-//!   longer ago is deleted by [`Archive::sweep`] (at start, then hourly). A running import's
+//!   longer ago is deleted by [`Local::sweep`] (at start, then hourly). A running import's
 //!   file was written when its upload ended, so only an import running for longer than the
 //!   retention could lose its file, and that import keeps reading the open file.
 //! - Files of the layout before per-account folders (`imports/<import_id>.export`) have no
@@ -23,15 +24,15 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 /// Where uploads are kept, and for how long.
 #[derive(Debug, Clone)]
-pub struct Archive {
+pub struct Local {
     dir: PathBuf,
     retention: Duration,
 }
 
-impl Archive {
+impl Local {
     /// Uploads in `data_dir/imports`, kept `retention_days` (at least 1).
-    pub fn local(data_dir: &Path, retention_days: u32) -> Archive {
-        Archive {
+    pub fn new(data_dir: &Path, retention_days: u32) -> Local {
+        Local {
             dir: data_dir.join("imports"),
             retention: DAY * retention_days.max(1),
         }
@@ -51,6 +52,12 @@ impl Archive {
         let dir = self.user_dir(user);
         std::fs::create_dir_all(&dir)?;
         Ok(dir.join(format!("{id}.export")))
+    }
+
+    /// The upload `id` of `user`, if it is kept here.
+    pub fn find(&self, user: Uuid, id: Uuid) -> Option<PathBuf> {
+        let path = self.user_dir(user).join(format!("{id}.export"));
+        path.is_file().then_some(path)
     }
 
     /// Deletes every upload of `user`; returns how many files there were.
@@ -121,7 +128,7 @@ mod tests {
     #[tokio::test]
     async fn erase_removes_one_accounts_uploads_and_sweep_the_old_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let archive = Archive::local(dir.path(), 30);
+        let archive = Local::new(dir.path(), 30);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let pa = archive.upload_path(a, Uuid::now_v7()).unwrap();
         let pb = archive.upload_path(b, Uuid::now_v7()).unwrap();
