@@ -1061,7 +1061,7 @@ async fn responses_are_as_documented() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     // A re-run of the kept upload once its import ended; of one that is not kept.
-    crate::import_apple::finished(&app, t.unwrap(), &import).await;
+    crate::import_apple::finished(&app, token.as_str(), &import).await;
     let a = api
         .call(
             &app,
