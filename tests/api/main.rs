@@ -27,6 +27,7 @@ mod crash_cycles;
 mod day_order;
 mod derived;
 mod dynamo_faults;
+mod encryption;
 mod errors;
 mod export_csv;
 mod export_fhir;
