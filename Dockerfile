@@ -34,9 +34,10 @@ RUN python -m pip download --quiet --disable-pip-version-check --no-deps \
 
 FROM debian:bookworm-slim
 # libstdc++6 and libgcc-s1 are ONNX Runtime's only needs beyond glibc; slim has them just as
-# apt's dependencies, so they are named here.
+# apt's dependencies, so they are named here. libssl3: the libcrypto that the store's
+# SQLCipher links (the build stage's image has libssl-dev).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libgcc-s1 \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libgcc-s1 libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin clarity \
     && mkdir -p /data && chown clarity /data

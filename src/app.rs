@@ -261,7 +261,8 @@ fn insights_from(config: &InsightsConfig) -> anyhow::Result<Insights> {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store.kind {
         StoreKind::Sqlite => {
-            let opts = config.sqlite.options(&config.store, &config.writes);
+            let mut opts = config.sqlite.options(&config.store, &config.writes);
+            opts.key = config.store.key.load(|advice| tracing::warn!("{advice}"))?;
             let dir = config.store.data_dir.clone();
             Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&dir, opts)).await??)
         }

@@ -11,6 +11,10 @@
 //! - A restore refuses a data folder that is not empty unless `--force`, and then replaces
 //!   only the store: a stale `-wal`/`-shm` of the old store is removed first, since SQLite
 //!   would replay it onto the restored file.
+//! - An encrypted store (a data key, `store::sqlite::key`) is backed up encrypted with the
+//!   same key, page by page (SQLCipher copies between keyed databases only, never into a
+//!   plain file), and restoring it takes that key: a backup never holds health data in clear
+//!   that the store did not.
 //! - Exit codes as in `cli`: 2 when an input breaks a rule (no store, existing output,
 //!   non-empty target, not a sound backup), 1 for any other failure.
 
@@ -21,12 +25,13 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::config::{BackupArgs, RestoreArgs, StoreKind};
+use crate::config::{BackupArgs, DataKeyConfig, RestoreArgs, StoreKind};
+use crate::store::sqlite::key::{self, DataKey, KeyError};
 
 mod dynamodb;
 
 /// The store's file in a data folder (`store::sqlite::SqliteStore::open`).
-const DB_FILE: &str = "clarity.db";
+pub(crate) const DB_FILE: &str = "clarity.db";
 /// How long a backup step may keep finding the source busy (a checkpoint, a migration).
 const BUSY_RETRIES: u32 = 200;
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
@@ -43,6 +48,17 @@ pub enum BackupError {
     TargetNotEmpty(PathBuf),
     #[error("{path} is not a sound Clarity backup: {reason}")]
     NotABackup { path: PathBuf, reason: String },
+    #[error(
+        "{0} is in use (is `clarity serve` running on it?): stop the server first, this command \
+         needs the store to itself"
+    )]
+    InUse(PathBuf),
+    /// The data key does not fit the store (missing, wrong, or given for a plain store).
+    #[error("{0}")]
+    Key(KeyError),
+    /// The key settings themselves (an unreadable file, not 64 hex digits).
+    #[error("{0:#}")]
+    KeySettings(anyhow::Error),
     #[error("{what}: {source}")]
     Sqlite {
         what: String,
@@ -56,25 +72,37 @@ pub enum BackupError {
 }
 
 impl BackupError {
-    fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             BackupError::NoStore(_)
             | BackupError::OutputExists(_)
             | BackupError::TargetNotEmpty(_)
-            | BackupError::NotABackup { .. } => ExitCode::from(2),
+            | BackupError::NotABackup { .. }
+            | BackupError::InUse(_)
+            | BackupError::KeySettings(_) => ExitCode::from(2),
+            BackupError::Key(KeyError::Sqlite { .. } | KeyError::Io { .. }) => ExitCode::FAILURE,
+            BackupError::Key(_) => ExitCode::from(2),
             BackupError::Sqlite { .. } | BackupError::Io { .. } => ExitCode::FAILURE,
         }
     }
 }
 
-fn sql(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> BackupError {
+pub(crate) fn sql(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> BackupError {
     let what = what.into();
     move |source| BackupError::Sqlite { what, source }
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
     let what = what.into();
     move |source| BackupError::Io { what, source }
+}
+
+/// The key of `settings` for command `name`; advice goes to stderr, as the command's
+/// diagnostics do.
+pub fn load_key(settings: &DataKeyConfig, name: &str) -> Result<Option<DataKey>, BackupError> {
+    settings
+        .load(|advice| eprintln!("clarity {name}: warning: {advice}"))
+        .map_err(BackupError::KeySettings)
 }
 
 /// `clarity backup`: prints `{"file","bytes"}` on success.
@@ -82,7 +110,9 @@ pub fn backup_command(args: &BackupArgs) -> ExitCode {
     if args.store == StoreKind::Dynamodb {
         return dynamodb::backup_command(args);
     }
-    match backup(&args.data_dir, &args.out) {
+    let result = load_key(&args.key, "backup")
+        .and_then(|key| backup(&args.data_dir, &args.out, key.as_ref()));
+    match result {
         Ok(bytes) => {
             println!(
                 "{}",
@@ -102,7 +132,9 @@ pub fn restore_command(args: &RestoreArgs) -> ExitCode {
     if args.store == StoreKind::Dynamodb {
         return dynamodb::restore_command(args);
     }
-    match restore(&args.from, &args.data_dir, args.force) {
+    let result = load_key(&args.key, "restore")
+        .and_then(|key| restore(&args.from, &args.data_dir, args.force, key.as_ref()));
+    match result {
         Ok(()) => {
             eprintln!(
                 "clarity restore: {} restored into {}",
@@ -119,7 +151,7 @@ pub fn restore_command(args: &RestoreArgs) -> ExitCode {
 }
 
 /// Copies the store of `data_dir` to `out` (which must not exist); returns its size.
-pub fn backup(data_dir: &Path, out: &Path) -> Result<u64, BackupError> {
+pub fn backup(data_dir: &Path, out: &Path, key: Option<&DataKey>) -> Result<u64, BackupError> {
     let source = data_dir.join(DB_FILE);
     if !source.is_file() {
         return Err(BackupError::NoStore(data_dir.to_path_buf()));
@@ -130,15 +162,16 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<u64, BackupError> {
     // Read-write without create: a read-only connection cannot join a WAL database whose
     // server is not running (it may need to recover the -shm), and a typo must not create
     // an empty store.
-    let src = Connection::open_with_flags(
+    let src = key::open(
         &source,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        key,
     )
-    .map_err(sql(format!("cannot open {}", source.display())))?;
+    .map_err(BackupError::Key)?;
     src.busy_timeout(Duration::from_secs(5))
         .map_err(sql("busy timeout"))?;
     let tmp = temp_beside(out)?;
-    let result = copy_checked(&src, &tmp, "DELETE").and_then(|()| {
+    let result = copy_checked(&src, &tmp, "DELETE", key).and_then(|()| {
         // A hard link fails if `out` appeared meanwhile: never overwrite.
         std::fs::hard_link(&tmp, out).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -157,7 +190,12 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<u64, BackupError> {
 }
 
 /// Installs the backup `from` as the store of `data_dir`.
-pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<(), BackupError> {
+pub fn restore(
+    from: &Path,
+    data_dir: &Path,
+    force: bool,
+    key: Option<&DataKey>,
+) -> Result<(), BackupError> {
     let not_a_backup = |reason: String| BackupError::NotABackup {
         path: from.to_path_buf(),
         reason,
@@ -165,11 +203,26 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<(), BackupEr
     if !from.is_file() {
         return Err(not_a_backup("no such file".into()));
     }
-    let src = Connection::open_with_flags(
+    let src = key::open(
         from,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        key,
     )
-    .map_err(|e| not_a_backup(e.to_string()))?;
+    .map_err(|e| {
+        not_a_backup(match e {
+            KeyError::Missing(_) => "it is encrypted (or no SQLite file) and no data key was \
+                given: pass the key of the store it was taken from (--data-key-file)"
+                .into(),
+            KeyError::Wrong(_) => "the data key given does not open it: pass the key of the \
+                store it was taken from"
+                .into(),
+            KeyError::NotEncrypted(..) => "it is a plain (unencrypted) backup but a data key \
+                was given: restore it without a key, then encrypt the store with `clarity rekey`"
+                .into(),
+            KeyError::Sqlite { source, .. } => source.to_string(),
+            KeyError::Io { source, .. } => source.to_string(),
+        })
+    })?;
     integrity(&src).map_err(|e| match e {
         BackupError::Sqlite { source, .. } => not_a_backup(source.to_string()),
         BackupError::NotABackup { reason, .. } => not_a_backup(reason),
@@ -182,7 +235,7 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<(), BackupEr
         .map_err(io(format!("cannot create {}", data_dir.display())))?;
     let target = data_dir.join(DB_FILE);
     let tmp = temp_beside(&target)?;
-    let result = copy_checked(&src, &tmp, "DELETE").and_then(|()| {
+    let result = copy_checked(&src, &tmp, "DELETE", key).and_then(|()| {
         for suffix in ["-wal", "-shm"] {
             let stale = data_dir.join(format!("{DB_FILE}{suffix}"));
             match std::fs::remove_file(&stale) {
@@ -201,8 +254,16 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<(), BackupEr
 }
 
 /// The whole of `src` into a new file `dst` in one backup step, then checked and flushed.
-fn copy_checked(src: &Connection, dst: &Path, journal_mode: &str) -> Result<(), BackupError> {
+fn copy_checked(
+    src: &Connection,
+    dst: &Path,
+    journal_mode: &str,
+    key: Option<&DataKey>,
+) -> Result<(), BackupError> {
     let mut out = Connection::open(dst).map_err(sql(format!("cannot create {}", dst.display())))?;
+    // The copy is encrypted with the source's key: SQLCipher backs up only between two plain
+    // or two keyed databases.
+    key::key_connection(&out, key).map_err(sql("cannot key the copy"))?;
     {
         let backup = Backup::new(src, &mut out).map_err(sql("cannot start the backup"))?;
         let mut busy = 0;
@@ -289,7 +350,7 @@ fn is_missing_or_empty(dir: &Path) -> Result<bool, BackupError> {
 }
 
 /// A fresh name in `path`'s folder, so that the final rename or link stays on one file system.
-fn temp_beside(path: &Path) -> Result<PathBuf, BackupError> {
+pub(crate) fn temp_beside(path: &Path) -> Result<PathBuf, BackupError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -308,7 +369,7 @@ fn temp_beside(path: &Path) -> Result<PathBuf, BackupError> {
 }
 
 /// Makes the new name durable (the file's data was synced before).
-fn sync_dir(path: &Path) -> Result<(), BackupError> {
+pub(crate) fn sync_dir(path: &Path) -> Result<(), BackupError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -20,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod otel;
+pub mod rekey;
 pub mod server;
 pub mod telemetry;
 pub mod ws;

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     if let Some(Command::Restore(args)) = &cli.command {
         return clarity::backup::restore_command(args);
     }
+    if let Some(Command::Rekey(args)) = &cli.command {
+        return clarity::rekey::rekey_command(args);
+    }
     if let Some(Command::Import(args)) = &cli.command {
         return clarity::cli::import(args);
     }

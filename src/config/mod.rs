@@ -30,7 +30,7 @@ pub use insights::InsightsConfig;
 pub use limits::LimitsConfig;
 pub use scoring::ScoringConfig;
 pub use server::ServerConfig;
-pub use store::{DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
+pub use store::{DataKeyConfig, DynamoConfig, SqliteConfig, StoreConfig, StoreKind, WritesConfig};
 pub use telemetry::{AuditConfig, LogFormat, TelemetryConfig, TracingConfig};
 pub use tls::TlsConfig;
 
@@ -72,6 +72,9 @@ pub enum Command {
     /// uses the folder first. With `--store dynamodb`, load a backup folder (ours, or an AWS
     /// export downloaded from S3) into a new, empty table.
     Restore(RestoreArgs),
+    /// Re-encrypt the embedded store under a new data key (`PRAGMA rekey`), or encrypt a
+    /// plain store for the first time (no current key given); stop the server first.
+    Rekey(RekeyArgs),
     /// Import an Apple Health export (export.zip or export.xml) into an account's samples,
     /// writing straight to the configured store, and print the import report as JSON.
     Import(ImportArgs),
@@ -99,6 +102,9 @@ pub struct BackupArgs {
     /// With `--store dynamodb`: parallel Scan segments, one data file each.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub segments: u32,
+    /// The store's data key, if it is encrypted; the backup is encrypted with it too.
+    #[command(flatten)]
+    pub key: DataKeyConfig,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -125,6 +131,22 @@ pub struct RestoreArgs {
     pub store: StoreKind,
     #[command(flatten)]
     pub dynamodb: DynamoConfig,
+    /// The data key the backup was encrypted with (that of the store it was taken from).
+    #[command(flatten)]
+    pub key: DataKeyConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RekeyArgs {
+    /// The data folder of the store (the server's `--data-dir`), with its server stopped.
+    #[arg(long, env = "CLARITY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The store's current key; none for a plain store, which is then encrypted.
+    #[command(flatten)]
+    pub key: DataKeyConfig,
+    /// File holding the new data key (64 hex digits, `openssl rand -hex 32`).
+    #[arg(long)]
+    pub new_key_file: PathBuf,
 }
 
 /// `clarity import`: the store settings of serve, the file and the account.
@@ -256,6 +278,7 @@ impl Cli {
                 | Command::Score(_)
                 | Command::Backup(_)
                 | Command::Restore(_)
+                | Command::Rekey(_)
                 | Command::Import(_),
             )
             | None => self.serve,

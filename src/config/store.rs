@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::store::dynamo::DynamoOptions;
-use crate::store::sqlite::SqliteOptions;
+use crate::store::sqlite::{DataKey, SqliteOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -50,6 +51,64 @@ pub struct StoreConfig {
         default_value_t = 5_000
     )]
     pub timeout_ms: u64,
+
+    #[command(flatten)]
+    pub key: DataKeyConfig,
+}
+
+/// The embedded store's data key (encryption at rest, docs/security.md). Shared by serve,
+/// `migrate`, `import`, `backup`, `restore` and `rekey`, so each opens the store the same way.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataKeyConfig {
+    /// File holding the SQLite store's 32-byte data key as 64 hex digits (`openssl rand -hex
+    /// 32`); the store is then encrypted (SQLCipher: every page, index and the WAL). Unset: a
+    /// plain SQLite file. Keep the file readable by the server's user only.
+    #[arg(long, env = "CLARITY_DATA_KEY_FILE")]
+    pub data_key_file: Option<PathBuf>,
+
+    /// The data key itself (64 hex digits), for containers whose secrets arrive as
+    /// environment variables; elsewhere prefer --data-key-file (a flag shows in `ps`).
+    #[arg(
+        long,
+        env = "CLARITY_DATA_KEY",
+        hide_env_values = true,
+        conflicts_with = "data_key_file"
+    )]
+    pub data_key: Option<SecretString>,
+}
+
+impl DataKeyConfig {
+    /// The key these settings name, if any. `warn` gets advice that does not stop the
+    /// command (a key file others may read); neither it nor an error ever holds the key.
+    pub fn load(&self, mut warn: impl FnMut(String)) -> anyhow::Result<Option<DataKey>> {
+        if let Some(text) = &self.data_key {
+            return DataKey::from_hex(text.expose_secret())
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("CLARITY_DATA_KEY (--data-key): {e}"));
+        }
+        let Some(path) = &self.data_key_file else {
+            return Ok(None);
+        };
+        let shown = path.display();
+        let text = SecretString::from(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the data key file {shown}: {e}"))?,
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                warn(format!(
+                    "the data key file {shown} is readable by group or others (mode {mode:03o}): \
+                     `chmod 600` it"
+                ));
+            }
+        }
+        DataKey::from_hex(text.expose_secret())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("the data key file {shown}: {e}"))
+    }
 }
 
 impl StoreConfig {

@@ -212,3 +212,98 @@ async fn backup_and_restore_refuse_what_would_lose_data() {
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
+
+#[tokio::test]
+async fn an_encrypted_store_is_backed_up_encrypted_and_restores_only_with_its_key() {
+    use crate::encryption::{
+        KEY_A, KEY_B, canaries, found_in, key_file, needles, post_canaries, stored_ids,
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let a = key_file(keys.path(), "a.key", KEY_A);
+    let b = key_file(keys.path(), "b.key", KEY_B);
+    let app = spawn_app_with(|c| c.store.key.data_key_file = Some(a.clone())).await;
+    let (email, u) = post_canaries(&app, "bk").await;
+    assert_eq!(canaries("bk").len(), 30);
+    let before = stored_ids(&app, &u.access).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("enc.backup");
+    let backup = |key: Option<&Path>| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "backup".as_ref(),
+            "--data-dir".as_ref(),
+            app.dir.path().as_os_str(),
+            "--out".as_ref(),
+            file.as_os_str(),
+        ];
+        if let Some(key) = key {
+            args.extend(["--data-key-file".as_ref(), key.as_os_str()]);
+        }
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        async move {
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            clarity(&args).await
+        }
+    };
+    let out = backup(None).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is encrypted and no data key was given"),
+        "{err}"
+    );
+    assert!(!file.exists());
+
+    let out = backup(Some(&a)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits = found_in(tmp.path(), &needles("bk", &email));
+    assert!(hits.is_empty(), "the backup holds data in clear: {hits:#?}");
+
+    let target = tmp.path().join("restored");
+    let restore = |key: Option<&Path>| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "restore".into(),
+            "--from".into(),
+            file.clone().into(),
+            "--data-dir".into(),
+            target.clone().into(),
+        ];
+        if let Some(key) = key {
+            args.extend(["--data-key-file".into(), key.into()]);
+        }
+        async move {
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            clarity(&args).await
+        }
+    };
+    for (key, says) in [
+        (None, "no data key was given"),
+        (Some(b.as_path()), "the data key given does not open it"),
+    ] {
+        let out = restore(key).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("not a sound Clarity backup"), "{err}");
+        assert!(err.contains(says), "{says:?} in {err}");
+        assert!(!err.contains(KEY_A) && !err.contains(KEY_B), "{err}");
+        assert!(!target.exists(), "nothing restored");
+    }
+    let out = restore(Some(&a)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits = found_in(&target, &needles("bk", &email));
+    assert!(hits.is_empty(), "restored in clear: {hits:#?}");
+    let restored = spawn_in(tempfile::tempdir().unwrap(), |c| {
+        c.store.data_dir = target.clone();
+        c.store.key.data_key_file = Some(a.clone());
+    })
+    .await;
+    assert_eq!(stored_ids(&restored, &u.access).await, before);
+}

@@ -53,6 +53,11 @@ const NO_DEFAULT: &[(&str, &str)] = &[
     ),
     ("tls-key", "unset: plain HTTP (goes with --tls-cert)"),
     ("otlp-endpoint", "unset: no tracing"),
+    ("data-key-file", "unset: a plain (unencrypted) SQLite store"),
+    (
+        "data-key",
+        "a secret: unset uses --data-key-file, or a plain store",
+    ),
     (
         "admin-emails",
         "removed (hidden): given at all, the server refuses to start",

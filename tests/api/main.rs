@@ -29,6 +29,7 @@ mod day_order;
 mod derived;
 mod disk_full;
 mod dynamo_faults;
+mod encryption;
 mod errors;
 mod export_csv;
 mod export_fhir;

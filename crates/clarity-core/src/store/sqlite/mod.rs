@@ -7,11 +7,14 @@
 //!   them proceed while the writer commits.
 //! - `synchronous=FULL` by default: an acknowledged batch survives power loss, not only a
 //!   process crash. Group commit is what keeps that affordable.
+//! - With a data key every page of the file, its WAL and its indexes is encrypted (SQLCipher,
+//!   [`key`]); without one the file is plain SQLite, as it always was.
 
 mod accounts;
 mod audit;
 mod checkpoint;
 mod health;
+pub mod key;
 mod samples;
 mod schema;
 mod streams;
@@ -34,6 +37,7 @@ use super::{
     StoreError, StoreResult, StreamEvent, UserRecord, WriteResult,
 };
 use crate::samples::{Extra, Kind, Sample, Timestamp};
+pub use key::DataKey;
 use writer::Op;
 
 /// Tuning for [`SqliteStore::open`].
@@ -52,6 +56,8 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// Longest wait for any store operation.
     pub timeout: Duration,
+    /// Encrypts the database (SQLCipher); `None`: a plain SQLite file.
+    pub key: Option<DataKey>,
 }
 
 impl Default for SqliteOptions {
@@ -63,6 +69,7 @@ impl Default for SqliteOptions {
             max_batch_ops: 512,
             readers: 4,
             timeout: Duration::from_secs(5),
+            key: None,
         }
     }
 }
@@ -90,7 +97,7 @@ impl SqliteStore {
         );
         std::fs::create_dir_all(dir)?;
         let path = dir.join("clarity.db");
-        let mut conn = Connection::open(&path)?;
+        let mut conn = key::open(&path, OpenFlags::default(), opts.key.as_ref())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", &sync)?;
         // Every active user keeps a hot leaf in each of the three sample B-trees; SQLite's
@@ -128,6 +135,7 @@ impl SqliteStore {
             )),
             readers: Arc::new(ReadPool {
                 path,
+                key: opts.key,
                 idle: Mutex::new(Vec::new()),
             }),
             read_permits: Semaphore::new(opts.readers.max(1)),
@@ -174,6 +182,7 @@ impl SqliteStore {
 
 struct ReadPool {
     path: PathBuf,
+    key: Option<DataKey>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -188,6 +197,8 @@ impl ReadPool {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                key::key_connection(&c, self.key.as_ref())
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 c.busy_timeout(Duration::from_secs(5))
                     .map_err(|e| StoreError::Other(e.into()))?;
                 c
