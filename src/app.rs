@@ -159,6 +159,7 @@ impl App {
             sessions: sessions.clone(),
             fanout: fanout.clone(),
             revising: Default::default(),
+            revise_pending: Default::default(),
         });
         tokio::spawn(pipeline.clone().consume_days(day_events));
         let audit = AuditLog::new(store.clone(), config.audit.retention_days);

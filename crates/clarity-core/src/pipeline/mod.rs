@@ -58,6 +58,8 @@ pub struct Pipeline {
     /// an edit is replacing is then either stored before the recomputation looks (and
     /// replaced by it) or computed after it (from the new data). See [`Pipeline::lock_user`].
     pub revising: dashmap::DashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>,
+    /// Changed spans waiting for each user's recomputation runner ([`revise`]).
+    pub revise_pending: dashmap::DashMap<uuid::Uuid, Vec<(i64, i64)>>,
 }
 
 /// `user`'s derived-results lock ([`Pipeline::revising`]); released (and its map entry
@@ -209,6 +211,7 @@ mod tests {
             sessions: tracker.clone(),
             fanout,
             revising: Default::default(),
+            revise_pending: Default::default(),
         });
         tokio::spawn(pipeline.clone().consume_days(days));
 

@@ -5,8 +5,11 @@
 //! - An analysis is touched when a changed time (an old sample's or its new version's) lies
 //!   in the week its input was read from: `[until - 7 days, until)`, `until` being the end of
 //!   the week it analysed (the local midnight after its window for `day_complete` and
-//!   `import`, its window's end otherwise). Only current analyses are looked at; one recomputation per
-//!   write batch, never per sample.
+//!   `import`, its window's end otherwise). Only current analyses are looked at.
+//! - Recomputations are coalesced per user: a write batch queues its changed spans; one
+//!   runner per user waits [`SETTLE`], takes every span queued by then (merged) and recomputes
+//!   once, and goes on while more arrive. A phone syncing a burst of edits (one frame after
+//!   another) costs one recomputation per settle period, not one per frame.
 //! - The recomputation reads that week from the store (not the window, which may be another
 //!   week or on another node), so it sees exactly what is stored now. Its id is a digest of
 //!   its input like any analysis': the same input gives the old id (nothing changed for it);
@@ -48,34 +51,81 @@ pub const WITHDRAWN: Uuid = Uuid::nil();
 /// How long a recomputation is retried while the store fails transiently.
 pub const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// How long a user's runner waits before taking the spans queued (see the module's rules).
+pub const SETTLE: Duration = Duration::from_millis(250);
+
 /// Recomputes `user`'s analyses touched by changes at `spans` (UTC ms `[start, end]`), in the
-/// background.
+/// background, coalesced with the user's other pending changes.
 pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
+    use dashmap::mapref::entry::Entry;
+    match pipeline.revise_pending.entry(user) {
+        // A runner is waiting or running: it (or its next round) takes these.
+        Entry::Occupied(mut queued) => {
+            queued.get_mut().extend(spans);
+            return;
+        }
+        Entry::Vacant(slot) => {
+            slot.insert(spans);
+        }
+    }
     let pipeline2 = pipeline.clone();
     pipeline.sessions.spawn(async move {
-        let give_up = tokio::time::Instant::now() + RETRY_FOR;
-        let mut delay = Duration::from_millis(100);
         loop {
-            let result = {
-                let _one_at_a_time = pipeline2.lock_user(user).await;
-                run(&pipeline2, user, &spans).await
-            };
-            match result {
-                Ok(()) => return,
-                Err(AnalysisError::Store(e))
-                    if e.is_transient() && tokio::time::Instant::now() + delay < give_up =>
-                {
-                    tracing::debug!(error = %e, "recomputing analyses over changed samples: retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(SETTLE).await;
+            // The entry goes only while empty, under its shard's lock: a span queued after
+            // this finds no entry and starts a new runner.
+            let spans = match pipeline2.revise_pending.entry(user) {
+                Entry::Occupied(mut queued) if !queued.get().is_empty() => {
+                    merge(std::mem::take(queued.get_mut()))
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
+                Entry::Occupied(queued) => {
+                    queued.remove();
                     return;
                 }
-            }
+                Entry::Vacant(_) => return,
+            };
+            recompute(&pipeline2, user, &spans).await;
         }
     });
+}
+
+/// Sorted, with overlapping spans joined.
+fn merge(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// One recomputation of `spans`, retried while the store fails transiently.
+async fn recompute(pipeline: &Arc<Pipeline>, user: Uuid, spans: &[(i64, i64)]) {
+    let give_up = tokio::time::Instant::now() + RETRY_FOR;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let result = {
+            let _one_at_a_time = pipeline.lock_user(user).await;
+            run(pipeline, user, spans).await
+        };
+        match result {
+            Ok(()) => return,
+            Err(AnalysisError::Store(e))
+                if e.is_transient() && tokio::time::Instant::now() + delay < give_up =>
+            {
+                tracing::debug!(error = %e, "recomputing analyses over changed samples: retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
+                return;
+            }
+        }
+    }
 }
 
 /// The end of the week an analysis read (see the module's rules), UTC ms.
@@ -260,4 +310,16 @@ async fn insights_of(
                 .is_ok_and(|b| b["analysis_id"].as_str() == Some(id.as_str()))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn merge_joins_overlapping_spans_in_order() {
+        assert_eq!(
+            super::merge(vec![(50, 60), (0, 10), (5, 20), (20, 30), (40, 45)]),
+            vec![(0, 30), (40, 45), (50, 60)]
+        );
+        assert!(super::merge(vec![]).is_empty());
+    }
 }
