@@ -18,11 +18,11 @@ pub struct ImportsConfig {
     /// Where uploaded exports are kept: `s3://BUCKET[/PREFIX]` (objects
     /// `PREFIX/<user_id>/<import_id>.export`; credentials and region from the standard AWS
     /// chain). Unset: the data dir's `imports/`. The bucket is checked at start.
-    #[arg(long, env = "CLARITY_ARCHIVE", value_name = "s3://BUCKET/PREFIX")]
+    #[arg(long, env = "CLARITY_ARCHIVE")]
     pub archive: Option<S3Location>,
 
     /// S3 endpoint override for `--archive`, e.g. `http://127.0.0.1:5000` for moto or MinIO
     /// (path-style addressing).
-    #[arg(long, env = "CLARITY_ARCHIVE_ENDPOINT", value_name = "URL")]
+    #[arg(long, env = "CLARITY_ARCHIVE_ENDPOINT")]
     pub archive_endpoint: Option<String>,
 }

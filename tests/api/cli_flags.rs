@@ -53,6 +53,11 @@ const NO_DEFAULT: &[(&str, &str)] = &[
     ),
     ("tls-key", "unset: plain HTTP (goes with --tls-cert)"),
     ("otlp-endpoint", "unset: no tracing"),
+    (
+        "archive",
+        "unset: uploads are kept in the data dir's imports/",
+    ),
+    ("archive-endpoint", "unset: the AWS endpoint of the region"),
     ("data-key-file", "unset: a plain (unencrypted) SQLite store"),
     (
         "data-key",
