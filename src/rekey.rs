@@ -72,6 +72,8 @@ pub fn rekey(data_dir: &Path, old: Option<&DataKey>, new: &DataKey) -> Result<bo
         old,
     )
     .map_err(BackupError::Key)?;
+    // Held until the rekey is done: no server opens the store meanwhile.
+    let _exclusive = lock_exclusive(data_dir)?;
     take_over(&conn, data_dir)?;
     match old {
         Some(_) => {
@@ -118,6 +120,26 @@ pub fn rekey(data_dir: &Path, old: Option<&DataKey>, new: &DataKey) -> Result<bo
     }
     check(&path, new)?;
     Ok(old.is_none())
+}
+
+/// The store's lock file ([`crate::store::sqlite::LOCK_FILE`]) exclusively: refused while any
+/// process (a server, an import) has the store open.
+fn lock_exclusive(data_dir: &Path) -> Result<std::fs::File, BackupError> {
+    let path = data_dir.join(crate::store::sqlite::LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("cannot open {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BackupError::InUse(data_dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("cannot lock {}", path.display()))(e))
+        }
+    }
 }
 
 /// Makes `conn` the store's only user: out of WAL mode (refused while another connection,

@@ -35,9 +35,14 @@ impl Notify {
     }
 }
 
-/// Starts the checkpoint thread on the database at `path`.
-pub(super) fn spawn(path: &Path, synchronous: &str) -> anyhow::Result<Notify> {
-    let conn = Connection::open(path)?;
+/// Starts the checkpoint thread on the database at `path` (opened with the store's data key,
+/// like every connection to it).
+pub(super) fn spawn(
+    path: &Path,
+    synchronous: &str,
+    key: Option<&super::key::DataKey>,
+) -> anyhow::Result<Notify> {
+    let conn = super::key::open(path, rusqlite::OpenFlags::default(), key)?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     // This connection never commits, so it never checkpoints by itself either.
     let (tx, rx) = mpsc::sync_channel(1);

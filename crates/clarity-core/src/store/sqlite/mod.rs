@@ -85,6 +85,33 @@ pub struct SqliteStore {
     health: Arc<health::WriteHealth>,
     /// Created with the database file; see [`Store::epoch`].
     epoch: String,
+    /// Shared lock on [`LOCK_FILE`] for the store's life (see [`lock_shared`]).
+    _in_use: std::fs::File,
+}
+
+/// Beside the database: every process that opens the store holds a shared lock on it, and
+/// `clarity rekey` takes it exclusively, so a store is never rekeyed under a running server
+/// (SQLite's own locks only show a connection while it is inside a transaction).
+pub const LOCK_FILE: &str = "clarity.db.lock";
+
+/// Marks `dir`'s store in use by this process until the returned file is dropped; refused
+/// while `clarity rekey` holds it.
+pub fn lock_shared(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the store in {} is being rekeyed (`clarity rekey` holds {LOCK_FILE}); start the \
+             server when it has finished",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 impl SqliteStore {
@@ -96,6 +123,7 @@ impl SqliteStore {
             "sqlite synchronous must be FULL, NORMAL or EXTRA, not {sync}"
         );
         std::fs::create_dir_all(dir)?;
+        let in_use = lock_shared(dir)?;
         let path = dir.join("clarity.db");
         let mut conn = key::open(&path, OpenFlags::default(), opts.key.as_ref())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -117,7 +145,7 @@ impl SqliteStore {
         sync::purge_tombstones(&conn, Utc::now().timestamp_millis())?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_LIMIT_PAGES)?;
-        let checkpoints = checkpoint::spawn(&path, &sync)?;
+        let checkpoints = checkpoint::spawn(&path, &sync, opts.key.as_ref())?;
 
         let (tx, rx) = mpsc::channel(opts.queue_depth.max(1));
         let max_batch = opts.max_batch_ops.max(1);
@@ -143,6 +171,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             health,
             epoch,
+            _in_use: in_use,
         })
     }
 
