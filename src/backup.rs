@@ -80,7 +80,7 @@ impl BackupError {
             | BackupError::NotABackup { .. }
             | BackupError::InUse(_)
             | BackupError::KeySettings(_) => ExitCode::from(2),
-            BackupError::Key(KeyError::Sqlite { .. } | KeyError::Io { .. }) => ExitCode::FAILURE,
+            BackupError::Key(KeyError::Sqlite { .. }) => ExitCode::FAILURE,
             BackupError::Key(_) => ExitCode::from(2),
             BackupError::Sqlite { .. } | BackupError::Io { .. } => ExitCode::FAILURE,
         }
@@ -220,7 +220,6 @@ pub fn restore(
                 was given: restore it without a key, then encrypt the store with `clarity rekey`"
                 .into(),
             KeyError::Sqlite { source, .. } => source.to_string(),
-            KeyError::Io { source, .. } => source.to_string(),
         })
     })?;
     integrity(&src).map_err(|e| match e {

@@ -733,13 +733,14 @@ async fn responses_are_as_documented() {
         )
         .await;
     assert_eq!((a.status, &a.body["more"]), (StatusCode::OK, &json!(true)));
-    let token = a.body["next_token"].as_str().unwrap().to_owned();
+    // Not `token`: `t` borrows the access token by that name, and later calls need it.
+    let next_token = a.body["next_token"].as_str().unwrap().to_owned();
     let a = api
         .call(
             &app,
             "GET",
             "/api/v1/changes",
-            &format!("/api/v1/changes?since={token}"),
+            &format!("/api/v1/changes?since={next_token}"),
             t,
             Body::Empty,
         )
@@ -761,7 +762,7 @@ async fn responses_are_as_documented() {
             &app,
             "GET",
             "/api/v1/changes",
-            &format!("/api/v1/changes?since={token}"),
+            &format!("/api/v1/changes?since={next_token}"),
             Some(&grace),
             Body::Empty,
         )

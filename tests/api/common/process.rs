@@ -81,9 +81,14 @@ async fn spawn(
     .await
     .expect("server listens within 30 s");
     // Keep draining the output so the child never blocks on a full pipe.
+    // `CLARITY_TEST_CHILD_LOG=1` echoes it, for a failing test's server side.
+    let echo = std::env::var_os("CLARITY_TEST_CHILD_LOG").is_some();
     let sink = captured.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
+            if echo {
+                eprintln!("[clarity] {line}");
+            }
             if keep {
                 sink.lock().unwrap().push(line);
             }

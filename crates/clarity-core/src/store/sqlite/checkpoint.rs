@@ -25,13 +25,23 @@ const GAP: Duration = Duration::from_millis(50);
 /// WAL size (pages) at which the writer checkpoints itself (see the module's rules).
 pub(super) const WRITER_LIMIT_PAGES: i64 = 16_384;
 
-/// Wakes the checkpoint thread; dropping it ends the thread.
-pub(super) struct Notify(mpsc::SyncSender<()>);
+/// Wakes the checkpoint thread; dropping it ends the thread, [`Notify::stop`] waits for that.
+pub(super) struct Notify {
+    wake: mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
 
 impl Notify {
     /// Called after each commit: never blocks (a pending wake-up already covers this one).
     pub(super) fn committed(&self) {
-        let _ = self.0.try_send(());
+        let _ = self.wake.try_send(());
+    }
+
+    /// Ends the thread and waits until its connection is closed (a closed store leaves no
+    /// connection open: `clarity rekey` may run right after).
+    pub(super) fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
     }
 }
 
@@ -46,10 +56,10 @@ pub(super) fn spawn(
     conn.pragma_update(None, "synchronous", synchronous)?;
     // This connection never commits, so it never checkpoints by itself either.
     let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || run(conn, rx))?;
-    Ok(Notify(tx))
+    Ok(Notify { wake: tx, thread })
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<()>) {

@@ -12,15 +12,10 @@
 //!   [`KeyError`] naming the file and what to do, decided before anything is written.
 //! - The key never appears in a message, a `Debug` output or a log line.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
-
-/// The first 16 bytes of every plain SQLite database; an SQLCipher file starts with its
-/// random salt instead.
-const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// A 32-byte data key. `Debug` shows nothing of it.
 pub struct DataKey(SecretBox<[u8; 32]>);
@@ -102,76 +97,53 @@ pub enum KeyError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
-/// What the first bytes of a store file say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileState {
-    /// No file, or an empty one: opening creates it, encrypted if a key is given.
-    New,
-    Plain,
-    /// Not a plain SQLite header: SQLCipher's salt (or not a database at all).
-    Encrypted,
-}
-
-/// Reads the header of `path` to tell a plain store from an encrypted one.
-pub fn file_state(path: &Path) -> Result<FileState, KeyError> {
-    let mut head = Vec::with_capacity(16);
-    match std::fs::File::open(path) {
-        Ok(f) => f
-            .take(16)
-            .read_to_end(&mut head)
-            .map_err(|source| KeyError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::New),
-        Err(source) => {
-            return Err(KeyError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    Ok(if head.is_empty() {
-        FileState::New
-    } else if head == PLAIN_HEADER {
-        FileState::Plain
-    } else {
-        FileState::Encrypted
-    })
-}
-
-/// Opens the store file `path` with `key` (none: a plain file), after checking that the key
-/// matches what the file is; the connection has read its schema, so a wrong key fails here.
+/// Opens the store file `path` with `key` (none: a plain file) and reads its schema, so a
+/// key that does not fit the file fails here, before anything is written: a plain file given
+/// a key, an encrypted one given none, and a wrong key are told apart by what SQLite(Cipher)
+/// itself can read.
+///
+/// Only SQLite touches the file: no `std::fs` handle on it is ever opened and closed, because
+/// closing any descriptor of a file drops every POSIX lock this process holds on it, its
+/// live connections' included (SQLite's "broken POSIX locks"); another process could then
+/// checkpoint and delete the WAL under them (a reader saw `disk I/O error`, short read).
 pub fn open(path: &Path, flags: OpenFlags, key: Option<&DataKey>) -> Result<Connection, KeyError> {
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    match (file_state(path)?, key) {
-        (FileState::Plain, Some(_)) => return Err(KeyError::NotEncrypted(path.into(), dir)),
-        (FileState::Encrypted, None) => return Err(KeyError::Missing(path.into())),
-        _ => {}
-    }
     let sqlite = |source| KeyError::Sqlite {
         path: path.to_path_buf(),
         source,
     };
     let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
     key_connection(&conn, key).map_err(sqlite)?;
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
-        Ok(_) => Ok(conn),
-        Err(e) if is_not_a_database(&e) => Err(match key {
-            Some(_) => KeyError::Wrong(path.to_path_buf()),
-            None => KeyError::Missing(path.to_path_buf()),
-        }),
+    match reads_schema(&conn) {
+        Ok(()) => Ok(conn),
+        Err(e) if is_not_a_database(&e) => {
+            drop(conn);
+            Err(match key {
+                None => KeyError::Missing(path.to_path_buf()),
+                Some(_) if opens_plain(path) => KeyError::NotEncrypted(
+                    path.to_path_buf(),
+                    path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                ),
+                Some(_) => KeyError::Wrong(path.to_path_buf()),
+            })
+        }
         Err(e) => Err(sqlite(e)),
     }
+}
+
+fn reads_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(drop)
+}
+
+/// Whether `path` reads as a plain (unencrypted) SQLite database.
+fn opens_plain(path: &Path) -> bool {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| reads_schema(&c))
+        .is_ok()
 }
 
 /// Gives a fresh connection its key; the first statement it runs. No key: nothing, a plain

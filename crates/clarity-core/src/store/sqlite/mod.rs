@@ -85,8 +85,8 @@ pub struct SqliteStore {
     health: Arc<health::WriteHealth>,
     /// Created with the database file; see [`Store::epoch`].
     epoch: String,
-    /// Shared lock on [`LOCK_FILE`] for the store's life (see [`lock_shared`]).
-    _in_use: std::fs::File,
+    /// Shared lock on [`LOCK_FILE`] until [`Store::close`] (see [`lock_shared`]).
+    in_use: Mutex<Option<std::fs::File>>,
 }
 
 /// Beside the database: every process that opens the store holds a shared lock on it, and
@@ -165,13 +165,14 @@ impl SqliteStore {
                 path,
                 key: opts.key,
                 idle: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
             read_permits: Semaphore::new(opts.readers.max(1)),
             timeout: opts.timeout,
             writer: Mutex::new(Some(writer)),
             health,
             epoch,
-            _in_use: in_use,
+            in_use: Mutex::new(Some(in_use)),
         })
     }
 
@@ -213,10 +214,15 @@ struct ReadPool {
     path: PathBuf,
     key: Option<DataKey>,
     idle: Mutex<Vec<Connection>>,
+    /// Set by [`Store::close`]: no connection is opened or kept any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl ReadPool {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Unavailable("store closed".into()));
+        }
         let conn = self.idle.lock().expect("read pool poisoned").pop();
         let conn = match conn {
             Some(c) => c,
@@ -234,8 +240,19 @@ impl ReadPool {
             }
         };
         let res = f(&conn).map_err(|e| StoreError::Other(e.into()));
-        self.idle.lock().expect("read pool poisoned").push(conn);
+        let mut idle = self.idle.lock().expect("read pool poisoned");
+        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            idle.push(conn);
+        }
         res
+    }
+
+    /// Closes the idle connections; those in use close when their read ends.
+    fn close(&self) {
+        let mut idle = self.idle.lock().expect("read pool poisoned");
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        idle.clear();
     }
 }
 
@@ -569,6 +586,11 @@ impl Store for SqliteStore {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+        // Readers last; a read still running closes its connection when it ends. Then the
+        // store is no longer in use: `clarity rekey` may take it although this handle lives on.
+        self.read_permits.close();
+        self.readers.close();
+        self.in_use.lock().expect("lock file poisoned").take();
     }
 }
 

@@ -183,6 +183,9 @@ pub(super) fn run(
         }
         checkpoints.committed();
         if let Some(ack) = close {
+            // Every connection of the writer's side is closed before the close is answered.
+            checkpoints.stop();
+            drop(conn);
             let _ = ack.send(());
             return;
         }
