@@ -56,6 +56,19 @@ impl HourMarks {
         }
     }
 
+    /// Forgets every mark of the hours `[first, end)` (a window repair marks them again).
+    pub fn clear(&mut self, first: i64, end: i64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        for hour in first..end.min(first + HOUR_SLOTS as i64) {
+            let entry = &mut self.slots[slot_of(hour)];
+            if i64::from(entry.0) == hour {
+                entry.1 = 0;
+            }
+        }
+    }
+
     /// The source bits that marked UTC hour `hour` (hours since the epoch).
     pub fn sources(&self, hour: i64) -> u16 {
         match self.slots.get(slot_of(hour)) {

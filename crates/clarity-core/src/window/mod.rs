@@ -11,6 +11,8 @@
 //!   or on another node): at most the 7 days before now are read. Samples stored while the
 //!   rebuild runs are held back and applied after it, skipping ids the rebuild already saw.
 //! - Locks are held for in-memory work only, never across an `.await`.
+//! - An edit or deletion repairs only the hours it touched ([`repair`]), unless that is more
+//!   than a rebuild would read.
 //! - A window marked stale while a rebuild runs (an edit or deletion was stored meanwhile:
 //!   that read may have seen the old values) is read again by the next [`Windows::ensure`],
 //!   and a caller waiting for that rebuild reads it again itself.
@@ -26,6 +28,7 @@
 
 pub mod coverage;
 pub mod ownership;
+mod repair;
 pub mod series;
 pub mod service;
 
@@ -85,6 +88,8 @@ impl UserWindow {
 #[derive(Default)]
 pub struct Windows {
     map: DashMap<Uuid, Arc<UserWindow>>,
+    /// Edits repaired in place (see [`repair`]); the others were rebuilt.
+    repaired: std::sync::atomic::AtomicU64,
 }
 
 /// What an ingest did to a window.
@@ -110,6 +115,11 @@ impl Applied {
 }
 
 impl Windows {
+    /// How many edits were repaired in place so far (the others rebuilt the window).
+    pub fn repaired(&self) -> u64 {
+        self.repaired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn get(&self, user: Uuid) -> Option<Arc<UserWindow>> {
         self.map.get(&user).map(|w| w.clone())
     }
@@ -371,10 +381,18 @@ fn plausible(sample: &Sample, now_ms: i64) -> bool {
 }
 
 fn add(st: &mut State, sample: &Sample, applied: &mut Applied) {
+    add_in(st, sample, None, applied);
+}
+
+/// [`add`], of only the minutes `clip` (see [`Series::add_clipped`]) when given.
+fn add_in(st: &mut State, sample: &Sample, clip: Option<(i64, i64)>, applied: &mut Applied) {
     if !plausible(sample, Utc::now().timestamp_millis()) {
         return;
     }
-    st.series.add(sample);
+    match clip {
+        None => st.series.add(sample),
+        Some((from, to)) => st.series.add_clipped(sample, from, to),
+    }
     st.version += 1;
     let Some(end) = st.series.end_minute() else {
         return;
@@ -421,6 +439,8 @@ async fn read_week(
     all_samples(store, user, query).await
 }
 
+#[cfg(test)]
+mod repair_tests;
 #[cfg(test)]
 mod steps_tests;
 #[cfg(test)]

@@ -130,9 +130,52 @@ impl Series {
     /// Adds one stored sample. Activity and heart rate fill minutes; every sample, of any
     /// kind, marks its source's hours as recording.
     pub fn add(&mut self, sample: &Sample) {
+        self.add_within(sample, None);
+    }
+
+    /// [`Series::add`] of only what falls in the minutes `[from, to)` (UTC, whole hours):
+    /// how a repair refills a range that [`Series::clear`] emptied, from every stored sample
+    /// overlapping it, without counting their minutes outside it a second time.
+    pub fn add_clipped(&mut self, sample: &Sample, from: i64, to: i64) {
+        self.add_within(sample, Some((from, to)));
+    }
+
+    /// Empties the minutes `[from, to)` (UTC, whole hours) and the recording marks of their
+    /// hours. The source list, the step sources and the activity kind stay as they are.
+    pub fn clear(&mut self, from: i64, to: i64) {
+        for m in from..to {
+            if self.in_window(m) {
+                let i = index(m);
+                self.act[i] = 0;
+                self.hr_sum[i] = 0;
+                self.hr_n[i] = 0;
+                self.src[i] = 0;
+            }
+        }
+        self.hours.clear(from.div_euclid(60), to.div_euclid(60));
+    }
+
+    fn add_within(&mut self, sample: &Sample, clip: Option<(i64, i64)>) {
+        let inside = |minute: i64| clip.is_none_or(|(from, to)| (from..to).contains(&minute));
         if let Some(slot) = self.source_slot(source_of(sample)) {
-            let end = sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms);
-            self.hours.mark(sample.start.utc_ms, end, slot);
+            let (start, end) = (
+                sample.start.utc_ms,
+                sample.end.map_or(sample.start.utc_ms, |e| e.utc_ms),
+            );
+            match clip {
+                None => self.hours.mark(start, end, slot),
+                // An interval marks the hours of its part inside; an instant its own hour.
+                Some((from, to)) if end > start => {
+                    let (start, end) = (start.max(from * MINUTE_MS), end.min(to * MINUTE_MS));
+                    if start < end {
+                        self.hours.mark(start, end, slot);
+                    }
+                }
+                Some(_) if inside(start.div_euclid(MINUTE_MS)) => {
+                    self.hours.mark(start, end, slot);
+                }
+                Some(_) => {}
+            }
         }
         let activity = match sample.kind {
             Kind::ActivityCount => {
@@ -171,9 +214,11 @@ impl Series {
         if activity {
             let end = sample.end.map(|e| e.utc_ms);
             for (minute, part) in spread(sample.start.utc_ms, end, sample.value) {
-                self.put_activity(minute, part, slot);
+                if inside(minute) {
+                    self.put_activity(minute, part, slot);
+                }
             }
-        } else {
+        } else if inside(first) {
             self.put_hr(first, sample.value, slot);
         }
     }

@@ -14,10 +14,10 @@
 //! - Each event holds a token of the task tracker until its analysis is spawned there, so
 //!   shutdown, which waits for the tracker, still waits for the analysis of a day completed
 //!   by the last batches a session acknowledged.
-//! - An edit or deletion ([`WindowService::data_changed`]) rebuilds the window from the store
-//!   (subtracting old values from minute bins cannot undo a source's priority or the step
-//!   coverage marks; reading the week again can), on the owner: another node tells the owner
-//!   over the bus (`Resync`). It then sends a [`DataChanged`] event on the same channel, after
+//! - An edit or deletion ([`WindowService::data_changed`]) repairs the hours it touched from
+//!   the store (subtracting old values from minute bins cannot undo a source's priority or
+//!   the step coverage marks; reading those hours again can; see `window::repair`), on the
+//!   owner: another node tells the owner over the bus (`Resync`, a rebuild). It then sends a [`DataChanged`] event on the same channel, after
 //!   the days the batch completed, so the pipeline recomputes the analyses over those times.
 
 use std::sync::Arc;
@@ -166,10 +166,9 @@ impl WindowService {
                 }
             }
             Claim::Owner { .. } => {
-                self.windows.mark_stale(user);
                 match self
                     .windows
-                    .ensure_with(&*self.store, user, &inserted)
+                    .repair(&*self.store, user, &inserted, &spans)
                     .await
                 {
                     Ok(applied) => self.start_due_analysis(user, &applied),
