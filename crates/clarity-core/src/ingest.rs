@@ -323,7 +323,7 @@ impl Ingest {
         let mut report = IngestReport::default();
         let mut not_found_ids = Vec::new();
         let mut inserted = Vec::new();
-        let mut changed_spans: Vec<(i64, i64)> = removed.iter().map(span).collect();
+        let mut changed_spans: Vec<(i64, i64)> = removed.iter().map(Sample::span).collect();
         for ((outcome, put), del) in outcomes.iter().zip(kept).zip(deleted_ids) {
             match outcome {
                 OpOutcome::Inserted => {
@@ -332,7 +332,7 @@ impl Ingest {
                 }
                 OpOutcome::Updated => {
                     report.updated += 1;
-                    changed_spans.extend(put.as_ref().map(span));
+                    changed_spans.extend(put.as_ref().map(Sample::span));
                 }
                 OpOutcome::Duplicate => report.duplicates += 1,
                 OpOutcome::Deleted => report.deleted += 1,
@@ -364,11 +364,6 @@ impl Ingest {
         count(transport, "not_found", report.not_found);
         Ok((report, not_found_ids))
     }
-}
-
-/// The times a sample covers, UTC ms `[start, end]`.
-fn span(s: &Sample) -> (i64, i64) {
-    (s.start.utc_ms, s.end.map_or(s.start.utc_ms, |e| e.utc_ms))
 }
 
 fn count(transport: &'static str, outcome: &'static str, n: usize) {

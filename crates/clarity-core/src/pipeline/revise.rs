@@ -76,7 +76,7 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
             // this finds no entry and starts a new runner.
             let spans = match pipeline2.revise_pending.entry(user) {
                 Entry::Occupied(mut queued) if !queued.get().is_empty() => {
-                    merge(std::mem::take(queued.get_mut()))
+                    crate::samples::merge_spans(std::mem::take(queued.get_mut()))
                 }
                 Entry::Occupied(queued) => {
                     queued.remove();
@@ -87,19 +87,6 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
             recompute(&pipeline2, user, &spans).await;
         }
     });
-}
-
-/// Sorted, with overlapping spans joined.
-fn merge(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
-    spans.sort_unstable();
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
-    for (start, end) in spans {
-        match out.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => out.push((start, end)),
-        }
-    }
-    out
 }
 
 /// One recomputation of `spans`, retried while the store fails transiently.
@@ -317,9 +304,9 @@ mod tests {
     #[test]
     fn merge_joins_overlapping_spans_in_order() {
         assert_eq!(
-            super::merge(vec![(50, 60), (0, 10), (5, 20), (20, 30), (40, 45)]),
+            crate::samples::merge_spans(vec![(50, 60), (0, 10), (5, 20), (20, 30), (40, 45)]),
             vec![(0, 30), (40, 45), (50, 60)]
         );
-        assert!(super::merge(vec![]).is_empty());
+        assert!(crate::samples::merge_spans(vec![]).is_empty());
     }
 }

@@ -161,7 +161,28 @@ fn json_number(v: f64) -> serde_json::Value {
     }
 }
 
+/// Time spans (UTC ms `[start, end]`) sorted, with overlapping ones joined.
+pub fn merge_spans(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
 impl Sample {
+    /// The times the sample covers, UTC ms `[start, end]` (an instant: `[start, start]`).
+    pub fn span(&self) -> (i64, i64) {
+        (
+            self.start.utc_ms,
+            self.end.map_or(self.start.utc_ms, |e| e.utc_ms),
+        )
+    }
+
     /// A sample of a kind without extra fields.
     pub fn new(
         id: impl Into<String>,

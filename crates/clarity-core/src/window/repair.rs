@@ -32,7 +32,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::{Applied, REBUILD_PAGE, UserWindow, WINDOW_MINUTES, Windows, add_batch, add_in};
-use crate::samples::Sample;
+use crate::samples::{Sample, merge_spans};
 use crate::store::{SampleQuery, Store, StoreResult, all_samples};
 
 /// Above this many hours a repair would read about as much as a rebuild does (each range
@@ -150,22 +150,15 @@ impl Windows {
 /// of whole UTC hours, in minutes `[from, to)`.
 fn hour_ranges(spans: &[(i64, i64)]) -> Vec<Range> {
     const HOUR_MS: i64 = 3_600_000;
-    let mut hours: Vec<(i64, i64)> = spans
+    let hours: Vec<(i64, i64)> = spans
         .iter()
         .map(|&(start, end)| {
             let last = if end > start { end - 1 } else { start };
             (start.div_euclid(HOUR_MS), last.div_euclid(HOUR_MS) + 1)
         })
         .collect();
-    hours.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(hours.len());
-    for (from, to) in hours {
-        match merged.last_mut() {
-            Some(last) if from <= last.1 => last.1 = last.1.max(to),
-            _ => merged.push((from, to)),
-        }
-    }
-    merged
+    // Touching hours join too: `merge_spans` joins spans that share an end point.
+    merge_spans(hours)
         .into_iter()
         .map(|(from, to)| (from * 60, to * 60))
         .collect()

@@ -178,13 +178,12 @@ async fn a_repaired_window_reads_like_a_rebuilt_one_after_random_edits() {
                 .collect();
             let written = store.write_samples(user, ops).await.unwrap();
             // What ingest hands the window service (ingest.rs).
-            let span = |s: &Sample| (s.start.utc_ms, s.end.map_or(s.start.utc_ms, |e| e.utc_ms));
-            let mut spans: Vec<(i64, i64)> = written.removed.iter().map(span).collect();
+            let mut spans: Vec<(i64, i64)> = written.removed.iter().map(Sample::span).collect();
             let mut inserted = Vec::new();
             for (outcome, put) in written.outcomes.iter().zip(kept) {
                 match outcome {
                     OpOutcome::Inserted => inserted.extend(put),
-                    OpOutcome::Updated => spans.extend(put.as_ref().map(span)),
+                    OpOutcome::Updated => spans.extend(put.as_ref().map(Sample::span)),
                     _ => {}
                 }
             }
