@@ -11,8 +11,8 @@
 //!   and hour marks are cleared and refilled from every stored sample overlapping it,
 //!   clipped to it, so the range holds what a rebuild would put there: the winning source
 //!   per minute, a source's own samples summed, the hours each source recorded.
-//! - A stored sample may span up to a day ([`Kind::max_duration_ms`]), so each range is
-//!   read from a day before its start.
+//! - A stored sample may span up to a day ([`Kind::max_duration_ms`]), so the ranges are
+//!   read in one query, from a day before the first one to the end of the last.
 //! - The rest of the window is left as it is, including what describes the sources rather
 //!   than the minutes: the source list, which sources are step counters (a phone stays one
 //!   when a phantom step sample is deleted) and the activity kind. A rebuild (the next
@@ -21,7 +21,7 @@
 //!   stored meanwhile are held and applied after it, skipping ids it read; a rebuild or edit
 //!   that starts meanwhile waits for it or marks it stale, exactly as with a rebuild.
 //! - Falls back to the rebuild when the window has not been read in yet, when a rebuild or
-//!   repair is already running, or when the ranges add up to more than [`MAX_HOURS`].
+//!   repair is already running, or when the ranges spread over more than [`MAX_HOURS`].
 //!
 //! [`Kind::max_duration_ms`]: crate::samples::Kind::max_duration_ms
 
@@ -35,9 +35,9 @@ use super::{Applied, REBUILD_PAGE, UserWindow, WINDOW_MINUTES, Windows, add_batc
 use crate::samples::{Sample, merge_spans};
 use crate::store::{SampleQuery, Store, StoreResult, all_samples};
 
-/// Above this many hours a repair would read about as much as a rebuild does (each range
-/// also reads the day before it).
-const MAX_HOURS: i64 = 48;
+/// From the first changed hour to the last: above this a repair would read (with the day
+/// before) more than half of what a rebuild does.
+const MAX_HOURS: i64 = 72;
 /// How far before a range a sample overlapping it may start: the longest span a kind allows.
 const LOOKBACK_MS: i64 = 24 * 3_600_000;
 const MINUTE_MS: i64 = 60_000;
@@ -60,36 +60,36 @@ impl Windows {
             self.mark_stale(user);
             return self.ensure_with(store, user, batch).await;
         };
-        let mut loaded = Vec::with_capacity(ranges.len());
-        let mut failure = None;
-        for &(from, to) in &ranges {
-            let query = SampleQuery {
-                kind: None,
-                from_ms: Some(from * MINUTE_MS - LOOKBACK_MS),
-                to_ms: Some(to * MINUTE_MS),
-                after: None,
-                limit: REBUILD_PAGE,
-            };
-            match all_samples(store, user, query).await {
-                Ok(samples) => loaded.push(samples),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+        // One read for all the ranges: a frame's edits are often scattered over the last
+        // hours, and a read per range would read the day before each of them again.
+        let loaded = match (ranges.first(), ranges.last()) {
+            (Some(&(first, _)), Some(&(_, last))) => {
+                let query = SampleQuery {
+                    kind: None,
+                    from_ms: Some(first * MINUTE_MS - LOOKBACK_MS),
+                    to_ms: Some(last * MINUTE_MS),
+                    after: None,
+                    limit: REBUILD_PAGE,
+                };
+                all_samples(store, user, query).await
             }
-        }
+            _ => Ok(Vec::new()),
+        };
         let mut st = window.state.lock().expect("window lock poisoned");
         let held = st.held.take().unwrap_or_default();
         let mut applied = Applied::default();
-        if let Some(e) = failure {
-            // The old values are still in the window: the next ensure rebuilds it. What
-            // arrived meanwhile is applied now, as a failed rebuild does.
-            st.stale_again = false;
-            add_batch(&mut st, held.iter().chain(batch), &mut applied);
-            drop(st);
-            window.rebuilt.send_replace(true);
-            return Err(e);
-        }
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // The old values are still in the window: the next ensure rebuilds it. What
+                // arrived meanwhile is applied now, as a failed rebuild does.
+                st.stale_again = false;
+                add_batch(&mut st, held.iter().chain(batch), &mut applied);
+                drop(st);
+                window.rebuilt.send_replace(true);
+                return Err(e);
+            }
+        };
         let skip: HashSet<&str> = batch
             .iter()
             .chain(held.iter())
@@ -97,9 +97,15 @@ impl Windows {
             .collect();
         // Old samples being put back: the days they complete are not news.
         let mut ignored = Applied::default();
-        for (&(from, to), samples) in ranges.iter().zip(&loaded) {
+        for &(from, to) in &ranges {
             st.series.clear(from, to);
-            for s in samples.iter().filter(|s| !skip.contains(s.id.as_str())) {
+            let overlapping = loaded.iter().filter(|s| {
+                let (start, end) = s.span();
+                start < to * MINUTE_MS
+                    && (end > from * MINUTE_MS || start >= from * MINUTE_MS)
+                    && !skip.contains(s.id.as_str())
+            });
+            for s in overlapping {
                 add_in(&mut st, s, Some((from, to)), &mut ignored);
             }
         }
@@ -131,7 +137,10 @@ impl Windows {
             .into_iter()
             .filter(|&(_, to)| to > end - WINDOW_MINUTES as i64)
             .collect();
-        let hours: i64 = ranges.iter().map(|(from, to)| (to - from) / 60).sum();
+        let hours = match (ranges.first(), ranges.last()) {
+            (Some((first, _)), Some((_, last))) => (last - first) / 60,
+            _ => 0,
+        };
         if hours > MAX_HOURS {
             return None;
         }
