@@ -677,6 +677,35 @@ var ClarityClient = class {
     }
     return this.sum(parts, size);
   }
+  /**
+   * Stores a regular series (one kind, unit and source at `interval_ms`) in `series` frames:
+   * about 4 bytes a value instead of ~120 a sample object. Longer than a frame allows, it is
+   * split, each part starting where it falls (same UTC offset). Resolves once durable, with
+   * the counts summed and `rejected[].index` the value's index in `series.values`. Values
+   * without ids get the server's derived ids (protocol/README.md, "Derived ids"), so sending
+   * the same series again is all `duplicates`.
+   */
+  async sendSeries(series) {
+    if (this.stoppedBy) throw this.stoppedBy;
+    const size = this.batchSize();
+    const offset = utcOffsetMs(series.start);
+    const startMs = Date.parse(series.start);
+    if (offset === void 0 || Number.isNaN(startMs)) {
+      throw new ClarityError("invalid_frame", `series: start ${JSON.stringify(series.start)} is no RFC 3339 date-time with an offset`);
+    }
+    const parts = [];
+    for (let i = 0; i < series.values.length; i += size) {
+      const part = {
+        ...series,
+        start: i === 0 ? series.start : atOffset(startMs + i * series.interval_ms, offset),
+        values: series.values.slice(i, i + size)
+      };
+      if (series.ids) part.ids = series.ids.slice(i, i + size);
+      if (series.versions) part.versions = series.versions.slice(i, i + size);
+      parts.push(this.outbox.add((key) => ({ key, op: "series", series: part })));
+    }
+    return this.sum(parts, size);
+  }
   /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
   async delete(ids) {
     if (this.stoppedBy) throw this.stoppedBy;
@@ -973,7 +1002,7 @@ var ClarityClient = class {
       const seq = this.seq++;
       this.outbox.markSent(entry, seq);
       const r = entry.record;
-      const frame = r.op === "samples" ? { type: "samples", seq, samples: r.samples } : { type: "delete", seq, ids: r.ids };
+      const frame = r.op === "samples" ? { type: "samples", seq, samples: r.samples } : r.op === "series" ? { type: "series", seq, ...r.series } : { type: "delete", seq, ids: r.ids };
       ws.send(JSON.stringify(frame));
     }
   }
@@ -984,6 +1013,20 @@ var ClarityClient = class {
     return total;
   }
 };
+function utcOffsetMs(time) {
+  if (/z$/i.test(time)) return 0;
+  const m = /([+-])(\d{2}):(\d{2})$/.exec(time);
+  if (!m) return void 0;
+  return (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 6e4;
+}
+function atOffset(utcMs, offsetMs) {
+  if (offsetMs === 0) return new Date(utcMs).toISOString();
+  const local = new Date(utcMs + offsetMs).toISOString().slice(0, -1);
+  const abs = Math.abs(offsetMs) / 6e4;
+  const hh = String(Math.floor(abs / 60)).padStart(2, "0");
+  const mm = String(abs % 60).padStart(2, "0");
+  return `${local}${offsetMs < 0 ? "-" : "+"}${hh}:${mm}`;
+}
 function toAuthError(e) {
   if (e instanceof AuthError) return e;
   const c = e;

@@ -19,7 +19,7 @@ import { type BackoffOptions } from './backoff.js';
 import { ClarityError } from './errors.js';
 import { type BatchResult } from './outbox.js';
 import { ClarityRest } from './rest.js';
-import { type OutboxRecord, type OutboxStorage } from './storage.js';
+import { type OutboxRecord, type OutboxStorage, type SeriesBody } from './storage.js';
 import { Subscription, type Stream, type StreamEvent, type SubscribeOptions } from './subscriptions.js';
 import { type TokenProvider } from './tokens.js';
 /** The part of the WebSocket API the client uses (browsers', React Native's, node ≥ 22's). */
@@ -98,6 +98,15 @@ export declare class ClarityClient {
      * there, with what it did (summed over the frames they needed), in call order.
      */
     send(samples: Sample[]): Promise<BatchResult>;
+    /**
+     * Stores a regular series (one kind, unit and source at `interval_ms`) in `series` frames:
+     * about 4 bytes a value instead of ~120 a sample object. Longer than a frame allows, it is
+     * split, each part starting where it falls (same UTC offset). Resolves once durable, with
+     * the counts summed and `rejected[].index` the value's index in `series.values`. Values
+     * without ids get the server's derived ids (protocol/README.md, "Derived ids"), so sending
+     * the same series again is all `duplicates`.
+     */
+    sendSeries(series: SeriesBody): Promise<BatchResult>;
     /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
     delete(ids: string[]): Promise<BatchResult>;
     /** Resolves when every batch (this run's and any a previous run left) is acked. */

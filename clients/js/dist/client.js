@@ -84,6 +84,38 @@ export class ClarityClient {
         }
         return this.sum(parts, size);
     }
+    /**
+     * Stores a regular series (one kind, unit and source at `interval_ms`) in `series` frames:
+     * about 4 bytes a value instead of ~120 a sample object. Longer than a frame allows, it is
+     * split, each part starting where it falls (same UTC offset). Resolves once durable, with
+     * the counts summed and `rejected[].index` the value's index in `series.values`. Values
+     * without ids get the server's derived ids (protocol/README.md, "Derived ids"), so sending
+     * the same series again is all `duplicates`.
+     */
+    async sendSeries(series) {
+        if (this.stoppedBy)
+            throw this.stoppedBy;
+        const size = this.batchSize();
+        const offset = utcOffsetMs(series.start);
+        const startMs = Date.parse(series.start);
+        if (offset === undefined || Number.isNaN(startMs)) {
+            throw new ClarityError('invalid_frame', `series: start ${JSON.stringify(series.start)} is no RFC 3339 date-time with an offset`);
+        }
+        const parts = [];
+        for (let i = 0; i < series.values.length; i += size) {
+            const part = {
+                ...series,
+                start: i === 0 ? series.start : atOffset(startMs + i * series.interval_ms, offset),
+                values: series.values.slice(i, i + size),
+            };
+            if (series.ids)
+                part.ids = series.ids.slice(i, i + size);
+            if (series.versions)
+                part.versions = series.versions.slice(i, i + size);
+            parts.push(this.outbox.add((key) => ({ key, op: 'series', series: part })));
+        }
+        return this.sum(parts, size);
+    }
     /** Deletes samples by id; resolves once durable (`deleted` / `not_found` counts). */
     async delete(ids) {
         if (this.stoppedBy)
@@ -423,7 +455,11 @@ export class ClarityClient {
             const seq = this.seq++;
             this.outbox.markSent(entry, seq);
             const r = entry.record;
-            const frame = r.op === 'samples' ? { type: 'samples', seq, samples: r.samples } : { type: 'delete', seq, ids: r.ids };
+            const frame = r.op === 'samples'
+                ? { type: 'samples', seq, samples: r.samples }
+                : r.op === 'series'
+                    ? { type: 'series', seq, ...r.series }
+                    : { type: 'delete', seq, ids: r.ids };
             ws.send(JSON.stringify(frame));
         }
     }
@@ -433,6 +469,25 @@ export class ClarityClient {
         results.forEach((r, i) => addResult(total, r, i * size));
         return total;
     }
+}
+/** The UTC offset of an RFC 3339 date-time (`Z` or `±hh:mm`), in ms; undefined without one. */
+function utcOffsetMs(time) {
+    if (/z$/i.test(time))
+        return 0;
+    const m = /([+-])(\d{2}):(\d{2})$/.exec(time);
+    if (!m)
+        return undefined;
+    return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60_000;
+}
+/** `utcMs` written as RFC 3339 in the UTC offset `offsetMs` (milliseconds kept). */
+function atOffset(utcMs, offsetMs) {
+    if (offsetMs === 0)
+        return new Date(utcMs).toISOString();
+    const local = new Date(utcMs + offsetMs).toISOString().slice(0, -1);
+    const abs = Math.abs(offsetMs) / 60_000;
+    const hh = String(Math.floor(abs / 60)).padStart(2, '0');
+    const mm = String(abs % 60).padStart(2, '0');
+    return `${local}${offsetMs < 0 ? '-' : '+'}${hh}:${mm}`;
 }
 function toAuthError(e) {
     if (e instanceof AuthError)

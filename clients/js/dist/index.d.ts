@@ -9,7 +9,7 @@ export type { Analysis, Change, ChangePage, DeleteResult, DocumentQuery, History
 export { SessionTokens } from './tokens.js';
 export type { SessionTokensOptions, StoredTokens, TokenPair, TokenProvider } from './tokens.js';
 export { IndexedDBStorage, MemoryStorage } from './storage.js';
-export type { OutboxRecord, OutboxStorage } from './storage.js';
+export type { OutboxRecord, OutboxStorage, SeriesBody } from './storage.js';
 export type { BatchResult } from './outbox.js';
 export { Subscription } from './subscriptions.js';
 export type { ReloadInfo, Stream, StreamEvent, SubscribeOptions } from './subscriptions.js';

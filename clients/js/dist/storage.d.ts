@@ -11,11 +11,17 @@
  * - Records come back from `load` in `key` order: that is the order they are sent in.
  * - One storage per user: a batch belongs to whoever's token sends it.
  */
-import type { Sample } from './generated/index.js';
+import type { Sample, SeriesFrame } from './generated/index.js';
+/** A `series` frame without its `type` and `seq` (chosen per session when it is sent). */
+export type SeriesBody = Omit<SeriesFrame, 'type' | 'seq'>;
 export type OutboxRecord = {
     key: number;
     op: 'samples';
     samples: Sample[];
+} | {
+    key: number;
+    op: 'series';
+    series: SeriesBody;
 } | {
     key: number;
     op: 'delete';

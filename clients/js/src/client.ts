@@ -14,12 +14,12 @@
  * - A connection that says nothing for two heartbeat intervals is dropped and replaced (a
  *   half-open TCP connection otherwise holds acks forever).
  */
-import type { AckFrame, DeleteFrame, Sample, SamplesFrame, ServerFrame, WelcomeFrame } from './generated/index.js';
+import type { AckFrame, DeleteFrame, Sample, SamplesFrame, SeriesFrame, ServerFrame, WelcomeFrame } from './generated/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { AuthError, ClarityError, isAuthFailure } from './errors.js';
 import { addResult, emptyResult, Outbox, type BatchResult } from './outbox.js';
 import { ClarityRest } from './rest.js';
-import { MemoryStorage, type OutboxRecord, type OutboxStorage } from './storage.js';
+import { MemoryStorage, type OutboxRecord, type OutboxStorage, type SeriesBody } from './storage.js';
 import { Subscription, type Stream, type StreamEvent, type SubscribeOptions } from './subscriptions.js';
 import { baseUrl, type TokenProvider } from './tokens.js';
 
@@ -148,6 +148,36 @@ export class ClarityClient {
     for (let i = 0; i < samples.length; i += size) {
       const chunk = samples.slice(i, i + size);
       parts.push(this.outbox.add((key) => ({ key, op: 'samples', samples: chunk })));
+    }
+    return this.sum(parts, size);
+  }
+
+  /**
+   * Stores a regular series (one kind, unit and source at `interval_ms`) in `series` frames:
+   * about 4 bytes a value instead of ~120 a sample object. Longer than a frame allows, it is
+   * split, each part starting where it falls (same UTC offset). Resolves once durable, with
+   * the counts summed and `rejected[].index` the value's index in `series.values`. Values
+   * without ids get the server's derived ids (protocol/README.md, "Derived ids"), so sending
+   * the same series again is all `duplicates`.
+   */
+  async sendSeries(series: SeriesBody): Promise<BatchResult> {
+    if (this.stoppedBy) throw this.stoppedBy;
+    const size = this.batchSize();
+    const offset = utcOffsetMs(series.start);
+    const startMs = Date.parse(series.start);
+    if (offset === undefined || Number.isNaN(startMs)) {
+      throw new ClarityError('invalid_frame', `series: start ${JSON.stringify(series.start)} is no RFC 3339 date-time with an offset`);
+    }
+    const parts: Promise<BatchResult>[] = [];
+    for (let i = 0; i < series.values.length; i += size) {
+      const part: SeriesBody = {
+        ...series,
+        start: i === 0 ? series.start : atOffset(startMs + i * series.interval_ms, offset),
+        values: series.values.slice(i, i + size) as SeriesBody['values'],
+      };
+      if (series.ids) part.ids = series.ids.slice(i, i + size);
+      if (series.versions) part.versions = series.versions.slice(i, i + size);
+      parts.push(this.outbox.add((key) => ({ key, op: 'series', series: part })));
     }
     return this.sum(parts, size);
   }
@@ -482,8 +512,12 @@ export class ClarityClient {
       const seq = this.seq++;
       this.outbox.markSent(entry, seq);
       const r = entry.record;
-      const frame: SamplesFrame | DeleteFrame =
-        r.op === 'samples' ? { type: 'samples', seq, samples: r.samples } : { type: 'delete', seq, ids: r.ids as DeleteFrame['ids'] };
+      const frame: SamplesFrame | SeriesFrame | DeleteFrame =
+        r.op === 'samples'
+          ? { type: 'samples', seq, samples: r.samples }
+          : r.op === 'series'
+            ? { type: 'series', seq, ...r.series }
+            : { type: 'delete', seq, ids: r.ids as DeleteFrame['ids'] };
       ws.send(JSON.stringify(frame));
     }
   }
@@ -494,6 +528,24 @@ export class ClarityClient {
     results.forEach((r, i) => addResult(total, r, i * size));
     return total;
   }
+}
+
+/** The UTC offset of an RFC 3339 date-time (`Z` or `±hh:mm`), in ms; undefined without one. */
+function utcOffsetMs(time: string): number | undefined {
+  if (/z$/i.test(time)) return 0;
+  const m = /([+-])(\d{2}):(\d{2})$/.exec(time);
+  if (!m) return undefined;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60_000;
+}
+
+/** `utcMs` written as RFC 3339 in the UTC offset `offsetMs` (milliseconds kept). */
+function atOffset(utcMs: number, offsetMs: number): string {
+  if (offsetMs === 0) return new Date(utcMs).toISOString();
+  const local = new Date(utcMs + offsetMs).toISOString().slice(0, -1);
+  const abs = Math.abs(offsetMs) / 60_000;
+  const hh = String(Math.floor(abs / 60)).padStart(2, '0');
+  const mm = String(abs % 60).padStart(2, '0');
+  return `${local}${offsetMs < 0 ? '-' : '+'}${hh}:${mm}`;
 }
 
 function toAuthError(e: unknown): AuthError {
