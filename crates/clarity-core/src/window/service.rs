@@ -17,8 +17,9 @@
 //! - An edit or deletion ([`WindowService::data_changed`]) repairs the hours it touched from
 //!   the store (subtracting old values from minute bins cannot undo a source's priority or
 //!   the step coverage marks; reading those hours again can; see `window::repair`), on the
-//!   owner: another node tells the owner over the bus (`Resync`, a rebuild). It then sends a [`DataChanged`] event on the same channel, after
-//!   the days the batch completed, so the pipeline recomputes the analyses over those times.
+//!   owner: another node tells the owner over the bus (`Resync`, a rebuild). It then sends a
+//!   [`DataChanged`] event on the same channel, after the days the batch completed, so the
+//!   pipeline recomputes the analyses over those times.
 
 use std::sync::Arc;
 
