@@ -160,6 +160,7 @@ impl App {
             fanout: fanout.clone(),
             revising: Default::default(),
             revise_pending: Default::default(),
+            days_pending: Default::default(),
         });
         tokio::spawn(pipeline.clone().consume_days(day_events));
         let audit = AuditLog::new(store.clone(), config.audit.retention_days);

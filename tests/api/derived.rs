@@ -63,19 +63,13 @@ fn current(docs: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-fn by_id<'a>(docs: &'a [Value], field: &str, id: &Value) -> &'a Value {
-    docs.iter()
-        .find(|d| &d[field] == id)
-        .unwrap_or_else(|| panic!("{id} not listed: {docs:?}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_samples_of_an_analysis_supersedes_it_and_its_insight() {
-    let app = spawn_app().await;
+/// A user whose two hours of yesterday (02:00 and 06:00, ids `early*` and `late*`) were
+/// streamed and analysed on request; the socket is left after that analysis' and its
+/// insight's frames, which are returned by `(type, stream)`.
+async fn two_hours_analysed(app: &TestApp) -> (Session, Ws, HashMap<(String, String), Value>) {
     let user = app.user().await;
     let mut ws = app.ws(&user.access).await;
     ws.welcome().await;
-    // Two hours of one day (no day completes): 02:00 and 06:00 yesterday.
     let mut samples = hour_of_activity("early", 2);
     samples.extend(hour_of_activity("late", 6));
     ws.send(&json!({"type": "samples", "seq": 1, "samples": samples}))
@@ -86,6 +80,29 @@ async fn deleting_the_samples_of_an_analysis_supersedes_it_and_its_insight() {
         &[("analysis", "analyses"), ("insight", "insights")],
     )
     .await;
+    (user, ws, first)
+}
+
+async fn next_analysis(ws: &mut Ws) -> Value {
+    loop {
+        let v = ws.recv_within(std::time::Duration::from_secs(60)).await;
+        if v["type"] == "analysis" {
+            return v;
+        }
+    }
+}
+
+fn by_id<'a>(docs: &'a [Value], field: &str, id: &Value) -> &'a Value {
+    docs.iter()
+        .find(|d| &d[field] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {docs:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_samples_of_an_analysis_supersedes_it_and_its_insight() {
+    let app = spawn_app().await;
+    // Two hours of one day (no day completes): 02:00 and 06:00 yesterday.
+    let (user, mut ws, first) = two_hours_analysed(&app).await;
     let a1 = &first[&("analysis".into(), "analyses".into())];
     let i1 = &first[&("insight".into(), "insights".into())];
     assert_eq!(a1["minutes_present"], 120, "{a1}");
@@ -176,6 +193,53 @@ async fn deleting_the_samples_of_an_analysis_supersedes_it_and_its_insight() {
     assert!(current(&listed(&app, &user, "insights").await).is_empty());
 }
 
+/// Marks documents superseded half a second late.
+struct SlowMark;
+
+#[async_trait::async_trait]
+impl crate::common::wrap::Intercept for SlowMark {
+    async fn set_superseded(
+        &self,
+        inner: &dyn clarity::store::Store,
+        kind: clarity::store::DocKind,
+        user: uuid::Uuid,
+        id: uuid::Uuid,
+        by: Option<uuid::Uuid>,
+    ) -> clarity::store::StoreResult<bool> {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        inner.set_superseded(kind, user, id, by).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_arrives_only_once_the_old_analysis_lists_as_superseded() {
+    // A dashboard that re-lists analyses when one arrives must not see two current ones,
+    // however slow the store is to mark the old one.
+    let app =
+        crate::common::spawn_with_store(|store| crate::common::wrap::wrap(store, SlowMark)).await;
+    let (user, mut ws, _) = two_hours_analysed(&app).await;
+    for round in 0..5u64 {
+        ws.send(&json!({"type": "delete", "seq": 2 + round, "ids": [format!("early{round}")]}))
+            .await;
+        let new = next_analysis(&mut ws).await;
+        assert_eq!(new["trigger"], "data_changed", "{new}");
+        let old = new["supersedes"].as_str().unwrap();
+        let (status, body) = app
+            .get(&format!("/api/v1/analyses/{old}"), Some(&user.access))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["superseded_by"], new["analysis_id"],
+            "round {round}: {body}"
+        );
+        let now = current(&listed(&app, &user, "analyses").await)
+            .into_iter()
+            .map(|a| a["analysis_id"].clone())
+            .collect::<Vec<_>>();
+        assert_eq!(now, vec![new["analysis_id"].clone()], "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn superseded_events_are_replayed_on_resume() {
     let app = spawn_app().await;
@@ -246,19 +310,7 @@ async fn a_recomputation_that_meets_a_transient_store_failure_is_retried() {
         )
     })
     .await;
-    let user = app.user().await;
-    let mut ws = app.ws(&user.access).await;
-    ws.welcome().await;
-    let mut samples = hour_of_activity("early", 2);
-    samples.extend(hour_of_activity("late", 6));
-    ws.send(&json!({"type": "samples", "seq": 1, "samples": samples}))
-        .await;
-    ws.send(&json!({"type": "analyze"})).await;
-    let first = collect(
-        &mut ws,
-        &[("analysis", "analyses"), ("insight", "insights")],
-    )
-    .await;
+    let (user, mut ws, first) = two_hours_analysed(&app).await;
     let a1 = &first[&("analysis".into(), "analyses".into())];
     ws.send(&json!({"type": "delete", "seq": 2, "ids": ids("early")}))
         .await;
@@ -287,19 +339,7 @@ async fn a_burst_of_edits_ends_in_one_current_analysis_that_sees_them_all() {
     // (What coalescing saves, one recomputation per settle period instead of one per frame,
     // is CPU: BENCHMARKS.md measures it with the ingest mix; here, that the outcome is right.)
     let app = spawn_app().await;
-    let user = app.user().await;
-    let mut ws = app.ws(&user.access).await;
-    ws.welcome().await;
-    let mut samples = hour_of_activity("early", 2);
-    samples.extend(hour_of_activity("late", 6));
-    ws.send(&json!({"type": "samples", "seq": 1, "samples": samples}))
-        .await;
-    ws.send(&json!({"type": "analyze"})).await;
-    collect(
-        &mut ws,
-        &[("analysis", "analyses"), ("insight", "insights")],
-    )
-    .await;
+    let (user, mut ws, _) = two_hours_analysed(&app).await;
     // Twenty frames of one deletion each, as a phone syncing a burst of edits sends them.
     const FRAMES: u64 = 20;
     for i in 0..FRAMES {

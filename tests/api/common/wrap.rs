@@ -87,6 +87,16 @@ pub trait Intercept: Send + Sync + 'static {
     ) -> StoreResult<WriteResult> {
         inner.write_samples(user, ops).await
     }
+    async fn set_superseded(
+        &self,
+        inner: &dyn Store,
+        kind: DocKind,
+        user: Uuid,
+        id: Uuid,
+        by: Option<Uuid>,
+    ) -> StoreResult<bool> {
+        inner.set_superseded(kind, user, id, by).await
+    }
     async fn changes(
         &self,
         inner: &dyn Store,
@@ -194,7 +204,9 @@ impl<I: Intercept> Store for Wrapped<I> {
         by: Option<Uuid>,
     ) -> StoreResult<bool> {
         self.intercept.check(Op::SetSuperseded)?;
-        self.inner.set_superseded(kind, user, id, by).await
+        self.intercept
+            .set_superseded(&*self.inner, kind, user, id, by)
+            .await
     }
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
         self.intercept.check(Op::QuerySamples)?;

@@ -334,6 +334,10 @@ pub async fn run(
     // From the snapshot until stored: a recomputation after an edit waits for this analysis
     // (and then replaces it) or runs first (and this one sees the rebuilt window).
     let _derived = pipeline.lock_user(user).await;
+    if trigger == Trigger::DayComplete {
+        // From here a new event for this day queues a new analysis (see `consume_days`).
+        pipeline.days_pending.remove(&(user, until_minute));
+    }
     let snap = snapshot(pipeline, user, until_minute).ok_or(AnalysisError::NoData)?;
     compute(pipeline, user, trigger, snap, None).await
 }

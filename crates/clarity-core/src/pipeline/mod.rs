@@ -16,6 +16,8 @@
 //!   task ([`Pipeline::consume_days`]) in the order they were sent; windows never call into
 //!   analyses. Edits and deletions arrive the same way ([`Due::Changed`]) and are handled by
 //!   [`revise`] (recompute, supersede).
+//! - A day's analysis is queued once: a completed-day event for a (user, day) whose analysis
+//!   has not taken its snapshot yet is dropped, that analysis covering it.
 //! - Background work is spawned on the session tracker, which shutdown waits for.
 
 pub mod analysis;
@@ -60,6 +62,9 @@ pub struct Pipeline {
     pub revising: dashmap::DashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>,
     /// Changed spans waiting for each user's recomputation runner ([`revise`]).
     pub revise_pending: dashmap::DashMap<uuid::Uuid, Vec<(i64, i64)>>,
+    /// The day analyses spawned and not yet snapshotted, by (user, local midnight): a day
+    /// already waiting is not queued again ([`Pipeline::consume_days`]).
+    pub days_pending: dashmap::DashSet<(uuid::Uuid, Option<i64>)>,
 }
 
 /// `user`'s derived-results lock ([`Pipeline::revising`]); released (and its map entry
@@ -106,6 +111,13 @@ impl Pipeline {
                 biased;
                 day = days.recv() => match day {
                     Some(Due::Day(day)) => {
+                        // A day whose analysis waits (for its user's lock, behind others) is
+                        // not queued again: that one snapshots the window later and sees
+                        // what this event reports. A phone backfilling a week brings late
+                        // data to the same days batch after batch.
+                        if !self.days_pending.insert((day.user, day.midnight)) {
+                            continue;
+                        }
                         // The analysis continues the trace of the ingest that completed the day.
                         let _in = day.span.enter();
                         analysis::spawn(&self, day.user, Trigger::DayComplete, day.midnight, None);
@@ -171,8 +183,17 @@ mod tests {
         serde_json::from_str(ev.frame.as_str()).unwrap()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_completed_day_is_analysed_explained_and_pushed() {
+    struct Rig {
+        pipeline: Arc<Pipeline>,
+        window_service: Arc<WindowService>,
+        store: Arc<dyn Store>,
+        streams: Arc<Streams>,
+        tracker: TaskTracker,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A pipeline over SQLite in a temp dir, consuming its window service's events.
+    async fn rig() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let opts = crate::store::sqlite::SqliteOptions::default();
         let path = dir.path().to_owned();
@@ -212,9 +233,41 @@ mod tests {
             fanout,
             revising: Default::default(),
             revise_pending: Default::default(),
+            days_pending: Default::default(),
         });
         tokio::spawn(pipeline.clone().consume_days(days));
 
+        Rig {
+            pipeline,
+            window_service,
+            store,
+            streams,
+            tracker,
+            _dir: dir,
+        }
+    }
+
+    /// Yesterday (of now) every ten minutes, then one sample now that completes it.
+    fn completed_day() -> (Vec<Sample>, i64) {
+        let last = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 60_000;
+        let day_start = last / 86_400_000 * 86_400_000 - 86_400_000;
+        let mut samples: Vec<Sample> = (0..144)
+            .map(|i| sample(day_start + i * 600_000, 10.0 + (i % 7) as f64))
+            .collect();
+        samples.push(sample(last, 5.0));
+        (samples, day_start)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_completed_day_is_analysed_explained_and_pushed() {
+        let Rig {
+            pipeline: _pipeline,
+            window_service,
+            store,
+            streams,
+            tracker,
+            _dir,
+        } = rig().await;
         let user = Uuid::new_v4();
         let mut recorders = Vec::new();
         let mut registrations = Vec::new();
@@ -225,13 +278,7 @@ mod tests {
             recorders.push(rx);
         }
 
-        // Yesterday (of the last sample) every ten minutes, then one sample that completes it.
-        let last = chrono::Utc::now().timestamp_millis() / 60_000 * 60_000 - 60_000;
-        let day_start = last / 86_400_000 * 86_400_000 - 86_400_000;
-        let mut samples: Vec<Sample> = (0..144)
-            .map(|i| sample(day_start + i * 600_000, 10.0 + (i % 7) as f64))
-            .collect();
-        samples.push(sample(last, 5.0));
+        let (samples, _) = completed_day();
         window_service.feed(user, &samples);
 
         let analysis = next(&mut recorders[0]).await;
@@ -255,5 +302,46 @@ mod tests {
             .await
             .expect("the pipeline's work ends");
         drop(registrations);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_day_waiting_for_its_analysis_is_not_queued_again() {
+        let rig = rig().await;
+        let user = Uuid::new_v4();
+        let (tx, mut analyses) = mpsc::channel(8);
+        let shared = Arc::new(SubShared::new(Default::default()));
+        let _registration = rig
+            .streams
+            .register(user, DocKind::Analysis, user, tx, shared);
+
+        // While the user's lock is held, the day completes and then gets late data five times
+        // (a phone backfilling it batch by batch): one analysis waits, not six.
+        let held = rig.pipeline.lock_user(user).await;
+        let (samples, day_start) = completed_day();
+        rig.window_service.feed(user, &samples);
+        for i in 0..5 {
+            rig.window_service
+                .feed(user, &[sample(day_start + 300_000 + i * 600_000, 3.0)]);
+        }
+        // Each event holds a tracker token until consumed: once they are all consumed, only
+        // the analyses they spawned are left.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while rig.tracker.len() != 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} tasks wait, not 1", rig.tracker.len()));
+        drop(held);
+        let first = next(&mut analyses).await;
+        assert_eq!(first["trigger"], "day_complete", "{first}");
+
+        // Once that analysis took its snapshot, new late data queues the day again.
+        rig.window_service
+            .feed(user, &[sample(day_start + 420_000, 4.0)]);
+        let second = next(&mut analyses).await;
+        assert_eq!(second["trigger"], "day_complete", "{second}");
+        assert_ne!(second["analysis_id"], first["analysis_id"]);
+        assert!(rig.pipeline.days_pending.is_empty());
     }
 }

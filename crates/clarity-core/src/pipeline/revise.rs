@@ -16,7 +16,9 @@
 //!   an id that exists already (the data went back to an earlier state) is made current
 //!   again instead of being stored twice.
 //! - The new analysis names the old one (`supersedes`); the old one is marked
-//!   (`Store::set_superseded`) and a `superseded` event goes on the analyses stream. The
+//!   (`Store::set_superseded`) before the new one is delivered (whoever receives it and
+//!   lists analyses finds the old one superseded), then a `superseded` event goes on the
+//!   analyses stream. The
 //!   current insight of the old analysis is replaced by one of the new analysis the same way
 //!   on the insights stream.
 //! - A week with no activity left has no analysis: the old one is withdrawn, marked superseded
@@ -31,6 +33,7 @@
 //!   user take the same lock from their snapshot until stored (`Pipeline::lock_user`), so
 //!   none computed from replaced data is stored after the recomputation looked.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,13 +181,18 @@ async fn run(
     spans: &[(i64, i64)],
 ) -> Result<(), AnalysisError> {
     let store = &*pipeline.store;
-    for (old, until) in current_touched(store, user, spans).await? {
+    let touched = current_touched(store, user, spans).await?;
+    // Several current analyses of a week may recompute to one: it is delivered once.
+    let mut delivered = HashSet::new();
+    for (old, until) in touched {
         let series = read_series(store, user, (until - WEEK_MS, until)).await?;
         let trigger = Trigger::DataChanged;
         let until_minute = until.div_euclid(60_000);
         match analysis::recompute(pipeline, user, trigger, &series, until_minute, old.id).await {
             Ok((new, _)) if new.id == old.id => {}
-            Ok((new, stored_now)) => replace(pipeline, user, &old, &new, stored_now).await?,
+            Ok((new, stored_now)) => {
+                replace(pipeline, user, &old, &new, stored_now, &mut delivered).await?
+            }
             Err(AnalysisError::NoData) => withdraw(pipeline, user, &old).await?,
             Err(e) => return Err(e),
         }
@@ -199,6 +207,7 @@ async fn replace(
     old: &DocRecord,
     new: &DocRecord,
     stored_now: bool,
+    delivered: &mut HashSet<Uuid>,
 ) -> StoreResult<()> {
     let store = &*pipeline.store;
     if !stored_now && new.superseded_by.is_some() {
@@ -207,15 +216,17 @@ async fn replace(
             .set_superseded(DocKind::Analysis, user, new.id, None)
             .await?;
     }
-    // Delivered before the old one is marked: if marking fails, the retry finds `new`
-    // already stored (`stored_now` false) and would never deliver it.
+    // Marked before `new` is delivered: a client that lists analyses on receiving it finds
+    // `old` superseded. `new` is delivered once per recomputation, whether stored now or
+    // by an earlier attempt whose marking failed (`old` is still current then, so `new` is
+    // found again: a repeat at worst, with the same id, rather than never).
     let fanout = &pipeline.fanout;
-    if stored_now || new.superseded_by.is_some() {
-        fanout.deliver(DocKind::Analysis, new, true).await;
-    }
     store
         .set_superseded(DocKind::Analysis, user, old.id, Some(new.id))
         .await?;
+    if delivered.insert(new.id) {
+        fanout.deliver(DocKind::Analysis, new, true).await;
+    }
     publish(pipeline, DocKind::Analysis, user, old.id, new.id).await;
     for insight in insights_of(store, user, old).await? {
         match super::insight::replacing(pipeline, user, new, Some(insight.id)).await {
@@ -225,12 +236,12 @@ async fn replace(
                         .set_superseded(DocKind::Insight, user, fresh.id, None)
                         .await?;
                 }
-                if stored_now || fresh.superseded_by.is_some() {
-                    fanout.deliver(DocKind::Insight, &fresh, true).await;
-                }
                 store
                     .set_superseded(DocKind::Insight, user, insight.id, Some(fresh.id))
                     .await?;
+                if delivered.insert(fresh.id) {
+                    fanout.deliver(DocKind::Insight, &fresh, true).await;
+                }
                 publish(pipeline, DocKind::Insight, user, insight.id, fresh.id).await;
             }
             Err(e) => {
