@@ -97,6 +97,12 @@ impl Store for QueueStore {
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
         self.inner.pending_erasures().await
     }
+    async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<clarity::store::Revision>> {
+        self.inner.pending_revisions(user).await
+    }
+    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+        self.inner.clear_revisions(user, from, to).await
+    }
     async fn set_superseded(
         &self,
         kind: DocKind,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::process::{login, start_binary};
+use crate::common::process::{login, signup, start_binary};
 use crate::common::{JWT_SECRET, PASSWORD, hr, into_json};
 
 async fn start_server(dir: &Path) -> (Child, SocketAddr) {
@@ -82,14 +82,7 @@ async fn acknowledged_samples_survive_sigkill() {
     let http = reqwest::Client::new();
     let (mut child, addr) = start_server(dir.path()).await;
     let email = "crash@example.com";
-    let resp = http
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let token = login(&http, addr, email).await;
+    let token = signup(&http, addr, email).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::process::{login, start_binary};
-use crate::common::{JWT_SECRET, PASSWORD, hr, into_json};
+use crate::common::process::{signup, start_binary};
+use crate::common::{JWT_SECRET, hr, into_json};
 
 /// Accounts the sessions are spread over (several sessions per user, as phone + watch).
 const USERS: usize = 10;
@@ -154,14 +154,7 @@ async fn repeated_sigkill_under_a_hundred_sessions_loses_and_doubles_nothing() {
     let mut tokens = Vec::new();
     for u in 0..USERS {
         let email = format!("crash{u}@example.com");
-        let resp = http
-            .post(format!("http://{addr}/api/v1/auth/signup"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        tokens.push(login(&http, addr, &email).await);
+        tokens.push(signup(&http, addr, &email).await);
     }
     let mut clients: Vec<Client> = (0..sessions).map(|_| Client::default()).collect();
     let progress = Arc::new(AtomicUsize::new(0));
@@ -244,14 +237,7 @@ async fn sigterm_drains_within_the_configured_deadline() {
         &[("CLARITY_JWT_SECRET", JWT_SECRET)],
     )
     .await;
-    let resp = http
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(&json!({"email": "drain@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let token = login(&http, addr, "drain@example.com").await;
+    let token = signup(&http, addr, "drain@example.com").await;
     let url = format!("ws://{addr}/api/v1/ws?access_token={token}");
     // Hung clients: connected, never read again.
     let mut hung = Vec::new();

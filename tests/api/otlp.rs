@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::common::process::{login, start_logged};
+use crate::common::process::{signup, start_logged};
 use crate::common::*;
 
 /// Every span (and the resource attributes) the receiver was sent.
@@ -107,14 +107,7 @@ async fn one_trace_follows_a_frame_to_its_ack_analysis_insight_and_pushes() {
     .await;
     let http = reqwest::Client::new();
     let email = "traced-person@example.com";
-    let resp = http
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let token = login(&http, addr, email).await;
+    let token = signup(&http, addr, email).await;
     // A REST request continuing a client's trace (header).
     let rest_trace = "0af7651916cd43dd8448eb211c80319c";
     let rest_parent = "b7ad6b7169203331";

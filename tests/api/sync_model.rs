@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::process::{login, start_binary};
-use crate::common::{Backend, JWT_SECRET, PASSWORD, into_json, yesterday};
+use crate::common::process::{signup, start_binary};
+use crate::common::{Backend, JWT_SECRET, into_json, yesterday};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -279,7 +279,7 @@ impl Device {
     }
 }
 
-async fn start(dir: &Path, backend: &Backend) -> (Child, SocketAddr) {
+pub(crate) async fn start(dir: &Path, backend: &Backend) -> (Child, SocketAddr) {
     let mut env = backend.env();
     env.push(("CLARITY_JWT_SECRET", JWT_SECRET.into()));
     // One token for the whole run, however long CLARITY_SYNC_STEPS makes it.
@@ -288,10 +288,22 @@ async fn start(dir: &Path, backend: &Backend) -> (Child, SocketAddr) {
     start_binary(&["serve"], dir, &env).await
 }
 
-type Socket =
+/// A migrated store in `dir`, the server on it, and the access token of a new account.
+pub(crate) async fn started(
+    dir: &Path,
+    backend: &Backend,
+    email: &str,
+) -> (Child, SocketAddr, String) {
+    backend.migrate(&backend.config(dir)).await;
+    let (child, addr) = start(dir, backend).await;
+    let token = signup(&reqwest::Client::new(), addr, email).await;
+    (child, addr, token)
+}
+
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: SocketAddr, token: &str) -> Option<Socket> {
+pub(crate) async fn connect(addr: SocketAddr, token: &str) -> Option<Socket> {
     let url = format!("ws://{addr}/api/v1/ws?access_token={token}");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
     // welcome
@@ -485,17 +497,8 @@ async fn run(backend: Backend) {
         "sync model: seed {seed}, {steps} steps, {kills} kills (CLARITY_SYNC_SEED={seed} replays it)"
     );
     let dir = tempfile::tempdir().unwrap();
-    backend.migrate(&backend.config(dir.path())).await;
-    let (mut child, mut addr) = start(dir.path(), &backend).await;
+    let (mut child, mut addr, token) = started(dir.path(), &backend, "model@example.com").await;
     let http = reqwest::Client::new();
-    let resp = http
-        .post(format!("http://{addr}/api/v1/auth/signup"))
-        .json(&json!({"email": "model@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let token = login(&http, addr, "model@example.com").await;
 
     let mut dev = Device::new(seed);
     let kill_at: HashSet<u64> = (0..kills)

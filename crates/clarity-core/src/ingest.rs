@@ -348,8 +348,12 @@ impl Ingest {
         if !changed_spans.is_empty() {
             // Old values are in the window: it is read again from the store (which has the
             // new ones), and the analyses over the changed times are recomputed.
+            let revisions = (
+                seqs.first().copied().unwrap_or(0),
+                seqs.last().copied().unwrap_or(0),
+            );
             self.window_service
-                .data_changed(user, inserted, changed_spans)
+                .data_changed(user, inserted, changed_spans, revisions)
                 .await;
         } else if !inserted.is_empty() {
             // Duplicates are already in the window (or older than it): only new samples count.

@@ -105,6 +105,19 @@ async fn spawn(
     (child, addr, captured)
 }
 
+/// Signs `email` up (with [`PASSWORD`]) on a server process and logs in: its access token.
+pub async fn signup(http: &reqwest::Client, addr: SocketAddr, email: &str) -> String {
+    let resp = http
+        .post(format!("http://{addr}/api/v1/auth/signup"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = into_json(resp).await;
+    assert_eq!(status, 201, "{body}");
+    login(http, addr, email).await
+}
+
 pub async fn login(http: &reqwest::Client, addr: SocketAddr, email: &str) -> String {
     let resp = http
         .post(format!("http://{addr}/api/v1/auth/login"))

@@ -28,6 +28,8 @@ pub enum Op {
     Changes,
     EraseUser,
     PendingErasures,
+    PendingRevisions,
+    ClearRevisions,
     SetSuperseded,
     QuerySamples,
     PutDoc,
@@ -195,6 +197,14 @@ impl<I: Intercept> Store for Wrapped<I> {
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {
         self.intercept.check(Op::PendingErasures)?;
         self.intercept.pending_erasures(&*self.inner).await
+    }
+    async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<clarity::store::Revision>> {
+        self.intercept.check(Op::PendingRevisions)?;
+        self.inner.pending_revisions(user).await
+    }
+    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+        self.intercept.check(Op::ClearRevisions)?;
+        self.inner.clear_revisions(user, from, to).await
     }
     async fn set_superseded(
         &self,

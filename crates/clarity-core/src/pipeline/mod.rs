@@ -61,7 +61,7 @@ pub struct Pipeline {
     /// replaced by it) or computed after it (from the new data). See [`Pipeline::lock_user`].
     pub revising: dashmap::DashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>,
     /// Changed spans waiting for each user's recomputation runner ([`revise`]).
-    pub revise_pending: dashmap::DashMap<uuid::Uuid, Vec<(i64, i64)>>,
+    pub revise_pending: dashmap::DashMap<uuid::Uuid, revise::Pending>,
     /// The day analyses spawned and not yet snapshotted, by (user, local midnight): a day
     /// already waiting is not queued again ([`Pipeline::consume_days`]).
     pub days_pending: dashmap::DashSet<(uuid::Uuid, Option<i64>)>,
@@ -123,7 +123,12 @@ impl Pipeline {
                         analysis::spawn(&self, day.user, Trigger::DayComplete, day.midnight, None);
                     }
                     Some(Due::Changed(changed)) => {
-                        revise::spawn(&self, changed.user, changed.spans.clone());
+                        revise::spawn(
+                            &self,
+                            changed.user,
+                            changed.spans.clone(),
+                            changed.revisions.clone(),
+                        );
                     }
                     None => return,
                 },

@@ -26,8 +26,11 @@
 //!   samples.
 //! - A transient store failure (overloaded, timed out, unavailable) is retried with backoff
 //!   for up to [`RETRY_FOR`], the user's lock released while waiting: a recomputation is
-//!   idempotent (what an earlier attempt replaced is current and recomputes to itself), and
-//!   one given up on would leave an analysis counting samples that no longer exist.
+//!   idempotent (what an earlier attempt replaced is current and recomputes to itself).
+//! - The write stored its changed times as revisions (`store::revisions`); the runner clears
+//!   them only after recomputing. One given up on, or lost with a killed node, stays stored
+//!   and is recomputed when a node next takes the user's window (`WindowService`), so no
+//!   analysis keeps counting samples that no longer exist.
 //! - One user's recomputations run one at a time (a later batch waits for the earlier one),
 //!   so two batches never both replace the same analysis; new analyses and insights of the
 //!   user take the same lock from their snapshot until stored (`Pipeline::lock_user`), so
@@ -57,18 +60,39 @@ pub const RETRY_FOR: Duration = Duration::from_secs(60);
 /// How long a user's runner waits before taking the spans queued (see the module's rules).
 pub const SETTLE: Duration = Duration::from_millis(250);
 
+/// What a user's runner has yet to recompute.
+#[derive(Default)]
+pub struct Pending {
+    spans: Vec<(i64, i64)>,
+    /// The stored revisions (change seq ranges) these spans come from: cleared once done.
+    revisions: Vec<(u64, u64)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty() && self.revisions.is_empty()
+    }
+}
+
 /// Recomputes `user`'s analyses touched by changes at `spans` (UTC ms `[start, end]`), in the
-/// background, coalesced with the user's other pending changes.
-pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
+/// background, coalesced with the user's other pending changes; then clears the stored
+/// `revisions` (change seq ranges) they came from.
+pub fn spawn(
+    pipeline: &Arc<Pipeline>,
+    user: Uuid,
+    spans: Vec<(i64, i64)>,
+    revisions: Vec<(u64, u64)>,
+) {
     use dashmap::mapref::entry::Entry;
     match pipeline.revise_pending.entry(user) {
         // A runner is waiting or running: it (or its next round) takes these.
         Entry::Occupied(mut queued) => {
-            queued.get_mut().extend(spans);
+            queued.get_mut().spans.extend(spans);
+            queued.get_mut().revisions.extend(revisions);
             return;
         }
         Entry::Vacant(slot) => {
-            slot.insert(spans);
+            slot.insert(Pending { spans, revisions });
         }
     }
     let pipeline2 = pipeline.clone();
@@ -77,9 +101,10 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
             tokio::time::sleep(SETTLE).await;
             // The entry goes only while empty, under its shard's lock: a span queued after
             // this finds no entry and starts a new runner.
-            let spans = match pipeline2.revise_pending.entry(user) {
+            let (spans, revisions) = match pipeline2.revise_pending.entry(user) {
                 Entry::Occupied(mut queued) if !queued.get().is_empty() => {
-                    crate::samples::merge_spans(std::mem::take(queued.get_mut()))
+                    let Pending { spans, revisions } = std::mem::take(queued.get_mut());
+                    (crate::samples::merge_spans(spans), revisions)
                 }
                 Entry::Occupied(queued) => {
                     queued.remove();
@@ -87,13 +112,27 @@ pub fn spawn(pipeline: &Arc<Pipeline>, user: Uuid, spans: Vec<(i64, i64)>) {
                 }
                 Entry::Vacant(_) => return,
             };
-            recompute(&pipeline2, user, &spans).await;
+            if recompute(&pipeline2, user, &spans).await {
+                clear(&pipeline2, user, &revisions).await;
+            }
         }
     });
 }
 
-/// One recomputation of `spans`, retried while the store fails transiently.
-async fn recompute(pipeline: &Arc<Pipeline>, user: Uuid, spans: &[(i64, i64)]) {
+/// Confirms the recomputation of `revisions` in the store. One not cleared is recomputed
+/// again when a node next takes the user's window: wasted work, not a wrong result.
+async fn clear(pipeline: &Pipeline, user: Uuid, revisions: &[(u64, u64)]) {
+    for &(from, to) in revisions {
+        if let Err(e) = pipeline.store.clear_revisions(user, from, to).await {
+            tracing::warn!(error = %e, "recomputed changes not confirmed in the store");
+            return;
+        }
+    }
+}
+
+/// One recomputation of `spans`, retried while the store fails transiently; whether it was
+/// done.
+async fn recompute(pipeline: &Arc<Pipeline>, user: Uuid, spans: &[(i64, i64)]) -> bool {
     let give_up = tokio::time::Instant::now() + RETRY_FOR;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -102,7 +141,7 @@ async fn recompute(pipeline: &Arc<Pipeline>, user: Uuid, spans: &[(i64, i64)]) {
             run(pipeline, user, spans).await
         };
         match result {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(AnalysisError::Store(e))
                 if e.is_transient() && tokio::time::Instant::now() + delay < give_up =>
             {
@@ -112,7 +151,7 @@ async fn recompute(pipeline: &Arc<Pipeline>, user: Uuid, spans: &[(i64, i64)]) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "analyses over edited or deleted samples not recomputed");
-                return;
+                return false;
             }
         }
     }

@@ -12,11 +12,13 @@
 
 pub mod changes;
 pub mod dynamo;
+pub mod revisions;
 pub mod sqlite;
 
 pub use changes::{
     Change, ChangeOp, ChangePage, Erased, OpOutcome, SampleOp, TOMBSTONE_DAYS, WriteResult,
 };
+pub use revisions::Revision;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -330,6 +332,10 @@ pub trait Store: Send + Sync + 'static {
     async fn erase_user(&self, user: Uuid) -> StoreResult<Erased>;
     /// Erasures begun and not finished (always empty on a backend that erases atomically).
     async fn pending_erasures(&self) -> StoreResult<Vec<changes::PendingErasure>>;
+    /// `user`'s revisions whose recomputation is not confirmed, by seq (see [`revisions`]).
+    async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<Revision>>;
+    /// Confirms the recomputation of `user`'s revisions with `from <= seq <= to`.
+    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()>;
     /// Marks `user`'s document `id` of `kind` as replaced by `by` (or current again with
     /// `None`); `false` when there is no such document.
     async fn set_superseded(

@@ -20,6 +20,10 @@
 //!   owner: another node tells the owner over the bus (`Resync`, a rebuild). It then sends a
 //!   [`DataChanged`] event on the same channel, after the days the batch completed, so the
 //!   pipeline recomputes the analyses over those times.
+//! - A node that takes a user's window (fresh ownership: after a restart or a takeover) first
+//!   reports due the changed times whose recomputation was never confirmed
+//!   (`Store::pending_revisions`): an ack promises derived results that follow the data,
+//!   whichever node dies.
 
 use std::sync::Arc;
 
@@ -50,6 +54,9 @@ pub struct DataChanged {
     pub user: Uuid,
     /// The times, UTC ms `[start, end]`, of the old samples and of their new versions.
     pub spans: Vec<(i64, i64)>,
+    /// The change seqs (`[from, to]`) whose stored revisions these spans are: cleared once
+    /// recomputed (`store::revisions`).
+    pub revisions: Vec<(u64, u64)>,
     /// Keeps shutdown waiting until the recomputation is spawned.
     _held: TaskTrackerToken,
 }
@@ -135,6 +142,7 @@ impl WindowService {
                 // Just became the owner: read the store first (the batch is stored already and
                 // is applied once, after the rebuild, so a day it completes is seen as
                 // completed).
+                self.recover_revisions(user).await;
                 self.windows.mark_stale(user);
                 match self.windows.ensure_with(&*self.store, user, &fresh).await {
                     Ok(applied) => self.start_due_analysis(user, &applied),
@@ -154,11 +162,17 @@ impl WindowService {
         }
     }
 
-    /// Stored samples of `user` were replaced or removed (`spans`: their old and new times),
-    /// and `inserted` are new: the owner's window is read again from the store (the new
-    /// samples applied once, after it, so the days they complete count), then the analyses
-    /// over `spans` are reported due.
-    pub async fn data_changed(&self, user: Uuid, inserted: Vec<Sample>, spans: Vec<(i64, i64)>) {
+    /// Stored samples of `user` were replaced or removed (`spans`: their old and new times,
+    /// stored as the revisions of change seqs `revisions`), and `inserted` are new: the
+    /// owner's window is read again from the store (the new samples applied once, after it,
+    /// so the days they complete count), then the analyses over `spans` are reported due.
+    pub async fn data_changed(
+        &self,
+        user: Uuid,
+        inserted: Vec<Sample>,
+        spans: Vec<(i64, i64)>,
+        revisions: (u64, u64),
+    ) {
         match self.ownership.claim(user).await {
             // No window here holds old values: new samples go where they always do.
             Claim::Owner { .. } if self.windows.get(user).is_none() => {
@@ -195,8 +209,34 @@ impl WindowService {
         let _ = self.days.send(Due::Changed(DataChanged {
             user,
             spans,
+            revisions: vec![revisions],
             _held: self.tracker.token(),
         }));
+    }
+
+    /// Reports due again the changed times of `user` whose recomputation was never confirmed
+    /// (the node that acked them died first, or gave up on a failing store): called when a
+    /// node takes the user's window, as it does after a restart or a takeover.
+    async fn recover_revisions(&self, user: Uuid) {
+        match self.store.pending_revisions(user).await {
+            Ok(pending) if pending.is_empty() => {}
+            Ok(pending) => {
+                tracing::info!(
+                    revisions = pending.len(),
+                    "recomputing analyses over changes not recomputed before"
+                );
+                let _ = self.days.send(Due::Changed(DataChanged {
+                    user,
+                    revisions: pending.iter().map(|r| (r.seq, r.seq)).collect(),
+                    spans: pending.into_iter().flat_map(|r| r.spans).collect(),
+                    _held: self.tracker.token(),
+                }));
+            }
+            Err(e) => {
+                // Found again the next time a node takes the window.
+                tracing::warn!(error = %e, "pending recomputations not read");
+            }
+        }
     }
 
     /// Prepares this node's window of `user` for a session here: the owner keeps its window
@@ -207,6 +247,7 @@ impl WindowService {
         match claim {
             Claim::Owner { fresh } => {
                 if fresh {
+                    self.recover_revisions(user).await;
                     self.windows.mark_stale(user);
                 }
                 let applied = self.windows.ensure(&*self.store, user).await?;
@@ -223,7 +264,11 @@ impl WindowService {
         let claim = self.ownership.claim(user).await;
         match claim {
             Claim::Owner { fresh: false } => {}
-            Claim::Owner { fresh: true } | Claim::Elsewhere => self.windows.mark_stale(user),
+            Claim::Owner { fresh: true } => {
+                self.recover_revisions(user).await;
+                self.windows.mark_stale(user);
+            }
+            Claim::Elsewhere => self.windows.mark_stale(user),
         }
         let applied = self.windows.ensure(&*self.store, user).await?;
         if matches!(claim, Claim::Owner { .. }) {

@@ -179,7 +179,7 @@ impl DynamoStore {
 
     /// Deletes `keys` in BatchWriteItem calls (unprocessed ones retried); with `stop_after`,
     /// only the first that many.
-    async fn delete_keys(
+    pub(super) async fn delete_keys(
         &self,
         keys: &[(String, String)],
         stop_after: Option<usize>,

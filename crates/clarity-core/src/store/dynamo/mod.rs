@@ -22,6 +22,7 @@ mod erase;
 mod feed;
 mod legacy;
 mod plan;
+mod revisions;
 pub mod schema;
 mod streams;
 #[cfg(test)]
@@ -327,6 +328,14 @@ impl Store for DynamoStore {
         // Not bounded by the store timeout: a large account takes many batches, and every
         // step is idempotent, so a slow erasure is better finished than cut off.
         self.erase(user, None).await
+    }
+
+    async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<super::Revision>> {
+        self.pending_revision_items(user).await
+    }
+
+    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+        self.clear_revision_items(user, from, to).await
     }
 
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {

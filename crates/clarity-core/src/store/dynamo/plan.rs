@@ -6,8 +6,8 @@
 //!   chunk, or a tombstone); each op sees the effects of the ones before it in the batch.
 //! - A tombstone older than [`TOMBSTONE_DAYS`] counts as absent, whether or not DynamoDB's TTL
 //!   has deleted it yet (it does so lazily, DynamoDB Local hardly ever).
-//! - A part touches at most [`MAX_PART_ITEMS`] index and chunk items (plus the head and the
-//!   change-log item: DynamoDB's 100 actions a transaction), at most [`MAX_PART_BYTES`] of
+//! - A part touches at most [`MAX_PART_ITEMS`] index and chunk items (plus the head, the
+//!   change-log item and a revision: DynamoDB's 100 actions a transaction), at most [`MAX_PART_BYTES`] of
 //!   sample data (the change-log item's 400 KB, the transaction's 4 MB) and at most
 //!   [`MAX_CHUNK_IDS`] ids of one chunk (the 4 KB update-expression limit). An item appears
 //!   once per part: an id changed twice in one part is written once, in its final state.
@@ -19,8 +19,9 @@ use crate::store::{OpOutcome, SampleOp, TOMBSTONE_DAYS};
 
 use super::codec;
 
-/// Index and chunk items one transaction may touch besides the head and the change log.
-pub const MAX_PART_ITEMS: usize = 98;
+/// Index and chunk items one transaction may touch besides the head, the change log and a
+/// revision (`dynamo::revisions`).
+pub const MAX_PART_ITEMS: usize = 97;
 /// Encoded sample bytes per part: the change-log item holds them all and must stay below
 /// DynamoDB's 400 KB item limit.
 pub const MAX_PART_BYTES: usize = 300_000;

@@ -34,7 +34,9 @@ use super::codec::{self, SAMPLE_ATTR_PREFIX, n, s};
 use super::plan::{self, ChunkKey, Part, Removed, State};
 use super::{DynamoStore, Item, accounts, attr_i64, feed, map_err, schema};
 use crate::samples::{Kind, Sample};
-use crate::store::{OpOutcome, SampleOp, StoreError, StoreResult, TOMBSTONE_DAYS, WriteResult};
+use crate::store::{
+    OpOutcome, SampleOp, StoreError, StoreResult, TOMBSTONE_DAYS, WriteResult, revisions,
+};
 
 /// Re-plans after lost races on the head before answering `Overloaded`.
 const HEAD_RETRIES: usize = 8;
@@ -148,7 +150,19 @@ impl DynamoStore {
             let (mut done, mut seq_i, mut removed_i, mut at_head) = (0, 0, 0, head);
             let mut raced = false;
             for part in &planned.parts {
-                if !self.commit(user, at_head, part).await? {
+                // The part's changed times go in its transaction (`store::revisions`).
+                let outcomes = &planned.outcomes[done..part.end];
+                let replaced = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, OpOutcome::Updated | OpOutcome::Deleted))
+                    .count();
+                let old: Vec<Sample> = removed[removed_i..removed_i + replaced]
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let spans = revisions::changed_spans(&rest[done..part.end], outcomes, &old);
+                if !self.commit(user, at_head, part, &spans).await? {
                     raced = true;
                     break;
                 }
@@ -351,7 +365,14 @@ impl DynamoStore {
     }
 
     /// Commits one part; `false` when the head moved since `head` was read (a lost race).
-    async fn commit(&self, user: Uuid, head: u64, part: &Part) -> StoreResult<bool> {
+    /// `spans`: the part's changed times, stored as its revision when not empty.
+    async fn commit(
+        &self,
+        user: Uuid,
+        head: u64,
+        part: &Part,
+        spans: &[(i64, i64)],
+    ) -> StoreResult<bool> {
         let last = part.changes.last().map_or(head, |c| c.seq);
         let mut set_head = Update::builder()
             .table_name(&self.table)
@@ -366,11 +387,11 @@ impl DynamoStore {
                 .condition_expression("seq = :old")
                 .expression_attribute_values(":old", n(head))
         };
-        // Chunks first, then the log, the index, and the head last: DynamoDB applies a
+        // Chunks first, then the log, the index, the revision, and the head last: DynamoDB applies a
         // transaction atomically, but an emulator killed halfway through one (DynamoDB Local
         // in the fault tests) keeps a prefix of it, and a prefix in this order is one a retry
         // repairs: a sample in its chunk without an index item is simply written again.
-        let mut items = Vec::with_capacity(part.chunks.len() + part.index.len() + 2);
+        let mut items = Vec::with_capacity(part.chunks.len() + part.index.len() + 3);
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -421,6 +442,9 @@ impl DynamoStore {
         items.push(put(feed::log_item(user, &part.changes))?);
         for (id, (st, seq)) in &part.index {
             items.push(put(index_item(user, id, st, *seq))?);
+        }
+        if !spans.is_empty() {
+            items.push(put(super::revisions::item(user, last, spans))?);
         }
         items.push(
             TransactWriteItem::builder()

@@ -378,6 +378,15 @@ impl Store for SqliteStore {
         Ok(Vec::new())
     }
 
+    async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<crate::store::Revision>> {
+        self.read(move |c| sync::pending_revisions(c, user)).await
+    }
+
+    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+        self.call(move |c| sync::clear_revisions(c, user, from, to))
+            .await
+    }
+
     async fn set_superseded(
         &self,
         kind: DocKind,

@@ -56,7 +56,7 @@ CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, wind
 ";
 
 /// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// One step of a migration.
 enum Step {
@@ -115,8 +115,19 @@ CREATE INDEX IF NOT EXISTS samples_by_seq ON samples (user_id, seq);
 /// older server reopened may have it again.
 const V6: &str = "DROP INDEX IF EXISTS samples_by_time;";
 
+/// Version 7 (derived results after a crash): the changed times of each write that replaced or
+/// removed samples, until the analyses over them are recomputed (`store::revisions`).
+const V7: &str = "
+CREATE TABLE IF NOT EXISTS revisions (
+    user_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    spans TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+";
+
 /// `(version, steps)`, in order.
-const MIGRATIONS: [(i64, &[Step]); 3] = [
+const MIGRATIONS: [(i64, &[Step]); 4] = [
     // Fields beyond `value` (blood_pressure's diastolic, workout's activity, provenance), as
     // the JSON of `samples::Extra`; NULL for every sample that has none.
     (4, &[Step::Column("samples", "extra", "TEXT")]),
@@ -130,6 +141,7 @@ const MIGRATIONS: [(i64, &[Step]); 3] = [
         ],
     ),
     (6, &[Step::Sql(V6)]),
+    (7, &[Step::Sql(V7)]),
 ];
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use super::{SAMPLE_COLUMNS, sample_from_row};
 use crate::samples::Sample;
 use crate::store::{
-    Change, ChangeOp, ChangePage, DocKind, Erased, OpOutcome, SampleOp, StoreError, StoreResult,
-    TOMBSTONE_DAYS, WriteResult,
+    Change, ChangeOp, ChangePage, DocKind, Erased, OpOutcome, Revision, SampleOp, StoreError,
+    StoreResult, TOMBSTONE_DAYS, WriteResult, revisions,
 };
 
 fn other(e: rusqlite::Error) -> StoreError {
@@ -80,6 +80,13 @@ pub(super) fn write_ops(
         )
         .and_then(|mut st| st.execute(params![uid, head]))
         .map_err(other)?;
+    }
+    let spans = revisions::changed_spans(ops, &out.outcomes, &out.removed);
+    if !spans.is_empty() {
+        // In the batch's savepoint: the recomputation it calls for is as durable as the ack.
+        c.prepare_cached("INSERT INTO revisions (user_id, seq, spans) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![uid, head, revisions::encode_spans(&spans)]))
+            .map_err(other)?;
     }
     Ok(out)
 }
@@ -286,6 +293,7 @@ pub(super) fn erase_user(c: &Connection, user: Uuid) -> StoreResult<Erased> {
     let samples = run("DELETE FROM samples WHERE user_id = ?1")?
         + run("DELETE FROM tombstones WHERE user_id = ?1")?;
     run("DELETE FROM change_heads WHERE user_id = ?1")?;
+    run("DELETE FROM revisions WHERE user_id = ?1")?;
     let mut documents = run("DELETE FROM events WHERE user_id = ?1")?;
     for kind in [DocKind::Analysis, DocKind::Insight] {
         documents += c
@@ -324,4 +332,32 @@ pub(super) fn set_superseded(
     })
     .map(|n| n == 1)
     .map_err(other)
+}
+
+/// `user`'s revisions not confirmed, by seq (see `store::revisions`).
+pub(super) fn pending_revisions(c: &Connection, user: Uuid) -> rusqlite::Result<Vec<Revision>> {
+    c.prepare_cached("SELECT seq, spans FROM revisions WHERE user_id = ?1 ORDER BY seq")?
+        .query_map([&user.as_bytes()[..]], |r| {
+            let text: String = r.get(1)?;
+            let spans = revisions::decode_spans(&text).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    "a stored revision's spans do not decode".into(),
+                )
+            })?;
+            Ok(Revision {
+                seq: r.get::<_, i64>(0)? as u64,
+                spans,
+            })
+        })?
+        .collect()
+}
+
+/// Confirms `user`'s revisions with `from <= seq <= to`.
+pub(super) fn clear_revisions(c: &Connection, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+    c.prepare_cached("DELETE FROM revisions WHERE user_id = ?1 AND seq BETWEEN ?2 AND ?3")
+        .and_then(|mut st| st.execute(params![&user.as_bytes()[..], from as i64, to as i64]))
+        .map_err(other)?;
+    Ok(())
 }
