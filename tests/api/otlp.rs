@@ -129,7 +129,9 @@ async fn one_trace_follows_a_frame_to_its_ack_analysis_insight_and_pushes() {
 
     // Yesterday's activity every 10 minutes, then a minute of today: yesterday is complete.
     let day = yesterday();
-    let values: Vec<i64> = (0..145).map(|i| 31_337 + i).collect();
+    // Fractional: a whole number here could be a pid or a port in some attribute (pids reach
+    // 32768 on this machine), which would be a false alarm.
+    let values: Vec<f64> = (0..145).map(|i| 31_337.25 + i as f64).collect();
     let samples: Vec<Value> = values
         .iter()
         .enumerate()

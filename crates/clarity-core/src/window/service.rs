@@ -20,8 +20,8 @@
 //!   owner: another node tells the owner over the bus (`Resync`, a rebuild). It then sends a
 //!   [`DataChanged`] event on the same channel, after the days the batch completed, so the
 //!   pipeline recomputes the analyses over those times.
-//! - A node that takes a user's window (fresh ownership: after a restart or a takeover) first
-//!   reports due the changed times whose recomputation was never confirmed
+//! - A node that takes a user's window (fresh ownership: after a restart or a takeover), once
+//!   it has rebuilt it, reports due the changed times whose recomputation was never confirmed
 //!   (`Store::pending_revisions`): an ack promises derived results that follow the data,
 //!   whichever node dies.
 
@@ -142,7 +142,6 @@ impl WindowService {
                 // Just became the owner: read the store first (the batch is stored already and
                 // is applied once, after the rebuild, so a day it completes is seen as
                 // completed).
-                self.recover_revisions(user).await;
                 self.windows.mark_stale(user);
                 match self.windows.ensure_with(&*self.store, user, &fresh).await {
                     Ok(applied) => self.start_due_analysis(user, &applied),
@@ -150,6 +149,7 @@ impl WindowService {
                         tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
                     }
                 }
+                self.recover_revisions(user).await;
             }
             Claim::Elsewhere => {
                 // A copy kept here would miss what the owner gets from elsewhere.
@@ -247,11 +247,15 @@ impl WindowService {
         match claim {
             Claim::Owner { fresh } => {
                 if fresh {
-                    self.recover_revisions(user).await;
                     self.windows.mark_stale(user);
                 }
                 let applied = self.windows.ensure(&*self.store, user).await?;
                 self.start_due_analysis(user, &applied);
+                if fresh {
+                    // After the rebuild, not before: the rebuild holds the session's first
+                    // frames meanwhile, and is the one wait a session starts with.
+                    self.recover_revisions(user).await;
+                }
             }
             Claim::Elsewhere => self.windows.remove(user),
         }
@@ -264,15 +268,14 @@ impl WindowService {
         let claim = self.ownership.claim(user).await;
         match claim {
             Claim::Owner { fresh: false } => {}
-            Claim::Owner { fresh: true } => {
-                self.recover_revisions(user).await;
-                self.windows.mark_stale(user);
-            }
-            Claim::Elsewhere => self.windows.mark_stale(user),
+            Claim::Owner { fresh: true } | Claim::Elsewhere => self.windows.mark_stale(user),
         }
         let applied = self.windows.ensure(&*self.store, user).await?;
         if matches!(claim, Claim::Owner { .. }) {
             self.start_due_analysis(user, &applied);
+        }
+        if matches!(claim, Claim::Owner { fresh: true }) {
+            self.recover_revisions(user).await;
         }
         Ok(())
     }
