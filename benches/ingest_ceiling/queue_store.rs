@@ -100,8 +100,8 @@ impl Store for QueueStore {
     async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<clarity::store::Revision>> {
         self.inner.pending_revisions(user).await
     }
-    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
-        self.inner.clear_revisions(user, from, to).await
+    async fn clear_revisions(&self, user: Uuid, ranges: Vec<(u64, u64)>) -> StoreResult<()> {
+        self.inner.clear_revisions(user, ranges).await
     }
     async fn set_superseded(
         &self,

@@ -65,14 +65,22 @@ async fn edits_and_deletes_store_their_changed_times_until_cleared(backend: Back
         vec![(ms(0), ms(0)), (ms(10), ms(10)), (ms(30), ms(30))]
     );
 
-    // A second one; clearing the first's range leaves the second.
+    // A second and a third; clearing the first's and the third's ranges in one call leaves
+    // the second, which lies between them.
     let w2 = store
         .write_samples(u, vec![SampleOp::Delete("c".into())])
         .await
         .unwrap();
-    assert_eq!(store.pending_revisions(u).await.unwrap().len(), 2);
+    let w3 = store
+        .write_samples(u, vec![SampleOp::Delete("a".into())])
+        .await
+        .unwrap();
+    assert_eq!(store.pending_revisions(u).await.unwrap().len(), 3);
     let (from, to) = (w.seqs[0], *w.seqs.last().unwrap());
-    store.clear_revisions(u, from, to).await.unwrap();
+    store
+        .clear_revisions(u, vec![(from, to), (w3.seqs[0], w3.seqs[0])])
+        .await
+        .unwrap();
     assert_eq!(
         store.pending_revisions(u).await.unwrap(),
         vec![Revision {
@@ -81,7 +89,7 @@ async fn edits_and_deletes_store_their_changed_times_until_cleared(backend: Back
         }]
     );
     // Clearing is idempotent, and another user's revisions are their own.
-    store.clear_revisions(u, from, to).await.unwrap();
+    store.clear_revisions(u, vec![(from, to)]).await.unwrap();
     assert!(
         store
             .pending_revisions(Uuid::new_v4())
@@ -90,7 +98,7 @@ async fn edits_and_deletes_store_their_changed_times_until_cleared(backend: Back
             .is_empty()
     );
     store
-        .clear_revisions(u, w2.seqs[0], w2.seqs[0])
+        .clear_revisions(u, vec![(w2.seqs[0], w2.seqs[0])])
         .await
         .unwrap();
     assert!(store.pending_revisions(u).await.unwrap().is_empty());
@@ -135,7 +143,7 @@ async fn a_write_split_into_parts_leaves_every_changed_time(backend: Backend) {
         "{pending:?}"
     );
     store
-        .clear_revisions(u, w.seqs[0], *w.seqs.last().unwrap())
+        .clear_revisions(u, vec![(w.seqs[0], *w.seqs.last().unwrap())])
         .await
         .unwrap();
     assert!(store.pending_revisions(u).await.unwrap().is_empty());

@@ -202,9 +202,9 @@ impl<I: Intercept> Store for Wrapped<I> {
         self.intercept.check(Op::PendingRevisions)?;
         self.inner.pending_revisions(user).await
     }
-    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
+    async fn clear_revisions(&self, user: Uuid, ranges: Vec<(u64, u64)>) -> StoreResult<()> {
         self.intercept.check(Op::ClearRevisions)?;
-        self.inner.clear_revisions(user, from, to).await
+        self.inner.clear_revisions(user, ranges).await
     }
     async fn set_superseded(
         &self,

@@ -113,7 +113,7 @@ pub fn spawn(
                 Entry::Vacant(_) => return,
             };
             if recompute(&pipeline2, user, &spans).await {
-                clear(&pipeline2, user, &revisions).await;
+                clear(&pipeline2, user, revisions).await;
             }
         }
     });
@@ -121,12 +121,13 @@ pub fn spawn(
 
 /// Confirms the recomputation of `revisions` in the store. One not cleared is recomputed
 /// again when a node next takes the user's window: wasted work, not a wrong result.
-async fn clear(pipeline: &Pipeline, user: Uuid, revisions: &[(u64, u64)]) {
-    for &(from, to) in revisions {
-        if let Err(e) = pipeline.store.clear_revisions(user, from, to).await {
-            tracing::warn!(error = %e, "recomputed changes not confirmed in the store");
-            return;
-        }
+async fn clear(pipeline: &Pipeline, user: Uuid, revisions: Vec<(u64, u64)>) {
+    if revisions.is_empty() {
+        return;
+    }
+    // One store call per round, however many batches the round coalesced.
+    if let Err(e) = pipeline.store.clear_revisions(user, revisions).await {
+        tracing::warn!(error = %e, "recomputed changes not confirmed in the store");
     }
 }
 

@@ -334,8 +334,9 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_erasures(&self) -> StoreResult<Vec<changes::PendingErasure>>;
     /// `user`'s revisions whose recomputation is not confirmed, by seq (see [`revisions`]).
     async fn pending_revisions(&self, user: Uuid) -> StoreResult<Vec<Revision>>;
-    /// Confirms the recomputation of `user`'s revisions with `from <= seq <= to`.
-    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()>;
+    /// Confirms the recomputation of `user`'s revisions with a seq in one of `ranges`
+    /// (`[from, to]` each), in one call.
+    async fn clear_revisions(&self, user: Uuid, ranges: Vec<(u64, u64)>) -> StoreResult<()>;
     /// Marks `user`'s document `id` of `kind` as replaced by `by` (or current again with
     /// `None`); `false` when there is no such document.
     async fn set_superseded(

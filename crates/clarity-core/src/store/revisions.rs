@@ -8,7 +8,7 @@
 //!   DynamoDB: one per part, each part being its own transaction): the times of the old
 //!   samples and of their new versions, keyed by the last change seq the transaction took,
 //!   which no other transaction of the user takes.
-//! - The pipeline clears revisions (`clear_revisions`, by seq range) only once every analysis
+//! - The pipeline clears revisions (`clear_revisions`, by seq ranges) only once every analysis
 //!   over their times has been recomputed: a recomputation is idempotent, so doing one twice
 //!   is harmless, and clearing one not done would lose it.
 //! - A revision left behind (the node was killed, or gave up on a failing store) is found by

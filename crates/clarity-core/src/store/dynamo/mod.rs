@@ -334,8 +334,8 @@ impl Store for DynamoStore {
         self.pending_revision_items(user).await
     }
 
-    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
-        self.clear_revision_items(user, from, to).await
+    async fn clear_revisions(&self, user: Uuid, ranges: Vec<(u64, u64)>) -> StoreResult<()> {
+        self.clear_revision_items(user, &ranges).await
     }
 
     async fn pending_erasures(&self) -> StoreResult<Vec<Uuid>> {

@@ -63,16 +63,27 @@ impl DynamoStore {
         self.revisions_between(user, 0, u64::MAX).await
     }
 
+    /// Deletes the revisions with a seq in one of `ranges`: one query over their hull.
     pub(super) async fn clear_revision_items(
         &self,
         user: Uuid,
-        from: u64,
-        to: u64,
+        ranges: &[(u64, u64)],
     ) -> StoreResult<()> {
+        let (Some(lo), Some(hi)) = (
+            ranges.iter().map(|r| r.0).min(),
+            ranges.iter().map(|r| r.1).max(),
+        ) else {
+            return Ok(());
+        };
         let keys: Vec<(String, String)> = self
-            .revisions_between(user, from, to)
+            .revisions_between(user, lo, hi)
             .await?
             .into_iter()
+            .filter(|r| {
+                ranges
+                    .iter()
+                    .any(|&(from, to)| (from..=to).contains(&r.seq))
+            })
             .map(|r| (head_pk(user), sk(r.seq)))
             .collect();
         self.delete_keys(&keys, None).await

@@ -382,8 +382,8 @@ impl Store for SqliteStore {
         self.read(move |c| sync::pending_revisions(c, user)).await
     }
 
-    async fn clear_revisions(&self, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
-        self.call(move |c| sync::clear_revisions(c, user, from, to))
+    async fn clear_revisions(&self, user: Uuid, ranges: Vec<(u64, u64)>) -> StoreResult<()> {
+        self.call(move |c| sync::clear_revisions(c, user, &ranges))
             .await
     }
 

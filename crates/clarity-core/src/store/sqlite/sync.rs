@@ -354,10 +354,18 @@ pub(super) fn pending_revisions(c: &Connection, user: Uuid) -> rusqlite::Result<
         .collect()
 }
 
-/// Confirms `user`'s revisions with `from <= seq <= to`.
-pub(super) fn clear_revisions(c: &Connection, user: Uuid, from: u64, to: u64) -> StoreResult<()> {
-    c.prepare_cached("DELETE FROM revisions WHERE user_id = ?1 AND seq BETWEEN ?2 AND ?3")
-        .and_then(|mut st| st.execute(params![&user.as_bytes()[..], from as i64, to as i64]))
+/// Confirms `user`'s revisions with a seq in one of `ranges`.
+pub(super) fn clear_revisions(
+    c: &Connection,
+    user: Uuid,
+    ranges: &[(u64, u64)],
+) -> StoreResult<()> {
+    let mut st = c
+        .prepare_cached("DELETE FROM revisions WHERE user_id = ?1 AND seq BETWEEN ?2 AND ?3")
         .map_err(other)?;
+    for &(from, to) in ranges {
+        st.execute(params![&user.as_bytes()[..], from as i64, to as i64])
+            .map_err(other)?;
+    }
     Ok(())
 }
