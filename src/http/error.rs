@@ -196,6 +196,10 @@ impl From<StoreError> for ApiError {
                 code: "email_taken",
                 message: "an account with this email already exists".into(),
             },
+            StoreError::AccountErased => ApiError::Gone {
+                code: "account_erased",
+                message: "the account was erased".into(),
+            },
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "store unavailable");
                 metrics::counter!(crate::metrics::STORE_ERRORS, "kind" => "transient").increment(1);

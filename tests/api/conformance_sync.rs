@@ -473,11 +473,16 @@ async fn erase_user_removes_everything_of_the_user_and_nothing_else(backend: Bac
             .entries
             .is_empty()
     );
-    // The email is free again, and a tombstoned id of the old account is no obstacle.
+    // The email is free again for a new account, which a tombstoned id of the old one does
+    // not concern; the old account takes no writes any more (`conformance_erase`).
     let again = user("a@example.com");
     store.create_user(again.clone()).await.unwrap();
-    let done = write(&*store, a.id, vec![put(versioned("s0", 0, 1.0, None))]).await;
+    let done = write(&*store, again.id, vec![put(versioned("s0", 0, 1.0, None))]).await;
     assert_eq!(done.outcomes, [OpOutcome::Inserted]);
+    let late = store
+        .write_samples(a.id, vec![put(versioned("s0", 0, 1.0, None))])
+        .await;
+    assert!(matches!(late, Err(StoreError::AccountErased)), "{late:?}");
 
     // Everyone else is untouched.
     assert_eq!(store.user_by_id(b.id).await.unwrap(), Some(b.clone()));

@@ -348,10 +348,7 @@ impl Ingest {
         if !changed_spans.is_empty() {
             // Old values are in the window: it is read again from the store (which has the
             // new ones), and the analyses over the changed times are recomputed.
-            let revisions = (
-                seqs.first().copied().unwrap_or(0),
-                seqs.last().copied().unwrap_or(0),
-            );
+            let revisions = crate::store::revisions::seq_runs(&seqs);
             self.window_service
                 .data_changed(user, inserted, changed_spans, revisions)
                 .await;

@@ -346,13 +346,22 @@ impl Session {
             Err(e) => {
                 let failure = protocol::store_failure(&e, "batch not stored");
                 ack.record("code", failure.code);
-                // Resending is the answer to both: an ack is owed either way.
-                let refusal = Refusal::new(
-                    failure.code,
-                    "the batch was not stored; resend this frame later",
-                )
-                .with_seq(Some(done.seq))
-                .retry_after(STORE_RETRY_AFTER_MS);
+                let refusal = if failure.code == "account_erased" {
+                    // Nothing to resend: the session is closed right after (4011).
+                    Refusal::new(
+                        failure.code,
+                        "the batch was not stored: the account was erased",
+                    )
+                    .with_seq(Some(done.seq))
+                } else {
+                    // Resending is the answer to both others: an ack is owed either way.
+                    Refusal::new(
+                        failure.code,
+                        "the batch was not stored; resend this frame later",
+                    )
+                    .with_seq(Some(done.seq))
+                    .retry_after(STORE_RETRY_AFTER_MS)
+                };
                 self.send(&refusal.frame()).instrument(ack).await
             }
         }

@@ -81,7 +81,14 @@ pub struct StoreFailure {
 /// The one mapping of a store error to what a client sees; logs it once, as a warning when
 /// the store is only unavailable, as an error otherwise. `what` names the operation.
 pub fn store_failure(e: &StoreError, what: &'static str) -> StoreFailure {
-    if e.is_transient() {
+    if matches!(e, StoreError::AccountErased) {
+        // A write that raced the account's erasure: the erasure won, as it must.
+        tracing::info!("{what}: the account was erased");
+        StoreFailure {
+            code: "account_erased",
+            transient: false,
+        }
+    } else if e.is_transient() {
         tracing::warn!(error = %e, "{what}: store unavailable");
         StoreFailure {
             code: "store_unavailable",

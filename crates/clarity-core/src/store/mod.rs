@@ -265,6 +265,10 @@ pub enum StoreError {
     /// The store is shutting down or unreachable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The user's account was erased (`erase_user`): nothing more is stored for it, even by a
+    /// write that was on its way when the erasure ran.
+    #[error("the account was erased")]
+    AccountErased,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

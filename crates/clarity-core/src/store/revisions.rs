@@ -10,7 +10,10 @@
 //!   which no other transaction of the user takes.
 //! - The pipeline clears revisions (`clear_revisions`, by seq ranges) only once every analysis
 //!   over their times has been recomputed: a recomputation is idempotent, so doing one twice
-//!   is harmless, and clearing one not done would lose it.
+//!   is harmless, and clearing one not done would lose it. The ranges are the runs of seqs
+//!   the write itself took ([`seq_runs`]), never the span from its first seq to its last: a
+//!   write split into parts (DynamoDB) that lost a race took seqs around another node's
+//!   write, whose revision is that node's to clear.
 //! - A revision left behind (the node was killed, or gave up on a failing store) is found by
 //!   `pending_revisions` when a node next opens the user's window (a session, an ingest or a
 //!   request after a restart or a takeover), and recomputed then.
@@ -47,6 +50,20 @@ pub fn changed_spans<'a>(
     spans
 }
 
+/// The runs of consecutive seqs in `seqs` (ascending, as a write's result lists them) as
+/// inclusive ranges: what [`clear_revisions`](super::Store::clear_revisions) may clear for
+/// that write.
+pub fn seq_runs(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &seq in seqs {
+        match runs.last_mut() {
+            Some((_, last)) if seq == *last + 1 => *last = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    runs
+}
+
 /// The stored form of `spans` (JSON `[[start, end], ...]`), the same on every backend.
 pub fn encode_spans(spans: &[(i64, i64)]) -> String {
     serde_json::to_string(spans).expect("integers encode")
@@ -60,6 +77,15 @@ pub fn decode_spans(text: &str) -> Option<Vec<(i64, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seq_runs_leave_out_the_seqs_another_write_took_between_parts() {
+        assert_eq!(seq_runs(&[]), Vec::<(u64, u64)>::new());
+        assert_eq!(seq_runs(&[7]), vec![(7, 7)]);
+        assert_eq!(seq_runs(&[3, 4, 5]), vec![(3, 5)]);
+        // Parts of one write at 10-12 and, after losing a race to a write at 13-15, 16-17.
+        assert_eq!(seq_runs(&[10, 11, 12, 16, 17]), vec![(10, 12), (16, 17)]);
+    }
     use crate::samples::{Kind, Timestamp};
 
     fn at(id: &str, ms: i64) -> Sample {

@@ -23,10 +23,13 @@
 //! - A node that takes a user's window (fresh ownership: after a restart or a takeover), once
 //!   it has rebuilt it, reports due the changed times whose recomputation was never confirmed
 //!   (`Store::pending_revisions`): an ack promises derived results that follow the data,
-//!   whichever node dies.
+//!   whichever node dies. Until that read succeeds (the rebuild or the read may fail on a
+//!   failing store) the user stays in `recovery_due` and every later use of the window as
+//!   its owner tries again: the claim is fresh only once.
 
 use std::sync::Arc;
 
+use dashmap::DashSet;
 use tokio::sync::mpsc;
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 use uuid::Uuid;
@@ -76,6 +79,8 @@ pub struct WindowService {
     bus: Arc<dyn Bus>,
     tracker: TaskTracker,
     days: mpsc::UnboundedSender<Due>,
+    /// Users this node took the window of whose pending revisions it has not read yet.
+    recovery_due: DashSet<Uuid>,
 }
 
 impl WindowService {
@@ -95,6 +100,7 @@ impl WindowService {
             bus,
             tracker,
             days,
+            recovery_due: DashSet::new(),
         };
         (service, rx)
     }
@@ -137,23 +143,15 @@ impl WindowService {
     /// (rebuilding it first when it just became the owner), else over the bus to the owner.
     pub async fn to_window(&self, user: Uuid, fresh: Vec<Sample>) {
         match self.ownership.claim(user).await {
-            Claim::Owner { fresh: false } => self.feed(user, &fresh),
-            Claim::Owner { fresh: true } => {
-                // Just became the owner: read the store first (the batch is stored already and
-                // is applied once, after the rebuild, so a day it completes is seen as
-                // completed).
-                self.windows.mark_stale(user);
-                match self.windows.ensure_with(&*self.store, user, &fresh).await {
-                    Ok(applied) => self.start_due_analysis(user, &applied),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
-                    }
-                }
-                self.recover_revisions(user).await;
+            Claim::Owner { fresh: false } => {
+                self.feed(user, &fresh);
+                self.recover_if_due(user).await;
             }
+            Claim::Owner { fresh: true } => self.take_over(user, &fresh).await,
             Claim::Elsewhere => {
                 // A copy kept here would miss what the owner gets from elsewhere.
                 self.windows.remove(user);
+                self.recovery_due.remove(&user);
                 self.bus.publish(Message::Samples {
                     user,
                     samples: fresh,
@@ -163,7 +161,8 @@ impl WindowService {
     }
 
     /// Stored samples of `user` were replaced or removed (`spans`: their old and new times,
-    /// stored as the revisions of change seqs `revisions`), and `inserted` are new: the
+    /// stored as the revisions of change seqs `revisions`, the runs of seqs the write took),
+    /// and `inserted` are new: the
     /// owner's window is read again from the store (the new samples applied once, after it,
     /// so the days they complete count), then the analyses over `spans` are reported due.
     pub async fn data_changed(
@@ -171,16 +170,19 @@ impl WindowService {
         user: Uuid,
         inserted: Vec<Sample>,
         spans: Vec<(i64, i64)>,
-        revisions: (u64, u64),
+        revisions: Vec<(u64, u64)>,
     ) {
         match self.ownership.claim(user).await {
+            // Just became the owner: the rebuild reads the changed samples as stored.
+            Claim::Owner { fresh: true } => self.take_over(user, &inserted).await,
             // No window here holds old values: new samples go where they always do.
-            Claim::Owner { .. } if self.windows.get(user).is_none() => {
+            Claim::Owner { fresh: false } if self.windows.get(user).is_none() => {
                 if !inserted.is_empty() {
-                    self.to_window(user, inserted).await;
+                    self.feed(user, &inserted);
                 }
+                self.recover_if_due(user).await;
             }
-            Claim::Owner { .. } => {
+            Claim::Owner { fresh: false } => {
                 match self
                     .windows
                     .repair(&*self.store, user, &inserted, &spans)
@@ -191,9 +193,11 @@ impl WindowService {
                         tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
                     }
                 }
+                self.recover_if_due(user).await;
             }
             Claim::Elsewhere => {
                 self.windows.remove(user);
+                self.recovery_due.remove(&user);
                 if !inserted.is_empty() {
                     self.bus.publish(Message::Samples {
                         user,
@@ -209,15 +213,34 @@ impl WindowService {
         let _ = self.days.send(Due::Changed(DataChanged {
             user,
             spans,
-            revisions: vec![revisions],
+            revisions,
             _held: self.tracker.token(),
         }));
     }
 
+    /// This node just became the owner of `user`'s window: reads the store first (`fresh`, a
+    /// batch stored already, is applied once, after the rebuild, so a day it completes is seen
+    /// as completed), then recovers what was left to recompute.
+    async fn take_over(&self, user: Uuid, fresh: &[Sample]) {
+        self.recovery_due.insert(user);
+        self.windows.mark_stale(user);
+        match self.windows.ensure_with(&*self.store, user, fresh).await {
+            Ok(applied) => self.start_due_analysis(user, &applied),
+            Err(e) => {
+                tracing::warn!(error = %e, "window rebuild failed; it is retried at the next session");
+            }
+        }
+        self.recover_if_due(user).await;
+    }
+
     /// Reports due again the changed times of `user` whose recomputation was never confirmed
-    /// (the node that acked them died first, or gave up on a failing store): called when a
-    /// node takes the user's window, as it does after a restart or a takeover.
-    async fn recover_revisions(&self, user: Uuid) {
+    /// (the node that acked them died first, or gave up on a failing store), once after this
+    /// node took the window (`recovery_due`); a failed read is tried again at the next use.
+    async fn recover_if_due(&self, user: Uuid) {
+        // A read lock on the hot path; the entry is taken so that one caller reads.
+        if !self.recovery_due.contains(&user) || self.recovery_due.remove(&user).is_none() {
+            return;
+        }
         match self.store.pending_revisions(user).await {
             Ok(pending) if pending.is_empty() => {}
             Ok(pending) => {
@@ -233,8 +256,8 @@ impl WindowService {
                 }));
             }
             Err(e) => {
-                // Found again the next time a node takes the window.
-                tracing::warn!(error = %e, "pending recomputations not read");
+                self.recovery_due.insert(user);
+                tracing::warn!(error = %e, "pending recomputations not read; tried again at the next use of the window");
             }
         }
     }
@@ -247,17 +270,23 @@ impl WindowService {
         match claim {
             Claim::Owner { fresh } => {
                 if fresh {
+                    self.recovery_due.insert(user);
                     self.windows.mark_stale(user);
                 }
-                let applied = self.windows.ensure(&*self.store, user).await?;
-                self.start_due_analysis(user, &applied);
-                if fresh {
-                    // After the rebuild, not before: the rebuild holds the session's first
-                    // frames meanwhile, and is the one wait a session starts with.
-                    self.recover_revisions(user).await;
+                let rebuilt = self.windows.ensure(&*self.store, user).await;
+                if let Ok(applied) = &rebuilt {
+                    self.start_due_analysis(user, applied);
                 }
+                // After the rebuild, not before: the rebuild holds the session's first frames
+                // meanwhile, and is the one wait a session starts with. Tried even when the
+                // rebuild failed (the recomputation reads the store itself).
+                self.recover_if_due(user).await;
+                rebuilt?;
             }
-            Claim::Elsewhere => self.windows.remove(user),
+            Claim::Elsewhere => {
+                self.windows.remove(user);
+                self.recovery_due.remove(&user);
+            }
         }
         Ok(claim)
     }
@@ -268,16 +297,20 @@ impl WindowService {
         let claim = self.ownership.claim(user).await;
         match claim {
             Claim::Owner { fresh: false } => {}
-            Claim::Owner { fresh: true } | Claim::Elsewhere => self.windows.mark_stale(user),
+            Claim::Owner { fresh: true } => {
+                self.recovery_due.insert(user);
+                self.windows.mark_stale(user);
+            }
+            Claim::Elsewhere => self.windows.mark_stale(user),
         }
-        let applied = self.windows.ensure(&*self.store, user).await?;
-        if matches!(claim, Claim::Owner { .. }) {
-            self.start_due_analysis(user, &applied);
+        let rebuilt = self.windows.ensure(&*self.store, user).await;
+        if let Claim::Owner { .. } = claim {
+            if let Ok(applied) = &rebuilt {
+                self.start_due_analysis(user, applied);
+            }
+            self.recover_if_due(user).await;
         }
-        if matches!(claim, Claim::Owner { fresh: true }) {
-            self.recover_revisions(user).await;
-        }
-        Ok(())
+        rebuilt.map(|_| ())
     }
 
     /// Rebuilds the owned windows of `users` (all owned when `None`) from the store:

@@ -86,6 +86,8 @@ impl DynamoStore {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(build_err)
         };
+        // First, so that a failure leaves nothing to undo.
+        self.clear_erased_marks(user.id).await?;
         let items = vec![
             put(user_item(user, codec::email_pk(&user.email), "EMAIL"))?,
             put(user_item(user, codec::user_pk(user.id), "PROFILE"))?,
@@ -99,6 +101,27 @@ impl DynamoStore {
                 "account creation cancelled: {r:?}"
             ))),
         }
+    }
+
+    /// An erased id comes back only as a Cognito user's `sub` provisioned again: a new
+    /// account, which takes writes, so the erasure's marks (`erase`) go. Each is deleted only
+    /// while it is a bare mark (no `seq`); none there is the usual case.
+    async fn clear_erased_marks(&self, user: uuid::Uuid) -> StoreResult<()> {
+        for (pk, sk) in super::erase::erased_heads(user) {
+            let res = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .condition_expression("attribute_exists(#e) AND attribute_not_exists(seq)")
+                .expression_attribute_names("#e", super::writes::ERASED_ATTR)
+                .send()
+                .await;
+            // Not a bare mark (or none at all, the usual case): nothing to do.
+            super::if_held(res)?;
+        }
+        Ok(())
     }
 
     async fn family_revoked(&self, family: uuid::Uuid) -> StoreResult<bool> {

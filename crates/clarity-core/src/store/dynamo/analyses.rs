@@ -2,7 +2,9 @@
 //! id claim that makes storing idempotent.
 //!
 //! Rules: both items are written in one transaction conditioned on the claim not existing,
-//! so the same document computed on two nodes (or twice on one) is stored once. Marking a
+//! so the same document computed on two nodes (or twice on one) is stored once, and on the
+//! user's change head bearing no erased mark (`erase`), so none is stored for an erased
+//! account. Marking a
 //! document superseded sets `sup` (the newer document's id) on its listing item, on condition
 //! that the item exists, so a listing shows it without a second read.
 
@@ -11,7 +13,7 @@ use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::codec::{n, s};
-use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err};
+use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, if_held};
 use crate::store::{DocCursor, DocKind, DocPage, DocQuery, DocRecord, StoreError, StoreResult};
 
 pub(super) fn pk(kind: DocKind, user: Uuid) -> String {
@@ -74,11 +76,21 @@ impl DynamoStore {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(|e| StoreError::Other(e.into()))
         };
+        let alive = super::writes::not_erased(
+            &self.table,
+            super::writes::head_pk(a.user_id),
+            super::writes::HEAD_SK,
+        )?;
         match self
-            .transact(vec![put(claim, true)?, put(list, false)?])
+            .transact(vec![put(claim, true)?, put(list, false)?, alive])
             .await?
         {
             accounts::TxOutcome::Done => Ok(true),
+            accounts::TxOutcome::Cancelled(r)
+                if r.get(2).is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                Err(StoreError::AccountErased)
+            }
             accounts::TxOutcome::Cancelled(r)
                 if r.first().is_some_and(|c| c == "ConditionalCheckFailed") =>
             {
@@ -115,15 +127,9 @@ impl DynamoStore {
                 .expression_attribute_values(":by", s(by.to_string())),
             None => req.update_expression("REMOVE sup"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
+        match if_held(req.send().await)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 

@@ -13,6 +13,11 @@
 //!   side's listing copies, and the audit log.
 //! - The marker goes only after every item is gone; the account's profile is deleted after
 //!   the rest, so that a half-erased account is still found by the resumed run's counts.
+//! - Before anything is listed, the user's change head and both stream heads are marked
+//!   erased (their seq removed) and kept: every sample write, document and stream event is
+//!   conditioned on a mark's absence, so a write racing the erasure either committed before
+//!   the mark (and is listed and deleted here) or fails with `AccountErased`. The kept items
+//!   hold the user's id and a time, nothing else.
 
 use std::time::Duration;
 
@@ -27,6 +32,18 @@ use crate::store::{DocKind, Erased, StoreError, StoreResult};
 const MARKER_PK: &str = "ERASURES";
 /// Keys per BatchWriteItem (DynamoDB's limit).
 const BATCH_WRITE: usize = 25;
+
+/// The head items an erasure marks and keeps: the change head and both stream heads.
+pub(super) fn erased_heads(user: Uuid) -> [(String, &'static str); 3] {
+    [
+        (writes::head_pk(user), writes::HEAD_SK),
+        (
+            streams::stream_pk(user, DocKind::Analysis),
+            streams::HEAD_SK,
+        ),
+        (streams::stream_pk(user, DocKind::Insight), streams::HEAD_SK),
+    ]
+}
 
 impl DynamoStore {
     /// Erases `user`; with `stop_after`, deletes at most that many items and returns an
@@ -64,6 +81,21 @@ impl DynamoStore {
             None => email,
         };
 
+        let heads = erased_heads(user);
+        for (pk, sk) in &heads {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(*sk))
+                .update_expression("SET #e = if_not_exists(#e, :now) REMOVE seq")
+                .expression_attribute_names("#e", writes::ERASED_ATTR)
+                .expression_attribute_values(":now", n(Utc::now().timestamp_millis()))
+                .send()
+                .await
+                .map_err(map_err)?;
+        }
+
         let mut erased = Erased {
             account: profile.is_some(),
             ..Erased::default()
@@ -96,6 +128,10 @@ impl DynamoStore {
             let docs = pk.starts_with("ANALYSES#") || pk.starts_with("INSIGHTS#");
             let events = pk.starts_with("STREAM#");
             for sk in self.sort_keys(&pk).await? {
+                if heads.iter().any(|(p, k)| *p == pk && *k == sk) {
+                    // The erased marks stay (see the rules).
+                    continue;
+                }
                 if index {
                     erased.samples += 1;
                 } else if (docs && !sk.starts_with("ID#")) || (events && sk.starts_with("E#")) {
@@ -132,13 +168,7 @@ impl DynamoStore {
                 .expression_attribute_values(":u", s(user.to_string()))
                 .send()
                 .await;
-            match res {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(map_err(e)),
-            }
+            super::if_held(res)?;
         }
         self.delete_keys(&[(account, "PROFILE".into())], None)
             .await?;

@@ -205,6 +205,25 @@ impl DynamoStore {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// A conditional write's answer: `Some(output)` when it ran, `None` when its condition did
+/// not hold; any other failure as [`map_err`] maps it.
+fn if_held<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<Option<T>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(map_err(e)),
+    }
+}
+
 /// Sorts an SDK failure into the store's error kinds.
 fn map_err<E, R>(e: SdkError<E, R>) -> StoreError
 where

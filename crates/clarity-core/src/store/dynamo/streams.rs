@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::codec::{n, s};
-use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, map_err, ms_to_utc};
+use super::{DynamoStore, Item, accounts, attr_i64, attr_s, attr_uuid, if_held, ms_to_utc};
 use crate::store::{DocKind, ShareRecord, StoreError, StoreResult, StreamEvent};
 
 /// Events expire from DynamoDB after this long, whatever the history limit.
@@ -33,6 +33,9 @@ pub(super) fn claim_pk(owner: Uuid, grantee: Uuid, scope: DocKind) -> String {
 pub(super) fn list_pk(user: Uuid) -> String {
     format!("SHARES#{user}")
 }
+
+/// The sort key of a stream's head item (its last offset; an erased mark, see `erase`).
+pub(super) const HEAD_SK: &str = "HEAD";
 
 pub(super) fn stream_pk(user: Uuid, kind: DocKind) -> String {
     format!("STREAM#{user}#{}", kind.stream())
@@ -184,12 +187,8 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => return Ok(candidate),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(map_err(e)),
+        if if_held(res)?.is_some() {
+            return Ok(candidate);
         }
         let item = self
             .get("META".into(), "EPOCH")
@@ -211,13 +210,15 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
-            .key("sk", s("HEAD"))
+            .key("sk", s(HEAD_SK))
             .update_expression("ADD seq :one")
+            .condition_expression("attribute_not_exists(#e)")
+            .expression_attribute_names("#e", super::writes::ERASED_ATTR)
             .expression_attribute_values(":one", n(1))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
-            .await
-            .map_err(map_err)?;
+            .await;
+        let out = if_held(out)?.ok_or(StoreError::AccountErased)?;
         let offset = out
             .attributes
             .as_ref()
@@ -227,8 +228,10 @@ impl DynamoStore {
             .and_then(|v| u64::try_from(v).ok())
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no offset returned")))?;
         let now = chrono::Utc::now();
-        self.client
-            .put_item()
+        // With the head's condition in one transaction: an erasure that marked the head after
+        // the offset was taken lists this partition after the mark, so the event is either
+        // written before the mark (and erased) or not at all.
+        let event = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Item::from([
                 ("pk".to_owned(), s(&pk)),
@@ -237,9 +240,25 @@ impl DynamoStore {
                 ("ttl".to_owned(), n(now.timestamp() + EVENT_TTL_SECS)),
                 ("body".to_owned(), s(body)),
             ])))
-            .send()
-            .await
-            .map_err(map_err)?;
+            .build()
+            .map_err(|e| StoreError::Other(e.into()))?;
+        let alive = super::writes::not_erased(&self.table, pk.clone(), HEAD_SK)?;
+        match self
+            .transact(vec![TransactWriteItem::builder().put(event).build(), alive])
+            .await?
+        {
+            accounts::TxOutcome::Done => {}
+            accounts::TxOutcome::Cancelled(r)
+                if r.get(1).is_some_and(|c| c == "ConditionalCheckFailed") =>
+            {
+                return Err(StoreError::AccountErased);
+            }
+            accounts::TxOutcome::Cancelled(r) => {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "appending a stream event was cancelled: {r:?}"
+                )));
+            }
+        }
         if offset > keep {
             // History beyond the limit is never replayed; deleting it is housekeeping only.
             let _ = self
@@ -256,7 +275,7 @@ impl DynamoStore {
 
     pub(super) async fn event_head_item(&self, user: Uuid, kind: DocKind) -> StoreResult<u64> {
         Ok(self
-            .get(stream_pk(user, kind), "HEAD")
+            .get(stream_pk(user, kind), HEAD_SK)
             .await?
             .map(|item| attr_i64(&item, "seq"))
             .transpose()?

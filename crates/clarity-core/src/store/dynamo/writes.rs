@@ -72,6 +72,9 @@ pub fn head_pk(user: Uuid) -> String {
 }
 
 pub const HEAD_SK: &str = "HEAD";
+/// Set on the head item by the account's erasure, which keeps that item: every write is
+/// conditioned on its absence, so one racing the erasure stores nothing (`AccountErased`).
+pub const ERASED_ATTR: &str = "erased";
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Other(e.into())
@@ -205,7 +208,7 @@ impl DynamoStore {
         user: Uuid,
         ops: &[SampleOp],
     ) -> StoreResult<(u64, HashMap<String, State>)> {
-        let head = self.change_head(user).await?;
+        let head = self.write_head(user).await?;
         let ids: BTreeSet<&str> = ops.iter().map(SampleOp::id).collect();
         let ids: Vec<&str> = ids.into_iter().collect();
         let pk = index_pk(user);
@@ -246,14 +249,17 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The head a write starts from; `AccountErased` once the account's erasure marked it.
+    async fn write_head(&self, user: Uuid) -> StoreResult<u64> {
+        let item = self.get(head_pk(user), HEAD_SK).await?;
+        if item.as_ref().is_some_and(|i| i.contains_key(ERASED_ATTR)) {
+            return Err(StoreError::AccountErased);
+        }
+        head_of(item)
+    }
+
     pub(super) async fn change_head(&self, user: Uuid) -> StoreResult<u64> {
-        Ok(self
-            .get(head_pk(user), HEAD_SK)
-            .await?
-            .map(|item| attr_i64(&item, "seq"))
-            .transpose()?
-            .flatten()
-            .map_or(0, |v| v.max(0) as u64))
+        head_of(self.get(head_pk(user), HEAD_SK).await?)
     }
 
     /// Strongly consistent BatchGetItem of `keys` (at most 100), unprocessed keys retried.
@@ -381,10 +387,14 @@ impl DynamoStore {
             .update_expression("SET seq = :new")
             .expression_attribute_values(":new", n(last));
         set_head = if head == 0 {
-            set_head.condition_expression("attribute_not_exists(seq)")
+            set_head.condition_expression(format!(
+                "attribute_not_exists(seq) AND attribute_not_exists({ERASED_ATTR})"
+            ))
         } else {
             set_head
-                .condition_expression("seq = :old")
+                .condition_expression(format!(
+                    "seq = :old AND attribute_not_exists({ERASED_ATTR})"
+                ))
                 .expression_attribute_values(":old", n(head))
         };
         // Chunks first, then the log, the index, the revision, and the head last: DynamoDB applies a
@@ -463,4 +473,27 @@ impl DynamoStore {
             ))),
         }
     }
+}
+
+/// A transaction item that holds only while the head item `pk`/`sk` has no erased mark (see
+/// `erase`): the document or event it goes with is not stored for an erased account.
+pub(super) fn not_erased(table: &str, pk: String, sk: &str) -> StoreResult<TransactWriteItem> {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .condition_expression("attribute_not_exists(#e)")
+        .expression_attribute_names("#e", ERASED_ATTR)
+        .build()
+        .map_err(build_err)?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// The change seq a head item holds (0 without one).
+fn head_of(item: Option<Item>) -> StoreResult<u64> {
+    Ok(item
+        .map(|item| attr_i64(&item, "seq"))
+        .transpose()?
+        .flatten()
+        .map_or(0, |v| v.max(0) as u64))
 }

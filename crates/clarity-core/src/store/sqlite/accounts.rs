@@ -24,14 +24,20 @@ pub(super) fn create_user(c: &Connection, u: &UserRecord) -> StoreResult<()> {
             ])
         });
     match res {
-        Ok(_) => Ok(()),
+        Ok(_) => {}
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            Err(StoreError::EmailTaken)
+            return Err(StoreError::EmailTaken);
         }
-        Err(e) => Err(other(e)),
+        Err(e) => return Err(other(e)),
     }
+    // An erased id comes back only as a Cognito user's `sub` provisioned again: a new
+    // account, which takes writes.
+    c.prepare_cached("DELETE FROM erased_users WHERE user_id = ?1")
+        .and_then(|mut st| st.execute([&u.id.as_bytes()[..]]))
+        .map_err(other)?;
+    Ok(())
 }
 
 pub(super) fn insert_refresh(c: &Connection, r: &RefreshTokenRecord) -> StoreResult<()> {

@@ -56,7 +56,7 @@ CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, wind
 ";
 
 /// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// One step of a migration.
 enum Step {
@@ -126,8 +126,17 @@ CREATE TABLE IF NOT EXISTS revisions (
 ) WITHOUT ROWID;
 ";
 
+/// Version 8 (erasure against racing writes): the ids of erased accounts, which no later
+/// write may store anything for (`sync::refuse_erased`). An id and a time, nothing personal.
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS erased_users (
+    user_id BLOB PRIMARY KEY,
+    erased_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// `(version, steps)`, in order.
-const MIGRATIONS: [(i64, &[Step]); 4] = [
+const MIGRATIONS: [(i64, &[Step]); 5] = [
     // Fields beyond `value` (blood_pressure's diastolic, workout's activity, provenance), as
     // the JSON of `samples::Extra`; NULL for every sample that has none.
     (4, &[Step::Column("samples", "extra", "TEXT")]),
@@ -142,6 +151,7 @@ const MIGRATIONS: [(i64, &[Step]); 4] = [
     ),
     (6, &[Step::Sql(V6)]),
     (7, &[Step::Sql(V7)]),
+    (8, &[Step::Sql(V8)]),
 ];
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.

@@ -181,6 +181,7 @@ impl SqliteStore {
     ) -> StoreResult<u64> {
         self.call(move |c| {
             let key = &user.as_bytes()[..];
+            super::sync::refuse_erased(c, key)?;
             let head: i64 = c
                 .prepare_cached(
                     "SELECT COALESCE(MAX(seq), 0) FROM events WHERE user_id = ?1 AND stream = ?2",

@@ -11,7 +11,10 @@
 //!   position, in seq order: compacted, each id listed once at its latest change.
 //! - A tombstone older than [`TOMBSTONE_DAYS`] is forgotten; the user's `floor` is raised to
 //!   the highest seq forgotten, since a reader below it would never learn of that deletion.
-//! - `erase_user` is one transaction: there is never a half-erased account to resume.
+//! - `erase_user` is one transaction: there is never a half-erased account to resume. It
+//!   records the id in `erased_users`, and every later write for that user (samples,
+//!   documents, stream events) is refused with `AccountErased` in its own transaction: a
+//!   batch queued behind the erasure leaves nothing behind.
 
 use std::sync::LazyLock;
 
@@ -36,6 +39,19 @@ fn newer(new: Option<i64>, stored: Option<i64>) -> bool {
     new.is_some_and(|v| v > stored.unwrap_or(-1))
 }
 
+/// `AccountErased` when `uid`'s account was erased (one primary-key probe of a table that
+/// only holds erased ids).
+pub(super) fn refuse_erased(c: &Connection, uid: &[u8]) -> StoreResult<()> {
+    let erased: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_users WHERE user_id = ?1)")
+        .and_then(|mut st| st.query_row([uid], |r| r.get(0)))
+        .map_err(other)?;
+    if erased {
+        return Err(StoreError::AccountErased);
+    }
+    Ok(())
+}
+
 /// Applies `ops` for `user` in order; `now_ms` dates the tombstones.
 pub(super) fn write_ops(
     c: &Connection,
@@ -44,6 +60,7 @@ pub(super) fn write_ops(
     now_ms: i64,
 ) -> StoreResult<WriteResult> {
     let uid = &user.as_bytes()[..];
+    refuse_erased(c, uid)?;
     let start: i64 = c
         .prepare_cached("SELECT head FROM change_heads WHERE user_id = ?1")
         .and_then(|mut st| st.query_row([uid], |r| r.get(0)).optional())
@@ -288,6 +305,9 @@ pub(super) fn erase_user(c: &Connection, user: Uuid) -> StoreResult<Erased> {
             .map(|n| n as u64)
             .map_err(other)
     };
+    c.prepare_cached("INSERT OR IGNORE INTO erased_users (user_id, erased_at) VALUES (?1, ?2)")
+        .and_then(|mut st| st.execute(params![uid, chrono::Utc::now().timestamp_millis()]))
+        .map_err(other)?;
     let account = run("DELETE FROM users WHERE id = ?1")? > 0;
     run("DELETE FROM refresh_tokens WHERE user_id = ?1")?;
     let samples = run("DELETE FROM samples WHERE user_id = ?1")?

@@ -326,6 +326,7 @@ fn exec(tx: &mut rusqlite::Transaction<'_>, op: Op) -> Done {
 }
 
 fn insert_doc(c: &Connection, kind: DocKind, a: &DocRecord) -> StoreResult<bool> {
+    super::sync::refuse_erased(c, &a.user_id.as_bytes()[..])?;
     c.prepare_cached(
         "INSERT INTO documents (kind, user_id, id, created_at, window_from, window_to, body)
          VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, user_id, id) DO NOTHING",
