@@ -456,7 +456,7 @@ async fn without_a_key_the_local_generator_is_used() {
     assert_eq!(s, Http::CREATED, "{i}");
     assert_eq!(i["generator"], "local");
     assert!(i["fallback_reason"].is_null());
-    assert_eq!(i["prompt_version"], "insight-v4");
+    assert_eq!(i["prompt_version"], "insight-v5");
 }
 
 /// Uploads whole days of minute activity from `t0`: a daily curve peaking at `peak_hour(day)`.

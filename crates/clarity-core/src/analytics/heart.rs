@@ -18,10 +18,14 @@
 //!   1. `asleep_lowest_30min`: the lowest 30-minute mean over the minutes asleep in the night
 //!      dated D (a minute is asleep when its start lies in one of the night's asleep
 //!      intervals; other minutes inside the 30 minutes are left out);
-//!   2. else `day_lowest_30min`: the lowest 30-minute mean over the minutes of local date D
+//!   2. else `device`: the mean of the device-reported `resting_heart_rate` readings of date D
+//!      from the winning source (same priority as above, "more readings" counted that day).
+//!      Before the waking day's lowest half hour: a phone records heart rate through the day
+//!      without knowing rest from sitting at a desk, while the watch's own resting rate is
+//!      measured at rest (HealthKit, Health Connect); a user shown 67 while the watch says 58
+//!      is shown a claim the data contradicts;
+//!   3. else `day_lowest_30min`: the lowest 30-minute mean over the minutes of local date D
 //!      outside workouts (a workout's interval, start inclusive, end exclusive);
-//!   3. else `device`: the mean of the device-reported `resting_heart_rate` readings of date D
-//!      from the winning source (same priority as above, "more readings" counted that day);
 //!   4. else null.
 //! - **asleep_mean_bpm**: the mean of the minute values asleep in the night dated D, null
 //!   with fewer than [`MIN_READINGS`] minutes.
@@ -280,10 +284,10 @@ pub fn heart(input: &HeartInput<'_>) -> Heart {
             let device_mean = device.get(&date).and_then(|rs| source_mean(rs));
             let (resting_bpm, resting_method) = if let Some(v) = lowest_window_mean(&asleep_vals) {
                 (Some(v), Some(RestingMethod::AsleepLowest30Min))
-            } else if let Some(v) = lowest_window_mean(&awake_vals) {
-                (Some(v), Some(RestingMethod::DayLowest30Min))
             } else if let Some(v) = device_mean {
                 (Some(v), Some(RestingMethod::Device))
+            } else if let Some(v) = lowest_window_mean(&awake_vals) {
+                (Some(v), Some(RestingMethod::DayLowest30Min))
             } else {
                 (None, None)
             };

@@ -153,7 +153,13 @@ pub fn generate(f: &Features) -> Generated {
         }
     }
     if let Some(iv) = f.intradaily_variability.filter(|iv| rhythm && *iv > 1.0) {
-        points.push(format!("Activity switched often between rest and movement within days (intradaily variability {iv:.2}), a fragmented pattern."));
+        // A phone counts steps only while walking: hours without steps are not rest, so step
+        // data is said as walking in bursts, not as fragmented rest and activity.
+        points.push(if steps {
+            format!("Your steps came in short bursts: hours of walking alternated with hours without steps within days (intradaily variability {iv:.2}).")
+        } else {
+            format!("Activity switched often between rest and movement within days (intradaily variability {iv:.2}), a fragmented pattern.")
+        });
     }
     if let Some(ra) = f.relative_amplitude.filter(|_| rhythm) {
         let word = if ra >= 0.85 {
@@ -430,6 +436,19 @@ mod tests {
         assert!(texts.contains("(from your steps) was stable"), "{texts}");
         assert!(texts.contains("interdaily stability 0.62"), "{texts}");
         assert!(texts.contains("Steps peaked around 14:18"), "{texts}");
+
+        // Walks between hours without steps: bursts of walking, never "fragmented" rest.
+        let mut bursts = steps_doc(Some(0.62), "07:20", 14.3);
+        bursts["nonparametric"]["iv"] = serde_json::json!(2.14);
+        let texts = all(&generate(&Features::from_analysis(&bursts))).join("\n");
+        assert!(
+            texts.contains("Your steps came in short bursts") && texts.contains("variability 2.14"),
+            "{texts}"
+        );
+        assert!(
+            !texts.contains("fragmented") && !texts.contains("rest and movement"),
+            "{texts}"
+        );
     }
 
     #[test]

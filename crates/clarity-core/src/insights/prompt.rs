@@ -16,7 +16,7 @@ use super::text::{difference, minutes_difference};
 /// trends (resting heart rate, HRV as SDNN and as RMSSD) in words; step data
 /// (`activity_kind` step_count, `active_hours`): what steps can and cannot say.
 /// v4: steps a day (`steps_per_day_mean` over `step_days` complete days).
-pub const PROMPT_VERSION: &str = "insight-v4";
+pub const PROMPT_VERSION: &str = "insight-v5";
 
 const MAX_SUMMARY: usize = 600;
 const MAX_ITEM: usize = 400;
@@ -49,7 +49,8 @@ pub fn build(features: &Features) -> Prompt {
          length; sleep in minutes per night, from the device's sleep stages on stage_nights \
          of the nights and from the Sadeh algorithm on the others, so nights counts every \
          night recorded either way; efficiency and awakenings from the stages when there are \
-         any; deep and REM minutes only from stages; interdaily_stability 0-1, higher = more regular days; intradaily_variability, higher = more fragmented; \
+         any; deep and REM minutes only from stages; interdaily_stability 0-1, higher = more regular days; intradaily_variability, higher = more fragmented (with activity_kind step_count: \
+         steps come in bursts of walking, and an hour without steps is not rest); \
          relative_amplitude 0-1, higher = stronger day-night contrast; clock times are \
          local; a measure that is absent or null is not supported by the data: say nothing \
          about it):\n{values}"

@@ -245,7 +245,41 @@ fn dst_readings_are_dated_by_their_own_offset() {
 }
 
 #[test]
-fn a_day_without_the_watch_is_listed_with_nulls_and_the_device_value_is_the_last_resort() {
+fn the_devices_resting_rate_wins_over_the_waking_days_lowest_half_hour_but_not_over_sleep() {
+    // A phone-shaped day: readings every 5 minutes from 07:00 to 23:00 only, never asleep.
+    let hr = every5("2026-03-01T07:00:00Z", 192, 0, Some("Watch"), |i| {
+        66.0 + (i % 5) as f64
+    });
+    let device = [r("2026-03-01T08:00:00Z", 58.0, Some("Watch"))];
+    let h = heart(&HeartInput {
+        heart_rate: &hr,
+        resting_device: &device,
+        ..HeartInput::default()
+    });
+    let d = day(&h, "2026-03-01");
+    assert_eq!(d.resting_method, Some(RestingMethod::Device));
+    assert_eq!(d.resting_bpm, Some(58.0));
+    // With heart rate asleep that night, the asleep half hour comes first.
+    let mut asleep = every5("2026-03-01T01:00:00Z", 12, 0, Some("Watch"), |_| 49.0);
+    asleep.extend(hr);
+    let nights = [night(
+        "2026-03-01",
+        "2026-03-01T00:30:00Z",
+        "2026-03-01T06:30:00Z",
+    )];
+    let h = heart(&HeartInput {
+        heart_rate: &asleep,
+        nights: &nights,
+        resting_device: &device,
+        ..HeartInput::default()
+    });
+    let d = day(&h, "2026-03-01");
+    assert_eq!(d.resting_method, Some(RestingMethod::AsleepLowest30Min));
+    assert_eq!(d.resting_bpm, Some(49.0));
+}
+
+#[test]
+fn a_day_without_the_watch_is_listed_with_nulls_and_a_day_of_device_values_only_uses_them() {
     let mut hr = every5("2026-03-01T12:00:00Z", 6, 0, Some("Watch"), |_| 66.0);
     hr.extend(every5("2026-03-03T12:00:00Z", 6, 0, Some("Watch"), |_| {
         64.0
