@@ -334,7 +334,26 @@ async fn an_erasure_interrupted_halfway_is_pending_and_a_second_one_finishes_it(
     );
     assert!(!store.has_share(other, u, DocKind::Analysis).await.unwrap());
     assert!(store.get_share(share.id).await.unwrap().is_none());
-    // A deleted sample re-sent after the erasure is new again: its tombstone went too.
+    // Nothing more is stored for the erased account...
+    let late = store
+        .write_samples(u, vec![SampleOp::Put(sample("s0", 0, Some(1)))])
+        .await;
+    assert!(
+        matches!(late, Err(crate::store::StoreError::AccountErased)),
+        "{late:?}"
+    );
+    // ...until the id is provisioned again (a Cognito `sub`): then a deleted sample re-sent
+    // is new again, its tombstone went too.
+    store
+        .create_user(UserRecord {
+            id: u,
+            email: "back@example.com".into(),
+            display_name: None,
+            password_hash: "x".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
     let again = store
         .write_samples(u, vec![SampleOp::Put(sample("s0", 0, Some(1)))])
         .await
@@ -358,7 +377,8 @@ async fn an_erasure_interrupted_halfway_is_pending_and_a_second_one_finishes_it(
         );
         assert_eq!(store.stream_head(other, kind).await.unwrap(), 1);
     }
-    // A second erase finds nothing left.
+    // The account provisioned again is erased like any other; a further erase finds nothing.
+    assert!(store.erase_user(u).await.unwrap().account);
     assert!(!store.erase_user(u).await.unwrap().account);
 }
 
