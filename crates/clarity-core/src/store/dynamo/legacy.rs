@@ -66,8 +66,13 @@ impl DynamoStore {
                 let mut ops: Vec<SampleOp> = samples.into_iter().map(SampleOp::Put).collect();
                 while !ops.is_empty() {
                     let rest = ops.split_off(ops.len().min(OPS_PER_WRITE));
-                    let done = self.write_ops(user, ops).await?;
-                    indexed += done.seqs.len() as u64;
+                    match self.write_ops(user, ops).await {
+                        Ok(done) => indexed += done.seqs.len() as u64,
+                        // Chunks of an account whose erasure is pending: that erasure deletes
+                        // them (pending erasures are finished at start).
+                        Err(StoreError::AccountErased) => break,
+                        Err(e) => return Err(e),
+                    }
                     ops = rest;
                 }
             }
