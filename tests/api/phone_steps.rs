@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::analysis::analyze;
 use crate::common::{Ws, spawn_app};
 
-/// Local midnight of the first day, UTC+1.
-fn local(minute: i64) -> String {
-    let tz = FixedOffset::east_opt(3600).unwrap();
+/// `minute` minutes after local midnight of the first day, on a clock `hours` east of UTC.
+fn local_at(minute: i64, hours: i32) -> String {
+    let tz = FixedOffset::east_opt(hours * 3600).unwrap();
     (tz.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap() + Duration::minutes(minute)).to_rfc3339()
 }
 
@@ -35,16 +35,27 @@ fn walks(skip: impl Fn(i64, i64) -> bool) -> Vec<(i64, i64, i64)> {
 }
 
 fn field_report(step_source: &str, skip: impl Fn(i64, i64) -> bool) -> Vec<Value> {
+    field_report_in(step_source, skip, |_| 1)
+}
+
+/// [`field_report`] with day `d` (and the night before it) on a clock `zone(d)` hours east of
+/// UTC: the same local times every day, wherever the phone is.
+fn field_report_in(
+    step_source: &str,
+    skip: impl Fn(i64, i64) -> bool,
+    zone: impl Fn(i64) -> i32,
+) -> Vec<Value> {
+    let local = |minute: i64, day: i64| local_at(minute, zone(day));
     let mut out: Vec<Value> = walks(skip)
         .into_iter()
         .map(|(a, b, steps)| {
-            json!({"id": format!("steps-{a}"), "kind": "step_count", "start": local(a),
-                   "end": local(b), "value": steps, "unit": "count", "source": step_source})
+            json!({"id": format!("steps-{a}"), "kind": "step_count", "start": local(a, a / 1440),
+                   "end": local(b, a / 1440), "value": steps, "unit": "count", "source": step_source})
         })
         .collect();
     for m in (0..3 * 1440).step_by(5) {
         out.push(
-            json!({"id": format!("hr-{m}"), "kind": "heart_rate", "start": local(m),
+            json!({"id": format!("hr-{m}"), "kind": "heart_rate", "start": local(m, m / 1440),
                         "value": 60 + m % 7, "source": "Apple Watch"}),
         );
     }
@@ -56,7 +67,7 @@ fn field_report(step_source: &str, skip: impl Fn(i64, i64) -> bool) -> Vec<Value
                 continue;
             }
             out.push(json!({"id": format!("stage-{from}"), "kind": "sleep_stage",
-                            "start": local(from), "end": local(from + 30),
+                            "start": local(from, night), "end": local(from + 30, night),
                             "value": stages[i % stages.len()], "source": "Apple Watch"}));
         }
     }
@@ -223,4 +234,39 @@ async fn watch_steps_place_the_peak_inside_the_walking_hours() {
     );
     let all = texts.join("\n");
     assert!(all.contains("most active 10 hours at"), "{all}");
+}
+
+#[tokio::test]
+async fn a_trip_across_time_zones_keeps_the_rhythm_on_the_local_clock() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let mut ws = app.ws(&user.access).await;
+    ws.welcome().await;
+    // Two days in Berlin (UTC+1), then a flight to New York (UTC-5): the same habits on the
+    // local clock, walking 07:00-23:00 and asleep at night. On one clock (the latest) the
+    // Berlin days walk from 01:00 and sleep from 17:00: the rhythm measures used to mix them.
+    let samples = field_report_in("Apple Watch", |_, _| false, |d| if d < 2 { 1 } else { -5 });
+    let (a, texts) = analyse(&mut ws, samples).await;
+    assert_eq!(a["window"]["utc_offset_minutes"], -300, "{}", a["window"]);
+    assert_truthful_for_steps(&a, &texts);
+    let np = &a["nonparametric"];
+    assert!(np["m10"]["start"].is_string(), "{np}");
+    assert_eq!(
+        np["l5"]["mean"], 0.0,
+        "the quietest five hours are the nights, on every day's clock: {np}"
+    );
+    let l5 = hour_of(np["l5"]["start"].as_str().unwrap());
+    assert!(l5 == 23 || l5 < 3, "L5 starts at {l5}h: {np}");
+    // The hourly chart is on the local clock too: no steps between 23:00 and 07:00.
+    let hourly = &a["activity"]["hourly"];
+    let first = hour_of(&hourly["start"].as_str().unwrap()[11..16]);
+    for (i, m) in hourly["means"].as_array().unwrap().iter().enumerate() {
+        let hour = (first + i as i64) % 24;
+        if !(7..23).contains(&hour) {
+            assert!(
+                m.is_null() || m.as_f64() == Some(0.0),
+                "steps at {hour}:00 on the chart: {hourly}"
+            );
+        }
+    }
 }

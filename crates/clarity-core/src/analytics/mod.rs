@@ -23,6 +23,7 @@
 //!   on some day): a 24 h cosine fitted to part of the day can peak where nothing was
 //!   measured, and a clock time there would claim activity the data does not have.
 
+pub mod clock;
 pub mod cosinor;
 pub mod csv;
 pub mod heart;

@@ -23,6 +23,9 @@
 //! - Per-day steps (`activity.days`, see [`super::steps`]): the step samples of the analysed
 //!   range are read from the store before the id is made and are part of its input; each
 //!   minute is dated by its sample's own offset, with the window's source order.
+//! - Step data across a change of UTC offset: the rhythm measures and `activity.hourly` run on
+//!   the local clock (`analytics::clock`, offsets from the step samples read above); the id
+//!   of such an analysis also digests that it did.
 
 use std::sync::Arc;
 use tracing::Instrument;
@@ -142,6 +145,7 @@ struct ActivityInfo {
     /// Which source filled how many minutes (wearable > unnamed > phone; never summed).
     sources: Vec<SourceUse>,
     /// Mean per clock hour, for charts: derived data that can be shared without raw samples.
+    /// On the local clock across an offset change (module rules).
     hourly: Hourly,
     /// Steps per local day (`analytics::steps`); empty without step samples.
     days: Vec<analytics::steps::StepDay>,
@@ -394,7 +398,28 @@ async fn compute(
         tokio::task::spawn_blocking(move || super::sleep::nights_in_week(&spans, week_to_ms))
             .await
             .map_err(|e| AnalysisError::Failed(e.to_string()))?;
-    let id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
+    // Step data across a change of UTC offset: the rhythm measures and the hourly chart run on
+    // the local clock (`analytics::clock`).
+    let local = (snap.activity_kind == Some(ActivityKind::StepCount))
+        .then(|| {
+            let target = snap.offset_secs / 60;
+            let offsets = analytics::clock::offsets_per_minute(
+                snap.from_minute,
+                snap.activity.len(),
+                &step_samples.clock_changes(),
+                target,
+            );
+            analytics::clock::to_local_clock(snap.from_minute, &snap.activity, &offsets, target)
+        })
+        .flatten();
+    let mut id = digest_id(user, &snap, &heart_samples, &step_samples, &stages);
+    if local.is_some() {
+        // Analyses stored before the local clock was used get a new id, hence a new result.
+        let mut h = Sha256::new();
+        h.update(id.as_bytes());
+        h.update(b"local-clock");
+        id = digest_uuid(h);
+    }
     let asleep = heart::asleep_nights(&stages);
     if let Some(existing) = pipeline.store.get_analysis(user, id).await? {
         if supersedes.is_none() && existing.superseded_by.is_some() {
@@ -418,6 +443,7 @@ async fn compute(
         snap.from_minute * 60_000,
         snap.offset_secs,
     );
+    let local_for_job = local.clone();
     let signal = match snap.activity_kind {
         Some(ActivityKind::StepCount) => Signal::StepCount,
         _ => Signal::ActivityCount,
@@ -437,12 +463,22 @@ async fn compute(
             analytics::heart::Heart,
             Vec<analytics::steps::StepDay>,
         );
+        let local = local_for_job;
         let job = move || -> Result<Out, AnalysisError> {
             let series = MinuteSeries::from_options(from_ms, &activity)
                 .map_err(|e| AnalysisError::Failed(e.to_string()))?;
             let clock = ClockOffset::from_seconds(offset_secs).unwrap_or_default();
+            let options = AnalysisOptions { clock, signal };
+            let mut result = analytics::analyze(&series, &options);
+            if let Some(local) = local {
+                let series = MinuteSeries::from_options(local.start_minute * 60_000, &local.values)
+                    .map_err(|e| AnalysisError::Failed(e.to_string()))?;
+                let rhythm = analytics::analyze(&series, &options);
+                result.nonparametric = rhythm.nonparametric;
+                result.cosinor = rhythm.cosinor;
+            }
             Ok((
-                analytics::analyze(&series, &AnalysisOptions { clock, signal }),
+                result,
                 series.n_present(),
                 heart_samples.analyze(&asleep),
                 step_samples.analyze(),
@@ -503,7 +539,10 @@ async fn compute(
                     manual: *manual,
                 })
                 .collect(),
-            hourly: hourly(snap.from_minute, snap.offset_secs, &snap.activity),
+            hourly: match &local {
+                Some(l) => hourly(l.start_minute, snap.offset_secs, &l.values),
+                None => hourly(snap.from_minute, snap.offset_secs, &snap.activity),
+            },
             days: step_days,
         },
         heart_rate: HeartRateInfo {

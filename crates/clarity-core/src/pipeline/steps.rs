@@ -46,6 +46,15 @@ impl StepSamples {
         digest_samples(h, &self.samples);
     }
 
+    /// Each sample's start minute (UTC) and UTC offset in minutes: where the user's clock
+    /// changed (`analytics::clock`).
+    pub fn clock_changes(&self) -> Vec<(i64, i32)> {
+        self.samples
+            .iter()
+            .map(|s| (s.start.utc_ms.div_euclid(60_000), s.start.offset_secs / 60))
+            .collect()
+    }
+
     /// Steps per local day (pure CPU work: call it off the async runtime).
     pub fn analyze(&self) -> Vec<StepDay> {
         let samples: Vec<StepSample<'_>> = self
