@@ -223,6 +223,19 @@ pub struct IngestArgs {
     /// the server's CPU per sample; it always has the wire bytes per sample.
     #[arg(long, value_enum, default_value_t = FrameShape::Samples)]
     pub frame: FrameShape,
+
+    /// Sample ids: `counter` (`lt-<run>-<session>-<n>`, in order) or `uuid` (random-looking
+    /// UUIDs, as HealthKit and Health Connect send: the store's id index gets scattered
+    /// inserts). `samples` frames only (series frames' ids are derived by the server).
+    #[arg(long, value_enum, default_value_t = IdShape::Counter)]
+    pub ids: IdShape,
+}
+
+/// The `--ids` of `ingest`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdShape {
+    Counter,
+    Uuid,
 }
 
 /// The `--frame` of `ingest`.

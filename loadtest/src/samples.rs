@@ -48,6 +48,8 @@ enum Level {
 pub struct SampleGen {
     /// JSON string literal of the id prefix, without the closing quote.
     id_open: String,
+    /// `Some(key)`: ids are UUID-shaped instead (see [`SampleGen::with_uuid_ids`]).
+    uuid_key: Option<u64>,
     counter: u64,
     first: DateTime<FixedOffset>,
     minute: DateTime<FixedOffset>,
@@ -77,6 +79,39 @@ struct Edits {
     delete_credit: f64,
 }
 
+/// A sample id as an opened JSON string (see [`SampleGen::id`]).
+struct IdText<'a> {
+    open: &'a str,
+    uuid_key: Option<u64>,
+    counter: u64,
+}
+
+impl std::fmt::Display for IdText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(key) = self.uuid_key else {
+            return write!(f, "{}{}", self.open, self.counter);
+        };
+        // splitmix64's finaliser: a bijection of u64, so distinct counters give distinct ids.
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let hi = mix(key.wrapping_add(self.counter.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let lo = mix(self.counter ^ key);
+        let hi = (hi & !0xf000) | 0x4000; // version 4
+        write!(
+            f,
+            "\"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xffff,
+            lo >> 48,
+            lo & 0xffff_ffff_ffff
+        )
+    }
+}
+
 /// Ids per `delete` frame.
 pub const DELETE_FRAME: usize = 10;
 const RECENT: usize = 2048;
@@ -103,6 +138,7 @@ impl SampleGen {
         let first = start.with_timezone(&offset);
         Self {
             id_open,
+            uuid_key: None,
             counter: 0,
             first,
             minute: first,
@@ -122,6 +158,24 @@ impl SampleGen {
         self.edits.upsert = upsert;
         self.edits.delete = delete;
         self
+    }
+
+    /// Ids shaped like a phone's (HealthKit and Health Connect send random UUIDs) instead of
+    /// `<prefix>-<counter>`: still one per counter and unique (the low half is the counter
+    /// scrambled by a bijection, the high half random-looking), but in no order, so the
+    /// store's id index sees the scattered inserts a phone fleet gives it.
+    pub fn with_uuid_ids(mut self, key: u64) -> Self {
+        self.uuid_key = Some(key);
+        self
+    }
+
+    /// The id of sample `counter` as an opened JSON string (no closing quote).
+    fn id(&self, counter: u64) -> IdText<'_> {
+        IdText {
+            open: &self.id_open,
+            uuid_key: self.uuid_key,
+            counter,
+        }
     }
 
     /// Start over at the first minute whenever the next minute would start at or
@@ -187,10 +241,14 @@ impl SampleGen {
                 end.to_rfc3339_opts(SecondsFormat::Secs, false)
             )
         });
+        let id = IdText {
+            open: &self.id_open,
+            uuid_key: self.uuid_key,
+            counter: self.counter,
+        };
         let _ = write!(
             out,
-            r#"{{"id":{}{}","kind":"{kind}",{times},"value":{value},"unit":"count/min"}}"#,
-            self.id_open, self.counter
+            r#"{{"id":{id}","kind":"{kind}",{times},"value":{value},"unit":"count/min"}}"#
         );
         if self.edits.upsert > 0.0 || self.edits.delete > 0.0 {
             if self.edits.recent.len() == RECENT {
@@ -210,6 +268,7 @@ impl SampleGen {
         }
         let pick = (self.rng.next_u64() % n as u64) as usize;
         let (counter, kind, times) = &self.edits.recent[pick];
+        let id = self.id(*counter).to_string();
         self.edits.version += 1;
         let value = if *kind == "heart_rate" {
             self.rng.range(50, 120)
@@ -218,8 +277,8 @@ impl SampleGen {
         };
         let _ = write!(
             out,
-            r#"{{"id":{}{}","kind":"{kind}",{times},"value":{value},"unit":"count/min","version":{}}}"#,
-            self.id_open, counter, self.edits.version
+            r#"{{"id":{id}","kind":"{kind}",{times},"value":{value},"unit":"count/min","version":{}}}"#,
+            self.edits.version
         );
         true
     }
@@ -263,7 +322,7 @@ impl SampleGen {
                 if k > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, r#"{}{}""#, self.id_open, counter);
+                let _ = write!(out, r#"{}""#, self.id(counter));
             }
             out.push_str("]}");
             return out;
@@ -378,7 +437,17 @@ mod tests {
         let start = DateTime::parse_from_rfc3339("2026-11-29T09:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
+        for uuid in [false, true] {
+            edits_with(start, uuid);
+        }
+    }
+
+    fn edits_with(start: DateTime<Utc>, uuid: bool) {
         let mut g = SampleGen::new("e".into(), 0, start, 3).with_edits(0.1, 0.01);
+        if uuid {
+            g = g.with_uuid_ids(0x5eed);
+        }
+        let mut order = Vec::new();
         let (mut new, mut upserts, mut deletes) = (0, 0, 0);
         let mut seen = std::collections::HashSet::new();
         let mut last_version = 0;
@@ -403,6 +472,12 @@ mod tests {
                         upserts += 1;
                     }
                     None => {
+                        if uuid {
+                            let dashes: Vec<usize> = id.match_indices('-').map(|m| m.0).collect();
+                            assert_eq!((id.len(), dashes), (36, vec![8, 13, 18, 23]), "{id}");
+                            assert_eq!(&id[14..15], "4", "a version-4 UUID's shape: {id}");
+                        }
+                        order.push(id.clone());
                         assert!(seen.insert(id), "new ids are unique");
                         new += 1;
                     }
@@ -418,6 +493,15 @@ mod tests {
             (0.005..0.02).contains(&(deletes as f64 / total)),
             "{deletes}/{total}"
         );
+        // Counter ids come in no lexical order either ("-10" < "-9"), but in long sorted runs;
+        // UUIDs are scattered: about half of the neighbours are out of order.
+        let descents = order.windows(2).filter(|w| w[0] > w[1]).count();
+        let share = descents as f64 / (order.len() - 1) as f64;
+        if uuid {
+            assert!((0.4..0.6).contains(&share), "{share}");
+        } else {
+            assert!(share < 0.05, "{share}");
+        }
     }
 
     #[test]

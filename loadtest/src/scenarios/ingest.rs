@@ -19,7 +19,7 @@ use crate::report::{
     ErrorCounts, LatencyMs, Report, RssSampler, Section, new_histogram, r3, read_cpu_secs, read_rss,
 };
 use crate::samples::{DELETE_FRAME, SampleGen};
-use crate::{FrameShape, IngestArgs};
+use crate::{FrameShape, IdShape, IngestArgs};
 
 const READ_BUFFER: usize = 16 * 1024;
 /// Fraction of the server's frame rate we allow ourselves (clock skew margin).
@@ -51,6 +51,7 @@ struct Plan {
     upsert: f64,
     delete: f64,
     frame: FrameShape,
+    uuid_ids: bool,
 }
 
 /// Shared live counters (progress lines) and the latency histogram.
@@ -112,6 +113,7 @@ pub async fn run(env: Arc<Env>, args: &IngestArgs) -> Result<Report> {
         upsert: args.upsert_pct / 100.0,
         delete: args.delete_pct / 100.0,
         frame: args.frame,
+        uuid_ids: args.ids == IdShape::Uuid,
     });
     let shared = Arc::new(Shared::default());
     let tracker = Arc::new(ConnTracker::default());
@@ -400,8 +402,15 @@ async fn session(
     let start = chrono::Utc::now()
         - chrono::Duration::minutes(minutes_needed.ceil() as i64 + 1440 + (i % 60) as i64);
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x00C1_A817;
-    let mut samples = SampleGen::new(format!("lt-{}-{i}", env.run_id), i, start, seed)
-        .with_edits(plan.upsert, plan.delete);
+    let prefix = format!("lt-{}-{i}", env.run_id);
+    let mut samples =
+        SampleGen::new(prefix.clone(), i, start, seed).with_edits(plan.upsert, plan.delete);
+    if plan.uuid_ids {
+        // Sessions may share a user, and runs a server: the key differs per run and session.
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&prefix, &mut h);
+        samples = samples.with_uuid_ids(std::hash::Hasher::finish(&h));
+    }
     // Series frames' source: derived ids are per source, and sessions may share a user.
     let source = format!("lt-{}-{i}", env.run_id);
 
