@@ -163,12 +163,15 @@ fn sample_id(uuid_ids: bool, user: usize, n: usize, rng: &mut u64) -> String {
     }
 }
 
+/// `(kind, start_ms, id)` of a sample a batch wrote.
+type Written = (i64, i64, String);
+
 fn write_extra(
     tx: &Transaction,
     layout: &Layout,
     user: &[u8],
     head: i64,
-    written: &[(i64, i64, String)],
+    written: &[Written],
 ) -> rusqlite::Result<()> {
     let log = || {
         let ids: Vec<u8> = written
@@ -187,7 +190,7 @@ fn write_extra(
             .execute(params![user, head, ids])
             .map(drop)
     };
-    let mut groups: Vec<((i64, i64), Vec<&(i64, i64, String)>)> = Vec::new();
+    let mut groups: Vec<((i64, i64), Vec<&Written>)> = Vec::new();
     for w in written {
         let key = (w.0, w.1.div_euclid(HOUR_MS));
         match groups.iter_mut().find(|(k, _)| *k == key) {

@@ -15,6 +15,7 @@ mod audit;
 mod checkpoint;
 mod health;
 pub mod key;
+mod ranges;
 mod samples;
 mod schema;
 mod streams;
@@ -137,7 +138,6 @@ impl SqliteStore {
         // copy; it only has to outlive the op, never a crash.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(schema::SCHEMA)?;
         schema::migrate(&mut conn)?;
         conn.execute_batch(streams::SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
@@ -608,4 +608,4 @@ mod tests;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
-mod tests_v6;
+mod tests_layout;

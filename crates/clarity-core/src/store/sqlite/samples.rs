@@ -1,45 +1,22 @@
 //! Sample listings: one user's samples in `(start, id)` order, of one kind or of all.
 //!
 //! Rules:
-//! - Both read `samples_by_kind_time (user_id, kind, start_ms, id)`, the only time index
-//!   (schema version 6): a listing of all kinds is SQLite's merge (`MERGE (UNION ALL)` in the
-//!   query plan) of one range per kind, each already in order, so a page reads `limit + 1` rows
-//!   plus one seek per kind, never a sort, however long the history.
-//! - The range seek starts at the later of `from` and the cursor; rows sharing the cursor's
-//!   millisecond are then skipped by id (ids are unique per user, so `(start, id)` is a total
-//!   order across kinds too).
-
-use std::sync::LazyLock;
+//! - The table is keyed by change (`(user_id, seq)`, schema version 9); time order comes from
+//!   `sample_ranges` (see `ranges`): the listing walks the hours from the later of `from` and
+//!   the cursor, and for each hour reads the seq runs its ranges name (merged, so no row twice),
+//!   keeping the rows whose own kind and hour match, then sorts that hour by `(start, id)`.
+//! - A page ends at an hour's end: hours are read whole until more than `limit` samples are in
+//!   hand, so the cost of a page is its hours' samples, however long the history.
+//! - Rows sharing the cursor's millisecond are skipped by id (ids are unique per user, so
+//!   `(start, id)` is a total order across kinds too).
 
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
+use super::ranges::{self, hour_of};
 use super::{SAMPLE_COLUMNS, sample_from_row};
-use crate::samples::{Kind, Sample};
+use crate::samples::Sample;
 use crate::store::{Cursor, SamplePage, SampleQuery};
-
-/// One kind's range; `{kind}` is `?7` or a kind's code.
-fn arm(kind: &str) -> String {
-    format!(
-        "SELECT {SAMPLE_COLUMNS} FROM samples INDEXED BY samples_by_kind_time
-         WHERE user_id = ?1 AND kind = {kind} AND start_ms >= ?2 AND start_ms < ?3
-           AND (start_ms > ?4 OR (start_ms = ?4 AND id > ?5))"
-    )
-}
-
-static ONE_KIND: LazyLock<String> =
-    LazyLock::new(|| format!("{} ORDER BY start_ms, id LIMIT ?6", arm("?7")));
-
-static ALL_KINDS: LazyLock<String> = LazyLock::new(|| {
-    let arms: Vec<String> = Kind::ALL
-        .iter()
-        .map(|k| arm(&k.code().to_string()))
-        .collect();
-    format!(
-        "{} ORDER BY start_ms, id LIMIT ?6",
-        arms.join(" UNION ALL ")
-    )
-});
 
 /// The page of `user`'s samples `q` asks for.
 pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Result<SamplePage> {
@@ -50,24 +27,47 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
     };
     let lower = q.from_ms.unwrap_or(i64::MIN).max(after_ms);
     let upper = q.to_ms.unwrap_or(i64::MAX);
-    let fetch = (limit + 1) as i64;
     let uid = &user.as_bytes()[..];
-    let mut samples: Vec<Sample> = match q.kind {
-        Some(kind) => c
-            .prepare_cached(&ONE_KIND)?
-            .query_map(
-                params![uid, lower, upper, after_ms, after_id, fetch, kind.code()],
-                sample_from_row,
-            )?
-            .collect::<rusqlite::Result<_>>()?,
-        None => c
-            .prepare_cached(&ALL_KINDS)?
-            .query_map(
-                params![uid, lower, upper, after_ms, after_id, fetch],
-                sample_from_row,
-            )?
-            .collect::<rusqlite::Result<_>>()?,
-    };
+    let kind = q.kind.map(|k| i64::from(k.code()));
+    let mut samples: Vec<Sample> = Vec::new();
+    if lower < upper {
+        let keep = |s: &Sample| {
+            let t = s.start.utc_ms;
+            t >= lower
+                && t < upper
+                && (t > after_ms || (t == after_ms && s.id.as_str() > after_id))
+                && kind.is_none_or(|k| k == i64::from(s.kind.code()))
+        };
+        let mut st = c.prepare_cached(
+            "SELECT hour, kind, seq_lo, seq_hi FROM sample_ranges
+             WHERE user_id = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
+        )?;
+        let mut rows = st.query(params![uid, hour_of(lower), hour_of(upper - 1)])?;
+        let mut hour: Option<i64> = None;
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        loop {
+            let row = rows.next()?;
+            let next: Option<(i64, i64, i64, i64)> = match row {
+                Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                None => None,
+            };
+            if let Some(h) = hour
+                && next.is_none_or(|n| n.0 != h)
+            {
+                read_hour(c, uid, h, std::mem::take(&mut runs), &keep, &mut samples)?;
+                if samples.len() > limit {
+                    break;
+                }
+            }
+            let Some((h, k, lo, hi)) = next else {
+                break;
+            };
+            hour = Some(h);
+            if kind.is_none_or(|want| want == k) {
+                runs.push((lo, hi));
+            }
+        }
+    }
     let next = if samples.len() > limit {
         samples.truncate(limit);
         samples.last().map(|s| Cursor {
@@ -78,4 +78,34 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
         None
     };
     Ok(SamplePage { samples, next })
+}
+
+/// Appends hour `hour`'s samples among the seq `runs` that `keep` accepts, in `(start, id)`
+/// order.
+fn read_hour(
+    c: &Connection,
+    uid: &[u8],
+    hour: i64,
+    runs: Vec<(i64, i64)>,
+    keep: &dyn Fn(&Sample) -> bool,
+    out: &mut Vec<Sample>,
+) -> rusqlite::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let from = out.len();
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = ?1 AND seq >= ?2 AND seq <= ?3"
+    ))?;
+    for (lo, hi) in ranges::merge(runs) {
+        let mut rows = st.query(params![uid, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let s = sample_from_row(r)?;
+            if hour_of(s.start.utc_ms) == hour && keep(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out[from..].sort_unstable_by(|a, b| (a.start.utc_ms, &a.id).cmp(&(b.start.utc_ms, &b.id)));
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! Rules:
 //! - [`SCHEMA`] is the shape of version 3 (every database this server ever created was 3
 //!   before migrations existed); later versions come only from [`MIGRATIONS`], so that a new
-//!   database and a migrated one are the same.
+//!   database and a migrated one are the same. It runs only below [`SCHEMA_VERSION`].
 //! - Each version's steps run in one transaction with its `user_version` bump: a crash leaves
 //!   the database at the old version or the new one, never between.
 //! - Every step can run twice: an older server that reopened the file reset `user_version` to
@@ -56,7 +56,7 @@ CREATE INDEX IF NOT EXISTS documents_by_window ON documents (kind, user_id, wind
 ";
 
 /// The schema version [`SCHEMA`] and [`MIGRATIONS`] give (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 /// One step of a migration.
 enum Step {
@@ -135,8 +135,56 @@ CREATE TABLE IF NOT EXISTS erased_users (
 ) WITHOUT ROWID;
 ";
 
+/// Version 9 (the write rate, issue 20): samples clustered by change. The table's key is
+/// `(user_id, seq)`, so a write appends its rows at the end of the user's range and the
+/// change feed is a range of the table itself; `samples_by_id (user_id, id)` keeps
+/// idempotency and versions; `sample_ranges` replaces the per-sample time index with one row
+/// per write, kind and hour saying which seqs hold that hour's samples (`samples::query`).
+/// Each sample cost three B-tree inserts (the table, `samples_by_kind_time`,
+/// `samples_by_seq`); now two, one of them an append. The copy keeps every column; ranges
+/// for existing rows cover at most 64 consecutive seqs each.
+const V9: &str = "
+DROP TABLE IF EXISTS samples_v9;
+CREATE TABLE samples_v9 (
+    user_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL,
+    start_off INTEGER NOT NULL,
+    end_ms INTEGER,
+    end_off INTEGER,
+    value REAL NOT NULL,
+    source TEXT,
+    extra TEXT,
+    version INTEGER,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+INSERT INTO samples_v9 (user_id, seq, id, kind, start_ms, start_off, end_ms, end_off, value,
+        source, extra, version)
+    SELECT user_id, seq, id, kind, start_ms, start_off, end_ms, end_off, value, source, extra,
+        version
+    FROM samples;
+DROP TABLE samples;
+ALTER TABLE samples_v9 RENAME TO samples;
+CREATE UNIQUE INDEX samples_by_id ON samples (user_id, id);
+DROP TABLE IF EXISTS sample_ranges;
+CREATE TABLE sample_ranges (
+    user_id BLOB NOT NULL,
+    hour INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    seq_lo INTEGER NOT NULL,
+    seq_hi INTEGER NOT NULL,
+    PRIMARY KEY (user_id, hour, kind, seq_lo)
+) WITHOUT ROWID;
+INSERT INTO sample_ranges (user_id, hour, kind, seq_lo, seq_hi)
+    SELECT user_id, (start_ms - ((start_ms % 3600000) + 3600000) % 3600000) / 3600000 AS h,
+        kind, MIN(seq), MAX(seq)
+    FROM samples GROUP BY user_id, h, kind, seq / 64;
+";
+
 /// `(version, steps)`, in order.
-const MIGRATIONS: [(i64, &[Step]); 5] = [
+const MIGRATIONS: [(i64, &[Step]); 6] = [
     // Fields beyond `value` (blood_pressure's diastolic, workout's activity, provenance), as
     // the JSON of `samples::Extra`; NULL for every sample that has none.
     (4, &[Step::Column("samples", "extra", "TEXT")]),
@@ -152,9 +200,11 @@ const MIGRATIONS: [(i64, &[Step]); 5] = [
     (6, &[Step::Sql(V6)]),
     (7, &[Step::Sql(V7)]),
     (8, &[Step::Sql(V8)]),
+    (9, &[Step::Sql(V9)]),
 ];
 
-/// Brings the database to [`SCHEMA_VERSION`]; refuses one written by a newer server.
+/// Brings the database to [`SCHEMA_VERSION`] (creating it first when new); refuses one
+/// written by a newer server.
 pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let mut version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     anyhow::ensure!(
@@ -162,6 +212,10 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         "the database schema is version {version}, newer than this server's \
          ({SCHEMA_VERSION}): run a newer clarity"
     );
+    if version < SCHEMA_VERSION {
+        // Never on a current database: version 3's index on `samples` would come back.
+        conn.execute_batch(SCHEMA)?;
+    }
     version = version.max(3);
     for (to, steps) in MIGRATIONS {
         if to <= version {

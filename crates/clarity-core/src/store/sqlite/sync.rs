@@ -6,9 +6,11 @@
 //!   group-commit transaction, so the ops of a call apply in order and together, and the
 //!   user's head (`change_heads.head`) is read and advanced without a race, even by a second
 //!   process on the same file (its writer waits for the `IMMEDIATE` lock).
-//! - A live sample carries the seq of its latest change (`samples.seq`); a deleted one leaves
-//!   a row in `tombstones` with the seq of its deletion. The feed is the union of both above a
-//!   position, in seq order: compacted, each id listed once at its latest change.
+//! - A live sample carries the seq of its latest change (`samples.seq`, the table's key after
+//!   the user: schema version 9); a deleted one leaves a row in `tombstones` with the seq of
+//!   its deletion. The feed is the union of both above a position, in seq order: compacted,
+//!   each id listed once at its latest change. Every write also records where its samples
+//!   went in `sample_ranges` (`ranges::record`), which listings by time read.
 //! - A tombstone older than [`TOMBSTONE_DAYS`] is forgotten; the user's `floor` is raised to
 //!   the highest seq forgotten, since a reader below it would never learn of that deletion.
 //! - `erase_user` is one transaction: there is never a half-erased account to resume. It
@@ -21,7 +23,7 @@ use std::sync::LazyLock;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use super::{SAMPLE_COLUMNS, sample_from_row};
+use super::{SAMPLE_COLUMNS, ranges, sample_from_row};
 use crate::samples::Sample;
 use crate::store::{
     Change, ChangeOp, ChangePage, DocKind, Erased, OpOutcome, Revision, SampleOp, StoreError,
@@ -76,6 +78,7 @@ pub(super) fn write_ops(
         outcomes: Vec::with_capacity(ops.len()),
         ..WriteResult::default()
     };
+    let mut placed = Vec::with_capacity(ops.len());
     for op in ops {
         let seq = head + 1;
         let outcome = match op {
@@ -87,9 +90,13 @@ pub(super) fn write_ops(
         if outcome.changed() {
             head = seq;
             out.seqs.push(seq as u64);
+            if let SampleOp::Put(s) = op {
+                placed.push(ranges::Placed::new(s, seq));
+            }
         }
         out.outcomes.push(outcome);
     }
+    ranges::record(c, uid, placed).map_err(other)?;
     if head != start {
         c.prepare_cached(
             "INSERT INTO change_heads (user_id, head) VALUES (?1, ?2)
@@ -247,8 +254,7 @@ pub(super) fn changes(
         .unwrap_or((0, 0));
     let mut changes: Vec<Change> = tx
         .prepare_cached(&format!(
-            "SELECT {SAMPLE_COLUMNS}, seq, 0 FROM samples INDEXED BY samples_by_seq
-               WHERE user_id = ?1 AND seq > ?2
+            "SELECT {SAMPLE_COLUMNS}, seq, 0 FROM samples WHERE user_id = ?1 AND seq > ?2
              UNION ALL
              SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, seq, 1
                FROM tombstones INDEXED BY tombstones_by_seq WHERE user_id = ?1 AND seq > ?2
@@ -312,6 +318,7 @@ pub(super) fn erase_user(c: &Connection, user: Uuid) -> StoreResult<Erased> {
     run("DELETE FROM refresh_tokens WHERE user_id = ?1")?;
     let samples = run("DELETE FROM samples WHERE user_id = ?1")?
         + run("DELETE FROM tombstones WHERE user_id = ?1")?;
+    run("DELETE FROM sample_ranges WHERE user_id = ?1")?;
     run("DELETE FROM change_heads WHERE user_id = ?1")?;
     run("DELETE FROM revisions WHERE user_id = ?1")?;
     let mut documents = run("DELETE FROM events WHERE user_id = ?1")?;

@@ -140,7 +140,7 @@ async fn feed(store: &SqliteStore, user: Uuid) -> (Vec<(u64, String, bool)>, u64
 /// A database as the server before sync v2 wrote it (version 4: no versions, seqs,
 /// tombstones or change heads) opens with its samples read back identical; they join each
 /// user's change sequence in time order, and writes continue after them. Reopening after an
-/// older server reset the version and wrote a sample in the old shape numbers only that one.
+/// older server reset the version changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_4_database_is_migrated_to_5_and_its_samples_join_the_change_feed() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,11 +224,18 @@ async fn a_version_4_database_is_migrated_to_5_and_its_samples_join_the_change_f
     assert_eq!(done.seqs, [4]);
     store.close().await;
 
-    // An older server reset the version and stored a sample without a seq.
+    // An older server that reset the version cannot store a sample without a seq in the
+    // version 9 layout (the seq is the table's key): its write fails instead of hiding a row
+    // from the feed. Reopening runs every migration again and changes nothing.
     {
         let c = db(dir.path());
         c.execute_batch("PRAGMA user_version = 3;").unwrap();
-        insert(&c, a, "from-old-server", 1, None);
+        let refused = c.execute(
+            "INSERT INTO samples (user_id, id, kind, start_ms, start_off, value)
+             VALUES (?1, 'from-old-server', 2, 0, 0, 1.0)",
+            [&a.as_bytes()[..]],
+        );
+        assert!(refused.is_err(), "{refused:?}");
     }
     let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(version(dir.path()), schema::SCHEMA_VERSION);
@@ -240,11 +247,27 @@ async fn a_version_4_database_is_migrated_to_5_and_its_samples_join_the_change_f
             (1, "m-early"),
             (2, "a-same-minute"),
             (3, "z-late"),
-            (4, "new"),
-            (5, "from-old-server")
+            (4, "new")
         ]
     );
-    assert_eq!(head, 5);
+    assert_eq!(head, 4);
+    let listed: Vec<String> = store
+        .query_samples(a, all())
+        .await
+        .unwrap()
+        .samples
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, ["m-early", "a-same-minute", "z-late", "new"]);
+    let stray: bool = db(dir.path())
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'samples_by_kind_time')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!stray, "version 3's index does not come back");
     store.close().await;
 }
 
