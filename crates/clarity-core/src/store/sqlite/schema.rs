@@ -216,11 +216,18 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         // Never on a current database: version 3's index on `samples` would come back.
         conn.execute_batch(SCHEMA)?;
     }
+    let from = version;
     version = version.max(3);
     for (to, steps) in MIGRATIONS {
         if to <= version {
             continue;
         }
+        if from > 0 {
+            // Not for a new database (0): an operator upgrading wants to know why start-up
+            // takes long (version 9 copies every sample: about a minute per ten million).
+            tracing::info!(from = version, to, "migrating the SQLite database");
+        }
+        let started = std::time::Instant::now();
         let tx = conn.transaction()?;
         for step in steps {
             match step {
@@ -241,6 +248,13 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         }
         tx.pragma_update(None, "user_version", to)?;
         tx.commit()?;
+        if from > 0 {
+            tracing::info!(
+                version = to,
+                secs = started.elapsed().as_secs_f64(),
+                "SQLite database migrated"
+            );
+        }
         version = to;
     }
     conn.pragma_update(None, "user_version", version)?;
