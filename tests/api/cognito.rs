@@ -200,9 +200,9 @@ async fn cognito_tokens_open_profile_history_shares_and_websocket() {
 
     // Ann's pool signs in by email address as username; Bob's names users by their sub.
     let ann = Uuid::new_v4();
-    let mut c = claims(ann);
-    c["username"] = "Ann@Example.com".into();
-    let ann_token = sign(key1(), &c);
+    let mut ann_claims = claims(ann);
+    ann_claims["username"] = "Ann@Example.com".into();
+    let ann_token = sign(key1(), &ann_claims);
     let bob = Uuid::new_v4();
     let mut c = claims(bob);
     c["email"] = "bob@example.com".into();
@@ -248,7 +248,8 @@ async fn cognito_tokens_open_profile_history_shares_and_websocket() {
     let mut ws = app.ws(&ann_token).await;
     let welcome = ws.welcome().await;
     assert_eq!(welcome["user_id"], ann.to_string());
-    let exp = chrono::DateTime::from_timestamp(c["exp"].as_i64().unwrap(), 0).unwrap();
+    // Ann's token's own expiry (Bob's claims may have been made a second later).
+    let exp = chrono::DateTime::from_timestamp(ann_claims["exp"].as_i64().unwrap(), 0).unwrap();
     let announced =
         chrono::DateTime::parse_from_rfc3339(welcome["token_expires_at"].as_str().unwrap())
             .unwrap();
