@@ -45,6 +45,9 @@ impl Placed {
 
 /// Records the runs of `placed` (in the write's savepoint, like the samples).
 pub(super) fn record(c: &Connection, uid: &[u8], mut placed: Vec<Placed>) -> rusqlite::Result<()> {
+    if placed.is_empty() {
+        return Ok(());
+    }
     placed.sort_unstable();
     let mut st = c.prepare_cached(
         "INSERT INTO sample_ranges (user_id, hour, kind, seq_lo, seq_hi) VALUES (?1, ?2, ?3, ?4, ?5)

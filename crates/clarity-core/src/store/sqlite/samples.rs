@@ -10,6 +10,8 @@
 //! - Rows sharing the cursor's millisecond are skipped by id (ids are unique per user, so
 //!   `(start, id)` is a total order across kinds too).
 
+use std::sync::LazyLock;
+
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
@@ -80,6 +82,12 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
     Ok(SamplePage { samples, next })
 }
 
+/// One seq run of the user's rows; built once (the statement cache is keyed by the text, and
+/// this runs for every hour a listing reads).
+static RUN: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = ?1 AND seq >= ?2 AND seq <= ?3")
+});
+
 /// Appends hour `hour`'s samples among the seq `runs` that `keep` accepts, in `(start, id)`
 /// order.
 fn read_hour(
@@ -94,9 +102,7 @@ fn read_hour(
         return Ok(());
     }
     let from = out.len();
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = ?1 AND seq >= ?2 AND seq <= ?3"
-    ))?;
+    let mut st = c.prepare_cached(&RUN)?;
     for (lo, hi) in ranges::merge(runs) {
         let mut rows = st.query(params![uid, lo, hi])?;
         while let Some(r) = rows.next()? {
