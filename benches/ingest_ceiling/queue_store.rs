@@ -1,6 +1,11 @@
 //! The store of the ceiling run: sample writes go onto an in-memory queue and are acked at
 //! once; everything else (accounts, tokens, documents, streams) is the real SQLite store's, so
 //! that the server around it does exactly what it does in production.
+//!
+//! The analyses that completed days trigger read their week's samples back: from the queue
+//! run's store they read nothing (its samples were never stored). [`Writes::Store`] is the
+//! real store's write path with the same blind reads, so that comparing it with the queue
+//! prices the writes alone; the plain SQLite run prices writes and reads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +20,18 @@ use clarity::store::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+/// Where sample writes go.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Writes {
+    /// The in-memory queue; sample reads go to the store (which has none).
+    Queue,
+    /// The real store; sample reads find nothing, as they do in the queue run.
+    Store,
+}
+
 pub struct QueueStore {
     inner: Arc<dyn Store>,
+    writes: Writes,
     queue: mpsc::UnboundedSender<(Uuid, Vec<SampleOp>)>,
     /// Change sequence numbers: strictly increasing per user (gaps allowed), as the contract
     /// asks; one counter for all users is the cheapest such sequence.
@@ -25,11 +40,12 @@ pub struct QueueStore {
 
 impl QueueStore {
     /// Wraps `inner`; the queue's consumer (drops what it takes) runs on the current runtime.
-    pub fn new(inner: Arc<dyn Store>) -> QueueStore {
+    pub fn new(inner: Arc<dyn Store>, writes: Writes) -> QueueStore {
         let (queue, mut rx) = mpsc::unbounded_channel::<(Uuid, Vec<SampleOp>)>();
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         QueueStore {
             inner,
+            writes,
             queue,
             seq: AtomicU64::new(0),
         }
@@ -39,6 +55,9 @@ impl QueueStore {
 #[async_trait]
 impl Store for QueueStore {
     async fn write_samples(&self, user: Uuid, ops: Vec<SampleOp>) -> StoreResult<WriteResult> {
+        if self.writes == Writes::Store {
+            return self.inner.write_samples(user, ops).await;
+        }
         let mut out = WriteResult {
             outcomes: Vec::with_capacity(ops.len()),
             ..WriteResult::default()
@@ -113,6 +132,12 @@ impl Store for QueueStore {
         self.inner.set_superseded(kind, user, id, by).await
     }
     async fn query_samples(&self, user: Uuid, query: SampleQuery) -> StoreResult<SamplePage> {
+        if self.writes == Writes::Store {
+            return Ok(SamplePage {
+                samples: Vec::new(),
+                next: None,
+            });
+        }
         self.inner.query_samples(user, query).await
     }
     async fn put_doc(&self, kind: DocKind, doc: DocRecord) -> StoreResult<bool> {

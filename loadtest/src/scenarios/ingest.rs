@@ -21,6 +21,8 @@ use crate::report::{
 use crate::samples::{DELETE_FRAME, SampleGen};
 use crate::{FrameShape, IdShape, IngestArgs};
 
+/// How far back a session's data may start: 120 days of minutes.
+const MAX_BACKFILL_MINUTES: f64 = 120.0 * 1440.0;
 const READ_BUFFER: usize = 16 * 1024;
 /// Fraction of the server's frame rate we allow ourselves (clock skew margin).
 const RATE_LIMIT_MARGIN: f64 = 0.9;
@@ -396,15 +398,21 @@ async fn session(
     } else {
         fps
     };
+    // A server whose frame limit is lifted announces a rate no session reaches: then at most
+    // MAX_BACKFILL_MINUTES back (the server refuses data from before 2000), wrapping
+    // to the start at "now" should a session get that far.
     let minutes_needed =
-        (plan.duration.as_secs_f64() + plan.drain.as_secs_f64()) * frames_per_sec * batch as f64
-            / 2.0;
-    let start = chrono::Utc::now()
-        - chrono::Duration::minutes(minutes_needed.ceil() as i64 + 1440 + (i % 60) as i64);
+        ((plan.duration.as_secs_f64() + plan.drain.as_secs_f64()) * frames_per_sec * batch as f64
+            / 2.0)
+            .min(MAX_BACKFILL_MINUTES);
+    let now = chrono::Utc::now();
+    let start =
+        now - chrono::Duration::minutes(minutes_needed.ceil() as i64 + 1440 + (i % 60) as i64);
     let seed = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x00C1_A817;
     let prefix = format!("lt-{}-{i}", env.run_id);
-    let mut samples =
-        SampleGen::new(prefix.clone(), i, start, seed).with_edits(plan.upsert, plan.delete);
+    let mut samples = SampleGen::new(prefix.clone(), i, start, seed)
+        .with_edits(plan.upsert, plan.delete)
+        .wrap_at(now);
     if plan.uuid_ids {
         // Sessions may share a user, and runs a server: the key differs per run and session.
         let mut h = std::hash::DefaultHasher::new();

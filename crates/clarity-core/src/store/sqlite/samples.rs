@@ -42,11 +42,14 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
             kind,
             keep: &keep,
         };
+        // The kind is filtered here too: an analysis asks for each heart kind in turn, most of
+        // which a user never stored, over a week of every other kind's ranges.
         let mut st = c.prepare_cached(
             "SELECT hour, kind, seq_lo, seq_hi FROM sample_ranges
-             WHERE user_id = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
+             WHERE user_id = ?1 AND hour >= ?2 AND hour <= ?3 AND (?4 IS NULL OR kind = ?4)
+             ORDER BY hour",
         )?;
-        let mut rows = st.query(params![uid, hour_of(lower), hour_of(upper - 1)])?;
+        let mut rows = st.query(params![uid, hour_of(lower), hour_of(upper - 1), kind])?;
         let mut hour: Option<i64> = None;
         let mut runs: Vec<(i64, i64)> = Vec::new();
         loop {
