@@ -33,19 +33,15 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
     let kind = q.kind.map(|k| i64::from(k.code()));
     let mut samples: Vec<Sample> = Vec::new();
     if lower < upper {
-        let keep = |s: &Sample| {
-            let t = s.start.utc_ms;
-            t > after_ms || (t == after_ms && s.id.as_str() > after_id)
-        };
         let filter = Filter {
             span: (lower, upper),
             kind,
-            keep: &keep,
+            after: (after_ms, after_id),
         };
         // The kind is filtered here too: an analysis asks for each heart kind in turn, most of
         // which a user never stored, over a week of every other kind's ranges.
         let mut st = c.prepare_cached(
-            "SELECT hour, kind, seq_lo, seq_hi FROM sample_ranges
+            "SELECT hour, seq_lo, seq_hi FROM sample_ranges
              WHERE user_id = ?1 AND hour >= ?2 AND hour <= ?3 AND (?4 IS NULL OR kind = ?4)
              ORDER BY hour",
         )?;
@@ -54,8 +50,8 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
         let mut runs: Vec<(i64, i64)> = Vec::new();
         loop {
             let row = rows.next()?;
-            let next: Option<(i64, i64, i64, i64)> = match row {
-                Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            let next: Option<(i64, i64, i64)> = match row {
+                Some(r) => Some((r.get(0)?, r.get(1)?, r.get(2)?)),
                 None => None,
             };
             if let Some(h) = hour
@@ -66,13 +62,11 @@ pub(super) fn query(c: &Connection, user: Uuid, q: &SampleQuery) -> rusqlite::Re
                     break;
                 }
             }
-            let Some((h, k, lo, hi)) = next else {
+            let Some((h, lo, hi)) = next else {
                 break;
             };
             hour = Some(h);
-            if kind.is_none_or(|want| want == k) {
-                runs.push((lo, hi));
-            }
+            runs.push((lo, hi));
         }
     }
     let next = if samples.len() > limit {
@@ -104,8 +98,16 @@ struct Filter<'a> {
     /// `start` in `[.0, .1)` (UTC ms).
     span: (i64, i64),
     kind: Option<i64>,
-    /// The rest (the cursor), checked on decoded samples.
-    keep: &'a dyn Fn(&Sample) -> bool,
+    /// The cursor: only samples after `(start, id)`, checked on decoded samples.
+    after: (i64, &'a str),
+}
+
+impl Filter<'_> {
+    fn after_cursor(&self, s: &Sample) -> bool {
+        let (ms, id) = self.after;
+        let t = s.start.utc_ms;
+        t > ms || (t == ms && s.id.as_str() > id)
+    }
 }
 
 /// Appends hour `hour`'s samples among the seq `runs` that `filter` keeps, in `(start, id)`
@@ -131,7 +133,7 @@ fn read_hour(
         let mut rows = st.query(params![uid, lo, hi, span_lo, span_hi, filter.kind])?;
         while let Some(r) = rows.next()? {
             let s = sample_from_row(r)?;
-            if (filter.keep)(&s) {
+            if filter.after_cursor(&s) {
                 out.push(s);
             }
         }
